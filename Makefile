@@ -1,0 +1,49 @@
+# osconnect: the two commands a new user needs are `make demo` and `make test`.
+#   make          release build at build/osconnect
+#   make test     install deps, build with ASan+UBSan in build-asan/, run every test
+#                 (T=regex runs a subset; ASAN_DIR=dir picks another build folder)
+#   make demo     install deps, build, run the connector against the simulator
+#   make bench    delivery and presence benchmarks (figures printed)
+#   make lint     clang-format check and cppcheck
+#   make install  install binary and man page (PREFIX=/usr/local)
+BUILD    ?= build
+ASAN_DIR ?= build-asan
+PREFIX   ?= /usr/local
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+T        ?=
+
+.PHONY: all deps build test demo bench lint install man clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DOSC_TESTS=OFF >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+test: deps
+	@cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DOSC_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_DIR) -j$(JOBS)
+	@cd $(ASAN_DIR) && ctest --output-on-failure -j$(JOBS) $(if $(T),-R '$(T)')
+
+demo: deps build
+	@scripts/demo.sh $(BUILD)/osconnect
+
+bench: deps build
+	@bench/run.sh $(BUILD)/osconnect
+
+lint:
+	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+	@cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
+	    --std=c11 -Iinclude --suppress=missingIncludeSystem src
+
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
+
+man: build
+	@scripts/gen-man.sh $(BUILD)/osconnect docs/osconnect.1
+
+clean:
+	rm -rf $(BUILD) $(ASAN_DIR)

@@ -1,0 +1,90 @@
+/*
+ * cli.c - helpers shared by the subcommands.
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "osc/log.h"
+
+static int verbosity_level(const struct cli_common *c, int base)
+{
+    int level = base + c->verbose;
+    if (c->quiet)
+        level = OSC_LOG_LEVEL_ERROR;
+    return level > OSC_LOG_LEVEL_DEBUG ? OSC_LOG_LEVEL_DEBUG : level;
+}
+
+int cli_common_option(struct cli_common *c, int opt, const char *arg)
+{
+    enum osc_log_format f;
+
+    switch (opt) {
+    case 'c':
+        c->config_path = arg;
+        return 1;
+    case 'v':
+        c->verbose++;
+        osc_log_set_level((enum osc_log_level)verbosity_level(c, OSC_LOG_LEVEL_INFO));
+        return 1;
+    case 'q':
+        c->quiet = 1;
+        osc_log_set_level(OSC_LOG_LEVEL_ERROR);
+        return 1;
+    case 'h':
+        c->help = 1;
+        return 1;
+    case CLI_OPT_LOG_FORMAT:
+        if (osc_log_format_parse(arg, &f)) {
+            fprintf(stderr, "osconnect: --log-format takes text or json, not '%s'\n", arg);
+            return -1;
+        }
+        c->log_format = arg;
+        osc_log_set_format(f);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+void cli_common_apply(const struct cli_common *c, const struct osc_config *cfg)
+{
+    enum osc_log_format f;
+    int base = cfg ? cfg->log.level : OSC_LOG_LEVEL_INFO;
+
+    osc_log_set_level((enum osc_log_level)verbosity_level(c, base));
+    if (c->log_format && osc_log_format_parse(c->log_format, &f) == 0)
+        osc_log_set_format(f);
+    else if (cfg)
+        osc_log_set_format((enum osc_log_format)cfg->log.format);
+}
+
+int cli_load_config(const struct cli_common *c, struct osc_config **out)
+{
+    struct osc_err err = {0};
+    const char *path = c->config_path;
+    int rc;
+
+    if (!path)
+        path = getenv("OSCONNECT_CONFIG");
+    if (!path)
+        path = "osconnect.yaml";
+    rc = osc_config_load(path, out, &err);
+    if (rc)
+        return cli_fail("config", rc, &err);
+    cli_common_apply(c, *out);
+    return 0;
+}
+
+int cli_fail(const char *cmd, int code, const struct osc_err *err)
+{
+    fprintf(stderr, "osconnect %s: %s\n", cmd, osc_err_text(err, code));
+    return osc_err_exit_code(code);
+}
+
+int cli_usage_error(const char *cmd)
+{
+    fprintf(stderr, "Try 'osconnect %s --help'.\n", cmd);
+    return EX_USAGE;
+}

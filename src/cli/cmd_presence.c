@@ -1,0 +1,17 @@
+/*
+ * cmd_presence.c - `osconnect presence` (not yet implemented).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cmd_presence(int argc, char **argv)
+{
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("Usage: osconnect presence [OPTIONS]\n\nNot yet implemented.\n");
+        return 0;
+    }
+    fprintf(stderr, "osconnect presence: not yet implemented\n");
+    return EX_SOFTWARE;
+}

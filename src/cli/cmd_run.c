@@ -1,0 +1,17 @@
+/*
+ * cmd_run.c - `osconnect run` (not yet implemented).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cmd_run(int argc, char **argv)
+{
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("Usage: osconnect run [OPTIONS]\n\nNot yet implemented.\n");
+        return 0;
+    }
+    fprintf(stderr, "osconnect run: not yet implemented\n");
+    return EX_SOFTWARE;
+}

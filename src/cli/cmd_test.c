@@ -1,0 +1,17 @@
+/*
+ * cmd_test.c - `osconnect test` (not yet implemented).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cmd_test(int argc, char **argv)
+{
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("Usage: osconnect test [OPTIONS]\n\nNot yet implemented.\n");
+        return 0;
+    }
+    fprintf(stderr, "osconnect test: not yet implemented\n");
+    return EX_SOFTWARE;
+}

@@ -1,0 +1,181 @@
+/*
+ * log.c - the logger and the secret registry behind osc_redact().
+ *
+ * Invariant: no byte leaves this file (or osc_err_set) without having been
+ * passed through osc_redact(). The secret registry is a small fixed array:
+ * a process has a handful of credentials, and a fixed size keeps redaction
+ * allocation-free.
+ */
+#include "osc/log.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "osc/err.h"
+
+#define MAX_SECRETS 64
+#define MIN_SECRET 4
+#define MASK "***"
+
+int osc_log_level_current = OSC_LOG_LEVEL_INFO;
+
+static enum osc_log_format log_format = OSC_LOG_FORMAT_TEXT;
+static FILE *log_stream;
+static char *secrets[MAX_SECRETS];
+static size_t nsecrets;
+
+/* repeat suppression */
+static char last_line[OSC_LOG_LINE_MAX];
+static enum osc_log_level last_level;
+static char last_module[32];
+static unsigned long repeats;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void osc_log_set_level(enum osc_log_level level) { osc_log_level_current = (int)level; }
+void osc_log_set_format(enum osc_log_format format) { log_format = format; }
+void osc_log_set_stream(FILE *stream) { log_stream = stream; }
+
+int osc_log_level_parse(const char *s, enum osc_log_level *out)
+{
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+        if (strcmp(s, level_names[i]) == 0) {
+            *out = (enum osc_log_level)i;
+            return 0;
+        }
+    }
+    if (strcmp(s, "warning") == 0) {
+        *out = OSC_LOG_LEVEL_WARN;
+        return 0;
+    }
+    return OSC_EINVAL;
+}
+
+int osc_log_format_parse(const char *s, enum osc_log_format *out)
+{
+    if (strcmp(s, "text") == 0)
+        *out = OSC_LOG_FORMAT_TEXT;
+    else if (strcmp(s, "json") == 0)
+        *out = OSC_LOG_FORMAT_JSON;
+    else
+        return OSC_EINVAL;
+    return 0;
+}
+
+int osc_log_secret_add(const char *secret)
+{
+    if (!secret || strlen(secret) < MIN_SECRET)
+        return 0;
+    for (size_t i = 0; i < nsecrets; i++)
+        if (strcmp(secrets[i], secret) == 0)
+            return 0;
+    if (nsecrets == MAX_SECRETS)
+        return OSC_ETOOBIG;
+    secrets[nsecrets] = strdup(secret);
+    if (!secrets[nsecrets])
+        return OSC_ENOMEM;
+    nsecrets++;
+    return 0;
+}
+
+void osc_log_secret_clear(void)
+{
+    for (size_t i = 0; i < nsecrets; i++)
+        free(secrets[i]);
+    nsecrets = 0;
+}
+
+size_t osc_redact(char *buf, size_t cap)
+{
+    size_t n = 0;
+
+    if (!buf || cap == 0)
+        return 0;
+    for (size_t i = 0; i < nsecrets; i++) {
+        size_t slen = strlen(secrets[i]);
+        char *p = buf;
+        while ((p = strstr(p, secrets[i])) != NULL) {
+            /* secrets are >= 4 bytes and the mask is 3, so this only shrinks */
+            size_t tail = strlen(p + slen);
+            memcpy(p, MASK, sizeof(MASK) - 1);
+            memmove(p + sizeof(MASK) - 1, p + slen, tail + 1);
+            p += sizeof(MASK) - 1;
+            n++;
+        }
+    }
+    return n;
+}
+
+static void timestamp(char *out, size_t cap)
+{
+    struct timespec ts;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             ts.tv_nsec / 1000000L);
+}
+
+static void emit(enum osc_log_level level, const char *module, const char *msg)
+{
+    FILE *out = log_stream ? log_stream : stderr;
+    char ts[96];
+
+    timestamp(ts, sizeof(ts));
+    if (log_format == OSC_LOG_FORMAT_JSON) {
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "time", ts, "level", level_names[level],
+                              "module", module, "msg", msg);
+        char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+        if (s)
+            fprintf(out, "%s\n", s);
+        free(s);
+        json_decref(o);
+    } else {
+        fprintf(out, "%s %-5s [%s] %s\n", ts, level_names[level], module, msg);
+    }
+    fflush(out);
+}
+
+void osc_log_flush(void)
+{
+    if (repeats > 0) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "last message repeated %lu more time%s", repeats,
+                 repeats == 1 ? "" : "s");
+        emit(last_level, last_module, msg);
+        repeats = 0;
+    }
+}
+
+void osc_log_write(enum osc_log_level level, const char *module, const char *fmt, ...)
+{
+    char line[OSC_LOG_LINE_MAX];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(line))
+        memcpy(line + sizeof(line) - 4, "...", 4);
+    osc_redact(line, sizeof(line));
+
+    if (level == last_level && strcmp(module, last_module) == 0 &&
+        strcmp(line, last_line) == 0) {
+        repeats++;
+        return;
+    }
+    osc_log_flush();
+    emit(level, module, line);
+    last_level = level;
+    snprintf(last_module, sizeof(last_module), "%s", module);
+    memcpy(last_line, line, sizeof(line));
+}
