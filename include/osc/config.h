@@ -157,6 +157,7 @@ struct osc_conf_destination {
 };
 
 struct osc_config {
+    struct osc_conf_meta meta; /* first, like every section */
     char *path;
     struct osc_conf_officespace officespace;
     struct osc_conf_mapped mapped;

@@ -33,6 +33,7 @@
     X(EXISTS, 73, "already exists")                                        \
     X(PERM, 77, "permission denied")                                       \
     X(INTERRUPTED, 75, "interrupted")                                      \
+    X(BUSY, 75, "too many requests in flight")                             \
     X(NOTIMPL, 70, "not yet implemented")                                  \
     X(INTERNAL, 70, "internal error")
 
