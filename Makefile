@@ -27,6 +27,7 @@ test: deps
 	@cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DOSC_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_DIR) -j$(JOBS) -- --no-print-directory
 	@cd $(ASAN_DIR) && ctest --output-on-failure -j$(JOBS) $(if $(T),-R '$(T)')
+	@scripts/check-secrets.sh $(ASAN_DIR)/Testing/Temporary/LastTest.log
 
 demo: deps build
 	@scripts/demo.sh $(BUILD)/osconnect

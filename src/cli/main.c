@@ -40,6 +40,12 @@ static void usage(FILE *out)
 
 int cmd_help(int argc, char **argv)
 {
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("Usage: osconnect help [COMMAND | config [--man]]\n\n"
+               "Help on a command, or the reference of every configuration key\n"
+               "(--man: as roff, for the man page).\n");
+        return 0;
+    }
     if (argc >= 2 && strcmp(argv[1], "config") == 0) {
         int man = argc >= 3 && strcmp(argv[2], "--man") == 0;
         if (!man)
