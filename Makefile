@@ -5,6 +5,7 @@
 #   make demo     install deps, build, run the connector against the simulator
 #   make bench    delivery and presence benchmarks (figures printed)
 #   make lint     clang-format check and cppcheck
+#   make fuzz     libFuzzer harnesses, FUZZ_SECONDS each (clang)
 #   make install  install binary and man page (PREFIX=/usr/local)
 BUILD    ?= build
 ASAN_DIR ?= build-asan
@@ -12,7 +13,7 @@ PREFIX   ?= /usr/local
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 T        ?=
 
-.PHONY: all deps build test demo bench lint install man clean
+.PHONY: all deps build test demo bench lint install man fuzz clean
 
 all: build
 
@@ -43,8 +44,15 @@ lint:
 install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)
 
+# Each harness runs FUZZ_SECONDS (default 60) from its seed corpus in tests/fuzz/corpus/NAME.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DOSC_FUZZ=ON -DOSC_TESTS=OFF >/dev/null
+	@cmake --build build-fuzz -j$(JOBS) -- --no-print-directory
+	@scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
 man: build
 	@scripts/gen-man.sh $(BUILD)/osconnect docs/osconnect.1
 
 clean:
-	rm -rf $(BUILD) $(ASAN_DIR)
+	rm -rf $(BUILD) $(ASAN_DIR) build-fuzz
