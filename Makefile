@@ -24,7 +24,7 @@ build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DOSC_TESTS=OFF >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS) -- --no-print-directory
 
-test: deps
+test: deps build
 	@cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DOSC_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_DIR) -j$(JOBS) -- --no-print-directory
 	@cd $(ASAN_DIR) && ctest --output-on-failure -j$(JOBS) $(if $(T),-R '$(T)')
