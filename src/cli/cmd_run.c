@@ -1,17 +1,117 @@
 /*
- * cmd_run.c - `osconnect run` (not yet implemented).
+ * cmd_run.c - `osconnect run`: presence sync plus the status endpoint
+ * (/healthz, /metrics). Thin: options, signals, the server's lifetime;
+ * the work is osc_presence_loop() and osc_status_start().
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "osc/log.h"
+#include "osc/metrics.h"
+#include "osc/presence.h"
+#include "osc/status.h"
+
+static volatile int stop_flag, reload_flag;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    reload_flag = 1;
+}
+
+static void usage(void)
+{
+    printf("Usage: osconnect run -c FILE\n"
+           "\n"
+           "Run the presence sync continuously (see `osconnect presence --help`) and\n"
+           "serve the status endpoint on status.listen (default 127.0.0.1:9464; port 0\n"
+           "picks a free port, printed as `status http://HOST:PORT`):\n"
+           "  GET /healthz  200 while the last successful cycle ended within 3 intervals,\n"
+           "                else 503; the body says why\n"
+           "  GET /metrics  Prometheus text format (osconnect_presence_*)\n"
+           "\n"
+           "Options:\n"
+           CLI_COMMON_HELP
+           "\n"
+           "Signals: SIGTERM/SIGINT stop after the cycle in progress (exit 0);\n"
+           "SIGHUP reloads the configuration (a bad file keeps the old one; a changed\n"
+           "status.listen needs a restart).\n"
+           "\n"
+           CLI_EXIT_HELP);
+}
 
 int cmd_run(int argc, char **argv)
 {
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("Usage: osconnect run [OPTIONS]\n\nNot yet implemented.\n");
+    static const struct option longopts[] = {CLI_COMMON_LONG, {NULL, 0, NULL, 0}};
+    struct cli_common common = {0};
+    struct osc_presence_loop_opts lo = {0};
+    struct osc_config *cfg = NULL;
+    struct osc_metrics *metrics = NULL;
+    struct osc_status *status = NULL;
+    struct osc_err err = {0};
+    struct sigaction sa;
+    int opt, rc;
+
+    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT, longopts, NULL)) != -1)
+        if (cli_common_option(&common, opt, optarg) <= 0)
+            return cli_usage_error("run");
+    if (common.help) {
+        usage();
         return 0;
     }
-    fprintf(stderr, "osconnect run: not yet implemented\n");
-    return EX_SOFTWARE;
+    if (optind < argc) {
+        fprintf(stderr, "osconnect run: unexpected argument '%s'\n", argv[optind]);
+        return cli_usage_error("run");
+    }
+    if ((rc = cli_load_config(&common, &cfg)))
+        return rc;
+    if (!cfg->presence.meta.present) {
+        fprintf(stderr, "osconnect run: %s has no presence: section; nothing to run\n", cfg->path);
+        rc = EX_CONFIG;
+        goto out;
+    }
+    if (!(metrics = osc_metrics_new())) {
+        rc = cli_fail("run", OSC_ENOMEM, NULL);
+        goto out;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (cfg->status.enabled) {
+        if ((rc = osc_status_start(cfg->status.listen, metrics, &status, &err))) {
+            rc = cli_fail("run", rc, &err);
+            goto out;
+        }
+        printf("status http://%s\n", osc_status_address(status));
+        fflush(stdout);
+        OSC_LOG_INFO("run", "status endpoint on http://%s (/healthz, /metrics)",
+                     osc_status_address(status));
+    }
+    lo.config_path = cfg->path;
+    lo.metrics = metrics;
+    lo.stop = &stop_flag;
+    lo.reload = &reload_flag;
+    rc = osc_presence_loop(&cfg, &lo, &err);
+    if (rc)
+        rc = cli_fail("run", rc, &err);
+    else
+        OSC_LOG_INFO("run", "stopped");
+out:
+    osc_status_stop(status);
+    osc_metrics_free(metrics);
+    osc_config_free(cfg);
+    return rc;
 }

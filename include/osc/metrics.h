@@ -1,0 +1,96 @@
+/*
+ * metrics.h - presence sync counters and gauges, rendered as Prometheus text.
+ *
+ * The presence loop records into one struct osc_metrics; the status server
+ * reads it from its own thread, so every access takes the struct's mutex
+ * (recording is a handful of additions per cycle, never on a hot path).
+ * Names (all prefixed osconnect_presence_):
+ *   cycles_total{result}                 counter  ok|partial|failed|auth_failed
+ *   cycle_duration_seconds               summary  (_sum, _count)
+ *   last_cycle_duration_seconds          gauge
+ *   locations{status}                    gauge    PRESENCE|PASSIVE_PRESENCE|NO_PRESENCE|unknown
+ *   locations_discovered                 gauge
+ *   points                               gauge    occupancy points discovered
+ *   points_read_total                    counter  latest values read
+ *   invalid_values_total                 counter  NaN/inf/non-numeric values
+ *   pushes_total{result}                 counter  accepted|failed|unsent (locations)
+ *   push_requests_total                  counter  GraphQL requests to OfficeSpace
+ *   mapped_requests_total                counter  GraphQL requests to Mapped
+ *   api_errors_total{api,class}          counter  api mapped|officespace; class auth|
+ *                                                 rate_limited|server|client|transport|graphql|item|too_big
+ *   invalid_identities                   gauge    at the last discovery
+ *   invalid_identities_total             counter
+ *   last_success_timestamp_seconds       gauge    Unix time of the last ok/partial cycle
+ *   up                                   gauge    1 while the last cycle was ok/partial
+ */
+#ifndef OSC_METRICS_H
+#define OSC_METRICS_H
+
+#include <stdint.h>
+
+#include "osc/buf.h"
+
+enum osc_metrics_result {
+    OSC_METRICS_OK = 0,
+    OSC_METRICS_PARTIAL,     /* some locations were not accepted */
+    OSC_METRICS_FAILED,      /* Mapped could not be read, or nothing could be pushed */
+    OSC_METRICS_AUTH_FAILED, /* a credential was refused */
+    OSC_METRICS__NRESULT
+};
+
+enum osc_metrics_api { OSC_METRICS_MAPPED = 0, OSC_METRICS_OFFICESPACE, OSC_METRICS__NAPI };
+
+enum osc_metrics_class {
+    OSC_METRICS_AUTH = 0,
+    OSC_METRICS_RATE_LIMITED,
+    OSC_METRICS_SERVER,
+    OSC_METRICS_CLIENT,
+    OSC_METRICS_TRANSPORT,
+    OSC_METRICS_GRAPHQL,
+    OSC_METRICS_ITEM,
+    OSC_METRICS_TOO_BIG,
+    OSC_METRICS__NCLASS
+};
+
+/* What one cycle did. */
+struct osc_metrics_cycle {
+    enum osc_metrics_result result;
+    int64_t duration_ms;
+    uint64_t locations_by_status[3]; /* indexed by enum osc_presence_status */
+    uint64_t locations_unknown;      /* discovered, but no usable reading */
+    uint64_t locations_discovered;
+    uint64_t points;
+    uint64_t points_read;
+    uint64_t invalid_values;
+    uint64_t pushes_accepted, pushes_failed, pushes_unsent;
+    uint64_t push_requests, mapped_requests;
+    int discovered;               /* this cycle ran a discovery */
+    uint64_t invalid_identities;  /* found by that discovery */
+};
+
+struct osc_metrics;
+
+/* New metrics; caller frees with osc_metrics_free(). NULL on ENOMEM. */
+struct osc_metrics *osc_metrics_new(void);
+void osc_metrics_free(struct osc_metrics *m);
+
+void osc_metrics_set_interval(struct osc_metrics *m, int64_t interval_ms);
+void osc_metrics_record_cycle(struct osc_metrics *m, const struct osc_metrics_cycle *c,
+                              int64_t now_mono_ms, int64_t now_wall_ms);
+void osc_metrics_api_error(struct osc_metrics *m, enum osc_metrics_api api,
+                           enum osc_metrics_class cls);
+/* Class of an HTTP failure (status 0: transport). */
+enum osc_metrics_class osc_metrics_class_of(long status);
+
+/* Prometheus text exposition into out (appended). 0 or OSC_ENOMEM/OSC_ETOOBIG. */
+int osc_metrics_render(struct osc_metrics *m, struct osc_buf *out);
+
+/*
+ * Health: 1 when the last ok/partial cycle ended at most 3 intervals before
+ * now_mono_ms, else 0. why (cap bytes) gets a one-line explanation either way.
+ */
+int osc_metrics_health(struct osc_metrics *m, int64_t now_mono_ms, char *why, size_t cap);
+
+const char *osc_metrics_result_name(enum osc_metrics_result r);
+
+#endif

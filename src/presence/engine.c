@@ -1,0 +1,612 @@
+/*
+ * engine.c - one presence cycle: discover, read, map, aggregate, diff,
+ * push, remember; see presence.h.
+ *
+ * Invariants: p->last holds, per OfficeSpace location, exactly what the
+ * state store holds (it is loaded from it at start and updated only after
+ * the store write of an accepted push committed), so the diff never needs
+ * the database. p->topo is replaced only by a discovery that read every
+ * building. Monotonic time drives deadlines and the topology age; the wall
+ * clock only stamps accepted pushes (they must survive restarts, which the
+ * monotonic clock does not).
+ */
+#include "osc/presence.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "osc/http.h"
+#include "osc/log.h"
+#include "osc/mapped.h"
+#include "osc/metrics.h"
+#include "osc/retry.h"
+#include "osc/store.h"
+
+/* ---- last accepted state per location (open addressing) ---------------- */
+
+struct last_entry {
+    struct osc_urn urn;
+    struct osc_presence_last last; /* last.known == 0: empty slot */
+};
+
+struct last_map {
+    struct last_entry *v;
+    size_t n, cap;
+};
+
+static size_t urn_slot(const struct osc_urn *u, size_t cap)
+{
+    uint64_t h = (uint64_t)u->id * 0x9E3779B97F4A7C15ULL ^ (uint64_t)u->type;
+    return (size_t)(h ^ (h >> 31)) & (cap - 1);
+}
+
+static struct osc_presence_last *last_get(const struct last_map *m, const struct osc_urn *u)
+{
+    if (!m->cap)
+        return NULL;
+    for (size_t i = urn_slot(u, m->cap); m->v[i].last.known; i = (i + 1) & (m->cap - 1))
+        if (osc_urn_cmp(&m->v[i].urn, u) == 0)
+            return &m->v[i].last;
+    return NULL;
+}
+
+static int last_put(struct last_map *m, const struct osc_urn *u, const struct osc_presence_last *l)
+{
+    struct osc_presence_last *cur = last_get(m, u);
+    size_t i;
+
+    if (cur) {
+        *cur = *l;
+        cur->known = 1;
+        return 0;
+    }
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t ncap = m->cap ? m->cap * 2 : 256;
+        struct last_entry *nv = calloc(ncap, sizeof(*nv));
+        if (!nv)
+            return OSC_ENOMEM;
+        for (size_t k = 0; k < m->cap; k++) {
+            if (!m->v[k].last.known)
+                continue;
+            for (i = urn_slot(&m->v[k].urn, ncap); nv[i].last.known; i = (i + 1) & (ncap - 1))
+                ;
+            nv[i] = m->v[k];
+        }
+        free(m->v);
+        m->v = nv;
+        m->cap = ncap;
+    }
+    for (i = urn_slot(u, m->cap); m->v[i].last.known; i = (i + 1) & (m->cap - 1))
+        ;
+    m->v[i].urn = *u;
+    m->v[i].last = *l;
+    m->v[i].last.known = 1;
+    m->n++;
+    return 0;
+}
+
+static int load_row(void *ud, const struct osc_urn *urn, const struct osc_presence_last *last)
+{
+    return last_put(ud, urn, last);
+}
+
+/* ---- the engine -------------------------------------------------------- */
+
+struct osc_presence {
+    const struct osc_config *cfg;
+    struct osc_presence_opts opts;
+    struct osc_http *mapped_http, *os_http;
+    struct osc_store *store;
+    struct last_map last;
+    struct osc_mapped_topo *topo;
+    int64_t discovered_at; /* monotonic */
+    int need_discovery;
+    uint64_t rng;
+};
+
+static int stopping(const struct osc_presence *p)
+{
+    return p->opts.stop && *p->opts.stop;
+}
+
+int osc_presence_new(const struct osc_config *cfg, const struct osc_presence_opts *opts,
+                     struct osc_presence **out, struct osc_err *err)
+{
+    struct osc_presence *p = NULL;
+    struct osc_http_opts mo = {0}, oo = {0};
+    int rc = 0;
+
+    if (!cfg->presence.meta.present || cfg->presence.buildings.n == 0)
+        return osc_err_set(err, OSC_ECONFIG,
+                           "%s: a presence: section with buildings is required", cfg->path);
+    if (!(p = calloc(1, sizeof(*p)))) {
+        rc = osc_err_set(err, OSC_ENOMEM, "out of memory");
+        goto out;
+    }
+    p->cfg = cfg;
+    if (opts)
+        p->opts = *opts;
+    p->need_discovery = 1;
+    p->rng = (uint64_t)osc_clock_wall_ms(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x5DEECE66DULL;
+    if (!p->rng)
+        p->rng = 1;
+
+    mo.timeout_ms = (long)cfg->mapped.timeout_ms;
+    mo.no_verify_tls = !cfg->mapped.verify_tls;
+    mo.ca_file = cfg->mapped.ca_file;
+    mo.max_response = (size_t)cfg->presence.max_response;
+    mo.max_in_flight = 1;
+    oo.timeout_ms = (long)cfg->officespace.timeout_ms;
+    oo.connect_timeout_ms = (long)cfg->officespace.connect_timeout_ms;
+    oo.no_verify_tls = !cfg->officespace.verify_tls;
+    oo.ca_file = cfg->officespace.ca_file;
+    oo.max_in_flight = 1;
+    if (!(p->mapped_http = osc_http_new(&mo, err)) || !(p->os_http = osc_http_new(&oo, err))) {
+        rc = OSC_ENOMEM;
+        goto out;
+    }
+    if ((rc = osc_store_open(cfg->presence.state, p->opts.dry_run, &p->store, err)))
+        goto out;
+    if ((rc = osc_store_each(p->store, load_row, &p->last, err)))
+        goto out;
+    OSC_LOG_DEBUG("presence", "state %s: %zu locations remembered", cfg->presence.state,
+                  p->last.n);
+out:
+    if (rc) {
+        osc_presence_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+void osc_presence_free(struct osc_presence *p)
+{
+    if (!p)
+        return;
+    osc_http_free(p->mapped_http);
+    osc_http_free(p->os_http);
+    osc_store_close(p->store);
+    osc_mapped_topo_free(p->topo);
+    free(p->last.v);
+    free(p);
+}
+
+void osc_presence_invalidate(struct osc_presence *p)
+{
+    p->need_discovery = 1;
+}
+
+static void api_error(struct osc_presence *p, enum osc_metrics_api api, enum osc_metrics_class c)
+{
+    if (p->opts.metrics)
+        osc_metrics_api_error(p->opts.metrics, api, c);
+}
+
+/*
+ * Wait before retry number `attempt`, unless that would pass the deadline
+ * or a stop was asked. 1 if the caller may retry, 0 if not.
+ */
+static int retry_wait(struct osc_presence *p, unsigned attempt, int64_t retry_after_ms,
+                      int64_t deadline)
+{
+    const struct osc_conf_retry *pol = &p->cfg->presence.retry;
+    int64_t wait = retry_after_ms >= 0 ? retry_after_ms : osc_retry_backoff_ms(pol, attempt, &p->rng);
+    int64_t now = osc_clock_mono_ms(p->opts.clock);
+
+    if (attempt >= (unsigned)pol->max_attempts || stopping(p) || now + wait >= deadline)
+        return 0;
+    OSC_LOG_DEBUG("presence", "retry %u in %lldms", attempt, (long long)wait);
+    osc_clock_sleep_ms(wait, p->opts.stop);
+    return !stopping(p);
+}
+
+/* One building from Mapped, retried within the cycle on 429/5xx/transport. */
+static int fetch_building(struct osc_presence *p, const char *b, int discover,
+                          struct osc_mapped_topo *t, int64_t deadline,
+                          struct osc_metrics_cycle *rep, struct osc_err *err)
+{
+    int64_t ra;
+    int rc;
+
+    for (unsigned attempt = 1;; attempt++) {
+        osc_err_clear(err);
+        rep->mapped_requests++;
+        rc = osc_mapped_fetch(p->mapped_http, &p->cfg->mapped, (size_t)p->cfg->presence.max_response,
+                              b, discover, t, &ra, err);
+        if (rc == 0)
+            return 0;
+        switch (rc) {
+        case OSC_EAUTH:
+            api_error(p, OSC_METRICS_MAPPED, OSC_METRICS_AUTH);
+            return rc;
+        case OSC_ETOOBIG:
+            api_error(p, OSC_METRICS_MAPPED, OSC_METRICS_TOO_BIG);
+            return rc;
+        case OSC_EPROTO:
+            api_error(p, OSC_METRICS_MAPPED, OSC_METRICS_GRAPHQL);
+            return rc;
+        case OSC_EUNAVAIL:
+            api_error(p, OSC_METRICS_MAPPED, osc_metrics_class_of(err->status));
+            break;
+        default:
+            api_error(p, OSC_METRICS_MAPPED, osc_metrics_class_of(err->status));
+            return rc;
+        }
+        OSC_LOG_WARN("presence", "%s", osc_err_text(err, rc));
+        /* only HTTP-level failures get here: t was not touched, retrying is safe */
+        if (!retry_wait(p, attempt, ra, deadline))
+            return rc;
+    }
+}
+
+/* Discover every building into a new topology; adopt it only when all were read. */
+static int discover(struct osc_presence *p, int64_t deadline, struct osc_metrics_cycle *rep,
+                    struct osc_err *err)
+{
+    struct osc_mapped_topo *t = osc_mapped_topo_new();
+    int rc = 0;
+
+    if (!t)
+        return osc_err_set(err, OSC_ENOMEM, "out of memory");
+    for (size_t i = 0; i < p->cfg->presence.buildings.n; i++) {
+        const char *b = p->cfg->presence.buildings.v[i];
+        size_t before = t->nlocs;
+        if ((rc = fetch_building(p, b, 1, t, deadline, rep, err)))
+            goto out;
+        OSC_LOG_DEBUG("presence", "building %s: %zu locations", b, t->nlocs - before);
+    }
+    osc_mapped_topo_finish(t);
+    OSC_LOG_INFO("presence",
+                 "discovered %zu locations and %zu occupancy points in %zu places of %zu "
+                 "building(s); %zu invalid or conflicting identities",
+                 t->nlocs, t->npoints, t->places, p->cfg->presence.buildings.n,
+                 t->invalid_identities);
+    osc_mapped_topo_free(p->topo);
+    p->topo = t;
+    t = NULL;
+    p->need_discovery = 0;
+    p->discovered_at = osc_clock_mono_ms(p->opts.clock);
+    rep->discovered = 1;
+    rep->invalid_identities = p->topo->invalid_identities;
+out:
+    osc_mapped_topo_free(t);
+    return rc;
+}
+
+/* Latest values of the known points; a failed building leaves its points without values. */
+static int read_values(struct osc_presence *p, int64_t deadline, struct osc_metrics_cycle *rep,
+                       struct osc_err *err)
+{
+    int rc = 0, first = 0;
+    struct osc_err e1;
+
+    osc_mapped_topo_clear_values(p->topo);
+    for (size_t i = 0; i < p->cfg->presence.buildings.n; i++) {
+        const char *b = p->cfg->presence.buildings.v[i];
+        int r = fetch_building(p, b, 0, p->topo, deadline, rep, &e1);
+        if (r == 0)
+            continue;
+        OSC_LOG_WARN("presence", "building %s: %s", b, osc_err_text(&e1, r));
+        if (!first) {
+            first = r;
+            if (err)
+                *err = e1;
+        }
+        if (r == OSC_EAUTH)
+            break;
+    }
+    rc = first;
+    return rc;
+}
+
+static void print_table_head(FILE *f)
+{
+    fprintf(f, "%-28s %-40s %-16s %5s  %-20s  %s\n", "LOCATION", "MAPPED PLACE", "STATUS", "COUNT",
+            "DETECTED AT", "WHY");
+}
+
+static void print_row(FILE *f, const struct osc_mapped_loc *l, const struct osc_presence_item *it,
+                      enum osc_presence_why why)
+{
+    char urn[32], place[48], when[32];
+
+    snprintf(urn, sizeof(urn), "%s:%lld", osc_urn_type_name(l->urn.type), (long long)l->urn.id);
+    snprintf(place, sizeof(place), "%s %s%s%.20s", l->place_kind, l->place_id,
+             l->place_name[0] ? " " : "", l->place_name);
+    osc_clock_iso8601(it->at_ms, when, sizeof(when));
+    fprintf(f, "%-28s %-40s %-16s %5lld  %-20s  %s\n", urn, place,
+            osc_presence_status_name(it->status), (long long)it->count, when,
+            osc_presence_why_name(why));
+}
+
+/* Record an accepted chunk: store first, memory after the commit. */
+static int remember(struct osc_presence *p, const struct osc_presence_item *items, size_t n,
+                    int64_t now_wall, struct osc_err *err)
+{
+    int rc;
+
+    if ((rc = osc_store_begin(p->store, err)))
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        struct osc_presence_last l = {1, items[i].status, items[i].count, items[i].at_ms, now_wall};
+        if (items[i].state != OSC_PRESENCE_ITEM_ACCEPTED)
+            continue;
+        if ((rc = osc_store_put(p->store, &items[i].urn, &l, err))) {
+            osc_store_rollback(p->store);
+            return rc;
+        }
+    }
+    if ((rc = osc_store_commit(p->store, err)))
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        struct osc_presence_last l = {1, items[i].status, items[i].count, items[i].at_ms, now_wall};
+        if (items[i].state == OSC_PRESENCE_ITEM_ACCEPTED && (rc = last_put(&p->last, &items[i].urn, &l)))
+            return osc_err_set(err, rc, "out of memory");
+    }
+    return 0;
+}
+
+/*
+ * Push one chunk, retrying the request within the cycle. Returns 0 when an
+ * answer was applied (items ACCEPTED/FAILED/PENDING as it said), OSC_EAUTH,
+ * or OSC_EUNAVAIL/OSC_EPROTO when no usable answer came (items PENDING).
+ */
+static int push_chunk(struct osc_presence *p, struct osc_presence_item *items, size_t n,
+                      int64_t deadline, struct osc_metrics_cycle *rep, struct osc_err *err)
+{
+    static const char *const headers[] = {"Content-Type: application/json",
+                                          "Accept: application/json", NULL};
+    struct osc_http_request req = {0};
+    struct osc_http_response resp;
+    struct osc_buf body;
+    int rc;
+
+    osc_buf_init(&body, 16 * 1024 * 1024);
+    osc_http_response_init(&resp);
+    if ((rc = osc_presence_push_body(items, n, &body))) {
+        osc_err_set(err, rc, "cannot build the presence request: %s", osc_strerror(rc));
+        goto out;
+    }
+    req.method = "POST";
+    req.url = p->cfg->officespace.graphql_url;
+    req.headers = headers;
+    req.auth = OSC_HTTP_AUTH_OS_APIKEY;
+    req.secret = p->cfg->officespace.graphql_api_key;
+    req.body = body.data;
+    req.body_len = body.len;
+    for (unsigned attempt = 1;; attempt++) {
+        enum osc_http_outcome oc;
+        osc_err_clear(err);
+        rep->push_requests++;
+        rc = osc_http_perform(p->os_http, &req, &resp, err);
+        oc = osc_retry_classify(&p->cfg->presence.retry, resp.status, resp.transport);
+        if (rc == 0 && (resp.status == 401 || resp.status == 403)) {
+            api_error(p, OSC_METRICS_OFFICESPACE, OSC_METRICS_AUTH);
+            rc = osc_err_set(err, OSC_EAUTH,
+                             "OfficeSpace refused the GraphQL key (HTTP %ld): check "
+                             "officespace.graphql_api_key",
+                             resp.status);
+            goto out;
+        }
+        if (oc == OSC_HTTP_SENT || (rc == 0 && oc == OSC_HTTP_REJECT)) {
+            rc = osc_presence_push_parse(resp.body.data ? resp.body.data : "", resp.body.len,
+                                         items, n, err);
+            if (oc == OSC_HTTP_REJECT) {
+                api_error(p, OSC_METRICS_OFFICESPACE, OSC_METRICS_CLIENT);
+                /* a refused request with no usable answer fails all of its items */
+                for (size_t i = 0; i < n; i++)
+                    if (items[i].state == OSC_PRESENCE_ITEM_PENDING) {
+                        items[i].state = OSC_PRESENCE_ITEM_FAILED;
+                        snprintf(items[i].error, sizeof(items[i].error), "HTTP %ld", resp.status);
+                    }
+                rc = 0;
+            } else if (rc) {
+                api_error(p, OSC_METRICS_OFFICESPACE, OSC_METRICS_GRAPHQL);
+            }
+            goto out;
+        }
+        api_error(p, OSC_METRICS_OFFICESPACE, osc_metrics_class_of(rc ? 0 : resp.status));
+        if (rc == 0)
+            osc_err_set(err, OSC_EUNAVAIL, "OfficeSpace answered HTTP %ld", resp.status);
+        rc = OSC_EUNAVAIL;
+        err->code = rc;
+        OSC_LOG_WARN("presence", "presence push: %s", osc_err_text(err, rc));
+        if (!retry_wait(p, attempt, resp.retry_after_ms, deadline))
+            goto out;
+    }
+out:
+    osc_http_response_free(&resp);
+    osc_buf_free(&body);
+    return rc;
+}
+
+int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metrics_cycle *rep,
+                       struct osc_err *err)
+{
+    const struct osc_conf_presence *pc = &p->cfg->presence;
+    int64_t start = osc_clock_mono_ms(p->opts.clock), now_wall;
+    struct osc_presence_item *items = NULL;
+    struct osc_mapped_loc **item_locs = NULL;
+    enum osc_presence_why *item_why = NULL;
+    struct osc_mapped_topo *t;
+    size_t nitems = 0, li = 0, changed = 0, refresh = 0, unchanged = 0;
+    int rc = 0, mapped_rc = 0, push_rc = 0, auth = 0;
+    struct osc_err perr = {0};
+    FILE *out = p->opts.dry_out ? p->opts.dry_out : stdout;
+
+    memset(rep, 0, sizeof(*rep));
+    osc_err_clear(err);
+
+    /* 1-2. discover (with values) or read values */
+    if (p->need_discovery || !p->topo ||
+        start - p->discovered_at >= pc->topology_refresh_ms) {
+        mapped_rc = discover(p, deadline, rep, err);
+        if (mapped_rc) {
+            OSC_LOG_ERROR("presence", "discovery failed: %s", osc_err_text(err, mapped_rc));
+            rc = mapped_rc;
+            goto done;
+        }
+    } else {
+        mapped_rc = read_values(p, deadline, rep, err);
+        if (mapped_rc == OSC_EAUTH) {
+            rc = mapped_rc;
+            goto done;
+        }
+    }
+    t = p->topo;
+    rep->locations_discovered = t->nlocs;
+    rep->points = t->npoints;
+    rep->points_read = t->values_read;
+    rep->invalid_values = t->bad_values;
+
+    /* 3-5. map, aggregate, diff */
+    now_wall = osc_clock_wall_ms(p->opts.clock);
+    if (t->nlocs &&
+        (!(items = calloc(t->nlocs, sizeof(*items))) ||
+         !(item_locs = calloc(t->nlocs, sizeof(*item_locs))) ||
+         !(item_why = calloc(t->nlocs, sizeof(*item_why))))) {
+        rc = osc_err_set(err, OSC_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t l = 0; l < t->nlocs; l++) {
+        struct osc_presence_agg agg;
+        const struct osc_presence_last *last;
+        enum osc_presence_why why;
+        int64_t count;
+
+        osc_presence_agg_init(&agg);
+        for (; li < t->nlinks && t->links[li].loc == l; li++) {
+            const struct osc_mapped_point *pt = &t->points[t->links[li].point];
+            struct osc_presence_obs obs;
+            if (!pt->has_value)
+                continue;
+            if (pc->stale_after_ms > 0 && now_wall - pt->at_ms > pc->stale_after_ms)
+                continue;
+            osc_presence_map(pt->kind, pt->value, pt->at_ms, &obs);
+            osc_presence_agg_add(&agg, &obs);
+        }
+        if (agg.n == 0) {
+            rep->locations_unknown++;
+            continue;
+        }
+        count = osc_presence_agg_count(&agg);
+        rep->locations_by_status[agg.status]++;
+        last = last_get(&p->last, &t->locs[l].urn);
+        why = osc_presence_diff(last, agg.status, count, now_wall, pc->resend_after_ms);
+        if (why == OSC_PRESENCE_SKIP) {
+            unchanged++;
+            continue;
+        }
+        if (why == OSC_PRESENCE_CHANGED)
+            changed++;
+        else
+            refresh++;
+        items[nitems].urn = t->locs[l].urn;
+        items[nitems].status = agg.status;
+        items[nitems].count = count;
+        items[nitems].at_ms = agg.at_ms;
+        item_locs[nitems] = &t->locs[l];
+        item_why[nitems] = why;
+        nitems++;
+    }
+
+    if (p->opts.dry_run) {
+        print_table_head(out);
+        for (size_t i = 0; i < nitems; i++)
+            print_row(out, item_locs[i], &items[i], item_why[i]);
+        fprintf(out,
+                "# dry run: %zu locations, %zu would be pushed (%zu changed, %zu refresh), "
+                "%zu unchanged, %llu without readings; nothing was sent\n",
+                t->nlocs, nitems, changed, refresh, unchanged,
+                (unsigned long long)rep->locations_unknown);
+        fflush(out);
+        rc = mapped_rc;
+        goto done;
+    }
+
+    /* 5. push in chunks of mutations_per_request */
+    for (size_t off = 0; off < nitems; off += (size_t)pc->mutations_per_request) {
+        size_t n = nitems - off < (size_t)pc->mutations_per_request
+                       ? nitems - off
+                       : (size_t)pc->mutations_per_request;
+        struct osc_presence_item *chunk = items + off;
+        int r;
+
+        if (stopping(p) && off > 0)
+            break; /* leave the rest for after the restart */
+        r = push_chunk(p, chunk, n, deadline, rep, &perr);
+        if (r == OSC_EAUTH) {
+            auth = 1;
+            push_rc = r;
+            break;
+        }
+        if (r) {
+            if (!push_rc)
+                push_rc = r;
+            OSC_LOG_ERROR("presence", "%zu locations left for the next cycle: %s", n,
+                          osc_err_text(&perr, r));
+            if (osc_clock_mono_ms(p->opts.clock) >= deadline)
+                break;
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (chunk[i].state == OSC_PRESENCE_ITEM_FAILED) {
+                char u[OSC_URN_STR_MAX];
+                osc_urn_format(&chunk[i].urn, u, sizeof(u));
+                OSC_LOG_WARN("presence", "OfficeSpace refused %s (%s %s): %s", u,
+                             osc_presence_status_name(chunk[i].status),
+                             item_locs[off + i]->place_id, chunk[i].error);
+                api_error(p, OSC_METRICS_OFFICESPACE, OSC_METRICS_ITEM);
+            }
+        }
+        if ((r = remember(p, chunk, n, osc_clock_wall_ms(p->opts.clock), &perr))) {
+            push_rc = r;
+            OSC_LOG_ERROR("presence", "%s", osc_err_text(&perr, r));
+            break;
+        }
+    }
+    for (size_t i = 0; i < nitems; i++) {
+        if (items[i].state == OSC_PRESENCE_ITEM_ACCEPTED)
+            rep->pushes_accepted++;
+        else if (items[i].state == OSC_PRESENCE_ITEM_FAILED)
+            rep->pushes_failed++;
+        else
+            rep->pushes_unsent++;
+    }
+    if (mapped_rc) {
+        rc = mapped_rc;
+    } else if (push_rc) {
+        rc = push_rc;
+        if (err)
+            *err = perr;
+    } else if (rep->pushes_failed) {
+        rc = osc_err_set(err, OSC_EREJECTED, "OfficeSpace refused %llu of %zu locations",
+                         (unsigned long long)rep->pushes_failed, nitems);
+    }
+    OSC_LOG_INFO("presence",
+                 "cycle: %zu locations (%llu PRESENCE, %llu PASSIVE_PRESENCE, %llu NO_PRESENCE, "
+                 "%llu without readings); pushed %zu (%zu changed, %zu refresh): %llu accepted, "
+                 "%llu refused, %llu unsent; %llu request(s)",
+                 t->nlocs, (unsigned long long)rep->locations_by_status[OSC_PRESENCE_YES],
+                 (unsigned long long)rep->locations_by_status[OSC_PRESENCE_PASSIVE],
+                 (unsigned long long)rep->locations_by_status[OSC_PRESENCE_NO],
+                 (unsigned long long)rep->locations_unknown, nitems, changed, refresh,
+                 (unsigned long long)rep->pushes_accepted, (unsigned long long)rep->pushes_failed,
+                 (unsigned long long)rep->pushes_unsent, (unsigned long long)rep->push_requests);
+done:
+    if (rc == OSC_EAUTH || auth)
+        rep->result = OSC_METRICS_AUTH_FAILED;
+    else if (rc == OSC_EREJECTED)
+        rep->result = OSC_METRICS_PARTIAL;
+    else if (rc)
+        rep->result = OSC_METRICS_FAILED;
+    else
+        rep->result = OSC_METRICS_OK;
+    rep->duration_ms = osc_clock_mono_ms(p->opts.clock) - start;
+    free(items);
+    free(item_locs);
+    free(item_why);
+    return rc;
+}

@@ -1,0 +1,144 @@
+/*
+ * loop.c - run presence cycles on a fixed grid until stopped; see presence.h.
+ *
+ * Invariants: at most one cycle runs at a time (the loop is single-threaded
+ * and a cycle's retries end before its deadline, the next grid slot);
+ * *cfg and the engine are replaced together, only after a reloaded file
+ * parsed and a new engine was built from it, so a bad reload changes
+ * nothing. Signals only set flags; everything happens here between cycles.
+ */
+#include "osc/presence.h"
+
+#include <time.h>
+
+#include "osc/log.h"
+#include "osc/metrics.h"
+
+#define AUTH_BACKOFF_MAX_MS (60LL * 60 * 1000)
+
+static int flag(volatile int *f)
+{
+    return f && *f;
+}
+
+/* Sleep up to ms, waking early on stop or reload. */
+static void nap(int64_t ms, volatile int *stop, volatile int *reload)
+{
+    while (ms > 0 && !flag(stop) && !flag(reload)) {
+        int64_t slice = ms > 100 ? 100 : ms;
+        struct timespec ts = {(time_t)(slice / 1000), (long)(slice % 1000) * 1000000L};
+        nanosleep(&ts, NULL); /* a signal ends the slice early, which is what we want */
+        ms -= slice;
+    }
+}
+
+static int reload_config(struct osc_config **cfg, struct osc_presence **eng,
+                         const struct osc_presence_loop_opts *o, struct osc_presence_opts *eo,
+                         struct osc_presence_sched *sched)
+{
+    struct osc_config *ncfg = NULL;
+    struct osc_presence *neng = NULL;
+    struct osc_err err = {0};
+    int rc;
+
+    if ((rc = osc_config_load(o->config_path, &ncfg, &err))) {
+        OSC_LOG_ERROR("presence", "reload of %s failed, keeping the running configuration: %s",
+                      o->config_path, osc_err_text(&err, rc));
+        return rc;
+    }
+    if ((rc = osc_presence_new(ncfg, eo, &neng, &err))) {
+        OSC_LOG_ERROR("presence", "reload of %s failed, keeping the running configuration: %s",
+                      o->config_path, osc_err_text(&err, rc));
+        osc_config_free(ncfg);
+        return rc;
+    }
+    osc_presence_free(*eng);
+    osc_config_free(*cfg);
+    *eng = neng;
+    *cfg = ncfg;
+    osc_presence_sched_set_interval(sched, ncfg->presence.interval_ms);
+    osc_metrics_set_interval(o->metrics, ncfg->presence.interval_ms);
+    OSC_LOG_INFO("presence", "configuration reloaded from %s (interval %lldms, %zu building(s))",
+                 o->config_path, (long long)ncfg->presence.interval_ms,
+                 ncfg->presence.buildings.n);
+    return 0;
+}
+
+int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_opts *o,
+                      struct osc_err *err)
+{
+    struct osc_presence_opts eo = {0};
+    struct osc_presence *eng = NULL;
+    struct osc_presence_sched sched;
+    unsigned auth_failures = 0;
+    int rc;
+
+    eo.clock = o->clock;
+    eo.metrics = o->metrics;
+    eo.dry_run = o->dry_run;
+    eo.dry_out = o->dry_out;
+    eo.stop = o->stop;
+    if ((rc = osc_presence_new(*cfg, &eo, &eng, err)))
+        return rc;
+    osc_metrics_set_interval(o->metrics, (*cfg)->presence.interval_ms);
+    osc_presence_sched_init(&sched, (*cfg)->presence.interval_ms, osc_clock_mono_ms(o->clock));
+
+    for (;;) {
+        struct osc_metrics_cycle rep;
+        struct osc_err cerr = {0};
+        int64_t start = osc_clock_mono_ms(o->clock), end, delay, backoff = 0;
+        /* the cycle must end before the next grid slot */
+        int64_t deadline = start + (*cfg)->presence.interval_ms - 50;
+
+        rc = osc_presence_cycle(eng, deadline, &rep, &cerr);
+        end = osc_clock_mono_ms(o->clock);
+        osc_metrics_record_cycle(o->metrics, &rep, end, osc_clock_wall_ms(o->clock));
+        if (rc && rc != OSC_EAUTH)
+            OSC_LOG_ERROR("presence", "cycle %s: %s", osc_metrics_result_name(rep.result),
+                          osc_err_text(&cerr, rc));
+        if (o->once) {
+            if (rc == OSC_EAUTH)
+                OSC_LOG_ERROR("presence", "%s", osc_err_text(&cerr, rc));
+            if (err && rc)
+                *err = cerr;
+            break;
+        }
+        if (rc == OSC_EAUTH) {
+            auth_failures++;
+            backoff = osc_presence_auth_backoff_ms((*cfg)->presence.interval_ms, auth_failures,
+                                                   AUTH_BACKOFF_MAX_MS);
+            OSC_LOG_ERROR("presence", "%s; backing off: next attempt in %llds (step %u)",
+                          osc_err_text(&cerr, rc), (long long)(backoff / 1000), auth_failures);
+            osc_presence_invalidate(eng);
+        } else if (auth_failures) {
+            OSC_LOG_INFO("presence", "credentials accepted again after %u refused cycle(s)",
+                         auth_failures);
+            auth_failures = 0;
+        }
+        rc = 0;
+        if (flag(o->stop))
+            break;
+        delay = osc_presence_sched_done(&sched, end, backoff);
+        OSC_LOG_DEBUG("presence", "next cycle in %lldms", (long long)delay);
+        for (;;) {
+            nap(osc_presence_sched_delay(&sched, osc_clock_mono_ms(o->clock)), o->stop, o->reload);
+            if (flag(o->stop))
+                goto out;
+            if (flag(o->reload)) {
+                *o->reload = 0;
+                if (reload_config(cfg, &eng, o, &eo, &sched) == 0) {
+                    /* new settings or credentials: use them now, on a new grid */
+                    auth_failures = 0;
+                    osc_presence_sched_init(&sched, (*cfg)->presence.interval_ms,
+                                            osc_clock_mono_ms(o->clock));
+                }
+                continue;
+            }
+            if (osc_presence_sched_delay(&sched, osc_clock_mono_ms(o->clock)) == 0)
+                break;
+        }
+    }
+out:
+    osc_presence_free(eng);
+    return rc;
+}
