@@ -1,0 +1,859 @@
+/*
+ * reader.c - streaming record readers: JSON Lines, one JSON array, CSV
+ * (RFC 4180, header row) and osconnect dead-letter files.
+ *
+ * Invariants: the input window win[start, end) holds unconsumed bytes; it
+ * starts at WINDOW_INITIAL and grows only while one record does not fit,
+ * never past max_record + WINDOW_SLACK, so memory is bounded whatever the
+ * input size. `line` is the line number of win[start] and `base` the file
+ * offset of win[0]. A record is framed first (its extent found, refilling
+ * as needed: framing state lives in locals because a refill keeps the
+ * bytes' positions relative to start), then parsed from memory into the
+ * scratch buffer. After a malformed record the reader is positioned after
+ * it, except for a broken JSON array structure, after which the rest of the
+ * input cannot be framed and the reader reports the end.
+ */
+#include "osc/records.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "records_int.h"
+
+#define WINDOW_INITIAL (256u * 1024)
+#define WINDOW_SLACK 4096u
+#define RAW_MAX (64u * 1024) /* raw text kept for a dead letter */
+
+struct osc_records_reader {
+    int fd;
+    int own_fd;
+    char *name;
+    enum osc_records_format fmt;
+    int sniffed; /* JSON Lines: dead-letter detection done */
+    char *win;
+    size_t alloc, start, end;
+    size_t max_record;
+    int eof;
+    int done; /* nothing more will be returned */
+    uint64_t base;
+    uint64_t line;
+    int64_t size;
+    int bom_checked;
+    struct osc_buf scratch;
+    struct osc_buf scratch2;
+    struct osc_record_field *fields;
+    struct osc_record_field *fields2;
+    /* JSON array */
+    int arr_state; /* 0 before '[', 1 inside, 2 after ']' */
+    int arr_first;
+    /* CSV */
+    int have_header;
+    struct osc_buf hdr; /* header names as JSON string literals, NUL separated */
+    size_t *hdr_off;
+    size_t ncols;
+};
+
+int osc_records_format_parse(const char *s, enum osc_records_format *out)
+{
+    static const struct {
+        const char *name;
+        enum osc_records_format f;
+    } m[] = {{"auto", OSC_RECORDS_AUTO},  {"jsonl", OSC_RECORDS_JSONL},
+             {"ndjson", OSC_RECORDS_JSONL}, {"json", OSC_RECORDS_JSON},
+             {"csv", OSC_RECORDS_CSV},      {"deadletter", OSC_RECORDS_DEADLETTER}};
+
+    for (size_t i = 0; s && i < sizeof(m) / sizeof(m[0]); i++) {
+        if (strcmp(s, m[i].name) == 0) {
+            *out = m[i].f;
+            return 0;
+        }
+    }
+    return OSC_EINVAL;
+}
+
+const char *osc_records_format_name(enum osc_records_format f)
+{
+    static const char *const names[] = {"auto", "jsonl", "json", "csv", "deadletter"};
+    return (unsigned)f < 5 ? names[f] : "?";
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcasecmp(s + a - b, suffix) == 0;
+}
+
+static enum osc_records_format from_name(const char *path)
+{
+    if (!path)
+        return OSC_RECORDS_AUTO;
+    if (ends_with(path, ".dead.jsonl"))
+        return OSC_RECORDS_DEADLETTER;
+    if (ends_with(path, ".jsonl") || ends_with(path, ".ndjson"))
+        return OSC_RECORDS_JSONL;
+    if (ends_with(path, ".json"))
+        return OSC_RECORDS_JSON;
+    if (ends_with(path, ".csv"))
+        return OSC_RECORDS_CSV;
+    return OSC_RECORDS_AUTO; /* sniffed from the first byte */
+}
+
+static struct osc_records_reader *reader_new(const char *name, enum osc_records_format format,
+                                             size_t max_record)
+{
+    struct osc_records_reader *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return NULL;
+    r->fd = -1;
+    r->fmt = format;
+    r->max_record = max_record ? max_record : OSC_RECORDS_DEFAULT_MAX_BYTES;
+    r->line = 1;
+    r->size = -1;
+    r->arr_first = 1;
+    osc_buf_init(&r->scratch, r->max_record * 2 + 64);
+    osc_buf_init(&r->scratch2, r->max_record * 2 + 64);
+    osc_buf_init(&r->hdr, r->max_record * 2 + 64);
+    r->name = strdup(name);
+    r->fields = calloc(OSC_RECORDS_MAX_FIELDS, sizeof(*r->fields));
+    r->fields2 = calloc(OSC_RECORDS_MAX_FIELDS, sizeof(*r->fields2));
+    if (!r->name || !r->fields || !r->fields2) {
+        osc_records_close(r);
+        return NULL;
+    }
+    return r;
+}
+
+struct osc_records_reader *osc_records_open(const char *path, enum osc_records_format format,
+                                            size_t max_record, struct osc_err *err)
+{
+    int stdin_ = !path || strcmp(path, "-") == 0;
+    struct osc_records_reader *r;
+    struct stat st;
+
+    if (format == OSC_RECORDS_AUTO && !stdin_)
+        format = from_name(path);
+    r = reader_new(stdin_ ? "<stdin>" : path, format, max_record);
+    if (!r) {
+        osc_err_set(err, OSC_ENOMEM, "out of memory opening %s", stdin_ ? "<stdin>" : path);
+        return NULL;
+    }
+    if (stdin_) {
+        r->fd = STDIN_FILENO;
+    } else {
+        r->fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (r->fd < 0) {
+            osc_err_set(err, OSC_ENOINPUT, "cannot open %s: %s", path, strerror(errno));
+            osc_records_close(r);
+            return NULL;
+        }
+        r->own_fd = 1;
+    }
+    if (fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode))
+        r->size = (int64_t)st.st_size;
+    else if (!stdin_ && fstat(r->fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        osc_err_set(err, OSC_ENOINPUT, "%s is a directory", path);
+        osc_records_close(r);
+        return NULL;
+    }
+    if (!(r->win = malloc(WINDOW_INITIAL))) {
+        osc_err_set(err, OSC_ENOMEM, "out of memory opening %s", r->name);
+        osc_records_close(r);
+        return NULL;
+    }
+    r->alloc = WINDOW_INITIAL;
+    return r;
+}
+
+struct osc_records_reader *osc_records_open_mem(const char *data, size_t len, const char *name,
+                                                enum osc_records_format format,
+                                                struct osc_err *err)
+{
+    struct osc_records_reader *r;
+
+    if (format == OSC_RECORDS_AUTO)
+        format = from_name(name);
+    r = reader_new(name ? name : "<memory>", format, len + 1);
+    if (!r || !(r->win = malloc(len + 1))) {
+        osc_records_close(r);
+        osc_err_set(err, OSC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    memcpy(r->win, data, len);
+    r->alloc = len + 1;
+    r->end = len;
+    r->eof = 1;
+    r->size = (int64_t)len;
+    return r;
+}
+
+void osc_records_close(struct osc_records_reader *r)
+{
+    if (!r)
+        return;
+    if (r->own_fd && r->fd >= 0)
+        close(r->fd);
+    free(r->name);
+    free(r->win);
+    free(r->fields);
+    free(r->fields2);
+    free(r->hdr_off);
+    osc_buf_free(&r->scratch);
+    osc_buf_free(&r->scratch2);
+    osc_buf_free(&r->hdr);
+    free(r);
+}
+
+uint64_t osc_records_bytes_read(const struct osc_records_reader *r) { return r->base + r->start; }
+int64_t osc_records_size(const struct osc_records_reader *r) { return r->size; }
+enum osc_records_format osc_records_format_of(const struct osc_records_reader *r) { return r->fmt; }
+const char *osc_records_name(const struct osc_records_reader *r) { return r->name; }
+
+/*
+ * Read more input behind the unconsumed bytes. Returns 1 when bytes were
+ * added, 0 at end of input, OSC_ETOOBIG when the window is at its cap and
+ * full, OSC_EIO on a read error.
+ */
+static int refill(struct osc_records_reader *r)
+{
+    ssize_t n;
+
+    if (r->eof)
+        return 0;
+    if (r->start > 0 && (r->end == r->alloc || r->start >= r->alloc / 2)) {
+        memmove(r->win, r->win + r->start, r->end - r->start);
+        r->base += r->start;
+        r->end -= r->start;
+        r->start = 0;
+    }
+    if (r->end == r->alloc) {
+        size_t cap = r->max_record + WINDOW_SLACK, na = r->alloc * 2;
+        char *nw;
+        if (r->alloc >= cap)
+            return OSC_ETOOBIG;
+        if (na > cap)
+            na = cap;
+        if (!(nw = realloc(r->win, na)))
+            return OSC_ENOMEM;
+        r->win = nw;
+        r->alloc = na;
+    }
+    do
+        n = read(r->fd, r->win + r->end, r->alloc - r->end);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return OSC_EIO;
+    if (n == 0) {
+        r->eof = 1;
+        return 0;
+    }
+    r->end += (size_t)n;
+    return 1;
+}
+
+static uint64_t count_nl(const char *p, size_t n)
+{
+    uint64_t c = 0;
+    const char *end = p + n;
+
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        c++;
+        p++;
+    }
+    return c;
+}
+
+/* Consume n bytes at start, keeping the line count. */
+static void consume(struct osc_records_reader *r, size_t n)
+{
+    r->line += count_nl(r->win + r->start, n);
+    r->start += n;
+}
+
+static int need_bytes(struct osc_records_reader *r, size_t n)
+{
+    int rc;
+
+    while (r->end - r->start < n)
+        if ((rc = refill(r)) <= 0)
+            return rc;
+    return 1;
+}
+
+static void skip_bom(struct osc_records_reader *r)
+{
+    if (r->bom_checked)
+        return;
+    r->bom_checked = 1;
+    if (need_bytes(r, 3) > 0 && memcmp(r->win + r->start, "\xEF\xBB\xBF", 3) == 0) {
+        r->start += 3;
+    }
+}
+
+static void set_raw(struct osc_records_reader *r, struct osc_record *rec, size_t len)
+{
+    rec->raw = r->win + r->start;
+    rec->raw_len = len > RAW_MAX ? RAW_MAX : len;
+}
+
+static int malformed(struct osc_records_reader *r, struct osc_record *rec, struct osc_err *err,
+                     const char *why)
+{
+    rec->json = NULL;
+    rec->json_len = 0;
+    rec->fields = NULL;
+    rec->nfields = 0;
+    return osc_err_set(err, OSC_EDATA, "%s:%llu: %s", r->name, (unsigned long long)rec->line,
+                       why);
+}
+
+static int fatal(struct osc_records_reader *r, int rc, struct osc_err *err)
+{
+    r->done = 1;
+    if (rc == OSC_ENOMEM)
+        return osc_err_set(err, rc, "%s: out of memory", r->name);
+    return osc_err_set(err, OSC_EIO, "%s: read error: %s", r->name, strerror(errno));
+}
+
+/* ---- JSON objects (JSON Lines, array elements, dead letters) ------------ */
+
+static int parse_object(struct osc_records_reader *r, struct osc_record *rec, const char *text,
+                        size_t len, struct osc_err *err)
+{
+    const char *why = NULL;
+    size_t used = 0, nf = 0;
+    int rc;
+
+    osc_buf_reset(&r->scratch);
+    rc = json_compact_object(text, len, &used, &r->scratch, r->fields, OSC_RECORDS_MAX_FIELDS,
+                             &nf, &why);
+    if (rc == OSC_EDATA) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "%s (column %zu)", why, used + 1);
+        return malformed(r, rec, err, msg);
+    }
+    if (rc)
+        return malformed(r, rec, err, "record too large");
+    while (used < len && (text[used] == ' ' || text[used] == '\t' || text[used] == '\r' ||
+                          text[used] == '\n'))
+        used++;
+    if (used < len) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "unexpected text after the record (column %zu)", used + 1);
+        return malformed(r, rec, err, msg);
+    }
+    rec->json = r->scratch.data;
+    rec->json_len = r->scratch.len;
+    rec->fields = r->fields;
+    rec->nfields = nf;
+    return 1;
+}
+
+static int looks_like_deadletter(const struct osc_record *rec)
+{
+    const struct osc_record_field *f = osc_record_get(rec, "record");
+    return f && osc_record_get(rec, "reason") && osc_record_get(rec, "destination") &&
+           f->val_len > 0 && (f->val[0] == '{' || f->val[0] == '"');
+}
+
+static int unwrap_deadletter(struct osc_records_reader *r, struct osc_record *rec,
+                             struct osc_err *err)
+{
+    const struct osc_record_field *f = osc_record_get(rec, "record");
+    const char *why = NULL;
+    size_t nf = 0;
+    int rc;
+
+    if (!f)
+        return malformed(r, rec, err, "not an osconnect dead letter (no \"record\")");
+    if (f->val[0] != '{')
+        return malformed(r, rec, err,
+                         "the dead letter holds input that was never a JSON object; fix it by hand");
+    osc_buf_reset(&r->scratch2);
+    rc = json_compact_object(f->val, f->val_len, NULL, &r->scratch2, r->fields2,
+                             OSC_RECORDS_MAX_FIELDS, &nf, &why);
+    if (rc)
+        return malformed(r, rec, err, why ? why : "record too large");
+    rec->json = r->scratch2.data;
+    rec->json_len = r->scratch2.len;
+    rec->fields = r->fields2;
+    rec->nfields = nf;
+    return 1;
+}
+
+static int next_jsonl(struct osc_records_reader *r, struct osc_record *rec, struct osc_err *err)
+{
+    for (;;) {
+        size_t scanned = 0, len;
+        const char *nl;
+        int rc;
+
+        for (;;) {
+            nl = memchr(r->win + r->start + scanned, '\n', r->end - r->start - scanned);
+            if (nl)
+                break;
+            scanned = r->end - r->start;
+            rc = refill(r);
+            if (rc == 0)
+                break;
+            if (rc == OSC_ETOOBIG) {
+                /* a line longer than the cap: report it, then skip to its end */
+                rec->offset = r->base + r->start;
+                rec->line = r->line;
+                set_raw(r, rec, r->end - r->start);
+                rc = malformed(r, rec, err, "record is longer than the per-record limit");
+                for (;;) {
+                    nl = memchr(r->win + r->start, '\n', r->end - r->start);
+                    if (nl) {
+                        r->start = (size_t)(nl - r->win) + 1;
+                        break;
+                    }
+                    r->start = r->end;
+                    int rr = refill(r);
+                    if (rr < 0)
+                        return fatal(r, rr, err);
+                    if (rr == 0)
+                        break;
+                }
+                r->line++;
+                return rc;
+            }
+            if (rc < 0)
+                return fatal(r, rc, err);
+        }
+        len = nl ? (size_t)(nl - (r->win + r->start)) + 1 : r->end - r->start;
+        if (len == 0)
+            return 0;
+        rec->offset = r->base + r->start;
+        rec->line = r->line;
+        {
+            const char *p = r->win + r->start;
+            size_t i = 0;
+            while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+                i++;
+            if (i == len) { /* blank line */
+                r->start += len;
+                r->line += nl ? 1 : 0;
+                continue;
+            }
+            set_raw(r, rec, len - (nl ? 1 : 0));
+            rc = parse_object(r, rec, p, len, err);
+            r->start += len;
+            r->line += nl ? 1 : 0;
+        }
+        if (rc == 1 && !r->sniffed) {
+            r->sniffed = 1;
+            if (r->fmt == OSC_RECORDS_JSONL && looks_like_deadletter(rec))
+                r->fmt = OSC_RECORDS_DEADLETTER;
+        }
+        if (rc == 1 && r->fmt == OSC_RECORDS_DEADLETTER)
+            rc = unwrap_deadletter(r, rec, err);
+        return rc;
+    }
+}
+
+/* ---- one JSON array --------------------------------------------------------- */
+
+/* Skip whitespace, refilling; returns the next byte, -1 at the end, or < -1 on error. */
+static int peek_nonws(struct osc_records_reader *r)
+{
+    for (;;) {
+        while (r->start < r->end) {
+            char c = r->win[r->start];
+            if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+                return (unsigned char)c;
+            if (c == '\n')
+                r->line++;
+            r->start++;
+        }
+        int rc = refill(r);
+        if (rc == 0)
+            return -1;
+        if (rc < 0)
+            return rc - 1000;
+    }
+}
+
+static int next_json_array(struct osc_records_reader *r, struct osc_record *rec,
+                           struct osc_err *err)
+{
+    size_t scanned = 0, len;
+    int c, depth = 0, in_str = 0, esc = 0, rc;
+
+    if (r->arr_state == 2)
+        goto after;
+    c = peek_nonws(r);
+    if (c < -1)
+        return fatal(r, c + 1000, err);
+    rec->offset = r->base + r->start;
+    rec->line = r->line;
+    rec->raw = NULL;
+    rec->raw_len = 0;
+    if (r->arr_state == 0) {
+        if (c == -1)
+            return 0; /* an empty file holds no records */
+        if (c != '[') {
+            r->done = 1;
+            return malformed(r, rec, err, "expected a JSON array of records ('[')");
+        }
+        r->start++;
+        r->arr_state = 1;
+        c = peek_nonws(r);
+        if (c < -1)
+            return fatal(r, c + 1000, err);
+    }
+    if (!r->arr_first && c == ',') {
+        r->start++;
+        c = peek_nonws(r);
+        if (c < -1)
+            return fatal(r, c + 1000, err);
+    } else if (!r->arr_first && c != ']') {
+        r->done = 1;
+        rec->offset = r->base + r->start;
+        rec->line = r->line;
+        return malformed(r, rec, err, c == -1 ? "unterminated JSON array (missing ']')"
+                                              : "expected ',' or ']' between records; the rest "
+                                                "of the file cannot be read");
+    }
+    if (c == ']') {
+        r->start++;
+        r->arr_state = 2;
+        goto after;
+    }
+    if (c == -1) {
+        r->done = 1;
+        return malformed(r, rec, err, "unterminated JSON array (missing ']')");
+    }
+    r->arr_first = 0;
+    rec->offset = r->base + r->start;
+    rec->line = r->line;
+    /* frame the element: up to the ',' or ']' that closes it at depth 0 */
+    for (;;) {
+        const char *p = r->win + r->start + scanned, *end = r->win + r->end;
+        int found = 0;
+        for (; p < end; p++) {
+            char ch = *p;
+            if (in_str) {
+                if (esc)
+                    esc = 0;
+                else if (ch == '\\')
+                    esc = 1;
+                else if (ch == '"')
+                    in_str = 0;
+                continue;
+            }
+            if (ch == '"')
+                in_str = 1;
+            else if (ch == '{' || ch == '[')
+                depth++;
+            else if (ch == '}' || ch == ']') {
+                if (depth == 0) {
+                    found = 1;
+                    break;
+                }
+                if (--depth == 0) { /* the element's container closed: it ends here */
+                    p++;
+                    found = 1;
+                    break;
+                }
+            } else if (ch == ',' && depth == 0) {
+                found = 1;
+                break;
+            }
+        }
+        scanned = (size_t)(p - (r->win + r->start));
+        if (found)
+            break;
+        rc = refill(r);
+        if (rc == 0) {
+            r->done = 1;
+            set_raw(r, rec, r->end - r->start);
+            return malformed(r, rec, err, "unterminated JSON array (missing ']')");
+        }
+        if (rc == OSC_ETOOBIG) {
+            r->done = 1;
+            set_raw(r, rec, r->end - r->start);
+            return malformed(r, rec, err, "record is longer than the per-record limit; the rest "
+                                          "of the file cannot be read");
+        }
+        if (rc < 0)
+            return fatal(r, rc, err);
+    }
+    len = scanned;
+    set_raw(r, rec, len);
+    rc = parse_object(r, rec, r->win + r->start, len, err);
+    consume(r, len);
+    return rc;
+
+after:
+    c = peek_nonws(r);
+    if (c < -1)
+        return fatal(r, c + 1000, err);
+    if (c != -1) {
+        r->done = 1;
+        rec->offset = r->base + r->start;
+        rec->line = r->line;
+        rec->raw = NULL;
+        rec->raw_len = 0;
+        return malformed(r, rec, err, "unexpected text after the JSON array");
+    }
+    return 0;
+}
+
+/* ---- CSV ------------------------------------------------------------------- */
+
+/*
+ * Frame one CSV record (a line, or several when a quoted field holds
+ * newlines). Returns its length including the newline, 0 at the end,
+ * OSC_ETOOBIG, or another negative error.
+ */
+static long frame_csv(struct osc_records_reader *r, int *too_big)
+{
+    size_t scanned = 0;
+    int in_q = 0, rc;
+
+    *too_big = 0;
+    for (;;) {
+        const char *p = r->win + r->start + scanned, *end = r->win + r->end;
+        for (; p < end; p++) {
+            if (*p == '"')
+                in_q = !in_q;
+            else if (*p == '\n' && !in_q)
+                return (long)(p - (r->win + r->start)) + 1;
+        }
+        scanned = r->end - r->start;
+        rc = refill(r);
+        if (rc == 0)
+            return (long)(r->end - r->start);
+        if (rc == OSC_ETOOBIG) {
+            *too_big = 1;
+            return (long)(r->end - r->start);
+        }
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/*
+ * Split text into fields, calling back with each unquoted value (quotes
+ * and doubled quotes resolved into tmp). Returns the number of fields, or
+ * -1 with *why set.
+ */
+static long csv_fields(const char *text, size_t len, struct osc_buf *tmp, size_t *offs,
+                       size_t max, const char **why)
+{
+    const char *p = text, *end = text + len;
+    size_t n = 0;
+
+    /* strip the line ending */
+    if (end > p && end[-1] == '\n')
+        end--;
+    if (end > p && end[-1] == '\r')
+        end--;
+    osc_buf_reset(tmp);
+    for (;;) {
+        if (n >= max) {
+            *why = "too many fields";
+            return -1;
+        }
+        offs[n] = tmp->len;
+        if (p < end && *p == '"') {
+            p++;
+            for (;;) {
+                const char *q = memchr(p, '"', (size_t)(end - p));
+                if (!q) {
+                    *why = "unterminated quoted field";
+                    return -1;
+                }
+                if (osc_buf_add(tmp, p, (size_t)(q - p)))
+                    goto nomem;
+                if (q + 1 < end && q[1] == '"') {
+                    if (osc_buf_addc(tmp, '"'))
+                        goto nomem;
+                    p = q + 2;
+                    continue;
+                }
+                p = q + 1;
+                break;
+            }
+            if (p < end && *p != ',') {
+                *why = "text after a closing quote (quote it as \"\")";
+                return -1;
+            }
+        } else {
+            const char *q = memchr(p, ',', (size_t)(end - p));
+            if (!q)
+                q = end;
+            if (osc_buf_add(tmp, p, (size_t)(q - p)))
+                goto nomem;
+            p = q;
+        }
+        if (osc_buf_addc(tmp, '\0'))
+            goto nomem;
+        n++;
+        if (p >= end)
+            break;
+        p++; /* the comma */
+    }
+    offs[n] = tmp->len;
+    return (long)n;
+nomem:
+    *why = "record too large";
+    return -1;
+}
+
+static int next_csv(struct osc_records_reader *r, struct osc_record *rec, struct osc_err *err)
+{
+    size_t offs[OSC_RECORDS_MAX_FIELDS + 1];
+
+    for (;;) {
+        int too_big;
+        long len = frame_csv(r, &too_big), n;
+        const char *why = NULL;
+        struct osc_buf *tmp = &r->scratch2;
+
+        if (len < 0)
+            return fatal(r, (int)len, err);
+        if (len == 0)
+            return 0;
+        rec->offset = r->base + r->start;
+        rec->line = r->line;
+        set_raw(r, rec, (size_t)len);
+        if (too_big) {
+            int rc = malformed(r, rec, err, "record is longer than the per-record limit");
+            /* skip to the end of this record */
+            int rr;
+            do {
+                r->start = r->end;
+                rr = refill(r);
+            } while (rr > 0 && !memchr(r->win + r->start, '\n', r->end - r->start));
+            if (rr > 0) {
+                char *nl = memchr(r->win + r->start, '\n', r->end - r->start);
+                r->start = (size_t)(nl - r->win) + 1;
+            }
+            r->line++;
+            return rc;
+        }
+        {
+            const char *p = r->win + r->start;
+            if ((len == 1 && p[0] == '\n') || (len == 2 && p[0] == '\r' && p[1] == '\n')) {
+                consume(r, (size_t)len);
+                continue; /* blank line */
+            }
+        }
+        if (rec->raw_len && rec->raw[rec->raw_len - 1] == '\n')
+            rec->raw_len--;
+        if (rec->raw_len && rec->raw[rec->raw_len - 1] == '\r')
+            rec->raw_len--;
+        n = csv_fields(r->win + r->start, (size_t)len, tmp, offs, OSC_RECORDS_MAX_FIELDS, &why);
+        consume(r, (size_t)len);
+        if (n < 0)
+            return malformed(r, rec, err, why);
+        for (long i = 0; i < n; i++) {
+            if (!osc_json_utf8_valid(tmp->data + offs[i], offs[i + 1] - offs[i] - 1)) {
+                char msg[96];
+                snprintf(msg, sizeof(msg), "invalid UTF-8 in field %ld", i + 1);
+                return malformed(r, rec, err, msg);
+            }
+        }
+        if (!r->have_header) {
+            r->have_header = 1;
+            r->ncols = (size_t)n;
+            if (!(r->hdr_off = calloc((size_t)n + 1, sizeof(*r->hdr_off))))
+                return fatal(r, OSC_ENOMEM, err);
+            for (long i = 0; i < n; i++) {
+                const char *name = tmp->data + offs[i];
+                size_t nl = offs[i + 1] - offs[i] - 1;
+                char alt[32];
+                while (nl && (*name == ' ')) /* tolerate "a, b" headers */
+                    name++, nl--;
+                while (nl && name[nl - 1] == ' ')
+                    nl--;
+                if (nl == 0) {
+                    snprintf(alt, sizeof(alt), "column%ld", i + 1);
+                    name = alt;
+                    nl = strlen(alt);
+                }
+                r->hdr_off[i] = r->hdr.len;
+                if (osc_json_quote(&r->hdr, name, nl))
+                    return fatal(r, OSC_ENOMEM, err);
+            }
+            r->hdr_off[n] = r->hdr.len;
+            continue;
+        }
+        if ((size_t)n != r->ncols) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "expected %zu fields (as in the header), got %ld",
+                     r->ncols, n);
+            return malformed(r, rec, err, msg);
+        }
+        /* build the compact JSON object and its field index */
+        osc_buf_reset(&r->scratch);
+        if (osc_buf_reserve(&r->scratch, r->hdr.len + tmp->len * 2 + 2 * (size_t)n + 16) ||
+            osc_buf_addc(&r->scratch, '{'))
+            return malformed(r, rec, err, "record too large");
+        for (size_t i = 0; i < (size_t)n; i++) {
+            struct osc_record_field *f = &r->fields[i];
+            size_t koff, voff;
+            if (i && osc_buf_addc(&r->scratch, ','))
+                return malformed(r, rec, err, "record too large");
+            koff = r->scratch.len + 1;
+            if (osc_buf_add(&r->scratch, r->hdr.data + r->hdr_off[i],
+                            r->hdr_off[i + 1] - r->hdr_off[i]) ||
+                osc_buf_addc(&r->scratch, ':'))
+                return malformed(r, rec, err, "record too large");
+            voff = r->scratch.len;
+            if (osc_json_quote(&r->scratch, tmp->data + offs[i], offs[i + 1] - offs[i] - 1))
+                return malformed(r, rec, err, "record too large");
+            f->key_len = r->hdr_off[i + 1] - r->hdr_off[i] - 2;
+            f->val_len = r->scratch.len - voff;
+            /* offsets now; pointers once the buffer stops moving */
+            f->key = (const char *)(uintptr_t)koff;
+            f->val = (const char *)(uintptr_t)voff;
+        }
+        if (osc_buf_addc(&r->scratch, '}'))
+            return malformed(r, rec, err, "record too large");
+        for (size_t i = 0; i < (size_t)n; i++) {
+            r->fields[i].key = r->scratch.data + (uintptr_t)r->fields[i].key;
+            r->fields[i].val = r->scratch.data + (uintptr_t)r->fields[i].val;
+        }
+        rec->json = r->scratch.data;
+        rec->json_len = r->scratch.len;
+        rec->fields = r->fields;
+        rec->nfields = (size_t)n;
+        return 1;
+    }
+}
+
+/* ---- dispatch ---------------------------------------------------------------- */
+
+int osc_records_next(struct osc_records_reader *r, struct osc_record *rec, struct osc_err *err)
+{
+    memset(rec, 0, sizeof(*rec));
+    rec->file = r->name;
+    if (r->done)
+        return 0;
+    skip_bom(r);
+    if (r->fmt == OSC_RECORDS_AUTO) {
+        int c = peek_nonws(r);
+        if (c < -1)
+            return fatal(r, c + 1000, err);
+        r->fmt = c == '[' ? OSC_RECORDS_JSON : c == '{' || c == -1 ? OSC_RECORDS_JSONL
+                                                                    : OSC_RECORDS_CSV;
+        /* peek_nonws consumed leading blank lines, harmless for every format */
+    }
+    switch (r->fmt) {
+    case OSC_RECORDS_JSON:
+        return next_json_array(r, rec, err);
+    case OSC_RECORDS_CSV:
+        return next_csv(r, rec, err);
+    default:
+        return next_jsonl(r, rec, err);
+    }
+}
