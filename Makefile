@@ -5,6 +5,7 @@
 #   make demo     install deps, build, run the connector against the simulator
 #   make bench    delivery and presence benchmarks (figures printed)
 #   make lint     clang-format check and cppcheck
+#   make test-valgrind  the suite (without the long fault/crash tests) under valgrind memcheck
 #   make fuzz     libFuzzer harnesses, FUZZ_SECONDS each (clang)
 #   make install  install binary and man page (PREFIX=/usr/local)
 BUILD    ?= build
@@ -13,7 +14,7 @@ PREFIX   ?= /usr/local
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 T        ?=
 
-.PHONY: all deps build test demo bench lint install man fuzz clean
+.PHONY: all deps build test test-valgrind demo bench lint install man fuzz clean
 
 all: build
 
@@ -29,6 +30,16 @@ test: deps build
 	@cmake --build $(ASAN_DIR) -j$(JOBS) -- --no-print-directory
 	@cd $(ASAN_DIR) && ctest --output-on-failure -j$(JOBS) $(if $(T),-R '$(T)')
 	@scripts/check-secrets.sh $(ASAN_DIR)/Testing/Temporary/LastTest.log
+
+# Slow (memcheck is ~30x): not part of `make test`; VG_EXCLUDE drops the long tests.
+VG_DIR     ?= build-vg
+VG_EXCLUDE ?= fault|crash
+test-valgrind:
+	@scripts/install-deps.sh valgrind
+	@cmake -S . -B $(VG_DIR) -DCMAKE_BUILD_TYPE=Debug -DOSC_VALGRIND=ON >/dev/null
+	@cmake --build $(VG_DIR) -j$(JOBS) -- --no-print-directory
+	@cd $(VG_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 900 -E '$(VG_EXCLUDE)' \
+	    $(if $(T),-R '$(T)')
 
 demo: deps build
 	@scripts/demo.sh $(BUILD)/osconnect
@@ -46,7 +57,8 @@ install: build
 
 # Each harness runs FUZZ_SECONDS (default 60) from its seed corpus in tests/fuzz/corpus/NAME.
 FUZZ_SECONDS ?= 60
-fuzz: deps
+fuzz:
+	@scripts/install-deps.sh clang libclang-rt-14-dev
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DOSC_FUZZ=ON -DOSC_TESTS=OFF >/dev/null
 	@cmake --build build-fuzz -j$(JOBS) -- --no-print-directory
 	@scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
@@ -55,4 +67,4 @@ man: build
 	@scripts/gen-man.sh $(BUILD)/osconnect docs/osconnect.1
 
 clean:
-	rm -rf $(BUILD) $(ASAN_DIR) build-fuzz
+	rm -rf $(BUILD) $(ASAN_DIR) $(VG_DIR) build-fuzz

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages osconnect needs, only those that are missing.
-# Called by `make demo` and `make test`, so each is one command on a fresh machine.
+# Called by `make demo` and `make test` (and, with extra packages, by fuzz and test-valgrind), so each is one command on a fresh machine.
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config curl jq python3
       libcurl4-openssl-dev libjansson-dev libyaml-dev libsqlite3-dev
-      libmicrohttpd-dev libcmocka-dev liblua5.4-dev)
+      libmicrohttpd-dev libcmocka-dev liblua5.4-dev "$@")  # "$@": extra packages of a target
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
