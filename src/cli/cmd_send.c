@@ -1,17 +1,236 @@
 /*
- * cmd_send.c - `osconnect send` (not yet implemented).
+ * cmd_send.c - `osconnect send`: deliver records from files or stdin to a
+ * destination, with a progress line on a terminal and a summary.
+ *
+ * Thin: everything happens in the delivery library (include/osc/delivery.h);
+ * this file parses options, prints progress and the summary, and maps the
+ * outcome to an exit status.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "osc/delivery.h"
+#include "osc/log.h"
+
+enum {
+    OPT_COMMIT = CLI_OPT_FIRST_PRIVATE,
+    OPT_NO_COMMIT,
+    OPT_INPUT_FORMAT,
+    OPT_DRY_RUN,
+    OPT_JSON_SUMMARY,
+    OPT_NO_PROGRESS
+};
+
+struct progress {
+    struct osc_delivery *d;
+    int on;
+    int printed;
+};
+
+static void usage(void)
+{
+    printf("Usage: osconnect send -c FILE -d DEST [OPTIONS] [INPUT...]\n\n"
+           "Deliver records to destination DEST. INPUT files are read in turn; with none,\n"
+           "or '-', records come from stdin. The format comes from the extension (.jsonl,\n"
+           ".ndjson, .json, .csv, .dead.jsonl) or --input-format. Unreadable and rejected\n"
+           "records go to the dead-letter file, which send accepts as input again.\n\n"
+           "Options:\n"
+           "  -d, --destination NAME  destination to send to (required when the config\n"
+           "                          has more than one)\n"
+           "      --commit NAME       after every batch was accepted, run the\n"
+           "                          trigger_directory_import destination NAME\n"
+           "      --no-commit         do not run the destination's commit: step\n"
+           "      --input-format FMT  jsonl, json, csv or deadletter (default: from the\n"
+           "                          file name, else sniffed)\n"
+           "      --dry-run           read, map and batch everything, send nothing\n"
+           "      --json-summary      print the summary as JSON on stdout\n"
+           "      --no-progress       no progress line, even on a terminal\n" CLI_COMMON_HELP
+           "\nExit status: 0 every record delivered; 1 some records rejected by the API or\n"
+           "the commit not triggered; 64 usage; 65 bad input only (malformed or unmappable\n"
+           "records, everything else delivered); 66 input not found; 69 the API stayed\n"
+           "unavailable and nothing was delivered; 74 dead-letter file not writable;\n"
+           "75 some records gave up after retries; 77 the API key was refused (401/403 on\n"
+           "the first request); 78 configuration error (including an inactive destination).\n");
+}
+
+static void progress_tick(void *ud)
+{
+    struct progress *p = ud;
+    struct osc_delivery_stats st;
+    uint64_t bytes;
+    int64_t size;
+    double rate;
+    char eta[32] = "";
+
+    if (!p->on || !p->d)
+        return;
+    osc_delivery_get_stats(p->d, &st);
+    osc_delivery_progress(p->d, &bytes, &size);
+    rate = st.seconds > 0 ? (double)st.records / st.seconds : 0;
+    if (size > 0 && bytes > 0 && bytes < (uint64_t)size && st.seconds > 0.5) {
+        double left = st.seconds * ((double)size / (double)bytes - 1.0);
+        snprintf(eta, sizeof(eta), ", ETA %.0fs", left);
+    }
+    fprintf(stderr, "\r\033[K%llu records, %llu sent, %llu requests, %.0f records/s%s",
+            (unsigned long long)st.records, (unsigned long long)st.sent,
+            (unsigned long long)st.requests, rate, eta);
+    p->printed = 1;
+}
+
+static void print_summary(const char *dest, const char *dl_path,
+                          const struct osc_delivery_stats *st, int dry_run, int json)
+{
+    if (json) {
+        printf("{\"destination\":\"%s\",\"records\":%llu,\"sent\":%llu,\"malformed\":%llu,"
+               "\"invalid\":%llu,\"rejected\":%llu,\"unavailable\":%llu,\"unsent\":%llu,"
+               "\"dead_lettered\":%llu,\"requests\":%llu,\"retries\":%llu,\"seconds\":%.3f,"
+               "\"dry_run\":%s,\"auth_failed\":%s,\"commit\":\"%s\"",
+               dest, (unsigned long long)st->records, (unsigned long long)st->sent,
+               (unsigned long long)st->malformed, (unsigned long long)st->invalid,
+               (unsigned long long)st->rejected, (unsigned long long)st->unavailable,
+               (unsigned long long)st->unsent, (unsigned long long)st->dead_lettered,
+               (unsigned long long)st->requests, (unsigned long long)st->retries, st->seconds,
+               dry_run ? "true" : "false", st->auth_failed ? "true" : "false",
+               st->commit == 1 ? "triggered" : st->commit == -1 ? "suppressed"
+                               : st->commit == -2 ? "failed" : "none");
+        if (st->dead_lettered)
+            printf(",\"dead_letter\":\"%s\"", dl_path);
+        printf(",\"exit\":%d}\n", osc_delivery_exit_code(st));
+    }
+    fprintf(stderr,
+            "%s%s: %llu records read, %llu %s, %llu rejected (%llu malformed, %llu unmappable, "
+            "%llu by the API, %llu after retries), %llu dead-lettered%s%s; %llu requests, "
+            "%llu retries, %.2fs\n",
+            dry_run ? "dry run: " : "", dest, (unsigned long long)st->records,
+            (unsigned long long)st->sent, dry_run ? "would be sent" : "sent",
+            (unsigned long long)(st->malformed + st->invalid + st->rejected + st->unavailable),
+            (unsigned long long)st->malformed, (unsigned long long)st->invalid,
+            (unsigned long long)st->rejected, (unsigned long long)st->unavailable,
+            (unsigned long long)st->dead_lettered, st->dead_lettered ? " to " : "",
+            st->dead_lettered ? dl_path : "", (unsigned long long)st->requests,
+            (unsigned long long)st->retries, st->seconds);
+    if (st->unsent)
+        fprintf(stderr, "%llu records were not sent.\n", (unsigned long long)st->unsent);
+    if (st->commit)
+        fprintf(stderr, "commit: %s\n", st->commit_reason);
+    if (st->auth_failed)
+        fprintf(stderr, "OfficeSpace refused the API key (HTTP 401/403 on the first request): "
+                        "check officespace.api_key. Nothing more was sent.\n");
+}
 
 int cmd_send(int argc, char **argv)
 {
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("Usage: osconnect send [OPTIONS]\n\nNot yet implemented.\n");
+    static const struct option longopts[] = {
+        CLI_COMMON_LONG,
+        {"destination", required_argument, NULL, 'd'},
+        {"commit", required_argument, NULL, OPT_COMMIT},
+        {"no-commit", no_argument, NULL, OPT_NO_COMMIT},
+        {"input-format", required_argument, NULL, OPT_INPUT_FORMAT},
+        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {"json-summary", no_argument, NULL, OPT_JSON_SUMMARY},
+        {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        {NULL, 0, NULL, 0}};
+    struct cli_common common = {0};
+    struct osc_config *cfg = NULL;
+    struct osc_delivery *d = NULL;
+    struct osc_delivery_opts opts = {0};
+    struct osc_delivery_stats st;
+    struct osc_err err = {0};
+    enum osc_records_format fmt = OSC_RECORDS_AUTO;
+    struct progress prog = {0};
+    const char *dest = NULL;
+    int opt, rc = 0, json_summary = 0, no_progress = 0;
+
+    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "d:", longopts, NULL)) != -1) {
+        int r = cli_common_option(&common, opt, optarg);
+        if (r < 0)
+            return cli_usage_error("send");
+        if (r)
+            continue;
+        switch (opt) {
+        case 'd':
+            dest = optarg;
+            break;
+        case OPT_COMMIT:
+            opts.commit = optarg;
+            break;
+        case OPT_NO_COMMIT:
+            opts.commit = "";
+            break;
+        case OPT_INPUT_FORMAT:
+            if (osc_records_format_parse(optarg, &fmt)) {
+                fprintf(stderr, "osconnect send: --input-format takes jsonl, json, csv or "
+                                "deadletter, not '%s'\n", optarg);
+                return cli_usage_error("send");
+            }
+            break;
+        case OPT_DRY_RUN:
+            opts.dry_run = 1;
+            break;
+        case OPT_JSON_SUMMARY:
+            json_summary = 1;
+            break;
+        case OPT_NO_PROGRESS:
+            no_progress = 1;
+            break;
+        default:
+            return cli_usage_error("send");
+        }
+    }
+    if (common.help) {
+        usage();
         return 0;
     }
-    fprintf(stderr, "osconnect send: not yet implemented\n");
-    return EX_SOFTWARE;
+    if ((rc = cli_load_config(&common, &cfg)))
+        return rc;
+    if (!dest && cfg->destinations.n == 1)
+        dest = cfg->destinations.names[0];
+    if (!dest) {
+        fprintf(stderr, "osconnect send: name the destination with -d (%zu in %s)\n",
+                cfg->destinations.n, cfg->path);
+        rc = cfg->destinations.n ? EX_USAGE : EX_CONFIG;
+        goto out;
+    }
+    prog.on = !no_progress && !common.quiet && isatty(STDERR_FILENO);
+    opts.tick = progress_tick;
+    opts.ud = &prog;
+    if (!(d = osc_delivery_new(cfg, dest, &opts, &err))) {
+        rc = cli_fail("send", err.code ? err.code : OSC_ECONFIG, &err);
+        goto out;
+    }
+    prog.d = d;
+    if (osc_delivery_takes_no_records(d)) {
+        if (optind < argc)
+            fprintf(stderr, "osconnect send: %s is a trigger_directory_import destination; "
+                            "the input is not read\n", dest);
+    } else if (optind >= argc) {
+        rc = osc_delivery_feed(d, "-", fmt, 0, &err);
+    } else {
+        for (int i = optind; i < argc && rc == 0; i++)
+            rc = osc_delivery_feed(d, argv[i], fmt, 0, &err);
+    }
+    if (rc == OSC_ENOINPUT || (rc && rc != OSC_EAUTH)) {
+        if (prog.printed)
+            fputc('\n', stderr);
+        int code = cli_fail("send", rc, &err);
+        /* what was already read is still delivered and summarised */
+        osc_delivery_finish(d);
+        osc_delivery_get_stats(d, &st);
+        print_summary(dest, osc_delivery_dead_letter_path(d), &st, opts.dry_run, json_summary);
+        rc = code;
+        goto out;
+    }
+    osc_delivery_finish(d);
+    if (prog.printed)
+        fputs("\r\033[K", stderr);
+    osc_delivery_get_stats(d, &st);
+    print_summary(dest, osc_delivery_dead_letter_path(d), &st, opts.dry_run, json_summary);
+    rc = osc_delivery_exit_code(&st);
+out:
+    osc_delivery_free(d);
+    osc_config_free(cfg);
+    return rc;
 }

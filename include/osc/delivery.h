@@ -1,0 +1,148 @@
+/*
+ * delivery.h - deliver records to one destination: map or filter each
+ * record, group records into request bodies, resolve the URL, send with
+ * bounded concurrency, retry, dead-letter, and run the commit step.
+ *
+ * Flow per record: exclude -> encode (employee mapping for
+ * upsert_employees, json/form/ndjson otherwise) -> URL template -> the open
+ * batch for that URL (one request never mixes URLs) -> when full, the batch
+ * is closed (array, property or Lua grouping) and queued -> sent on the
+ * libcurl multi interface, at most max_in_flight at once.
+ *
+ * Outcomes come from osc_retry_classify(): sent; retry (408, 429, 5xx,
+ * transport errors: capped full-jitter backoff, Retry-After honoured up to
+ * max_retry_wait; a 429/503 with Retry-After pauses the whole destination);
+ * reject (other statuses: the batch's records go to the dead-letter file
+ * with the status and a response excerpt). 401/403 before anything was
+ * accepted stops the run: the key was refused.
+ *
+ * Memory: at most max_in_flight + open-group batches exist; each keeps its
+ * body and the compact original records (for dead letters and, later,
+ * per-record checkpoints by offset). Not thread-safe.
+ */
+#ifndef OSC_DELIVERY_H
+#define OSC_DELIVERY_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "osc/clock.h"
+#include "osc/config.h"
+#include "osc/err.h"
+#include "osc/http.h"
+#include "osc/records.h"
+
+/* One API call, as reported to the response webhook and to opts.on_call. */
+struct osc_delivery_call {
+    const char *request_id;
+    const char *destination;
+    const char *method;
+    const char *url;
+    const char *const *headers; /* the non-auth request headers, NULL-terminated */
+    const char *body;
+    size_t body_len;
+    size_t records;
+    unsigned attempt; /* 1 for the first try */
+    const struct osc_http_response *resp; /* NULL in preview and dry-run */
+    enum osc_http_outcome outcome;
+};
+
+struct osc_delivery_opts {
+    int dry_run;           /* build every request, send none */
+    FILE *preview;         /* print each request here instead of sending (implies dry_run) */
+    const char *commit;    /* overrides the destination's commit: ("" = none) */
+    int single_request;    /* `test`: one record per request, no staging, no commit */
+    const char *payload;   /* `test --payload`: this body, verbatim (borrowed) */
+    size_t payload_len;
+    const struct osc_clock *clock; /* NULL: the system clocks */
+    uint64_t seed;         /* backoff jitter; 0: from the clock */
+    /* called for every API call (after the webhook is queued); may be NULL */
+    void (*on_call)(void *ud, const struct osc_delivery_call *call);
+    /* called from waits at most every 250 ms (progress lines); may be NULL */
+    void (*tick)(void *ud);
+    void *ud;
+};
+
+struct osc_delivery_stats {
+    uint64_t records;       /* records offered (valid and malformed) */
+    uint64_t malformed;     /* unreadable input records */
+    uint64_t invalid;       /* readable, but not deliverable (no EmployeeId/Email, URL field...) */
+    uint64_t sent;          /* accepted by the API */
+    uint64_t rejected;      /* refused by the API (4xx) */
+    uint64_t unavailable;   /* given up after retries */
+    uint64_t unsent;        /* never sent (the run was stopped) */
+    uint64_t dead_lettered; /* lines written to the dead-letter file */
+    uint64_t requests;      /* API calls made, retries included */
+    uint64_t retries;
+    uint64_t webhook_failed;
+    int auth_failed;        /* 401/403 on the first request */
+    int commit;             /* 0 none, 1 triggered, -1 suppressed, -2 trigger failed */
+    char commit_reason[256];
+    int dead_letter_error;  /* the dead-letter file could not be written */
+    double seconds;
+};
+
+struct osc_delivery;
+
+/*
+ * Prepare delivery to destination dest_name of cfg (both borrowed for the
+ * life of the delivery). Returns a delivery the caller frees with
+ * osc_delivery_free(), or NULL with err set: OSC_ECONFIG (unknown or
+ * inactive destination, bad URL template, Lua code that does not load),
+ * OSC_ENOMEM.
+ */
+struct osc_delivery *osc_delivery_new(const struct osc_config *cfg, const char *dest_name,
+                                      const struct osc_delivery_opts *opts, struct osc_err *err);
+void osc_delivery_free(struct osc_delivery *d);
+
+/*
+ * Offer one valid record (from osc_records_next(); copied as needed). May
+ * wait for a free batch while requests are in flight. Returns 0 (the
+ * record was queued, or rejected locally and dead-lettered), OSC_EAUTH when
+ * the API refused the key (stop reading), or OSC_EIO when the dead-letter
+ * file cannot be written.
+ */
+int osc_delivery_add(struct osc_delivery *d, const struct osc_record *rec);
+
+/* Report an unreadable record (rec from osc_records_next() == OSC_EDATA). */
+int osc_delivery_malformed(struct osc_delivery *d, const struct osc_record *rec,
+                           const char *reason);
+
+/*
+ * Send what is still open, wait for every request (retries included), then
+ * run the commit step if one is configured and every batch was accepted.
+ * For a trigger_directory_import destination this sends the trigger. The
+ * webhook queue is drained for at most a few seconds. Returns 0 or
+ * OSC_EAUTH / OSC_EIO.
+ */
+int osc_delivery_finish(struct osc_delivery *d);
+
+/*
+ * Read path ("-" or NULL: stdin) with osc_records_open() and offer each
+ * record to d: valid ones to osc_delivery_add(), malformed ones to
+ * osc_delivery_malformed(). Stops after max_records records when it is not
+ * 0. Returns 0; OSC_ENOINPUT (err set) when the input cannot be opened;
+ * OSC_EAUTH / OSC_EIO when delivery must stop; OSC_EIO on a read error.
+ */
+int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records_format format,
+                      uint64_t max_records, struct osc_err *err);
+/* Progress of the input being fed: bytes read and its size (-1 unknown). */
+void osc_delivery_progress(const struct osc_delivery *d, uint64_t *bytes, int64_t *size);
+/* 1 when the destination takes no records (trigger_directory_import). */
+int osc_delivery_takes_no_records(const struct osc_delivery *d);
+
+void osc_delivery_get_stats(const struct osc_delivery *d, struct osc_delivery_stats *out);
+/* Dead-letter file path (even when nothing was written). */
+const char *osc_delivery_dead_letter_path(const struct osc_delivery *d);
+
+/*
+ * The exit status (sysexits) for a finished run: 0 all delivered; 77 the
+ * key was refused; 74 the dead-letter file could not be written; 69 some
+ * records gave up after retries (or the commit trigger did); 75 the run
+ * stopped before every record was sent (resume by running it again); 65
+ * some records were malformed, unmappable or rejected (all dead-lettered),
+ * or the commit was suppressed.
+ */
+int osc_delivery_exit_code(const struct osc_delivery_stats *s);
+
+#endif

@@ -1,0 +1,622 @@
+/*
+ * test_delivery.c - the delivery engine in-process against the scripted
+ * test server: what the server receives (method, path, headers, exact
+ * body) for each template and manual option, grouping (array, property,
+ * Lua, including the sandbox), URL partitioning, max_bytes, retries with
+ * Retry-After, the commit flow, the auth stop, dead letters, the response
+ * webhook (also when it fails) and preview output.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "osc/clock.h"
+#include "osc/config.h"
+#include "osc/delivery.h"
+#include "osc/log.h"
+#include "testserver.h"
+
+#define KEY "unit-key-SECRET-0123456789abcdef"
+
+struct fx {
+    struct ts_server *ts;
+    struct osc_config *cfg;
+    struct osc_delivery *d;
+    struct osc_delivery_stats st;
+    char *dl_path;
+};
+
+static void setup_cfg(struct fx *f, const char *dest_yaml)
+{
+    char *text = NULL;
+    struct osc_err err = {0};
+
+    f->ts = ts_start();
+    assert_non_null(f->ts);
+    f->dl_path = th_write_file("out.dead.jsonl", "");
+    remove(f->dl_path);
+    assert_true(asprintf(&text,
+                         "officespace:\n  hostname: acme\n  base_url: %s\n  api_key: " KEY "\n"
+                         "destinations:\n%s",
+                         ts_url(f->ts), dest_yaml) > 0);
+    {
+        /* every destination writes its dead letters to one known file */
+        char *p = text, *out = NULL;
+        size_t n = 0;
+        FILE *m = open_memstream(&out, &n);
+        int in_dest = 0;
+        for (char *line = strtok(p, "\n"); line; line = strtok(NULL, "\n")) {
+            fprintf(m, "%s\n", line);
+            if (strcmp(line, "destinations:") == 0)
+                in_dest = 1;
+            if (in_dest && strncmp(line, "  ", 2) == 0 && line[2] != ' ' &&
+                line[strlen(line) - 1] == ':')
+                fprintf(m, "    dead_letter: %s\n", f->dl_path);
+        }
+        fclose(m);
+        free(text);
+        text = out;
+    }
+    if (osc_config_load_string(text, strlen(text), "t.yaml", &f->cfg, &err))
+        fail_msg("%s\n%s", err.msg, text);
+    free(text);
+}
+
+static int deliver(struct fx *f, const char *dest, const char *input, const char *name,
+                   const struct osc_delivery_opts *opts)
+{
+    struct osc_err err = {0};
+    char *path = NULL;
+    int rc = 0;
+
+    f->d = osc_delivery_new(f->cfg, dest, opts, &err);
+    if (!f->d)
+        fail_msg("%s", err.msg);
+    if (input) {
+        path = th_write_file(name, input);
+        rc = osc_delivery_feed(f->d, path, OSC_RECORDS_AUTO, 0, &err);
+        free(path);
+    }
+    osc_delivery_finish(f->d);
+    osc_delivery_get_stats(f->d, &f->st);
+    return rc;
+}
+
+static void teardown_fx(struct fx *f)
+{
+    osc_delivery_free(f->d);
+    osc_config_free(f->cfg);
+    ts_stop(f->ts);
+    free(f->dl_path);
+    th_tmpdir_cleanup();
+    osc_log_secret_clear();
+}
+
+/* Assert request i: method, url, body (NULL: any), content type (NULL: not checked). */
+static void expect_req(struct fx *f, size_t i, const char *method, const char *url,
+                       const char *body, const char *ctype)
+{
+    struct ts_request r;
+    char v[512];
+
+    assert_int_equal(ts_get(f->ts, i, &r), 0);
+    assert_string_equal(r.method, method);
+    assert_string_equal(r.url, url);
+    if (body)
+        assert_string_equal(r.body ? r.body : "", body);
+    if (ctype) {
+        assert_int_equal(ts_header(&r, "content-type", v, sizeof(v)), 0);
+        assert_string_equal(v, ctype);
+    }
+    ts_request_free(&r);
+}
+
+static void expect_auth(struct fx *f, size_t i, int present)
+{
+    struct ts_request r;
+    char v[512];
+
+    assert_int_equal(ts_get(f->ts, i, &r), 0);
+    if (present) {
+        assert_int_equal(ts_header(&r, "authorization", v, sizeof(v)), 0);
+        assert_string_equal(v, "Token token=" KEY);
+    } else {
+        assert_int_equal(ts_header(&r, "authorization", v, sizeof(v)), -1);
+    }
+    ts_request_free(&r);
+}
+
+static json_t *dead_letters(struct fx *f)
+{
+    char *text = th_read_file(f->dl_path);
+    json_t *arr = json_array();
+    char *line, *save = NULL;
+
+    for (line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
+        json_array_append_new(arr, json_loads(line, 0, NULL));
+    free(text);
+    return arr;
+}
+
+#define EMP_DEST                                                                                   \
+    "  employees:\n    template: upsert_employees\n    source_name: HR\n    commit: commit\n"   \
+    "    retry: {base: 5ms, cap: 20ms, max_attempts: 3}\n"                                         \
+    "  commit:\n    template: trigger_directory_import\n    source_name: HR\n"
+
+static void test_upsert_and_commit(void **state)
+{
+    struct fx f = {0};
+    json_t *dl;
+    (void)state;
+
+    setup_cfg(&f, EMP_DEST);
+    assert_int_equal(deliver(&f, "employees",
+                             "employee_id,first_name,last_name,email\n"
+                             "1,Alice,Smith,alice@example.com\n"
+                             ",Bob,NoId,\n"
+                             ",Carol,Jones,carol@example.com\n",
+                             "hr.csv", NULL),
+                     0);
+    assert_int_equal(ts_count(f.ts), 3);
+    expect_req(&f, 0, "DELETE", "/api/1/employee_directory/HR", "", NULL);
+    expect_auth(&f, 0, 1);
+    expect_req(&f, 1, "POST", "/api/1/employee_batch_imports",
+               "[{\"EmployeeId\":\"1\",\"Source\":\"HR\",\"FirstName\":\"Alice\",\"LastName\":\"Smith\","
+               "\"Email\":\"alice@example.com\"},"
+               "{\"EmployeeId\":\"carol@example.com\",\"Source\":\"HR\",\"FirstName\":\"Carol\","
+               "\"LastName\":\"Jones\",\"Email\":\"carol@example.com\"}]",
+               "application/json; charset=utf-8");
+    expect_auth(&f, 1, 1);
+    expect_req(&f, 2, "POST", "/api/1/employee_directory", "Source=HR",
+               "application/x-www-form-urlencoded");
+    expect_auth(&f, 2, 1);
+    assert_int_equal(f.st.records, 3);
+    assert_int_equal(f.st.sent, 2);
+    assert_int_equal(f.st.invalid, 1);
+    assert_int_equal(f.st.dead_lettered, 1);
+    assert_int_equal(f.st.commit, 1);
+    assert_int_equal(osc_delivery_exit_code(&f.st), 65);
+    dl = dead_letters(&f);
+    assert_int_equal(json_array_size(dl), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(dl, 0), "record"), "first_name")),
+                        "Bob");
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(dl, 0), "reason")),
+                           "no EmployeeId or Email"));
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_array_get(dl, 0), "source"), "line")),
+                     3);
+    json_decref(dl);
+    teardown_fx(&f);
+}
+
+static void test_batches_and_failed_commit(void **state)
+{
+    struct fx f = {0};
+    struct osc_buf in;
+    struct ts_response bad = {422, "Content-Type: application/json\n", "{\"error\":\"invalid\"}", 0, 0};
+    json_t *dl;
+    (void)state;
+
+    setup_cfg(&f, EMP_DEST);
+    osc_buf_init(&in, 1 << 20);
+    for (int i = 0; i < 250; i++)
+        osc_buf_printf(&in, "{\"email\":\"u%d@x.io\"}\n", i);
+    ts_push(f.ts, &(struct ts_response){200, NULL, "{}", 0, 0}); /* DELETE */
+    ts_push(f.ts, &(struct ts_response){200, NULL, "{}", 0, 0});
+    ts_push(f.ts, &bad);
+    assert_int_equal(deliver(&f, "employees", osc_buf_str(&in), "u.jsonl",
+                             &(struct osc_delivery_opts){.seed = 1}),
+                     0);
+    osc_buf_free(&in);
+    /* DELETE, three batches (100, 100, 50), no trigger */
+    assert_int_equal(ts_count(f.ts), 4);
+    expect_req(&f, 0, "DELETE", "/api/1/employee_directory/HR", NULL, NULL);
+    for (size_t i = 1; i < 4; i++) {
+        struct ts_request r;
+        json_t *j;
+        ts_get(f.ts, i, &r);
+        assert_string_equal(r.url, "/api/1/employee_batch_imports");
+        j = json_loads(r.body, 0, NULL);
+        assert_int_equal(json_array_size(j), i == 3 ? 50 : 100);
+        json_decref(j);
+        ts_request_free(&r);
+    }
+    assert_int_equal(f.st.sent, 150);
+    assert_int_equal(f.st.rejected, 100);
+    assert_int_equal(f.st.commit, -1);
+    assert_non_null(strstr(f.st.commit_reason, "not every batch was accepted"));
+    assert_int_equal(osc_delivery_exit_code(&f.st), 65);
+    dl = dead_letters(&f);
+    assert_int_equal(json_array_size(dl), 100);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(dl, 0), "status")), 422);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(dl, 0), "response")),
+                        "{\"error\":\"invalid\"}");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(dl, 0), "destination")),
+                        "employees");
+    json_decref(dl);
+    teardown_fx(&f);
+}
+
+static void test_retry_and_retry_after(void **state)
+{
+    struct fx f = {0};
+    int64_t t0;
+    (void)state;
+
+    setup_cfg(&f, "  d:\n    url: /api/1/things\n    retry: {base: 5ms, cap: 20ms}\n");
+    ts_push(f.ts, &(struct ts_response){500, NULL, "oops", 0, 0});
+    ts_push(f.ts, &(struct ts_response){200, NULL, "{\"accepted\":true,\"padding\":\"xxxxxxxxxxxxxxxx\"}", 0, 1}); /* reset mid-body */
+    ts_push(f.ts, &(struct ts_response){429, "Retry-After: 1\n", "slow down", 0, 0});
+    t0 = osc_clock_mono_ms(NULL);
+    deliver(&f, "d", "{\"a\":1}\n{\"a\":2}\n", "a.jsonl", NULL);
+    /* the pause asked by Retry-After was honoured */
+    assert_true(osc_clock_mono_ms(NULL) - t0 >= 950);
+    assert_int_equal(ts_count(f.ts), 4);
+    for (size_t i = 0; i < 4; i++)
+        expect_req(&f, i, "POST", "/api/1/things", "[{\"a\":1},{\"a\":2}]",
+                   "application/json; charset=utf-8");
+    assert_int_equal(f.st.sent, 2);
+    assert_int_equal(f.st.retries, 3);
+    assert_int_equal(f.st.requests, 4);
+    assert_int_equal(osc_delivery_exit_code(&f.st), 0);
+    teardown_fx(&f);
+
+    /* a 503 storm exhausts the attempts: dead letters, exit 69 */
+    setup_cfg(&f, "  d:\n    url: /api/1/things\n    retry: {base: 1ms, cap: 2ms, max_attempts: 3}\n");
+    ts_set_default(f.ts, &(struct ts_response){503, NULL, "down", 0, 0});
+    deliver(&f, "d", "{\"a\":1}\n", "a.jsonl", NULL);
+    assert_int_equal(ts_count(f.ts), 3);
+    assert_int_equal(f.st.unavailable, 1);
+    assert_int_equal(f.st.dead_lettered, 1);
+    assert_int_equal(osc_delivery_exit_code(&f.st), 69);
+    teardown_fx(&f);
+}
+
+static void test_auth_refused(void **state)
+{
+    struct fx f = {0};
+    struct osc_buf in;
+    (void)state;
+
+    setup_cfg(&f, EMP_DEST);
+    ts_set_default(f.ts, &(struct ts_response){401, "WWW-Authenticate: Token realm=\"Application\"\n",
+                                               "HTTP Token: Access denied.", 0, 0});
+    osc_buf_init(&in, 1 << 20);
+    for (int i = 0; i < 500; i++)
+        osc_buf_printf(&in, "{\"email\":\"u%d@x.io\"}\n", i);
+    assert_int_equal(deliver(&f, "employees", osc_buf_str(&in), "u.jsonl", NULL), OSC_EAUTH);
+    osc_buf_free(&in);
+    /* the staging DELETE was refused: nothing else was sent */
+    assert_int_equal(ts_count(f.ts), 1);
+    expect_req(&f, 0, "DELETE", "/api/1/employee_directory/HR", NULL, NULL);
+    assert_true(f.st.auth_failed);
+    assert_int_equal(f.st.sent, 0);
+    assert_int_equal(f.st.dead_lettered, 0);
+    assert_int_equal(osc_delivery_exit_code(&f.st), 77);
+    teardown_fx(&f);
+}
+
+static char urls_seen[1024];
+
+static void note_url(void *ud, const struct osc_delivery_call *call)
+{
+    (void)ud;
+    if (strlen(urls_seen) + strlen(call->url) + 2 < sizeof(urls_seen)) {
+        strcat(urls_seen, call->url);
+        strcat(urls_seen, "\n");
+    }
+}
+
+static void test_manual_options(void **state)
+{
+    struct fx f = {0};
+    struct ts_request r;
+    char v[128];
+    json_t *dl;
+    (void)state;
+
+    setup_cfg(&f, "  d:\n    url: /api/1/employees/{id}\n    method: PUT\n"
+                  "    batch: {enabled: false}\n    exclude: [id, secret.pin]\n"
+                  "    headers: 'X-Tenant: acme, X-Trace:1'\n");
+    urls_seen[0] = '\0';
+    deliver(&f, "d",
+            "{\"id\":\"a b/1\",\"title\":\"T\",\"secret\":{\"pin\":1234,\"keep\":true}}\n"
+            "{\"title\":\"no id\"}\n"
+            "{\"id\":7,\"title\":\"U\"}\n",
+            "m.jsonl", &(struct osc_delivery_opts){.on_call = note_url});
+    assert_int_equal(ts_count(f.ts), 2);
+    /* the field value is percent-encoded in the URL sent (the server sees it decoded) */
+    assert_non_null(strstr(urls_seen, "/api/1/employees/a%20b%2F1\n"));
+    expect_req(&f, 0, "PUT", "/api/1/employees/a b/1", "{\"title\":\"T\",\"secret\":{\"keep\":true}}",
+               "application/json; charset=utf-8");
+    expect_req(&f, 1, "PUT", "/api/1/employees/7", "{\"title\":\"U\"}", NULL);
+    ts_get(f.ts, 0, &r);
+    assert_int_equal(ts_header(&r, "x-tenant", v, sizeof(v)), 0);
+    assert_string_equal(v, "acme");
+    assert_int_equal(ts_header(&r, "x-trace", v, sizeof(v)), 0);
+    assert_string_equal(v, "1");
+    ts_request_free(&r);
+    expect_auth(&f, 0, 1);
+    dl = dead_letters(&f);
+    assert_int_equal(json_array_size(dl), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(dl, 0), "reason")),
+                        "no value for {id} in the url");
+    json_decref(dl);
+    teardown_fx(&f);
+
+    /* form and ndjson, DELETE without a body, an absolute foreign URL gets no key */
+    setup_cfg(&f, "  form:\n    url: /api/1/seats/{seat}/assets\n    format: form\n    exclude: [seat]\n"
+                  "  nd:\n    url: http://127.0.0.1:1/never\n    format: ndjson\n"
+                  "  del:\n    url: /api/1/employees/{id}\n    method: DELETE\n    batch: {enabled: false}\n");
+    deliver(&f, "form", "{\"seat\":5,\"name\":\"Desk phone & dock\",\"n\":1}\n", "f.jsonl", NULL);
+    expect_req(&f, 0, "POST", "/api/1/seats/5/assets", "name=Desk%20phone%20%26%20dock&n=1",
+               "application/x-www-form-urlencoded");
+    osc_delivery_free(f.d);
+    deliver(&f, "del", "{\"id\":9}\n", "d.jsonl", NULL);
+    expect_req(&f, 1, "DELETE", "/api/1/employees/9", "", NULL);
+    teardown_fx(&f);
+
+    setup_cfg(&f, "  nd:\n    url: PLACEHOLDER/ingest\n    format: ndjson\n");
+    {
+        /* an absolute URL on another host: ndjson body, no API key */
+        char *text = NULL;
+        struct osc_err err;
+        struct ts_server *other = ts_start();
+        osc_config_free(f.cfg);
+        assert_true(asprintf(&text, "officespace: {hostname: acme, base_url: http://127.0.0.1:9, "
+                                    "api_key: " KEY "}\ndestinations:\n  nd:\n    url: %s/ingest\n"
+                                    "    format: ndjson\n    dead_letter: %s\n",
+                             ts_url(other), f.dl_path) > 0);
+        assert_int_equal(osc_config_load_string(text, strlen(text), "t.yaml", &f.cfg, &err), 0);
+        free(text);
+        ts_stop(f.ts);
+        f.ts = other;
+    }
+    deliver(&f, "nd", "{\"a\":1}\n{\"b\":2}\n", "n.jsonl", NULL);
+    expect_req(&f, 0, "POST", "/ingest", "{\"a\":1}\n{\"b\":2}\n", "application/x-ndjson");
+    expect_auth(&f, 0, 0);
+    teardown_fx(&f);
+}
+
+static void test_partition_and_max_bytes(void **state)
+{
+    struct fx f = {0};
+    (void)state;
+
+    setup_cfg(&f, "  d:\n    url: /api/1/sites/{site}/things\n    batch: {size: 10}\n");
+    deliver(&f, "d",
+            "{\"site\":\"A\",\"n\":1}\n{\"site\":\"B\",\"n\":2}\n{\"site\":\"A\",\"n\":3}\n"
+            "{\"site\":\"C\",\"n\":4}\n{\"site\":\"B\",\"n\":5}\n",
+            "p.jsonl", NULL);
+    assert_int_equal(ts_count(f.ts), 3);
+    {
+        int seen = 0;
+        for (size_t i = 0; i < 3; i++) {
+            struct ts_request r;
+            ts_get(f.ts, i, &r);
+            if (strcmp(r.url, "/api/1/sites/A/things") == 0)
+                assert_string_equal(r.body, "[{\"site\":\"A\",\"n\":1},{\"site\":\"A\",\"n\":3}]"), seen |= 1;
+            else if (strcmp(r.url, "/api/1/sites/B/things") == 0)
+                assert_string_equal(r.body, "[{\"site\":\"B\",\"n\":2},{\"site\":\"B\",\"n\":5}]"), seen |= 2;
+            else if (strcmp(r.url, "/api/1/sites/C/things") == 0)
+                assert_string_equal(r.body, "[{\"site\":\"C\",\"n\":4}]"), seen |= 4;
+            ts_request_free(&r);
+        }
+        assert_int_equal(seen, 7);
+    }
+    teardown_fx(&f);
+
+    /* max_bytes cuts batches before they grow past it; a record larger than it is rejected */
+    setup_cfg(&f, "  d:\n    url: /x\n    batch: {size: 100, max_bytes: 256}\n");
+    {
+        struct osc_buf in;
+        osc_buf_init(&in, 1 << 20);
+        for (int i = 0; i < 10; i++)
+            osc_buf_printf(&in, "{\"pad\":\"%060d\"}\n", i);
+        osc_buf_printf(&in, "{\"pad\":\"%0300d\"}\n", 1);
+        deliver(&f, "d", osc_buf_str(&in), "b.jsonl", NULL);
+        osc_buf_free(&in);
+    }
+    assert_int_equal(f.st.sent, 10);
+    assert_int_equal(f.st.invalid, 1);
+    assert_int_equal(ts_count(f.ts), 4); /* 3 + 3 + 3 + 1 records of 71 bytes */
+    for (size_t i = 0; i < ts_count(f.ts); i++) {
+        struct ts_request r;
+        ts_get(f.ts, i, &r);
+        assert_true(r.body_len <= 256);
+        ts_request_free(&r);
+    }
+    teardown_fx(&f);
+}
+
+static void test_grouping(void **state)
+{
+    struct fx f = {0};
+    json_t *dl;
+    (void)state;
+
+    setup_cfg(&f, "  prop:\n    url: /p\n    batch:\n      grouping: property\n      property_name: records\n"
+                  "      other_props: {mode: upsert, n: 3}\n"
+                  "  lua:\n    url: /l\n    batch:\n      grouping: code\n      code: |\n"
+                  "        function batch(records)\n"
+                  "          local ids = {}\n"
+                  "          for i, r in ipairs(records) do ids[i] = string.upper(r.id) end\n"
+                  "          return json.encode({count = #records, ids = ids}), 'application/vnd.x+json'\n"
+                  "        end\n"
+                  "  evil:\n    url: /e\n    batch:\n      grouping: code\n      code: |\n"
+                  "        function batch(records) return os.execute('touch /tmp/osc-pwned') end\n"
+                  "  spin:\n    url: /s\n    batch:\n      grouping: code\n      code: |\n"
+                  "        function batch(records) while true do end end\n");
+    deliver(&f, "prop", "{\"id\":\"a\"}\n{\"id\":\"b\"}\n", "g.jsonl", NULL);
+    expect_req(&f, 0, "POST", "/p", "{\"records\":[{\"id\":\"a\"},{\"id\":\"b\"}],\"mode\":\"upsert\",\"n\":3}",
+               "application/json; charset=utf-8");
+    osc_delivery_free(f.d);
+    deliver(&f, "lua", "{\"id\":\"a\"}\n{\"id\":\"b\"}\n", "g.jsonl", NULL);
+    assert_int_equal(ts_count(f.ts), 2);
+    {
+        struct ts_request r;
+        json_t *j;
+        ts_get(f.ts, 1, &r);
+        assert_string_equal(r.url, "/l");
+        j = json_loads(r.body, 0, NULL);
+        assert_int_equal(json_integer_value(json_object_get(j, "count")), 2);
+        assert_string_equal(json_string_value(json_array_get(json_object_get(j, "ids"), 1)), "B");
+        json_decref(j);
+        ts_request_free(&r);
+        expect_req(&f, 1, "POST", "/l", NULL, "application/vnd.x+json");
+    }
+    osc_delivery_free(f.d);
+    /* the sandbox has no os: the batch fails, nothing is sent, records are dead-lettered */
+    deliver(&f, "evil", "{\"id\":\"a\"}\n", "g.jsonl", NULL);
+    osc_delivery_free(f.d);
+    deliver(&f, "spin", "{\"id\":\"z\"}\n", "g.jsonl", NULL);
+    assert_int_equal(ts_count(f.ts), 2);
+    assert_int_equal(access("/tmp/osc-pwned", F_OK), -1);
+    dl = dead_letters(&f);
+    assert_int_equal(json_array_size(dl), 2);
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(dl, 0), "reason")),
+                           "global 'os'"));
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(dl, 1), "reason")),
+                           "instruction limit"));
+    json_decref(dl);
+    teardown_fx(&f);
+
+    /* io, require and load are not there either: code that needs them at load time is refused */
+    {
+        struct osc_config *cfg;
+        struct osc_err err = {0};
+        const char *y = "officespace: {hostname: acme, api_key: " KEY "}\ndestinations:\n"
+                        "  x:\n    url: /x\n    batch: {grouping: code, code: \"local f = io.open('/etc/passwd')\"}\n"
+                        "  y:\n    url: /y\n    batch: {grouping: code, code: \"require('os')\"}\n";
+        assert_int_equal(osc_config_load_string(y, strlen(y), "t.yaml", &cfg, &err), 0);
+        assert_null(osc_delivery_new(cfg, "x", NULL, &err));
+        assert_int_equal(err.code, OSC_ECONFIG);
+        assert_non_null(strstr(err.msg, "global 'io'"));
+        assert_null(osc_delivery_new(cfg, "y", NULL, &err));
+        assert_non_null(strstr(err.msg, "global 'require'"));
+        osc_config_free(cfg);
+        osc_log_secret_clear();
+    }
+}
+
+static void test_webhook(void **state)
+{
+    struct fx f = {0};
+    struct ts_server *hook = ts_start();
+    char yaml[512];
+    struct ts_request r;
+    json_t *j;
+    (void)state;
+
+    snprintf(yaml, sizeof(yaml), "  d:\n    url: /api/1/things\n    response_webhook: %s/hook\n"
+                                 "    retry: {base: 1ms, cap: 2ms}\n", ts_url(hook));
+    setup_cfg(&f, yaml);
+    ts_push(f.ts, &(struct ts_response){503, "X-Why: busy\n", "busy", 0, 0});
+    ts_push(f.ts, &(struct ts_response){201, "Content-Type: application/json\n", "{\"ok\":1}", 0, 0});
+    deliver(&f, "d", "{\"a\":1}\n", "w.jsonl", NULL);
+    assert_int_equal(f.st.sent, 1);
+    assert_int_equal(ts_count(hook), 2);
+    ts_get(hook, 1, &r);
+    assert_string_equal(r.method, "POST");
+    assert_string_equal(r.url, "/hook");
+    assert_null(strstr(r.body, KEY));
+    assert_int_equal(ts_header(&r, "authorization", (char[8]){0}, 8), -1);
+    j = json_loads(r.body, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "destination")), "d");
+    assert_string_equal(json_string_value(json_object_get(j, "method")), "POST");
+    assert_non_null(strstr(json_string_value(json_object_get(j, "url")), "/api/1/things"));
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 201);
+    assert_int_equal(json_integer_value(json_object_get(j, "records")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 2);
+    assert_string_equal(json_string_value(json_object_get(j, "response_body")), "{\"ok\":1}");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "response_headers"),
+                                                          "content-type")),
+                        "application/json");
+    assert_non_null(strstr(json_string_value(json_object_get(j, "request_id")), "osc-"));
+    assert_true(json_is_integer(json_object_get(j, "duration_ms")));
+    json_decref(j);
+    ts_request_free(&r);
+    ts_get(hook, 0, &r);
+    j = json_loads(r.body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 503);
+    assert_string_equal(json_string_value(json_object_get(j, "outcome")), "retry");
+    json_decref(j);
+    ts_request_free(&r);
+    teardown_fx(&f);
+
+    /* a failing webhook: every delivery still goes through */
+    ts_set_default(hook, &(struct ts_response){500, NULL, "hook down", 0, 0});
+    snprintf(yaml, sizeof(yaml), "  d:\n    url: /api/1/things\n    response_webhook: %s/hook\n"
+                                 "    batch: {size: 1}\n", ts_url(hook));
+    setup_cfg(&f, yaml);
+    deliver(&f, "d", "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n", "w.jsonl", NULL);
+    assert_int_equal(f.st.sent, 3);
+    assert_int_equal(ts_count(f.ts), 3);
+    assert_int_equal(f.st.webhook_failed, 3);
+    assert_int_equal(osc_delivery_exit_code(&f.st), 0);
+    teardown_fx(&f);
+    ts_stop(hook);
+}
+
+static void test_preview_and_inactive(void **state)
+{
+    struct fx f = {0};
+    char *out = NULL;
+    size_t n = 0;
+    FILE *m = open_memstream(&out, &n);
+    struct osc_delivery_opts o = {.preview = m};
+    struct osc_err err;
+    (void)state;
+
+    setup_cfg(&f, EMP_DEST "  off:\n    url: /x\n    active: false\n");
+    deliver(&f, "employees", "{\"employee_id\":\"1\",\"name\":\"Ann Lee\"}\n", "p.jsonl", &o);
+    fclose(m);
+    assert_int_equal(ts_count(f.ts), 0);
+    assert_null(strstr(out, KEY));
+    assert_non_null(strstr(out, "DELETE "));
+    {
+        char want[1024];
+        snprintf(want, sizeof(want),
+                 "DELETE %s/api/1/employee_directory/HR\nAuthorization: Token token=***\n\n"
+                 "POST %s/api/1/employee_batch_imports\nAuthorization: Token token=***\n"
+                 "Content-Type: application/json; charset=utf-8\n\n[\n  {\n    \"EmployeeId\": \"1\",\n"
+                 "    \"Source\": \"HR\",\n    \"FirstName\": \"Ann\",\n    \"LastName\": \"Lee\"\n  }\n]\n\n"
+                 "POST %s/api/1/employee_directory\nAuthorization: Token token=***\n"
+                 "Content-Type: application/x-www-form-urlencoded\n\nSource=HR\n\n",
+                 ts_url(f.ts), ts_url(f.ts), ts_url(f.ts));
+        assert_string_equal(out, want);
+    }
+    free(out);
+    assert_null(osc_delivery_new(f.cfg, "off", NULL, &err));
+    assert_int_equal(err.code, OSC_ECONFIG);
+    assert_non_null(strstr(err.msg, "inactive"));
+    teardown_fx(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_upsert_and_commit),
+        cmocka_unit_test(test_batches_and_failed_commit),
+        cmocka_unit_test(test_retry_and_retry_after),
+        cmocka_unit_test(test_auth_refused),
+        cmocka_unit_test(test_manual_options),
+        cmocka_unit_test(test_partition_and_max_bytes),
+        cmocka_unit_test(test_grouping),
+        cmocka_unit_test(test_webhook),
+        cmocka_unit_test(test_preview_and_inactive),
+    };
+    osc_log_set_level(OSC_LOG_LEVEL_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
