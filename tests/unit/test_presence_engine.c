@@ -1,0 +1,370 @@
+/*
+ * test_presence_engine.c - whole presence cycles against two scripted
+ * servers (Mapped and OfficeSpace GraphQL) with a fake clock: discovery,
+ * change-only pushes across cycles with scripted value changes, per-item
+ * errors retried next cycle, the resend_after refresh, a restart that
+ * resends nothing (state in SQLite), 503 + Retry-After retried within the
+ * cycle, 401s from either API, chunking by mutations_per_request, the
+ * dry-run table, and the metrics text.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "osc/log.h"
+#include "osc/metrics.h"
+#include "osc/presence.h"
+#include "testserver.h"
+
+#define GQL_KEY "gqlkey-abcdef123"  /* listed in tests/fixtures/test-secrets.txt */
+#define MAPPED_TOKEN "PATmapped12345"
+
+static int64_t fake_mono_now, fake_wall_now;
+static int64_t fake_mono(void *ud)
+{
+    (void)ud;
+    return fake_mono_now;
+}
+static int64_t fake_wall(void *ud)
+{
+    (void)ud;
+    return fake_wall_now;
+}
+static const struct osc_clock fake = {fake_mono, fake_wall, NULL};
+
+struct fx {
+    struct ts_server *mapped, *os;
+    struct osc_config *cfg;
+    struct osc_metrics *m;
+    char *state;
+};
+
+/* A building: room:1 (Occupancy_Status P1), desk:2 (PIR P2), room:3 (count P3). */
+static char *building(double p1, double p2, double p3)
+{
+    char *s = NULL;
+    assert_true(asprintf(&s,
+        "{\"data\":{\"buildings\":[{\"id\":\"B1\",\"name\":\"HQ\",\"identities\":[{}],\"points\":[],"
+        "\"floors\":[{\"id\":\"F1\",\"name\":\"1\",\"identities\":[],\"points\":[],\"spaces\":["
+        "{\"id\":\"S1\",\"name\":\"Room 1\",\"identities\":[{\"__typename\":\"ExternalIdentity\",\"value\":\"urn:officespace:room:id:1\"}],"
+        "\"points\":[{\"id\":\"P1\",\"exactType\":\"Occupancy_Status\",\"series\":[{\"timestamp\":\"2026-01-07T10:30:00Z\",\"value\":{\"float64Value\":%g}}]}]},"
+        "{\"id\":\"S2\",\"name\":\"Desk 2\",\"identities\":[{\"__typename\":\"ExternalIdentity\",\"value\":\"urn:officespace:desk:id:2\"}],"
+        "\"points\":[{\"id\":\"P2\",\"exactType\":\"PIR_Sensor\",\"series\":[{\"timestamp\":\"2026-01-07T10:31:00Z\",\"value\":{\"int32Value\":%g}}]}]},"
+        "{\"id\":\"S3\",\"name\":\"Room 3\",\"identities\":[{\"__typename\":\"ExternalIdentity\",\"value\":\"urn:officespace:room:id:3\"}],"
+        "\"points\":[{\"id\":\"P3\",\"exactType\":\"Occupancy_Count_Sensor\",\"series\":[{\"timestamp\":\"2026-01-07T10:32:00Z\",\"value\":{\"int64Value\":\"%g\"}}]}]}"
+        "],\"zones\":[]}]}]}}",
+        p1, p2, p3) > 0);
+    return s;
+}
+
+static void mapped_answer(struct fx *f, double p1, double p2, double p3)
+{
+    char *body = building(p1, p2, p3);
+    struct ts_response r = {200, "Content-Type: application/json\n", body, 0, 0};
+    ts_set_default(f->mapped, &r);
+    free(body);
+}
+
+static const char *ALL_OK =
+    "{\"data\":{\"p0\":{\"success\":true,\"errors\":null},\"p1\":{\"success\":true,\"errors\":null},"
+    "\"p2\":{\"success\":true,\"errors\":null}}}";
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct osc_err err = {0};
+    struct ts_response ok = {200, "Content-Type: application/json\n", ALL_OK, 0, 0};
+    char *yaml = NULL, *path;
+
+    f->mapped = ts_start();
+    f->os = ts_start();
+    assert_non_null(f->mapped);
+    assert_non_null(f->os);
+    ts_set_default(f->os, &ok);
+    assert_true(asprintf(&f->state, "%s/state-%p.db", th_tmpdir(), (void *)f) > 0);
+    assert_true(asprintf(&yaml,
+                         "officespace:\n  base_url: %s\n  api_key: restkey-abcdef123\n"
+                         "  graphql_url: %s/graphql\n  graphql_api_key: " GQL_KEY "\n"
+                         "mapped:\n  url: %s/graphql\n  token: " MAPPED_TOKEN "\n"
+                         "presence:\n  buildings: [B1]\n  interval: 60s\n  resend_after: 15m\n"
+                         "  topology_refresh: 15m\n  mutations_per_request: 2\n  state: %s\n"
+                         "  retry:\n    base: 10ms\n    cap: 50ms\n",
+                         ts_url(f->os), ts_url(f->os), ts_url(f->mapped), f->state) > 0);
+    path = th_write_file("presence.yaml", yaml);
+    assert_int_equal(osc_config_load(path, &f->cfg, &err), 0);
+    f->m = osc_metrics_new();
+    free(yaml);
+    free(path);
+    fake_mono_now = 1000000;
+    fake_wall_now = 1767781900000LL;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    ts_stop(f->mapped);
+    ts_stop(f->os);
+    osc_config_free(f->cfg);
+    osc_metrics_free(f->m);
+    free(f->state);
+    free(f);
+    th_tmpdir_cleanup();
+    return 0;
+}
+
+static struct osc_presence *engine(struct fx *f, int dry, FILE *out)
+{
+    struct osc_presence_opts o = {&fake, f->m, dry, out, NULL};
+    struct osc_presence *p = NULL;
+    struct osc_err err = {0};
+    assert_int_equal(osc_presence_new(f->cfg, &o, &p, &err), 0);
+    return p;
+}
+
+static int cycle(struct fx *f, struct osc_presence *p, struct osc_metrics_cycle *rep)
+{
+    struct osc_err err = {0};
+    int rc = osc_presence_cycle(p, fake_mono_now + 60000, rep, &err);
+    osc_metrics_record_cycle(f->m, rep, fake_mono_now, fake_wall_now);
+    assert_null(strstr(err.msg, GQL_KEY));
+    assert_null(strstr(err.msg, MAPPED_TOKEN));
+    return rc;
+}
+
+/* Body of the i-th OfficeSpace request (malloc'd). */
+static char *os_body(struct fx *f, size_t i, char *apikey, size_t cap)
+{
+    struct ts_request r;
+    char *b;
+    assert_int_equal(ts_get(f->os, i, &r), 0);
+    assert_string_equal(r.method, "POST");
+    assert_string_equal(r.url, "/graphql");
+    if (apikey)
+        assert_int_equal(ts_header(&r, "apikey", apikey, cap), 0);
+    b = strdup(r.body ? r.body : "");
+    ts_request_free(&r);
+    return b;
+}
+
+static void test_change_only(void **state)
+{
+    struct fx *f = *state;
+    struct osc_presence *p;
+    struct osc_metrics_cycle rep;
+    struct osc_buf mt;
+    char key[64], *b;
+    struct ts_request mr;
+
+    p = engine(f, 0, NULL);
+    mapped_answer(f, 1, 0, 2);
+    assert_int_equal(cycle(f, p, &rep), 0);
+    assert_int_equal(rep.result, OSC_METRICS_OK);
+    assert_true(rep.discovered);
+    assert_int_equal(rep.locations_discovered, 3);
+    assert_int_equal(rep.pushes_accepted, 3);
+    assert_int_equal(rep.push_requests, 2); /* mutations_per_request: 2 */
+    assert_int_equal(ts_count(f->os), 2);
+    b = os_body(f, 0, key, sizeof(key));
+    assert_string_equal(key, GQL_KEY);
+    assert_non_null(strstr(b, "p0: createEmployeePresence(employeePresence: {roomId: \\\"1\\\", "
+                              "occupancyStatus: PRESENCE, occupancyCount: 1, presenceDetectedAt: "
+                              "\\\"2026-01-07T10:30:00Z\\\"})"));
+    assert_non_null(strstr(b, "p1: createEmployeePresence(employeePresence: {seatId: \\\"2\\\", "
+                              "occupancyStatus: NO_PRESENCE, occupancyCount: 0"));
+    free(b);
+    b = os_body(f, 1, NULL, 0);
+    assert_non_null(strstr(b, "p0: createEmployeePresence(employeePresence: {roomId: \\\"3\\\", "
+                              "occupancyStatus: PRESENCE, occupancyCount: 2, presenceDetectedAt: "
+                              "\\\"2026-01-07T10:32:00Z\\\"})"));
+    assert_null(strstr(b, "p1:"));
+    free(b);
+    assert_int_equal(ts_get(f->mapped, 0, &mr), 0);
+    assert_non_null(strstr(mr.body, "identities"));
+    ts_request_free(&mr);
+
+    /* unchanged: nothing pushed; the read query has no identities */
+    fake_mono_now += 60000;
+    fake_wall_now += 60000;
+    assert_int_equal(cycle(f, p, &rep), 0);
+    assert_false(rep.discovered);
+    assert_int_equal(rep.push_requests, 0);
+    assert_int_equal(ts_count(f->os), 2);
+    assert_int_equal(ts_get(f->mapped, 1, &mr), 0);
+    assert_null(strstr(mr.body, "identities"));
+    ts_request_free(&mr);
+
+    /* one count changes: one location pushed */
+    mapped_answer(f, 1, 0, 0);
+    fake_mono_now += 60000;
+    fake_wall_now += 60000;
+    assert_int_equal(cycle(f, p, &rep), 0);
+    assert_int_equal(rep.pushes_accepted, 1);
+    assert_int_equal(ts_count(f->os), 3);
+    b = os_body(f, 2, NULL, 0);
+    assert_non_null(strstr(b, "roomId: \\\"3\\\", occupancyStatus: NO_PRESENCE, occupancyCount: 0"));
+    assert_null(strstr(b, "roomId: \\\"1\\\""));
+    free(b);
+    assert_int_equal(rep.locations_by_status[OSC_PRESENCE_YES], 1);
+    assert_int_equal(rep.locations_by_status[OSC_PRESENCE_NO], 2);
+
+    /* PIR motion: PASSIVE_PRESENCE */
+    mapped_answer(f, 1, 1, 0);
+    fake_mono_now += 60000;
+    fake_wall_now += 60000;
+    assert_int_equal(cycle(f, p, &rep), 0);
+    b = os_body(f, 3, NULL, 0);
+    assert_non_null(strstr(b, "seatId: \\\"2\\\", occupancyStatus: PASSIVE_PRESENCE, occupancyCount: 1"));
+    free(b);
+
+    /* refresh after resend_after (wall clock), everything again */
+    fake_mono_now += 60000;
+    fake_wall_now += 15 * 60000;
+    assert_int_equal(cycle(f, p, &rep), 0);
+    assert_int_equal(rep.pushes_accepted, 3);
+    assert_int_equal(ts_count(f->os), 6);
+
+    osc_buf_init(&mt, 1 << 20);
+    assert_int_equal(osc_metrics_render(f->m, &mt), 0);
+    assert_non_null(strstr(osc_buf_str(&mt), "# TYPE osconnect_presence_cycles_total counter\n"));
+    assert_non_null(strstr(osc_buf_str(&mt), "osconnect_presence_cycles_total{result=\"ok\"} 5\n"));
+    assert_non_null(strstr(osc_buf_str(&mt), "osconnect_presence_pushes_total{result=\"accepted\"} 8\n"));
+    assert_non_null(strstr(osc_buf_str(&mt), "osconnect_presence_locations{status=\"PASSIVE_PRESENCE\"} 1\n"));
+    assert_non_null(strstr(osc_buf_str(&mt), "osconnect_presence_push_requests_total 6\n"));
+    osc_buf_free(&mt);
+    osc_presence_free(p);
+
+    /* restart: the state file remembers, nothing is resent */
+    p = engine(f, 0, NULL);
+    fake_mono_now += 60000;
+    fake_wall_now += 60000;
+    assert_int_equal(cycle(f, p, &rep), 0);
+    assert_true(rep.discovered);
+    assert_int_equal(rep.push_requests, 0);
+    assert_int_equal(ts_count(f->os), 6);
+    osc_presence_free(p);
+}
+
+static void test_item_errors_and_retries(void **state)
+{
+    struct fx *f = *state;
+    struct osc_presence *p = engine(f, 0, NULL);
+    struct osc_metrics_cycle rep;
+    struct ts_response part = {200, NULL,
+                               "{\"data\":{\"p0\":{\"success\":true,\"errors\":null},"
+                               "\"p1\":{\"success\":false,\"errors\":[{\"attribute\":\"seatId\","
+                               "\"errors\":[\"not found\"],\"label\":null}]}}}", 0, 0};
+    struct ts_response path_err = {200, NULL,
+                                   "{\"data\":{\"p0\":null},\"errors\":[{\"message\":\"no such room\","
+                                   "\"path\":[\"p0\"]}]}", 0, 0};
+    struct ts_response busy = {503, "Retry-After: 0\n", "busy", 0, 0};
+    struct ts_response unauth = {401, NULL, "{\"errors\":[{\"message\":\"bad key\"}]}", 0, 0};
+    struct osc_buf mt;
+    char *b;
+
+    mapped_answer(f, 1, 0, 2);
+    ts_push(f->os, &part);     /* chunk 1: room 1 ok, desk 2 refused */
+    ts_push(f->os, &path_err); /* chunk 2: room 3 refused through a path error */
+    assert_int_equal(cycle(f, p, &rep), OSC_EREJECTED);
+    assert_int_equal(rep.result, OSC_METRICS_PARTIAL);
+    assert_int_equal(rep.pushes_accepted, 1);
+    assert_int_equal(rep.pushes_failed, 2);
+
+    /* next cycle: only the two refused ones again; a 503 is retried within the cycle */
+    ts_push(f->os, &busy);
+    fake_mono_now += 60000;
+    assert_int_equal(cycle(f, p, &rep), 0);
+    assert_int_equal(rep.pushes_accepted, 2);
+    assert_int_equal(rep.push_requests, 2);
+    assert_int_equal(ts_count(f->os), 4);
+    b = os_body(f, 3, NULL, 0);
+    assert_non_null(strstr(b, "seatId: \\\"2\\\""));
+    assert_non_null(strstr(b, "roomId: \\\"3\\\""));
+    assert_null(strstr(b, "roomId: \\\"1\\\""));
+    free(b);
+
+    /* OfficeSpace refuses the key: auth failure, nothing remembered (all three change) */
+    mapped_answer(f, 0, 1, 0);
+    ts_push(f->os, &unauth);
+    fake_mono_now += 60000;
+    assert_int_equal(cycle(f, p, &rep), OSC_EAUTH);
+    assert_int_equal(rep.result, OSC_METRICS_AUTH_FAILED);
+    assert_int_equal(rep.pushes_unsent, 3);
+
+    /* persistent 5xx: bounded retries, items stay for the next cycle */
+    busy.headers = NULL;
+    busy.status = 500;
+    ts_set_default(f->os, &busy);
+    fake_mono_now += 60000;
+    assert_int_equal(cycle(f, p, &rep), OSC_EUNAVAIL);
+    assert_int_equal(rep.result, OSC_METRICS_FAILED);
+    assert_int_equal(rep.pushes_unsent, 3);
+    assert_true(rep.push_requests >= 2 * 2); /* retried, per chunk */
+
+    /* Mapped refuses the token */
+    unauth.body = "{\"errors\":[{\"message\":\"unauthorized\"}]}";
+    ts_set_default(f->mapped, &unauth);
+    fake_mono_now += 60000;
+    assert_int_equal(cycle(f, p, &rep), OSC_EAUTH);
+    assert_int_equal(rep.result, OSC_METRICS_AUTH_FAILED);
+
+    osc_buf_init(&mt, 1 << 20);
+    assert_int_equal(osc_metrics_render(f->m, &mt), 0);
+    assert_non_null(strstr(osc_buf_str(&mt), "api_errors_total{api=\"officespace\",class=\"item\"} 2\n"));
+    assert_non_null(strstr(osc_buf_str(&mt), "api_errors_total{api=\"officespace\",class=\"auth\"} 1\n"));
+    assert_non_null(strstr(osc_buf_str(&mt), "api_errors_total{api=\"mapped\",class=\"auth\"} 1\n"));
+    assert_non_null(strstr(osc_buf_str(&mt), "cycles_total{result=\"partial\"} 1\n"));
+    assert_non_null(strstr(osc_buf_str(&mt), "cycles_total{result=\"auth_failed\"} 2\n"));
+    osc_buf_free(&mt);
+    osc_presence_free(p);
+}
+
+static void test_dry_run(void **state)
+{
+    struct fx *f = *state;
+    char *path = NULL, *out;
+    FILE *fp;
+    struct osc_presence *p;
+    struct osc_metrics_cycle rep;
+
+    assert_true(asprintf(&path, "%s/dry.txt", th_tmpdir()) > 0);
+    fp = fopen(path, "w+");
+    p = engine(f, 1, fp);
+    mapped_answer(f, 1, 0, 2);
+    assert_int_equal(cycle(f, p, &rep), 0);
+    fclose(fp);
+    out = th_read_file(path);
+    assert_non_null(strstr(out, "LOCATION"));
+    assert_non_null(strstr(out, "room:1 "));
+    assert_non_null(strstr(out, "Space S1 Room 1"));
+    assert_non_null(strstr(out, "desk:2 "));
+    assert_non_null(strstr(out, "NO_PRESENCE"));
+    assert_non_null(strstr(out, "2026-01-07T10:32:00Z"));
+    assert_non_null(strstr(out, "changed"));
+    assert_non_null(strstr(out, "3 would be pushed"));
+    assert_int_equal(ts_count(f->os), 0);     /* nothing sent */
+    assert_int_equal(access(f->state, F_OK), -1); /* no state file created */
+    osc_presence_free(p);
+    free(out);
+    free(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_change_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_item_errors_and_retries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
+    };
+    osc_log_set_level(OSC_LOG_LEVEL_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
