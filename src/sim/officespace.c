@@ -1,0 +1,1179 @@
+/*
+ * officespace.c - the simulated OfficeSpace tenant: locations, the
+ * employee directory (staging + live), presence, and a generic resource
+ * store; served as REST /api/1/... and GraphQL (createEmployeePresence).
+ *
+ * Locations come from the Mapped scenario: every valid identity
+ * urn:officespace:{type}:id:{id} creates that site/floor/room/neighborhood/
+ * seat here, linked to the nearest enclosing floor and site, so the ids the
+ * connector reads from Mapped exist in OfficeSpace. The scenario's
+ * "officespace" object can add more (and employees).
+ *
+ * All state is jansson objects keyed by the id as a decimal string, stored
+ * in the REST shape (snake_case, relative *_url links), so REST answers are
+ * copies and /_sim views are cheap. The caller holds the simulator mutex.
+ */
+#include "sim_int.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gql.h"
+#include "osc/clock.h"
+#include "osc/parse.h"
+
+#define PRESENCE_LOG_MAX 100000
+#define RESOURCE_MAX_RECORDS 100000
+
+struct sim_os {
+    json_t *loc[5];     /* site, floor, room, neighborhood, seat: id -> record */
+    json_t *directories;
+    json_t *employees;  /* id -> live record */
+    json_int_t next_employee_id;
+    json_t *staged;     /* source -> [records] */
+    json_t *presence;   /* "type:id" -> state */
+    json_t *presence_log;
+    json_int_t presence_seq;
+    json_int_t presence_accepted, presence_rejected;
+    json_t *resources;  /* resource -> {id -> record} */
+    json_int_t next_resource_id;
+    int64_t now_wall_ms; /* of the request being served */
+};
+
+static const char *const loc_types[] = {"site", "floor", "room", "neighborhood", "desk"};
+static const char *const loc_fields[] = {"siteId", "floorId", "roomId", "neighborhoodId",
+                                         "seatId"};
+static const char *const loc_labels[] = {"Site", "Floor", "Room", "Neighborhood", "Seat"};
+static const char *const loc_paths[] = {"sites", "floors", "rooms", "neighborhoods", "seats"};
+
+/* ---- replies -------------------------------------------------------------- */
+
+void sim_reply_json(struct sim_reply *r, int status, json_t *j)
+{
+    r->status = status;
+    r->ctype = "application/json; charset=utf-8";
+    r->body = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (!r->body) {
+        r->status = 500;
+        r->body = strdup("{\"error\":\"out of memory\"}");
+    }
+    r->len = r->body ? strlen(r->body) : 0;
+    json_decref(j);
+}
+
+void sim_reply_text(struct sim_reply *r, int status, const char *text)
+{
+    r->status = status;
+    r->ctype = "text/plain; charset=utf-8";
+    r->body = strdup(text);
+    r->len = r->body ? strlen(r->body) : 0;
+}
+
+void sim_reply_header(struct sim_reply *r, const char *name, const char *value)
+{
+    for (int i = 0; i < 2; i++)
+        if (!r->hname[i][0]) {
+            snprintf(r->hname[i], sizeof(r->hname[i]), "%s", name);
+            snprintf(r->hval[i], sizeof(r->hval[i]), "%s", value);
+            return;
+        }
+}
+
+static void reply_error(struct sim_reply *r, int status, const char *msg)
+{
+    sim_reply_json(r, status, json_pack("{s:s}", "error", msg));
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static char *url_decode(const char *s, size_t n)
+{
+    char *d = malloc(n + 1), *o = d;
+
+    if (!d)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '+') {
+            *o++ = ' ';
+        } else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
+                   hexval(s[i + 2]) >= 0) {
+            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return d;
+}
+
+json_t *sim_form_parse(const char *body, size_t len)
+{
+    json_t *o = json_object();
+    size_t i = 0;
+
+    while (o && i < len) {
+        size_t e = i, eq;
+        while (e < len && body[e] != '&')
+            e++;
+        for (eq = i; eq < e && body[eq] != '='; eq++)
+            ;
+        if (e > i) {
+            char *k = url_decode(body + i, eq - i);
+            char *v = url_decode(body + (eq < e ? eq + 1 : e), eq < e ? e - eq - 1 : 0);
+            if (k && v && *k)
+                json_object_set_new(o, k, json_string(v) ? json_string(v) : json_string(""));
+            free(k);
+            free(v);
+        }
+        i = e + 1;
+    }
+    return o;
+}
+
+/* ---- construction ----------------------------------------------------------- */
+
+static void id_key(json_int_t id, char *out, size_t cap) { snprintf(out, cap, "%lld", (long long)id); }
+
+static json_t *ensure_loc(struct sim_os *os, int type, json_int_t id, const char *label)
+{
+    char key[32], url[64];
+    json_t *r;
+
+    id_key(id, key, sizeof(key));
+    if ((r = json_object_get(os->loc[type], key)))
+        return r;
+    snprintf(url, sizeof(url), "/api/1/%s/%s", loc_paths[type], key);
+    switch (type) {
+    case 0:
+        r = json_pack("{s:I,s:s,s:s}", "id", id, "name", label, "url", url);
+        break;
+    case 1:
+        r = json_pack("{s:I,s:s,s:n,s:[s],s:s}", "id", id, "label", label, "site_id", "directories",
+                      "/api/1/directories/1", "url", url);
+        break;
+    case 2:
+        r = json_pack("{s:I,s:s,s:n,s:n,s:s}", "id", id, "label", label, "floor_id", "floor_url",
+                      "url", url);
+        break;
+    case 3:
+        r = json_pack("{s:I,s:s,s:n,s:n,s:s}", "id", id, "name", label, "floor_id", "floor_url",
+                      "url", url);
+        break;
+    default:
+        r = json_pack("{s:I,s:s,s:n,s:n,s:n,s:n,s:n,s:{s:s,s:n},s:s,s:b,s:b,s:n,s:s}", "id", id,
+                      "label", label, "floor_id", "floor_url", "room_url", "neighborhood_id",
+                      "employee_url", "occupancy", "occupied", "vacant", "employee_url", "utility",
+                      "-1", "online", 1, "hot_desk", 0, "coordinates", "url", url);
+        break;
+    }
+    if (!r || json_object_set_new(os->loc[type], key, r))
+        return NULL;
+    return r;
+}
+
+/* The OfficeSpace id of the nearest place at or above idx with an identity of `type`. */
+static int find_up(const struct sim_graph *g, size_t idx, int type, json_int_t *out)
+{
+    for (; idx != SIM_NONE; idx = g->places[idx].parent) {
+        const struct sim_place *p = &g->places[idx];
+        for (size_t i = 0; i < p->ids.n; i++) {
+            int t;
+            int64_t id;
+            if (p->ids.v[i].officespace && sim_urn_parse(p->ids.v[i].value, &t, &id) == 0 &&
+                t == type) {
+                *out = (json_int_t)id;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static void set_link(json_t *r, const char *idkey, const char *urlkey, const char *path,
+                     json_int_t id)
+{
+    char url[64];
+
+    json_object_set_new(r, idkey, json_integer(id));
+    if (urlkey) {
+        snprintf(url, sizeof(url), "/api/1/%s/%lld", path, (long long)id);
+        json_object_set_new(r, urlkey, json_string(url));
+    }
+}
+
+static int seed_from_graph(struct sim_os *os, const struct sim_graph *g)
+{
+    for (size_t i = 0; i < g->nplaces; i++) {
+        const struct sim_place *p = &g->places[i];
+        for (size_t k = 0; k < p->ids.n; k++) {
+            int t;
+            int64_t id;
+            json_int_t up;
+            json_t *r;
+            if (!p->ids.v[k].officespace || sim_urn_parse(p->ids.v[k].value, &t, &id))
+                continue;
+            if (!(r = ensure_loc(os, t, (json_int_t)id, p->name)))
+                return -1;
+            if (t == 1 && find_up(g, p->parent, 0, &up))
+                set_link(r, "site_id", NULL, NULL, up);
+            if (t >= 2 && find_up(g, p->parent, 1, &up))
+                set_link(r, "floor_id", "floor_url", "floors", up);
+            if (t == 4 && find_up(g, p->parent, 2, &up))
+                set_link(r, "room_id", "room_url", "rooms", up);
+            if (t == 4 && find_up(g, p->parent, 3, &up))
+                set_link(r, "neighborhood_id", NULL, NULL, up);
+        }
+    }
+    return 0;
+}
+
+static json_t *employee_from_record(json_int_t id, json_t *rec);
+
+static int seed_extra(struct sim_os *os, json_t *extra)
+{
+    for (int t = 0; t < 5 && extra; t++) {
+        json_t *arr = json_object_get(extra, loc_paths[t]), *it;
+        size_t i;
+        json_array_foreach(arr, i, it)
+        {
+            json_t *idv = json_object_get(it, "id"), *r;
+            const char *label = json_string_value(json_object_get(it, t == 0 || t == 3 ? "name" : "label"));
+            if (!json_is_integer(idv))
+                continue;
+            if (!(r = ensure_loc(os, t, json_integer_value(idv), label ? label : "")))
+                return -1;
+            json_object_update(r, it);
+        }
+    }
+    {
+        json_t *arr = json_object_get(extra, "employees"), *it;
+        size_t i;
+        json_array_foreach(arr, i, it)
+        {
+            char key[32];
+            json_t *e = employee_from_record(os->next_employee_id, it);
+            if (!e)
+                return -1;
+            json_object_update(e, it);
+            json_object_set_new(e, "id", json_integer(os->next_employee_id));
+            id_key(os->next_employee_id++, key, sizeof(key));
+            json_object_set_new(os->employees, key, e);
+        }
+    }
+    return 0;
+}
+
+struct sim_os *sim_os_new(const struct sim_graph *g)
+{
+    struct sim_os *os = calloc(1, sizeof(*os));
+
+    if (!os)
+        return NULL;
+    for (int i = 0; i < 5; i++)
+        os->loc[i] = json_object();
+    os->directories = json_pack("{s:{s:i,s:s},s:{s:i,s:s}}", "1", "id", 1, "name",
+                                "SYS: Make Public", "2", "id", 2, "name", "SYS: Make Private");
+    os->employees = json_object();
+    os->staged = json_object();
+    os->presence = json_object();
+    os->presence_log = json_array();
+    os->resources = json_object();
+    os->next_employee_id = 1;
+    os->next_resource_id = 1;
+    for (int i = 0; i < 5; i++)
+        if (!os->loc[i])
+            goto fail;
+    if (!os->directories || !os->employees || !os->staged || !os->presence || !os->presence_log ||
+        !os->resources)
+        goto fail;
+    if (g && (seed_from_graph(os, g) || seed_extra(os, g->officespace)))
+        goto fail;
+    return os;
+fail:
+    sim_os_free(os);
+    return NULL;
+}
+
+void sim_os_free(struct sim_os *os)
+{
+    if (!os)
+        return;
+    for (int i = 0; i < 5; i++)
+        json_decref(os->loc[i]);
+    json_decref(os->directories);
+    json_decref(os->employees);
+    json_decref(os->staged);
+    json_decref(os->presence);
+    json_decref(os->presence_log);
+    json_decref(os->resources);
+    free(os);
+}
+
+/* ---- bodies ---------------------------------------------------------------- */
+
+/*
+ * The records in a body: a JSON array, a JSON object ({"record": {...}} is
+ * unwrapped), NDJSON (one object a line) or a form. New array, or NULL
+ * with *why set when the body cannot be read.
+ */
+static json_t *body_records(const char *ctype, const char *body, size_t len, const char **why)
+{
+    json_error_t je;
+    json_t *j, *arr;
+
+    *why = NULL;
+    if (ctype && strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0)
+        return json_pack("[o]", sim_form_parse(body, len));
+    j = json_loadb(body, len, JSON_DECODE_ANY, &je);
+    if (j) {
+        if (json_is_array(j))
+            return j;
+        if (json_is_object(j)) {
+            json_t *rec = json_object_get(j, "record");
+            if (json_is_object(rec) && json_object_size(j) == 1) {
+                json_incref(rec);
+                json_decref(j);
+                j = rec;
+            }
+            return json_pack("[o]", j);
+        }
+        json_decref(j);
+        *why = "the body must be a JSON object or array";
+        return NULL;
+    }
+    /* NDJSON */
+    arr = json_array();
+    for (size_t i = 0; arr && i < len;) {
+        size_t e = i;
+        while (e < len && body[e] != '\n')
+            e++;
+        if (e > i && !(e == i + 1 && body[i] == '\r')) {
+            json_t *line = json_loadb(body + i, e - i, 0, &je);
+            if (!json_is_object(line)) {
+                json_decref(line);
+                json_decref(arr);
+                *why = "the body is neither JSON nor NDJSON";
+                return NULL;
+            }
+            json_array_append_new(arr, line);
+        }
+        i = e + 1;
+    }
+    if (arr && json_array_size(arr) == 0 && len > 0) {
+        /* not JSON, not NDJSON: try a form body */
+        json_decref(arr);
+        j = sim_form_parse(body, len);
+        if (j && json_object_size(j) && memchr(body, '=', len))
+            return json_pack("[o]", j);
+        json_decref(j);
+        *why = "the body is neither JSON, NDJSON nor a form";
+        return NULL;
+    }
+    return arr;
+}
+
+/* ---- employees ------------------------------------------------------------- */
+
+/* PascalCase / camelCase key -> snake_case ("WorkPhone" -> "work_phone", "Udf3" -> "udf3"). */
+static void snake(const char *k, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; k[i] && n + 2 < cap; i++) {
+        unsigned char c = (unsigned char)k[i];
+        if (isupper(c)) {
+            if (i > 0 && n > 0 && out[n - 1] != '_' && !isupper((unsigned char)k[i - 1]))
+                out[n++] = '_';
+            out[n++] = (char)tolower(c);
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    out[n] = '\0';
+}
+
+static json_t *employee_from_record(json_int_t id, json_t *rec)
+{
+    char url[64];
+
+    (void)rec;
+    snprintf(url, sizeof(url), "/api/1/employees/%lld", (long long)id);
+    return json_pack("{s:I,s:n,s:s,s:s,s:n,s:n,s:n,s:n,s:n,s:{s:s,s:[]},s:{s:[]},s:s}", "id", id,
+                     "client_employee_id", "first_name", "", "last_name", "", "email", "title",
+                     "department", "bio", "image_source_fingerprint", "seating", "seated",
+                     "not seated", "seat_urls", "online_seating", "seat_urls", "url", url);
+}
+
+/* Apply a batch record (PascalCase) or a REST record (snake_case) to e. */
+static void employee_apply(json_t *e, json_t *rec)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(rec, k, v)
+    {
+        char sk[96];
+        if (strcmp(k, "EmployeeId") == 0 || strcmp(k, "employeeId") == 0) {
+            snprintf(sk, sizeof(sk), "client_employee_id");
+        } else if (strcmp(k, "ImageData") == 0 || strcmp(k, "imageData") == 0) {
+            json_object_set_new(e, "image_data_bytes",
+                                json_integer(json_is_string(v) ? (json_int_t)json_string_length(v) : 0));
+            continue;
+        } else if (strcmp(k, "id") == 0 || strcmp(k, "url") == 0) {
+            continue;
+        } else {
+            snake(k, sk, sizeof(sk));
+        }
+        json_object_set(e, sk, v);
+    }
+    if (json_is_null(json_object_get(e, "client_employee_id")) && json_object_get(e, "email"))
+        json_object_set(e, "client_employee_id", json_object_get(e, "email"));
+}
+
+static json_t *find_employee_by_client_id(struct sim_os *os, const char *cid)
+{
+    const char *k;
+    json_t *e;
+
+    json_object_foreach(os->employees, k, e)
+    {
+        json_t *c = json_object_get(e, "client_employee_id");
+        if (json_is_string(c) && strcmp(json_string_value(c), cid) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+static json_t *employee_new(struct sim_os *os, json_t *rec)
+{
+    char key[32];
+    json_int_t id = os->next_employee_id++;
+    json_t *e = employee_from_record(id, rec);
+
+    if (!e)
+        return NULL;
+    employee_apply(e, rec);
+    id_key(id, key, sizeof(key));
+    json_object_set_new(os->employees, key, e);
+    return e;
+}
+
+static const char *record_key(json_t *rec)
+{
+    const char *id = json_string_value(json_object_get(rec, "EmployeeId"));
+    if (!id || !*id)
+        id = json_string_value(json_object_get(rec, "Email"));
+    return id && *id ? id : NULL;
+}
+
+static void batch_import(struct sim_os *os, const char *ctype, const char *body, size_t len,
+                         struct sim_reply *r)
+{
+    const char *why;
+    json_t *recs = body_records(ctype, body, len, &why), *it, *errids, *errs;
+    size_t i;
+    json_int_t imported = 0, skipped = 0;
+
+    if (!recs) {
+        reply_error(r, 400, why);
+        return;
+    }
+    errids = json_array();
+    errs = json_array();
+    json_array_foreach(recs, i, it)
+    {
+        const char *src, *key;
+        json_t *list;
+        char idx[32];
+        if (!json_is_object(it) || !(key = record_key(it))) {
+            snprintf(idx, sizeof(idx), "#%zu", i);
+            json_array_append_new(errids, json_string(idx));
+            json_array_append_new(errs, json_pack("{s:I,s:s}", "index", (json_int_t)i, "error",
+                                                  "record has neither EmployeeId nor Email"));
+            skipped++;
+            continue;
+        }
+        src = json_string_value(json_object_get(it, "Source"));
+        if (!src || !*src)
+            src = "API";
+        list = json_object_get(os->staged, src);
+        if (!list) {
+            list = json_array();
+            json_object_set_new(os->staged, src, list);
+        }
+        json_array_append(list, it);
+        imported++;
+    }
+    json_decref(recs);
+    sim_reply_json(r, 200, json_pack("{s:I,s:I,s:o,s:o,s:s}", "imported", imported, "skipped",
+                                     skipped, "errorIds", errids, "errors", errs, "status",
+                                     "staged"));
+}
+
+static void directory_commit(struct sim_os *os, const char *ctype, const char *body, size_t len,
+                             struct sim_reply *r)
+{
+    json_t *form = NULL, *list, *it;
+    const char *src = NULL;
+    json_int_t created = 0, updated = 0;
+    size_t i;
+    json_error_t je;
+    json_t *j = json_loadb(body, len, 0, &je);
+
+    (void)ctype;
+    if (json_is_object(j))
+        src = json_string_value(json_object_get(j, "Source"));
+    if (!src) {
+        form = sim_form_parse(body, len);
+        src = json_string_value(json_object_get(form, "Source"));
+    }
+    if (!src || !*src) {
+        reply_error(r, 422, "Source is required (form body Source=<source>)");
+        goto out;
+    }
+    list = json_object_get(os->staged, src);
+    json_array_foreach(list, i, it)
+    {
+        const char *key = record_key(it);
+        json_t *e = find_employee_by_client_id(os, key);
+        if (e) {
+            employee_apply(e, it);
+            updated++;
+        } else if (employee_new(os, it)) {
+            created++;
+        }
+    }
+    sim_reply_json(r, 200, json_pack("{s:s,s:s,s:I,s:I,s:I}", "status", "ok", "source", src,
+                                     "created", created, "updated", updated, "live",
+                                     (json_int_t)json_object_size(os->employees)));
+    json_object_del(os->staged, src);
+out:
+    json_decref(j);
+    json_decref(form);
+}
+
+/* ---- REST routing ------------------------------------------------------------ */
+
+static json_t *list_of(json_t *map, const char *filter_key, const char *filter_val)
+{
+    json_t *arr = json_array(), *v;
+    const char *k;
+
+    json_object_foreach(map, k, v)
+    {
+        if (filter_key && filter_val) {
+            json_t *f = json_object_get(v, filter_key);
+            char buf[64];
+            const char *s = json_string_value(f);
+            if (json_is_integer(f)) {
+                snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(f));
+                s = buf;
+            }
+            if (!s || strcmp(s, filter_val) != 0)
+                continue;
+        }
+        json_array_append(arr, v);
+    }
+    return json_pack("{s:I,s:o}", "count", (json_int_t)json_array_size(arr), "response", arr);
+}
+
+static void serve_collection(struct sim_reply *r, const char *method, json_t *map, const char *id,
+                             const char *fkey, const char *fval)
+{
+    json_t *rec;
+
+    if (strcmp(method, "GET") != 0) {
+        reply_error(r, 405, "method not allowed");
+        return;
+    }
+    if (!id) {
+        sim_reply_json(r, 200, list_of(map, fkey, fval));
+        return;
+    }
+    rec = json_object_get(map, id);
+    if (!rec) {
+        reply_error(r, 404, "Not Found");
+        return;
+    }
+    sim_reply_json(r, 200, json_pack("{s:O}", "response", rec));
+}
+
+static void serve_employees(struct sim_os *os, const char *method, const char *id, json_t *query,
+                            const char *ctype, const char *body, size_t len, struct sim_reply *r)
+{
+    const char *why;
+    json_t *recs, *e;
+
+    if (strcmp(method, "GET") == 0) {
+        serve_collection(r, method, os->employees, id, "client_employee_id",
+                         json_string_value(json_object_get(query, "client_employee_id")));
+        return;
+    }
+    if (strcmp(method, "DELETE") == 0) {
+        if (!id || !(e = json_object_get(os->employees, id))) {
+            reply_error(r, 404, "Not Found");
+            return;
+        }
+        sim_reply_json(r, 200, json_pack("{s:O}", "response", e));
+        json_object_del(os->employees, id);
+        return;
+    }
+    recs = body_records(ctype, body, len, &why);
+    if (!recs || json_array_size(recs) != 1 || !json_is_object(json_array_get(recs, 0))) {
+        reply_error(r, 400, why ? why : "expected one record: {\"record\": {...}}");
+        json_decref(recs);
+        return;
+    }
+    if (strcmp(method, "POST") == 0 && !id) {
+        e = employee_new(os, json_array_get(recs, 0));
+        sim_reply_json(r, e ? 201 : 500, json_pack("{s:O}", "response", e ? e : json_null()));
+    } else if ((strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) && id) {
+        e = json_object_get(os->employees, id);
+        if (!e) {
+            reply_error(r, 404, "Not Found");
+        } else {
+            employee_apply(e, json_array_get(recs, 0));
+            sim_reply_json(r, 200, json_pack("{s:O}", "response", e));
+        }
+    } else {
+        reply_error(r, 405, "method not allowed");
+    }
+    json_decref(recs);
+}
+
+/* Generic store: /api/1/<resource>[/<id>] with any body format. */
+static void serve_generic(struct sim_os *os, const char *method, const char *resource,
+                          const char *id, const char *ctype, const char *body, size_t len,
+                          int64_t now, struct sim_reply *r)
+{
+    json_t *coll = json_object_get(os->resources, resource), *recs, *it, *out;
+    const char *why;
+    size_t i;
+    char key[32], ts[40];
+
+    osc_clock_iso8601(now, ts, sizeof(ts));
+    if (strcmp(method, "GET") == 0) {
+        if (!coll && !id) {
+            sim_reply_json(r, 200, json_pack("{s:i,s:[]}", "count", 0, "response"));
+            return;
+        }
+        serve_collection(r, method, coll ? coll : os->resources, coll ? id : "\x01", NULL, NULL);
+        return;
+    }
+    if (strcmp(method, "DELETE") == 0) {
+        if (!id || !coll || !json_object_get(coll, id)) {
+            reply_error(r, 404, "Not Found");
+            return;
+        }
+        sim_reply_json(r, 200, json_pack("{s:O}", "response", json_object_get(coll, id)));
+        json_object_del(coll, id);
+        return;
+    }
+    recs = body_records(ctype, body, len, &why);
+    if (!recs) {
+        reply_error(r, 400, why);
+        return;
+    }
+    if (!coll) {
+        coll = json_object();
+        json_object_set_new(os->resources, resource, coll);
+    }
+    out = json_array();
+    json_array_foreach(recs, i, it)
+    {
+        json_t *rec;
+        if (json_object_size(coll) >= RESOURCE_MAX_RECORDS)
+            break;
+        if (id && i == 0) {
+            snprintf(key, sizeof(key), "%s", id);
+        } else {
+            id_key(os->next_resource_id++, key, sizeof(key));
+        }
+        rec = json_object_get(coll, key);
+        if (rec && (strcmp(method, "PATCH") == 0 || strcmp(method, "POST") == 0) &&
+            json_is_object(it)) {
+            json_object_update(json_object_get(rec, "data"), it);
+        } else {
+            rec = json_pack("{s:s,s:s,s:O,s:s}", "id", key, "method", method, "data", it,
+                            "created_at", ts);
+            json_object_set_new(coll, key, rec);
+        }
+        json_object_set_new(rec, "updated_at", json_string(ts));
+        json_array_append(out, rec);
+    }
+    json_decref(recs);
+    if (json_array_size(out) == 1 && !id)
+        sim_reply_json(r, strcmp(method, "POST") == 0 ? 201 : 200,
+                       json_pack("{s:O}", "response", json_array_get(out, 0)));
+    else if (id)
+        sim_reply_json(r, 200, json_pack("{s:O}", "response", json_array_size(out) ? json_array_get(out, 0) : json_null()));
+    else
+        sim_reply_json(r, strcmp(method, "POST") == 0 ? 201 : 200,
+                       json_pack("{s:I,s:O}", "count", (json_int_t)json_array_size(out), "response",
+                                 out));
+    json_decref(out);
+}
+
+void sim_os_rest(struct sim_os *os, const char *method, const char *rest, json_t *query,
+                 const char *ctype, const char *body, size_t len, int64_t now_wall_ms,
+                 struct sim_reply *r)
+{
+    char seg[4][128];
+    int nseg = 0;
+    const char *p = rest;
+
+    memset(seg, 0, sizeof(seg));
+    while (*p && nseg < 4) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n >= sizeof(seg[0])) {
+            reply_error(r, 404, "Not Found");
+            return;
+        }
+        if (n) {
+            memcpy(seg[nseg], p, n);
+            seg[nseg][n] = '\0';
+            nseg++;
+        }
+        p += n;
+        if (*p == '/')
+            p++;
+    }
+    if (*p || nseg == 0) {
+        reply_error(r, 404, "Not Found");
+        return;
+    }
+    const char *res = seg[0], *id = nseg > 1 ? seg[1] : NULL;
+    if (strcmp(res, "employee_batch_imports") == 0 && nseg == 1) {
+        if (strcmp(method, "POST") != 0)
+            reply_error(r, 405, "method not allowed");
+        else
+            batch_import(os, ctype, body, len, r);
+        return;
+    }
+    if (strcmp(res, "employee_directory") == 0 && nseg <= 2) {
+        if (nseg == 2 && strcmp(method, "DELETE") == 0) {
+            json_t *l = json_object_get(os->staged, id);
+            json_int_t n = (json_int_t)json_array_size(l);
+            json_object_del(os->staged, id);
+            sim_reply_json(r, 200, json_pack("{s:s,s:s,s:I}", "status", "ok", "source", id,
+                                             "cleared", n));
+        } else if (nseg == 1 && strcmp(method, "POST") == 0) {
+            directory_commit(os, ctype, body, len, r);
+        } else {
+            reply_error(r, 405, "method not allowed");
+        }
+        return;
+    }
+    if (strcmp(res, "employees") == 0 && nseg <= 2) {
+        serve_employees(os, method, id, query, ctype, body, len, r);
+        return;
+    }
+    for (int t = 0; t < 5; t++) {
+        if (strcmp(res, loc_paths[t]) != 0)
+            continue;
+        if (t == 4 && nseg == 3 && strcmp(seg[2], "assets") == 0) {
+            json_t *seat = json_object_get(os->loc[4], id), *form;
+            char rname[160];
+            if (strcmp(method, "POST") != 0) {
+                if (!seat)
+                    reply_error(r, 404, "Not Found");
+                else
+                    serve_generic(os, "GET", "seat_assets", NULL, ctype, body, len, now_wall_ms, r);
+                return;
+            }
+            if (!seat) {
+                reply_error(r, 404, "Not Found");
+                return;
+            }
+            form = sim_form_parse(body, len);
+            snprintf(rname, sizeof(rname), "seat_assets");
+            json_decref(form);
+            serve_generic(os, "POST", rname, NULL, ctype, body, len, now_wall_ms, r);
+            if (r->status == 200 || r->status == 201) {
+                /* annotate the stored asset with its seat */
+                json_t *coll = json_object_get(os->resources, rname);
+                char key[32];
+                id_key(os->next_resource_id - 1, key, sizeof(key));
+                json_object_set_new(json_object_get(coll, key), "seat_id", json_string(id));
+                r->status = 201;
+            }
+            return;
+        }
+        if (t == 2 && nseg == 3 && strcmp(seg[2], "attributes") == 0) {
+            if (!json_object_get(os->loc[2], id))
+                reply_error(r, 404, "Not Found");
+            else
+                sim_reply_json(r, 200, json_pack("{s:i,s:[]}", "count", 0, "response"));
+            return;
+        }
+        if (nseg > 2)
+            break;
+        serve_collection(r, method, os->loc[t], id, t == 4 || t == 2 || t == 3 ? "floor_id" : (t == 1 ? "site_id" : NULL),
+                         json_string_value(json_object_get(query, t == 1 ? "site_id" : "floor_id")));
+        return;
+    }
+    if (strcmp(res, "directories") == 0 && nseg <= 2) {
+        serve_collection(r, method, os->directories, id, NULL, NULL);
+        return;
+    }
+    if (nseg > 2) {
+        reply_error(r, 404, "Not Found");
+        return;
+    }
+    serve_generic(os, method, res, id, ctype, body, len, now_wall_ms, r);
+}
+
+/* ---- GraphQL --------------------------------------------------------------- */
+
+enum {
+    OF_SITES = 1, OF_FLOORS, OF_ROOMS, OF_NEIGHBORHOODS, OF_SEATS, OF_ID, OF_NAME, OF_LABEL,
+    OF_SITEID, OF_FLOORID, OF_NEIGHBORHOODID, OF_TIMEZONE, OF_SITE_FLOORS, OF_PRESENCE,
+    OF_SUCCESS, OF_ERRORS, OF_ATTRIBUTE, OF_ERRLIST, OF_ERRLABEL
+};
+
+static const char *const presence_enum[] = {"PRESENCE", "NO_PRESENCE", "PASSIVE_PRESENCE", NULL};
+static const char *const idtype_enum[] = {"INTERNAL_EMPLOYEE_ID", "EXTERNAL_EMPLOYEE_ID", NULL};
+static const struct gql_itype it_string = {GQL_I_STRING, "String", NULL, NULL, NULL};
+static const struct gql_itype it_string_nn = {GQL_I_NONNULL, NULL, &it_string, NULL, NULL};
+static const struct gql_itype it_int = {GQL_I_INT, "Int", NULL, NULL, NULL};
+static const struct gql_itype it_presence = {GQL_I_ENUM, "PresenceStatusEnum", NULL, NULL,
+                                             presence_enum};
+static const struct gql_itype it_idtype = {GQL_I_ENUM, "EmployeeIdTypeEnum", NULL, NULL,
+                                           idtype_enum};
+static const struct gql_argdef presence_fields[] = {
+    {"employeeId", &it_string},      {"employeeIdType", &it_idtype},
+    {"occupancyStatus", &it_presence}, {"occupancyCount", &it_int},
+    {"seatId", &it_string},          {"roomId", &it_string},
+    {"neighborhoodId", &it_string},  {"floorId", &it_string},
+    {"siteId", &it_string},          {"presenceDetectedAt", &it_string_nn},
+    {NULL, NULL}};
+static const struct gql_itype it_presence_input = {GQL_I_INPUT, "EmployeePresencesCreateInput",
+                                                   NULL, presence_fields, NULL};
+static const struct gql_itype it_presence_input_nn = {GQL_I_NONNULL, NULL, &it_presence_input,
+                                                      NULL, NULL};
+static const struct gql_argdef presence_args[] = {{"employeePresence", &it_presence_input_nn},
+                                                  {NULL, NULL}};
+static const struct gql_itype *const os_inputs[] = {&it_presence_input, &it_presence, &it_idtype,
+                                                    NULL};
+
+static const struct gql_fielddef os_query_fields[] = {
+    {"sites", "Site", 1, NULL, OF_SITES},       {"floors", "Floor", 1, NULL, OF_FLOORS},
+    {"rooms", "Room", 1, NULL, OF_ROOMS},       {"neighborhoods", "Neighborhood", 1, NULL, OF_NEIGHBORHOODS},
+    {"seats", "Seat", 1, NULL, OF_SEATS},       {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_mutation_fields[] = {
+    {"createEmployeePresence", "CreateEmployeePresencePayload", 0, presence_args, OF_PRESENCE},
+    {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_site_fields[] = {
+    {"id", "ID", 0, NULL, OF_ID},           {"name", "String", 0, NULL, OF_NAME},
+    {"timeZone", "String", 0, NULL, OF_TIMEZONE}, {"floors", "Floor", 1, NULL, OF_SITE_FLOORS},
+    {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_floor_fields[] = {
+    {"id", "ID", 0, NULL, OF_ID}, {"label", "String", 0, NULL, OF_LABEL},
+    {"siteId", "ID", 0, NULL, OF_SITEID}, {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_room_fields[] = {
+    {"id", "ID", 0, NULL, OF_ID}, {"label", "String", 0, NULL, OF_LABEL},
+    {"floorId", "ID", 0, NULL, OF_FLOORID}, {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_nb_fields[] = {
+    {"id", "ID", 0, NULL, OF_ID}, {"name", "String", 0, NULL, OF_NAME},
+    {"floorId", "ID", 0, NULL, OF_FLOORID}, {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_seat_fields[] = {
+    {"id", "ID", 0, NULL, OF_ID},           {"label", "String", 0, NULL, OF_LABEL},
+    {"floorId", "ID", 0, NULL, OF_FLOORID}, {"neighborhoodId", "ID", 0, NULL, OF_NEIGHBORHOODID},
+    {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_payload_fields[] = {
+    {"success", "Boolean", 0, NULL, OF_SUCCESS}, {"errors", "Error", 1, NULL, OF_ERRORS},
+    {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_error_fields[] = {
+    {"attribute", "String", 0, NULL, OF_ATTRIBUTE}, {"errors", "String", 1, NULL, OF_ERRLIST},
+    {"label", "String", 0, NULL, OF_ERRLABEL}, {NULL, NULL, 0, NULL, 0}};
+
+static const struct gql_typedef os_types[] = {
+    {"Query", GQL_O_OBJECT, os_query_fields, NULL},
+    {"Mutation", GQL_O_OBJECT, os_mutation_fields, NULL},
+    {"Site", GQL_O_OBJECT, os_site_fields, NULL},
+    {"Floor", GQL_O_OBJECT, os_floor_fields, NULL},
+    {"Room", GQL_O_OBJECT, os_room_fields, NULL},
+    {"Neighborhood", GQL_O_OBJECT, os_nb_fields, NULL},
+    {"Seat", GQL_O_OBJECT, os_seat_fields, NULL},
+    {"CreateEmployeePresencePayload", GQL_O_OBJECT, os_payload_fields, NULL},
+    {"Error", GQL_O_OBJECT, os_error_fields, NULL},
+    {"String", GQL_O_SCALAR, NULL, NULL},
+    {"ID", GQL_O_SCALAR, NULL, NULL},
+    {"Boolean", GQL_O_SCALAR, NULL, NULL},
+    {"Int", GQL_O_SCALAR, NULL, NULL},
+    {NULL, 0, NULL, NULL}};
+
+struct os_gql_ctx {
+    struct sim_os *os;
+    json_t *keep; /* payloads alive until the response is built */
+};
+
+static json_t *id_string(json_t *v)
+{
+    char buf[32];
+
+    if (json_is_integer(v)) {
+        snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+        return json_string(buf);
+    }
+    return json_is_string(v) ? json_incref(v) : NULL;
+}
+
+static void push_error(json_t *errs, const char *attr, const char *label, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void push_error(json_t *errs, const char *attr, const char *label, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_array_append_new(errs, json_pack("{s:s,s:[s],s:s?}", "attribute", attr, "errors", msg,
+                                          "label", label));
+}
+
+static json_t *create_presence(struct sim_os *os, json_t *in)
+{
+    json_t *errs = json_array(), *status = json_object_get(in, "occupancyStatus"),
+           *count = json_object_get(in, "occupancyCount"), *emp = json_object_get(in, "employeeId");
+    const char *at = json_string_value(json_object_get(in, "presenceDetectedAt"));
+    int nloc = 0;
+    int64_t ms;
+    char ts[40];
+
+    for (int t = 0; t < 5; t++) {
+        json_t *v = json_object_get(in, loc_fields[t]);
+        if (!v || json_is_null(v))
+            continue;
+        nloc++;
+        if (!json_object_get(os->loc[t], json_string_value(v)))
+            push_error(errs, loc_fields[t], loc_labels[t], "%s %s not found", loc_labels[t],
+                       json_string_value(v));
+    }
+    if (json_is_string(emp)) {
+        int internal = json_is_string(json_object_get(in, "employeeIdType")) &&
+                       strcmp(json_string_value(json_object_get(in, "employeeIdType")),
+                              "INTERNAL_EMPLOYEE_ID") == 0;
+        if (internal ? !json_object_get(os->employees, json_string_value(emp))
+                     : !find_employee_by_client_id(os, json_string_value(emp)))
+            push_error(errs, "employeeId", "Employee", "Employee %s not found",
+                       json_string_value(emp));
+    } else if (nloc == 0) {
+        push_error(errs, "base", NULL,
+                   "one of seatId, roomId, neighborhoodId, floorId, siteId or employeeId is required");
+    }
+    if (json_is_integer(count) && json_integer_value(count) < 0)
+        push_error(errs, "occupancyCount", "Occupancy count", "must be greater than or equal to 0");
+    if (!at || osc_clock_parse_iso8601(at, &ms))
+        push_error(errs, "presenceDetectedAt", "Presence detected at",
+                   "is not a valid ISO 8601 timestamp");
+    if (json_array_size(errs)) {
+        os->presence_rejected++;
+        return json_pack("{s:b,s:o}", "success", 0, "errors", errs);
+    }
+    json_decref(errs);
+    osc_clock_iso8601(os->now_wall_ms, ts, sizeof(ts));
+    os->presence_accepted++;
+    for (int t = 0; t < 5; t++) {
+        json_t *v = json_object_get(in, loc_fields[t]), *st;
+        char key[160];
+        if (!json_is_string(v))
+            continue;
+        snprintf(key, sizeof(key), "%s:%s", loc_types[t], json_string_value(v));
+        st = json_object_get(os->presence, key);
+        if (!st) {
+            st = json_pack("{s:s,s:s,s:I}", "type", loc_types[t], "id", json_string_value(v),
+                           "updates", (json_int_t)0);
+            json_object_set_new(os->presence, key, st);
+        }
+        if (status && !json_is_null(status))
+            json_object_set(st, "occupancyStatus", status);
+        if (count && !json_is_null(count))
+            json_object_set(st, "occupancyCount", count);
+        json_object_set_new(st, "presenceDetectedAt", json_string(at));
+        json_object_set_new(st, "receivedAt", json_string(ts));
+        json_object_set_new(st, "updates",
+                            json_integer(json_integer_value(json_object_get(st, "updates")) + 1));
+    }
+    if (json_array_size(os->presence_log) >= PRESENCE_LOG_MAX)
+        json_array_remove(os->presence_log, 0);
+    {
+        json_t *entry = json_deep_copy(in);
+        json_object_set_new(entry, "seq", json_integer(++os->presence_seq));
+        json_object_set_new(entry, "receivedAt", json_string(ts));
+        json_array_append_new(os->presence_log, entry);
+    }
+    return json_pack("{s:b,s:n}", "success", 1, "errors");
+}
+
+static int os_resolve(void *ud, struct gql_exec *x, struct gql_ref self,
+                      const struct gql_fielddef *f, json_t *args, struct gql_out *out)
+{
+    struct os_gql_ctx *c = ud;
+    json_t *o = (json_t *)self.obj, *v;
+    const char *k;
+    static const char *const list_types[] = {"Site", "Floor", "Room", "Neighborhood", "Seat"};
+
+    (void)x;
+    switch (f->id) {
+    case OF_SITES:
+    case OF_FLOORS:
+    case OF_ROOMS:
+    case OF_NEIGHBORHOODS:
+    case OF_SEATS: {
+        int t = f->id - OF_SITES;
+        json_object_foreach(c->os->loc[t], k, v)
+        {
+            if (gql_out_push(out, list_types[t], v))
+                return -1;
+        }
+        return 0;
+    }
+    case OF_SITE_FLOORS: {
+        json_t *sid = json_object_get(o, "id");
+        json_object_foreach(c->os->loc[1], k, v)
+        {
+            if (json_equal(json_object_get(v, "site_id"), sid) && gql_out_push(out, "Floor", v))
+                return -1;
+        }
+        return 0;
+    }
+    case OF_ID:
+        out->scalar = id_string(json_object_get(o, "id"));
+        return 0;
+    case OF_NAME:
+    case OF_LABEL:
+        out->scalar = json_incref(json_object_get(o, f->id == OF_NAME ? "name" : "label"));
+        return 0;
+    case OF_TIMEZONE:
+        out->scalar = json_string("Etc/UTC");
+        return 0;
+    case OF_SITEID:
+        out->scalar = id_string(json_object_get(o, "site_id"));
+        return 0;
+    case OF_FLOORID:
+        out->scalar = id_string(json_object_get(o, "floor_id"));
+        return 0;
+    case OF_NEIGHBORHOODID:
+        out->scalar = id_string(json_object_get(o, "neighborhood_id"));
+        return 0;
+    case OF_PRESENCE: {
+        json_t *p = create_presence(c->os, json_object_get(args, "employeePresence"));
+        if (!p || json_array_append_new(c->keep, p))
+            return -1;
+        out->one.type = "CreateEmployeePresencePayload";
+        out->one.obj = p;
+        return 0;
+    }
+    case OF_SUCCESS:
+        out->scalar = json_incref(json_object_get(o, "success"));
+        return 0;
+    case OF_ERRORS: {
+        size_t i;
+        json_array_foreach(json_object_get(o, "errors"), i, v)
+        {
+            if (gql_out_push(out, "Error", v))
+                return -1;
+        }
+        return 0;
+    }
+    case OF_ATTRIBUTE:
+        out->scalar = json_incref(json_object_get(o, "attribute"));
+        return 0;
+    case OF_ERRLIST:
+        out->scalar = json_incref(json_object_get(o, "errors"));
+        return 0;
+    case OF_ERRLABEL:
+        out->scalar = json_incref(json_object_get(o, "label"));
+        return 0;
+    }
+    return -1;
+}
+
+static const struct gql_schema os_schema = {os_types, os_inputs, "Query", "Mutation", os_resolve};
+
+void sim_os_graphql(struct sim_os *os, const char *body, size_t len, int64_t now_wall_ms,
+                    struct sim_reply *reply)
+{
+    struct os_gql_ctx c = {os, json_array()};
+
+    os->now_wall_ms = now_wall_ms;
+    sim_graphql_request(&os_schema, &c, body, len, reply);
+    json_decref(c.keep);
+}
+
+/* ---- /_sim views -------------------------------------------------------------- */
+
+json_t *sim_os_presence(const struct sim_os *os)
+{
+    json_t *arr = json_array(), *v;
+    const char *k;
+
+    json_object_foreach(os->presence, k, v)
+    {
+        json_array_append(arr, v);
+    }
+    return json_pack("{s:I,s:I,s:I,s:o}", "count", (json_int_t)json_array_size(arr), "accepted",
+                     os->presence_accepted, "rejected", os->presence_rejected, "locations", arr);
+}
+
+json_t *sim_os_presence_log(const struct sim_os *os, int64_t since)
+{
+    json_t *arr = json_array(), *v;
+    size_t i;
+
+    json_array_foreach(os->presence_log, i, v)
+    {
+        if (json_integer_value(json_object_get(v, "seq")) > since)
+            json_array_append(arr, v);
+    }
+    return json_pack("{s:I,s:o}", "count", (json_int_t)json_array_size(arr), "mutations", arr);
+}
+
+void sim_os_employees(const struct sim_os *os, int detail, struct sim_reply *reply)
+{
+    json_t *live = json_array(), *v, *counts = json_object(), *staged = json_object();
+    const char *k;
+
+    json_object_foreach(os->employees, k, v)
+    {
+        if (detail == 2)
+            json_array_append(live, v);
+        else if (detail == 1)
+            json_array_append(live, json_object_get(v, "client_employee_id"));
+    }
+    json_object_foreach(os->staged, k, v)
+    {
+        json_object_set_new(counts, k, json_integer((json_int_t)json_array_size(v)));
+        if (detail == 2)
+            json_object_set(staged, k, v);
+    }
+    sim_reply_json(reply, 200,
+                   json_pack("{s:o,s:o,s:o,s:I}", "staged", staged, "staged_counts", counts, "live",
+                             live, "live_count", (json_int_t)json_object_size(os->employees)));
+}
+
+json_t *sim_os_resources(const struct sim_os *os)
+{
+    json_t *out = json_object(), *locs = json_object();
+
+    for (int t = 0; t < 5; t++)
+        json_object_set_new(locs, loc_paths[t], json_integer((json_int_t)json_object_size(os->loc[t])));
+    json_object_set(out, "resources", os->resources);
+    json_object_set_new(out, "locations", locs);
+    return out;
+}

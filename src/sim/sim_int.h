@@ -1,0 +1,152 @@
+/*
+ * sim_int.h - what the simulator's modules share (private to src/sim):
+ * the reply a handler fills, the OfficeSpace state, the Mapped surface,
+ * fault rules, the rate limiter and the request log.
+ *
+ * Locking: the server holds one mutex (struct osc_sim.lock) around every
+ * call into these modules; none of them locks on its own.
+ */
+#ifndef OSC_SIM_INT_H
+#define OSC_SIM_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "graph.h"
+
+/* A response. body is owned (malloc'd) and freed by the server. */
+struct sim_reply {
+    int status;
+    char *body;
+    size_t len;
+    const char *ctype;  /* static string */
+    char hname[2][48];  /* extra headers ("" when unused) */
+    char hval[2][128];
+};
+
+/* Serialise j into reply (takes the reference); status as given. */
+void sim_reply_json(struct sim_reply *r, int status, json_t *j);
+/* A plain-text reply (copied). */
+void sim_reply_text(struct sim_reply *r, int status, const char *text);
+void sim_reply_header(struct sim_reply *r, const char *name, const char *value);
+
+/* Parse a form body "a=1&b=x%20y" into a new JSON object of strings. */
+json_t *sim_form_parse(const char *body, size_t len);
+
+/* ---- OfficeSpace (officespace.c) ---------------------------------------- */
+
+struct sim_os;
+
+/* New state seeded from the graph's identities and its "officespace" section.
+ * Caller frees with sim_os_free(). NULL when out of memory. */
+struct sim_os *sim_os_new(const struct sim_graph *g);
+void sim_os_free(struct sim_os *os);
+
+/*
+ * Serve a REST request under /api/1/ (rest: the path after "/api/1/",
+ * query: object of query arguments, borrowed; body may be binary).
+ * now_wall_ms is for timestamps.
+ */
+void sim_os_rest(struct sim_os *os, const char *method, const char *rest, json_t *query,
+                 const char *ctype, const char *body, size_t len, int64_t now_wall_ms,
+                 struct sim_reply *reply);
+/* Serve POST /graphql (already authenticated). */
+void sim_os_graphql(struct sim_os *os, const char *body, size_t len, int64_t now_wall_ms,
+                    struct sim_reply *reply);
+
+/* /_sim views (new references). */
+json_t *sim_os_presence(const struct sim_os *os);
+json_t *sim_os_presence_log(const struct sim_os *os, int64_t since);
+/* GET /_sim/employees: detail 0 counts only, 1 ids only, 2 full records. */
+void sim_os_employees(const struct sim_os *os, int detail, struct sim_reply *reply);
+json_t *sim_os_resources(const struct sim_os *os);
+
+/* ---- Mapped (mapped.c) --------------------------------------------------- */
+
+/* Serve POST /graphql (already authenticated) over g at now_mono_ms. */
+void sim_mapped_graphql(struct sim_graph *g, const char *body, size_t len, int64_t now_mono_ms,
+                        struct sim_reply *reply);
+/* Run one GraphQL request body {query, variables, operationName} through
+ * schema; shared by both surfaces. Fills reply (400 for a bad body). */
+struct gql_schema;
+void sim_graphql_request(const struct gql_schema *schema, void *ud, const char *body, size_t len,
+                         struct sim_reply *reply);
+
+/* ---- faults and rate limit (faults.c) -------------------------------------- */
+
+enum sim_fault_kind {
+    SIM_FAULT_STATUS = 0,
+    SIM_FAULT_DELAY,
+    SIM_FAULT_RESET,       /* close before applying: no response at all */
+    SIM_FAULT_RESET_AFTER, /* apply, then close mid-body */
+    SIM_FAULT_TIMEOUT
+};
+
+struct sim_fault_rule {
+    enum sim_fault_kind kind;
+    int status;            /* STATUS */
+    int64_t delay_ms;      /* DELAY: the delay; TIMEOUT: how long to hold */
+    double prob;           /* 0..1; 1 when not given */
+    long count;            /* >0: applies to the next `count` matching requests; -1: unlimited */
+    int64_t retry_after_s; /* -1: no Retry-After header */
+    char path[128];        /* prefix; "" = all */
+    char server[16];       /* "mapped", "officespace" or "" */
+};
+
+struct sim_faults {
+    struct sim_fault_rule *v;
+    size_t n;
+    uint64_t rng;
+    char text[1024]; /* the rule string, for /_sim/faults */
+};
+
+/* What the rules decided for one request. */
+struct sim_fault_action {
+    int64_t delay_ms;      /* wait this long first (0: none) */
+    int status;            /* answer with this status (0: serve normally) */
+    int64_t retry_after_s; /* -1: none */
+    int reset;             /* 1: close before applying; 2: apply, then close mid-body */
+    int64_t hold_ms;       /* >0: timeout rule, hold the request this long */
+};
+
+/* Parse rules into a new list (old contents replaced only on success).
+ * Returns 0 or OSC_EINVAL with msg (cap bytes) saying what is wrong. */
+int sim_faults_parse(struct sim_faults *f, const char *text, char *msg, size_t cap);
+void sim_faults_free(struct sim_faults *f);
+void sim_faults_eval(struct sim_faults *f, const char *server, const char *path,
+                     struct sim_fault_action *out);
+/* The rules as JSON (new reference). */
+json_t *sim_faults_json(const struct sim_faults *f);
+
+struct sim_bucket {
+    double rate;     /* tokens per second; 0 = unlimited */
+    double tokens;
+    int64_t last_ms;
+};
+/* Take one token at now_ms; 0 when allowed, else the seconds to wait (>= 1). */
+int64_t sim_bucket_take(struct sim_bucket *b, int64_t now_ms);
+
+/* ---- request log (reqlog.c) ----------------------------------------------- */
+
+#define SIM_REQLOG_MAX 10000
+#define SIM_REQLOG_BODY_MAX (64 * 1024)
+#define SIM_REQLOG_BYTES_MAX (64L * 1024 * 1024)
+
+struct sim_reqlog;
+
+struct sim_reqlog *sim_reqlog_new(void);
+void sim_reqlog_free(struct sim_reqlog *l);
+void sim_reqlog_clear(struct sim_reqlog *l);
+/* Record a request (headers: object, taken over; body copied up to the cap).
+ * Returns the request's sequence number. */
+int64_t sim_reqlog_add(struct sim_reqlog *l, const char *server, const char *method,
+                       const char *path, const char *query, json_t *headers, const char *body,
+                       size_t len, int64_t wall_ms);
+/* Set the status answered to request seq (if still in the ring). */
+void sim_reqlog_status(struct sim_reqlog *l, int64_t seq, int status, const char *fault);
+/* {"count":n,"requests":[...]} for seq > since and path starting with prefix (may be NULL). */
+json_t *sim_reqlog_json(const struct sim_reqlog *l, int64_t since, const char *prefix);
+
+#endif
