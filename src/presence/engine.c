@@ -288,7 +288,8 @@ static int read_values(struct osc_presence *p, int64_t deadline, struct osc_metr
         int r = fetch_building(p, b, 0, p->topo, deadline, rep, &e1);
         if (r == 0)
             continue;
-        OSC_LOG_WARN("presence", "building %s: %s", b, osc_err_text(&e1, r));
+        if (r != OSC_EAUTH)
+            OSC_LOG_WARN("presence", "building %s: %s", b, osc_err_text(&e1, r));
         if (!first) {
             first = r;
             if (err)
@@ -444,7 +445,9 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
         start - p->discovered_at >= pc->topology_refresh_ms) {
         mapped_rc = discover(p, deadline, rep, err);
         if (mapped_rc) {
-            OSC_LOG_ERROR("presence", "discovery failed: %s", osc_err_text(err, mapped_rc));
+            /* a refused credential is logged once, by the loop, with its backoff step */
+            if (mapped_rc != OSC_EAUTH)
+                OSC_LOG_ERROR("presence", "discovery failed: %s", osc_err_text(err, mapped_rc));
             rc = mapped_rc;
             goto done;
         }
@@ -534,8 +537,7 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
         struct osc_presence_item *chunk = items + off;
         int r;
 
-        if (stopping(p) && off > 0)
-            break; /* leave the rest for after the restart */
+        /* a stop ends the cycle in progress: every chunk is still sent once (retry waits are skipped) */
         r = push_chunk(p, chunk, n, deadline, rep, &perr);
         if (r == OSC_EAUTH) {
             auth = 1;
