@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "osc/checkpoint.h"
 #include "osc/clock.h"
 #include "osc/config.h"
 #include "osc/err.h"
@@ -61,6 +62,9 @@ struct osc_delivery_opts {
     /* called from waits at most every 250 ms (progress lines); may be NULL */
     void (*tick)(void *ud);
     void *ud;
+    const char *dead_letter; /* overrides the destination's dead_letter path */
+    /* stop reading when *interrupt becomes non-zero (a signal); may be NULL */
+    volatile int *interrupt;
 };
 
 struct osc_delivery_stats {
@@ -79,6 +83,9 @@ struct osc_delivery_stats {
     int commit;             /* 0 none, 1 triggered, -1 suppressed, -2 trigger failed */
     char commit_reason[256];
     int dead_letter_error;  /* the dead-letter file could not be written */
+    int interrupted;        /* reading stopped early (a signal); the checkpoint stays */
+    uint64_t skipped;       /* records done by an earlier run (resume), not sent again */
+    int resumed;            /* a checkpoint was found and used */
     double seconds;
 };
 
@@ -126,6 +133,21 @@ int osc_delivery_finish(struct osc_delivery *d);
  */
 int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records_format format,
                       uint64_t max_records, struct osc_err *err);
+/*
+ * Resume support, before the first feed: take checkpoint c (borrowed until
+ * osc_delivery_free()) for a run over inputs paths[0..n) (in feed order).
+ * The run key is the destination plus every input's identity. With restart
+ * the saved position is forgotten; otherwise a saved one is used: inputs
+ * and records before it are skipped, the staging DELETE is not repeated,
+ * an earlier failed batch still suppresses the commit. The position is
+ * saved after each acknowledged batch and cleared when the run completes.
+ * An input that is not a regular file (stdin) cannot resume: then no
+ * checkpoint is kept (logged) and 0 is returned. Returns 1 when resuming,
+ * 0 when starting fresh, OSC_EDB.
+ */
+int osc_delivery_checkpoint(struct osc_delivery *d, struct osc_checkpoint *c,
+                            const char *const *paths, size_t n, int restart, struct osc_err *err);
+
 /* Progress of the input being fed: bytes read and its size (-1 unknown). */
 void osc_delivery_progress(const struct osc_delivery *d, uint64_t *bytes, int64_t *size);
 /* 1 when the destination takes no records (trigger_directory_import). */

@@ -92,6 +92,15 @@ int64_t osc_records_size(const struct osc_records_reader *r);
 /* The format in use (after auto-detection, which happens on the first record). */
 enum osc_records_format osc_records_format_of(const struct osc_records_reader *r);
 const char *osc_records_name(const struct osc_records_reader *r);
+/* Line number of the next unread byte. */
+uint64_t osc_records_line(const struct osc_records_reader *r);
+/*
+ * Before the first osc_records_next(): continue at byte offset (the start
+ * of a record, from a checkpoint), counting lines from line. Only for JSON
+ * Lines and dead-letter files opened by path; returns 0, or OSC_EINVAL
+ * when the reader cannot seek (the caller then reads and skips instead).
+ */
+int osc_records_seek(struct osc_records_reader *r, uint64_t offset, uint64_t line);
 
 /* ---- compact JSON text helpers ------------------------------------------ */
 

@@ -6,12 +6,14 @@
  * this file parses options, prints progress and the summary, and maps the
  * outcome to an exit status.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "osc/checkpoint.h"
 #include "osc/delivery.h"
 #include "osc/log.h"
 
@@ -21,8 +23,22 @@ enum {
     OPT_INPUT_FORMAT,
     OPT_DRY_RUN,
     OPT_JSON_SUMMARY,
-    OPT_NO_PROGRESS
+    OPT_NO_PROGRESS,
+    OPT_PROGRESS,
+    OPT_DEAD_LETTER,
+    OPT_RESTART,
+    OPT_CHECKPOINT,
+    OPT_NO_CHECKPOINT
 };
+
+/* set by SIGINT/SIGTERM: stop reading, deliver what was read, keep the checkpoint */
+static volatile int interrupted;
+
+static void on_signal(int sig)
+{
+    interrupted = 1;
+    signal(sig, SIG_DFL); /* a second signal ends the process at once */
+}
 
 struct progress {
     struct osc_delivery *d;
@@ -45,15 +61,24 @@ static void usage(void)
            "      --no-commit         do not run the destination's commit: step\n"
            "      --input-format FMT  jsonl, json, csv or deadletter (default: from the\n"
            "                          file name, else sniffed)\n"
+           "      --dead-letter FILE  dead-letter file (default: the destination's\n"
+           "                          dead_letter, else DEST.dead.jsonl)\n"
+           "      --checkpoint FILE   checkpoint file (default: next to the dead-letter\n"
+           "                          file, DEST.checkpoint.db); a run that is killed\n"
+           "                          resumes when the same command is run again\n"
+           "      --restart           ignore a saved checkpoint and start from the top\n"
+           "      --no-checkpoint     keep no checkpoint\n"
            "      --dry-run           read, map and batch everything, send nothing\n"
-           "      --json-summary      print the summary as JSON on stdout\n"
-           "      --no-progress       no progress line, even on a terminal\n" CLI_COMMON_HELP
-           "\nExit status: 0 every record delivered; 1 some records rejected by the API or\n"
-           "the commit not triggered; 64 usage; 65 bad input only (malformed or unmappable\n"
-           "records, everything else delivered); 66 input not found; 69 the API stayed\n"
-           "unavailable and nothing was delivered; 74 dead-letter file not writable;\n"
-           "75 some records gave up after retries; 77 the API key was refused (401/403 on\n"
-           "the first request); 78 configuration error (including an inactive destination).\n");
+           "      --progress          progress line on stderr (default: when a terminal)\n"
+           "      --no-progress       no progress line, even on a terminal\n"
+           "      --json-summary      print the summary as JSON on stdout\n" CLI_COMMON_HELP
+           "\nExit status: 0 every record delivered; 64 usage; 65 some records were\n"
+           "malformed, unmappable or rejected by the API (all in the dead-letter file), or\n"
+           "the commit was not triggered; 66 input not found; 69 the API stayed\n"
+           "unavailable (retries exhausted); 74 dead-letter or checkpoint file not\n"
+           "writable; 75 interrupted (run the same command again to resume); 77 the API\n"
+           "key was refused (401/403 on the first request); 78 configuration error\n"
+           "(including an inactive destination).\n");
 }
 
 static void progress_tick(void *ud)
@@ -112,6 +137,9 @@ static void print_summary(const char *dest, const char *dl_path,
             (unsigned long long)st->dead_lettered, st->dead_lettered ? " to " : "",
             st->dead_lettered ? dl_path : "", (unsigned long long)st->requests,
             (unsigned long long)st->retries, st->seconds);
+    if (st->resumed)
+        fprintf(stderr, "resumed from a checkpoint: %llu records were done by earlier runs and "
+                        "not read again\n", (unsigned long long)st->skipped);
     if (st->unsent)
         fprintf(stderr, "%llu records were not sent.\n", (unsigned long long)st->unsent);
     if (st->commit)
@@ -132,6 +160,11 @@ int cmd_send(int argc, char **argv)
         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
         {"json-summary", no_argument, NULL, OPT_JSON_SUMMARY},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        {"progress", no_argument, NULL, OPT_PROGRESS},
+        {"dead-letter", required_argument, NULL, OPT_DEAD_LETTER},
+        {"restart", no_argument, NULL, OPT_RESTART},
+        {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
+        {"no-checkpoint", no_argument, NULL, OPT_NO_CHECKPOINT},
         {NULL, 0, NULL, 0}};
     struct cli_common common = {0};
     struct osc_config *cfg = NULL;
@@ -141,8 +174,10 @@ int cmd_send(int argc, char **argv)
     struct osc_err err = {0};
     enum osc_records_format fmt = OSC_RECORDS_AUTO;
     struct progress prog = {0};
-    const char *dest = NULL;
-    int opt, rc = 0, json_summary = 0, no_progress = 0;
+    struct osc_checkpoint *cp = NULL;
+    const char *dest = NULL, *cp_path = NULL;
+    char *cp_default = NULL;
+    int opt, rc = 0, json_summary = 0, no_progress = 0, progress = 0, restart = 0, no_cp = 0;
 
     while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "d:", longopts, NULL)) != -1) {
         int r = cli_common_option(&common, opt, optarg);
@@ -176,6 +211,21 @@ int cmd_send(int argc, char **argv)
         case OPT_NO_PROGRESS:
             no_progress = 1;
             break;
+        case OPT_PROGRESS:
+            progress = 1;
+            break;
+        case OPT_DEAD_LETTER:
+            opts.dead_letter = optarg;
+            break;
+        case OPT_RESTART:
+            restart = 1;
+            break;
+        case OPT_CHECKPOINT:
+            cp_path = optarg;
+            break;
+        case OPT_NO_CHECKPOINT:
+            no_cp = 1;
+            break;
         default:
             return cli_usage_error("send");
         }
@@ -194,14 +244,41 @@ int cmd_send(int argc, char **argv)
         rc = cfg->destinations.n ? EX_USAGE : EX_CONFIG;
         goto out;
     }
-    prog.on = !no_progress && !common.quiet && isatty(STDERR_FILENO);
+    prog.on = !no_progress && (progress || (!common.quiet && isatty(STDERR_FILENO)));
     opts.tick = progress_tick;
     opts.ud = &prog;
+    opts.interrupt = &interrupted;
     if (!(d = osc_delivery_new(cfg, dest, &opts, &err))) {
         rc = cli_fail("send", err.code ? err.code : OSC_ECONFIG, &err);
         goto out;
     }
     prog.d = d;
+    if (!opts.dry_run && !no_cp && !osc_delivery_takes_no_records(d)) {
+        static const char *const stdin_only[] = {"-"};
+        const char *const *inputs = optind < argc ? (const char *const *)argv + optind : stdin_only;
+        size_t ninputs = optind < argc ? (size_t)(argc - optind) : 1;
+        if (!cp_path) {
+            /* next to the dead-letter file: NAME.dead.jsonl -> NAME.checkpoint.db */
+            const char *dl = osc_delivery_dead_letter_path(d);
+            size_t n = strlen(dl);
+            if (n > 11 && strcmp(dl + n - 11, ".dead.jsonl") == 0)
+                n -= 11;
+            else if (n > 6 && strcmp(dl + n - 6, ".jsonl") == 0)
+                n -= 6;
+            if (asprintf(&cp_default, "%.*s.checkpoint.db", (int)n, dl) < 0) {
+                rc = cli_fail("send", OSC_ENOMEM, NULL);
+                goto out;
+            }
+            cp_path = cp_default;
+        }
+        if (osc_checkpoint_open(cp_path, &cp, &err) ||
+            osc_delivery_checkpoint(d, cp, inputs, ninputs, restart, &err) < 0) {
+            rc = cli_fail("send", err.code ? err.code : OSC_EDB, &err);
+            goto out;
+        }
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     if (osc_delivery_takes_no_records(d)) {
         if (optind < argc)
             fprintf(stderr, "osconnect send: %s is a trigger_directory_import destination; "
@@ -211,6 +288,17 @@ int cmd_send(int argc, char **argv)
     } else {
         for (int i = optind; i < argc && rc == 0; i++)
             rc = osc_delivery_feed(d, argv[i], fmt, 0, &err);
+    }
+    if (rc == OSC_EINTERRUPTED) {
+        if (prog.printed)
+            fputc('\n', stderr);
+        fprintf(stderr, "osconnect send: interrupted: delivering what was read, then stopping; "
+                        "run the same command again to resume\n");
+        osc_delivery_finish(d);
+        osc_delivery_get_stats(d, &st);
+        print_summary(dest, osc_delivery_dead_letter_path(d), &st, opts.dry_run, json_summary);
+        rc = EX_TEMPFAIL;
+        goto out;
     }
     if (rc == OSC_ENOINPUT || (rc && rc != OSC_EAUTH)) {
         if (prog.printed)
@@ -231,6 +319,8 @@ int cmd_send(int argc, char **argv)
     rc = osc_delivery_exit_code(&st);
 out:
     osc_delivery_free(d);
+    osc_checkpoint_close_clean(cp);
+    free(cp_default);
     osc_config_free(cfg);
     return rc;
 }

@@ -34,12 +34,14 @@
 #define TICK_MS 250
 #define WEBHOOK_BODY_MAX 4096
 #define WEBHOOK_DRAIN_MS 5000
+#define CP_INTERVAL_MS 200
 
 enum bstate { B_FREE = 0, B_OPEN, B_READY, B_FLIGHT, B_WAIT };
 enum bkind { K_DATA = 0, K_STAGING, K_COMMIT };
 
 struct rec_ref {
     uint64_t offset, line;
+    uint32_t input;  /* index of the input it came from */
     size_t off, len; /* in batch->orig */
 };
 
@@ -106,6 +108,7 @@ struct osc_delivery {
     int64_t paused_until;
     uint64_t rng;
     int staged;    /* staging DELETE done (or not needed) */
+    int staged_ok; /* the staging DELETE was accepted */
     int accepted;  /* some request was accepted: 401/403 is no longer "the key" */
     int stop;
     int failed_batches;
@@ -115,6 +118,16 @@ struct osc_delivery {
     /* the input being fed, for progress */
     struct osc_records_reader *reader;
     uint64_t bytes_done;
+
+    /* checkpoint: cp_pos is what the file holds; inputs before cur_input are consumed */
+    struct osc_checkpoint *cp;
+    char *cp_key;
+    struct osc_checkpoint_pos cp_pos, resume;
+    int resuming;
+    uint32_t cur_input;
+    uint64_t next_off, next_line; /* where the next unread record of cur_input starts */
+    int64_t cp_last_ms;
+    int cp_error;
 
     /* scratch */
     struct osc_buf enc;
@@ -256,6 +269,7 @@ void osc_delivery_free(struct osc_delivery *d)
         free(d->url_parts[i].text);
     free(d->url_parts);
     free(d->fixed_url);
+    free(d->cp_key);
     osc_buf_free(&d->enc);
     osc_buf_free(&d->filtered);
     osc_buf_free(&d->url);
@@ -488,7 +502,7 @@ struct osc_delivery *osc_delivery_new(const struct osc_config *cfg, const char *
             goto fail;
     }
     {
-        const char *dl = t->dead_letter;
+        const char *dl = d->opts.dead_letter ? d->opts.dead_letter : t->dead_letter;
         if (dl ? !(d->dl_path = strdup(dl)) : asprintf(&d->dl_path, "%s.dead.jsonl", t->name) < 0)
             goto nomem;
         if (!(d->dl = osc_deadletter_new(d->dl_path, t->name)))
@@ -602,6 +616,119 @@ static int reject_local(struct osc_delivery *d, const struct osc_record *rec, co
                  (unsigned long long)rec->line, d->dest->name, why);
     return dead_letter(d, rec->json, rec->json_len, rec->raw, rec->raw_len,
                        cur_file(d, rec->file), rec->line, rec->offset, 0, NULL, 0, why, 0);
+}
+
+
+/* ---- checkpoint ------------------------------------------------------------ */
+
+static int pos_before(uint32_t ia, uint64_t oa, uint32_t ib, uint64_t ob)
+{
+    return ia < ib || (ia == ib && oa < ob);
+}
+
+/*
+ * Save the position before which every record is done: the first record of
+ * the earliest batch still open, queued, in flight or waiting for a retry,
+ * else where reading stopped. Records of a batch are in input order, so its
+ * first record is its earliest. Never moves backwards; frozen once the run
+ * was stopped (records dropped then are not done). force writes even when
+ * only the counters changed.
+ */
+static void cp_update(struct osc_delivery *d, int force)
+{
+    struct osc_checkpoint_pos p = d->cp_pos;
+    struct osc_err err = {0};
+
+    if (!d->cp || d->cp_error || d->stop)
+        return;
+    p.input = d->cur_input;
+    p.offset = d->next_off;
+    p.line = d->next_line;
+    for (size_t i = 0; i < d->npool; i++) {
+        const struct batch *b = &d->pool[i];
+        if (b->state != B_FREE && b->kind == K_DATA && b->nrecs &&
+            pos_before(b->recs[0].input, b->recs[0].offset, p.input, p.offset)) {
+            p.input = b->recs[0].input;
+            p.offset = b->recs[0].offset;
+            p.line = b->recs[0].line;
+        }
+    }
+    if (pos_before(p.input, p.offset, d->cp_pos.input, d->cp_pos.offset)) {
+        p.input = d->cp_pos.input;
+        p.offset = d->cp_pos.offset;
+        p.line = d->cp_pos.line;
+    }
+    p.staged = d->staged_ok;
+    p.failed = d->failed_batches > 0;
+    p.sent = d->resume.sent + d->st.sent;
+    p.dead = d->resume.dead + osc_deadletter_count(d->dl);
+    if (!force && p.input == d->cp_pos.input && p.offset == d->cp_pos.offset &&
+        p.staged == d->cp_pos.staged && p.failed == d->cp_pos.failed)
+        return;
+    if (osc_checkpoint_save(d->cp, d->cp_key, &p, &err)) {
+        OSC_LOG_ERROR("delivery", "%s: %s; continuing without a checkpoint (an interrupted run "
+                      "will start over)", d->dest->name, err.msg);
+        d->cp_error = 1;
+        return;
+    }
+    d->cp_pos = p;
+    d->cp_last_ms = now_ms(d);
+}
+
+int osc_delivery_checkpoint(struct osc_delivery *d, struct osc_checkpoint *c,
+                            const char *const *paths, size_t n, int restart, struct osc_err *err)
+{
+    struct osc_buf key;
+    char id[OSC_CHECKPOINT_ID_MAX];
+    struct osc_checkpoint_pos pos;
+    int rc = 0;
+
+    if (!c || d->opts.dry_run || d->opts.single_request || osc_delivery_takes_no_records(d))
+        return 0;
+    osc_buf_init(&key, 1u << 20);
+    if (osc_buf_adds(&key, d->dest->name)) {
+        rc = osc_err_set(err, OSC_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct osc_err ierr = {0};
+        if (osc_checkpoint_input_id(paths[i], id, sizeof(id), &ierr)) {
+            OSC_LOG_WARN("delivery", "%s: %s: no checkpoint is kept; an interrupted run cannot "
+                         "resume and starts over", d->dest->name, ierr.msg);
+            goto out;
+        }
+        if (osc_buf_printf(&key, "\n%s", id)) {
+            rc = osc_err_set(err, OSC_ETOOBIG, "too many inputs for a checkpoint");
+            goto out;
+        }
+    }
+    if (restart) {
+        if ((rc = osc_checkpoint_clear(c, key.data, err)))
+            goto out;
+    } else if ((rc = osc_checkpoint_load(c, key.data, &pos, err)) < 0) {
+        goto out;
+    } else if (rc == 1) {
+        d->resume = pos;
+        d->cp_pos = pos;
+        d->resuming = 1;
+        d->st.resumed = 1;
+        d->st.skipped = pos.sent + pos.dead;
+        d->failed_batches = pos.failed;
+        d->staged = 1; /* never clear what an earlier run staged */
+        d->staged_ok = pos.staged;
+        OSC_LOG_INFO("delivery", "%s: resuming at input %u, line %llu (offset %llu): %llu "
+                     "records accepted and %llu dead-lettered by earlier runs%s",
+                     d->dest->name, pos.input + 1, (unsigned long long)pos.line,
+                     (unsigned long long)pos.offset, (unsigned long long)pos.sent,
+                     (unsigned long long)pos.dead,
+                     pos.failed ? "; a batch failed then, so the commit will not run" : "");
+    }
+    d->cp = c;
+    d->cp_key = osc_buf_steal(&key);
+    d->next_line = 1;
+out:
+    osc_buf_free(&key);
+    return rc;
 }
 
 /* ---- encoding --------------------------------------------------------------- */
@@ -1014,6 +1141,8 @@ static void on_done(void *ud, struct osc_http_response *r)
         OSC_LOG_DEBUG("delivery", "%s: %s %s -> %ld (%zu records)", d->dest->name,
                       b->kind == K_STAGING ? "DELETE" : d->method, b->url, r->status, b->nrecs);
         b->state = B_FREE;
+        if (b->kind == K_DATA)
+            cp_update(d, 0);
         return;
     }
     if (o == OSC_HTTP_REJECT) {
@@ -1038,6 +1167,8 @@ static void on_done(void *ud, struct osc_http_response *r)
             dead_letter_batch(d, b, r->status, reason);
         }
         b->state = B_FREE;
+        if (b->kind == K_DATA)
+            cp_update(d, 0);
         return;
     }
     /* retry */
@@ -1048,10 +1179,38 @@ static void on_done(void *ud, struct osc_http_response *r)
             snprintf(reason, sizeof(reason), "%s", r->error);
         else
             snprintf(reason, sizeof(reason), "HTTP %ld", r->status);
-        if ((int64_t)b->attempts >= rp->max_attempts || now - b->first_ms >= rp->max_elapsed_ms ||
-            d->stop || d->opts.single_request) {
-            char why[600];
-            snprintf(why, sizeof(why), "gave up after %u attempt(s): %s", b->attempts, reason);
+        if (d->stop) {
+            /* the key was refused: not done, so a rerun (from the checkpoint) sends it */
+            d->st.unsent += b->nrecs;
+            b->state = B_FREE;
+            return;
+        }
+        if (r->retry_after_ms >= 0) {
+            delay = r->retry_after_ms;
+            if (delay > d->dest->max_retry_wait_ms) {
+                snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason),
+                         " with Retry-After %llds, longer than max_retry_wait (%llds)",
+                         (long long)(delay / 1000), (long long)(d->dest->max_retry_wait_ms / 1000));
+                delay = -1; /* give up below */
+            } else if ((r->status == 429 || r->status == 503) && now + delay > d->paused_until) {
+                /* the server asked everyone to wait: pause the whole destination */
+                d->paused_until = now + delay;
+                OSC_LOG_INFO("delivery", "%s: HTTP %ld with Retry-After: pausing the destination "
+                             "for %lld ms", d->dest->name, r->status, (long long)delay);
+            }
+        } else {
+            delay = osc_retry_backoff_ms(rp, b->attempts, &d->rng);
+        }
+        if (delay < 0 || (int64_t)b->attempts >= rp->max_attempts ||
+            now + delay - b->first_ms > rp->max_elapsed_ms || d->stop || d->opts.single_request) {
+            char why[700];
+            if (delay >= 0 && (int64_t)b->attempts < rp->max_attempts && !d->stop &&
+                !d->opts.single_request)
+                snprintf(why, sizeof(why), "gave up after %u attempt(s) (retry.max_elapsed "
+                         "%llds would pass): %s", b->attempts,
+                         (long long)(rp->max_elapsed_ms / 1000), reason);
+            else
+                snprintf(why, sizeof(why), "gave up after %u attempt(s): %s", b->attempts, reason);
             OSC_LOG_ERROR("delivery", "%s: %s %s: %s; %zu record(s) dead-lettered to %s",
                           d->dest->name, d->method, b->url, why, b->nrecs, d->dl_path);
             d->failed_batches++;
@@ -1060,19 +1219,9 @@ static void on_done(void *ud, struct osc_http_response *r)
                 dead_letter_batch(d, b, r->status, why);
             }
             b->state = B_FREE;
+            if (b->kind == K_DATA)
+                cp_update(d, 0);
             return;
-        }
-        if (r->retry_after_ms >= 0) {
-            delay = r->retry_after_ms;
-            if (delay > d->dest->max_retry_wait_ms)
-                delay = d->dest->max_retry_wait_ms;
-            if ((r->status == 429 || r->status == 503) && now + delay > d->paused_until) {
-                d->paused_until = now + delay;
-                OSC_LOG_INFO("delivery", "%s: HTTP %ld with Retry-After: pausing the destination "
-                             "for %lld ms", d->dest->name, r->status, (long long)delay);
-            }
-        } else {
-            delay = osc_retry_backoff_ms(rp, b->attempts, &d->rng);
         }
         d->st.retries++;
         OSC_LOG_INFO("delivery", "%s: %s %s: %s; retry %u in %lld ms", d->dest->name, d->method,
@@ -1224,7 +1373,10 @@ static int staging_delete(struct osc_delivery *d)
                       "the directory import will not be triggered", d->dest->name,
                       d->dest->source_name);
         d->failed_batches++;
+    } else {
+        d->staged_ok = 1;
     }
+    cp_update(d, 1);
     return 0;
 }
 
@@ -1253,6 +1405,7 @@ static int batch_append(struct osc_delivery *d, struct batch *b, const struct os
     r = &b->recs[b->nrecs];
     r->offset = rec->offset;
     r->line = rec->line;
+    r->input = d->cur_input;
     r->off = b->orig.len;
     r->len = rec->json_len;
     rc = rc ? rc : osc_buf_add(&b->orig, rec->json, rec->json_len);
@@ -1391,13 +1544,22 @@ int osc_delivery_finish(struct osc_delivery *d)
             batch_close(d, &d->pool[i]);
     while (pump(d, 100) > 0)
         ;
-    if (d->templ == OSC_CONF_TEMPLATE_TRIGGER_DIRECTORY_IMPORT && !d->stop) {
+    if (d->st.interrupted) {
+        if (d->commit) {
+            d->st.commit = -1;
+            snprintf(d->st.commit_reason, sizeof(d->st.commit_reason),
+                     "directory import NOT triggered: the run was interrupted; run the same "
+                     "command again to resume");
+        }
+    } else if (d->templ == OSC_CONF_TEMPLATE_TRIGGER_DIRECTORY_IMPORT && !d->stop) {
         send_commit(d);
     } else if (d->commit && !d->stop) {
         const char *why = NULL;
         if (d->failed_batches)
-            why = "not every batch was accepted";
-        else if (d->st.sent == 0)
+            why = d->resuming && d->resume.failed
+                      ? "not every batch was accepted (in an earlier, interrupted run)"
+                      : "not every batch was accepted";
+        else if (d->st.sent + d->resume.sent == 0)
             why = "no records were staged (triggering would empty the directory)";
         if (why) {
             d->st.commit = -1;
@@ -1406,6 +1568,14 @@ int osc_delivery_finish(struct osc_delivery *d)
             OSC_LOG_ERROR("delivery", "%s: %s", d->dest->name, d->st.commit_reason);
         } else {
             send_commit(d);
+        }
+    }
+    if (d->cp) {
+        struct osc_err err = {0};
+        if (d->stop || d->st.interrupted || d->st.dead_letter_error || d->cp_error) {
+            cp_update(d, 1);
+        } else if (osc_checkpoint_clear(d->cp, d->cp_key, &err)) {
+            OSC_LOG_WARN("delivery", "%s: %s", d->dest->name, err.msg);
         }
     }
     if (d->webhook)
@@ -1431,19 +1601,37 @@ void osc_delivery_progress(const struct osc_delivery *d, uint64_t *bytes, int64_
 int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records_format format,
                       uint64_t max_records, struct osc_err *err)
 {
-    struct osc_records_reader *r = osc_records_open(path, format, 0, err);
+    struct osc_records_reader *r = NULL;
     struct osc_record rec;
     struct osc_err rerr = {0};
-    uint64_t n = 0;
+    uint64_t n = 0, skip_below = 0;
     int rc = 0;
 
-    if (!r)
+    if (d->resuming && d->cur_input < d->resume.input) {
+        OSC_LOG_INFO("delivery", "%s: %s was completed by an earlier run; skipped", d->dest->name,
+                     path);
+        goto next_input;
+    }
+    if (!(r = osc_records_open(path, format, 0, err)))
         return err && err->code ? err->code : OSC_ENOINPUT;
     d->reader = r;
+    if (d->resuming && d->cur_input == d->resume.input && d->resume.offset > 0 &&
+        osc_records_seek(r, d->resume.offset, d->resume.line) != 0)
+        skip_below = d->resume.offset; /* cannot seek: read and skip what is done */
+    d->next_off = osc_records_bytes_read(r);
+    d->next_line = osc_records_line(r);
     while (!max_records || n < max_records) {
-        int got = osc_records_next(r, &rec, &rerr);
+        int got;
+        if (d->opts.interrupt && *d->opts.interrupt) {
+            d->st.interrupted = 1;
+            rc = osc_err_set(err, OSC_EINTERRUPTED, "interrupted while reading %s", path);
+            break;
+        }
+        got = osc_records_next(r, &rec, &rerr);
         if (got == 0)
             break;
+        if ((got == 1 || got == OSC_EDATA) && rec.offset < skip_below)
+            continue;
         n++;
         if (got == 1) {
             rc = osc_delivery_add(d, &rec);
@@ -1453,15 +1641,27 @@ int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records
             rc = osc_err_set(err, got, "%s", rerr.msg);
             break;
         }
+        d->next_off = osc_records_bytes_read(r);
+        d->next_line = osc_records_line(r);
         if (rc == OSC_EAUTH || rc == OSC_EIO || rc == OSC_ENOMEM) {
             osc_err_set(err, rc, "%s", rc == OSC_EAUTH ? "OfficeSpace refused the API key"
                                                        : "cannot write the dead-letter file");
             break;
         }
         rc = 0;
+        /* local rejects move the position without a batch: save now and then */
+        if (d->cp && now_ms(d) - d->cp_last_ms >= CP_INTERVAL_MS)
+            cp_update(d, 0);
     }
     d->bytes_done += osc_records_bytes_read(r);
     d->reader = NULL;
     osc_records_close(r);
-    return rc;
+    if (rc)
+        return rc;
+next_input:
+    d->cur_input++;
+    d->next_off = 0;
+    d->next_line = 1;
+    cp_update(d, 0);
+    return 0;
 }

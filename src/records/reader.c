@@ -214,6 +214,22 @@ uint64_t osc_records_bytes_read(const struct osc_records_reader *r) { return r->
 int64_t osc_records_size(const struct osc_records_reader *r) { return r->size; }
 enum osc_records_format osc_records_format_of(const struct osc_records_reader *r) { return r->fmt; }
 const char *osc_records_name(const struct osc_records_reader *r) { return r->name; }
+uint64_t osc_records_line(const struct osc_records_reader *r) { return r->line; }
+
+int osc_records_seek(struct osc_records_reader *r, uint64_t offset, uint64_t line)
+{
+    /* only line-framed formats can start anywhere: CSV needs its header, JSON its '[' */
+    if ((r->fmt != OSC_RECORDS_JSONL && r->fmt != OSC_RECORDS_DEADLETTER) || !r->own_fd ||
+        r->base + r->end != 0 || (r->size >= 0 && offset > (uint64_t)r->size))
+        return OSC_EINVAL;
+    if (lseek(r->fd, (off_t)offset, SEEK_SET) != (off_t)offset)
+        return OSC_EINVAL;
+    r->base = offset;
+    r->start = r->end = 0;
+    r->line = line ? line : 1;
+    r->bom_checked = offset > 0;
+    return 0;
+}
 
 /*
  * Read more input behind the unconsumed bytes. Returns 1 when bytes were
