@@ -846,6 +846,7 @@ static json_t *demo_point(const char *id, const char *name, const char *exact, i
     return p;
 }
 
+/* Values change every few seconds, so a demo with short poll intervals shows movement. */
 json_t *sim_scenario_demo(void)
 {
     static const struct { const char *code, *id, *name; int os_site; int floors; } blds[] = {
@@ -854,7 +855,7 @@ json_t *sim_scenario_demo(void)
     };
     json_t *sc = json_object(), *site, *buildings = json_array(), *things = json_array();
     int rot = 0;
-    char id[64], name[96], urn[80];
+    char id[64], name[96], urn[80], every[16];
 
     site = json_pack("{s:s,s:s,s:[{s:s,s:s}]}", "id", "SITEdemoCampus", "name", "Demo Campus",
                      "identities", "type", "NameIdentity", "value", "Demo Campus");
@@ -898,16 +899,17 @@ json_t *sim_scenario_demo(void)
                 json_array_append_new(ids, json_pack("{s:s,s:s}", "type", "SpaceCode", "value",
                                                      name + 5));
                 snprintf(pid, sizeof(pid), "PNTdemo%s%dR%dstatus", blds[b].code, f, r);
+                snprintf(every, sizeof(every), "%ds", 2 + r % 3);
                 json_array_append_new(sp_pts,
                                       demo_point(pid, "Occupancy status", "Occupancy_Status", &rot,
                                                  json_pack("{s:{s:i,s:i,s:s}}", "random", "min", 0,
-                                                           "max", 1, "every", "30s")));
+                                                           "max", 1, "every", every)));
                 if (r % 2) {
                     snprintf(pid, sizeof(pid), "PNTdemo%s%dR%dcount", blds[b].code, f, r);
                     json_array_append_new(
                         sp_pts, demo_point(pid, "People count", "Occupancy_Count_Sensor", &rot,
                                            json_pack("{s:{s:i,s:i,s:s}}", "random", "min", 0,
-                                                     "max", 8, "every", "20s")));
+                                                     "max", 8, "every", "3s")));
                 }
                 sp = json_pack("{s:s,s:s,s:o,s:o}", "id", id, "name", name, "identities", ids,
                                "points", sp_pts);
@@ -934,12 +936,12 @@ json_t *sim_scenario_demo(void)
                                                              "Occupancy_Sensor", &rot,
                                                              json_pack("{s:{s:[i,i,i],s:s}}", "cycle",
                                                                        "values", 1, 1, 0,
-                                                                       "every", "40s")));
+                                                                       "every", "4s")));
                 else
                     json_array_append_new(sp_pts, demo_point(pid, "Desk PIR", "PIR_Sensor", &rot,
                                                              json_pack("{s:{s:[i,i],s:s}}", "cycle",
                                                                        "values", 1, 0, "every",
-                                                                       "45s")));
+                                                                       "5s")));
                 json_array_append_new(spaces, json_pack("{s:s,s:s,s:s,s:o,s:o}", "id", id, "name",
                                                         name, "exactType", "Workspace",
                                                         "identities", ids, "points", sp_pts));
@@ -956,14 +958,14 @@ json_t *sim_scenario_demo(void)
                                                      "Temporary_Occupancy_Status", &rot,
                                                      json_pack("{s:[{s:s,s:i},{s:s,s:i},{s:s,s:i}],s:s}",
                                                                "steps", "at", "0s", "value", 0,
-                                                               "at", "60s", "value", 1, "at",
-                                                               "120s", "value", 0, "loop",
-                                                               "180s")));
+                                                               "at", "3s", "value", 1, "at",
+                                                               "9s", "value", 0, "loop",
+                                                               "12s")));
                 snprintf(pid, sizeof(pid), "PNTdemo%s%dN%dcount", blds[b].code, f, n);
                 json_array_append_new(zp, demo_point(pid, "Neighborhood count",
                                                      "Occupancy_Count_Sensor", &rot,
                                                      json_pack("{s:{s:i,s:i,s:s}}", "random", "min",
-                                                               0, "max", 12, "every", "30s")));
+                                                               0, "max", 12, "every", "4s")));
                 json_array_append_new(zones, json_pack("{s:s,s:s,s:[s],s:o}", "id", id, "name",
                                                        name, "identities", urn, "points", zp));
             }
@@ -982,7 +984,7 @@ json_t *sim_scenario_demo(void)
                               "exactType", "People_Counter", "location", fid, "points",
                               demo_point(pid, "Floor people count", "Occupancy_Count_Sensor", &rot,
                                          json_pack("{s:{s:i,s:i,s:s}}", "random", "min", 0,
-                                                   "max", 40, "every", "60s"))));
+                                                   "max", 40, "every", "6s"))));
             }
         }
         json_object_set_new(bld, "floors", floors);

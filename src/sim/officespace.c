@@ -23,7 +23,9 @@
 #include <strings.h>
 
 #include "gql.h"
+#include "osc/buf.h"
 #include "osc/clock.h"
+#include "osc/err.h"
 #include "osc/parse.h"
 
 #define PRESENCE_LOG_MAX 100000
@@ -32,9 +34,7 @@
 struct sim_os {
     json_t *loc[5];     /* site, floor, room, neighborhood, seat: id -> record */
     json_t *directories;
-    json_t *employees;  /* id -> live record */
-    json_int_t next_employee_id;
-    json_t *staged;     /* source -> [records] */
+    struct sim_dir *dir; /* employees: staging and live directory */
     json_t *presence;   /* "type:id" -> state */
     json_t *presence_log;
     json_int_t presence_seq;
@@ -238,8 +238,6 @@ static int seed_from_graph(struct sim_os *os, const struct sim_graph *g)
     return 0;
 }
 
-static json_t *employee_from_record(json_int_t id, json_t *rec);
-
 static int seed_extra(struct sim_os *os, json_t *extra)
 {
     for (int t = 0; t < 5 && extra; t++) {
@@ -261,14 +259,8 @@ static int seed_extra(struct sim_os *os, json_t *extra)
         size_t i;
         json_array_foreach(arr, i, it)
         {
-            char key[32];
-            json_t *e = employee_from_record(os->next_employee_id, it);
-            if (!e)
+            if (json_is_object(it) && sim_dir_create(os->dir, it) < 0)
                 return -1;
-            json_object_update(e, it);
-            json_object_set_new(e, "id", json_integer(os->next_employee_id));
-            id_key(os->next_employee_id++, key, sizeof(key));
-            json_object_set_new(os->employees, key, e);
         }
     }
     return 0;
@@ -284,17 +276,15 @@ struct sim_os *sim_os_new(const struct sim_graph *g)
         os->loc[i] = json_object();
     os->directories = json_pack("{s:{s:i,s:s},s:{s:i,s:s}}", "1", "id", 1, "name",
                                 "SYS: Make Public", "2", "id", 2, "name", "SYS: Make Private");
-    os->employees = json_object();
-    os->staged = json_object();
+    os->dir = sim_dir_new();
     os->presence = json_object();
     os->presence_log = json_array();
     os->resources = json_object();
-    os->next_employee_id = 1;
     os->next_resource_id = 1;
     for (int i = 0; i < 5; i++)
         if (!os->loc[i])
             goto fail;
-    if (!os->directories || !os->employees || !os->staged || !os->presence || !os->presence_log ||
+    if (!os->directories || !os->dir || !os->presence || !os->presence_log ||
         !os->resources)
         goto fail;
     if (g && (seed_from_graph(os, g) || seed_extra(os, g->officespace)))
@@ -312,8 +302,7 @@ void sim_os_free(struct sim_os *os)
     for (int i = 0; i < 5; i++)
         json_decref(os->loc[i]);
     json_decref(os->directories);
-    json_decref(os->employees);
-    json_decref(os->staged);
+    sim_dir_free(os->dir);
     json_decref(os->presence);
     json_decref(os->presence_log);
     json_decref(os->resources);
@@ -385,90 +374,6 @@ static json_t *body_records(const char *ctype, const char *body, size_t len, con
 
 /* ---- employees ------------------------------------------------------------- */
 
-/* PascalCase / camelCase key -> snake_case ("WorkPhone" -> "work_phone", "Udf3" -> "udf3"). */
-static void snake(const char *k, char *out, size_t cap)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; k[i] && n + 2 < cap; i++) {
-        unsigned char c = (unsigned char)k[i];
-        if (isupper(c)) {
-            if (i > 0 && n > 0 && out[n - 1] != '_' && !isupper((unsigned char)k[i - 1]))
-                out[n++] = '_';
-            out[n++] = (char)tolower(c);
-        } else {
-            out[n++] = (char)c;
-        }
-    }
-    out[n] = '\0';
-}
-
-static json_t *employee_from_record(json_int_t id, json_t *rec)
-{
-    char url[64];
-
-    (void)rec;
-    snprintf(url, sizeof(url), "/api/1/employees/%lld", (long long)id);
-    return json_pack("{s:I,s:n,s:s,s:s,s:n,s:n,s:n,s:n,s:n,s:{s:s,s:[]},s:{s:[]},s:s}", "id", id,
-                     "client_employee_id", "first_name", "", "last_name", "", "email", "title",
-                     "department", "bio", "image_source_fingerprint", "seating", "seated",
-                     "not seated", "seat_urls", "online_seating", "seat_urls", "url", url);
-}
-
-/* Apply a batch record (PascalCase) or a REST record (snake_case) to e. */
-static void employee_apply(json_t *e, json_t *rec)
-{
-    const char *k;
-    json_t *v;
-
-    json_object_foreach(rec, k, v)
-    {
-        char sk[96];
-        if (strcmp(k, "EmployeeId") == 0 || strcmp(k, "employeeId") == 0) {
-            snprintf(sk, sizeof(sk), "client_employee_id");
-        } else if (strcmp(k, "ImageData") == 0 || strcmp(k, "imageData") == 0) {
-            json_object_set_new(e, "image_data_bytes",
-                                json_integer(json_is_string(v) ? (json_int_t)json_string_length(v) : 0));
-            continue;
-        } else if (strcmp(k, "id") == 0 || strcmp(k, "url") == 0) {
-            continue;
-        } else {
-            snake(k, sk, sizeof(sk));
-        }
-        json_object_set(e, sk, v);
-    }
-    if (json_is_null(json_object_get(e, "client_employee_id")) && json_object_get(e, "email"))
-        json_object_set(e, "client_employee_id", json_object_get(e, "email"));
-}
-
-static json_t *find_employee_by_client_id(struct sim_os *os, const char *cid)
-{
-    const char *k;
-    json_t *e;
-
-    json_object_foreach(os->employees, k, e)
-    {
-        json_t *c = json_object_get(e, "client_employee_id");
-        if (json_is_string(c) && strcmp(json_string_value(c), cid) == 0)
-            return e;
-    }
-    return NULL;
-}
-
-static json_t *employee_new(struct sim_os *os, json_t *rec)
-{
-    char key[32];
-    json_int_t id = os->next_employee_id++;
-    json_t *e = employee_from_record(id, rec);
-
-    if (!e)
-        return NULL;
-    employee_apply(e, rec);
-    id_key(id, key, sizeof(key));
-    json_object_set_new(os->employees, key, e);
-    return e;
-}
-
 static const char *record_key(json_t *rec)
 {
     const char *id = json_string_value(json_object_get(rec, "EmployeeId"));
@@ -494,8 +399,8 @@ static void batch_import(struct sim_os *os, const char *ctype, const char *body,
     json_array_foreach(recs, i, it)
     {
         const char *src, *key;
-        json_t *list;
         char idx[32];
+        int rc;
         if (!json_is_object(it) || !(key = record_key(it))) {
             snprintf(idx, sizeof(idx), "#%zu", i);
             json_array_append_new(errids, json_string(idx));
@@ -507,12 +412,14 @@ static void batch_import(struct sim_os *os, const char *ctype, const char *body,
         src = json_string_value(json_object_get(it, "Source"));
         if (!src || !*src)
             src = "API";
-        list = json_object_get(os->staged, src);
-        if (!list) {
-            list = json_array();
-            json_object_set_new(os->staged, src, list);
+        if ((rc = sim_dir_stage(os->dir, src, key, it))) {
+            json_decref(recs);
+            json_decref(errids);
+            json_decref(errs);
+            reply_error(r, rc == OSC_ETOOBIG ? 413 : 500,
+                        rc == OSC_ETOOBIG ? "too many staged records" : "out of memory");
+            return;
         }
-        json_array_append(list, it);
         imported++;
     }
     json_decref(recs);
@@ -521,17 +428,17 @@ static void batch_import(struct sim_os *os, const char *ctype, const char *body,
                                      "staged"));
 }
 
-static void directory_commit(struct sim_os *os, const char *ctype, const char *body, size_t len,
+static void directory_commit(struct sim_os *os, const char *body, size_t len,
                              struct sim_reply *r)
 {
-    json_t *form = NULL, *list, *it;
+    json_t *form = NULL;
     const char *src = NULL;
-    json_int_t created = 0, updated = 0;
-    size_t i;
+    size_t created, updated;
     json_error_t je;
     json_t *j = json_loadb(body, len, 0, &je);
+    int rc;
 
-    (void)ctype;
+    /* canonical: form Source=X; OfficeSpace's Python script posts {"Source": X} */
     if (json_is_object(j))
         src = json_string_value(json_object_get(j, "Source"));
     if (!src) {
@@ -542,22 +449,14 @@ static void directory_commit(struct sim_os *os, const char *ctype, const char *b
         reply_error(r, 422, "Source is required (form body Source=<source>)");
         goto out;
     }
-    list = json_object_get(os->staged, src);
-    json_array_foreach(list, i, it)
-    {
-        const char *key = record_key(it);
-        json_t *e = find_employee_by_client_id(os, key);
-        if (e) {
-            employee_apply(e, it);
-            updated++;
-        } else if (employee_new(os, it)) {
-            created++;
-        }
-    }
-    sim_reply_json(r, 200, json_pack("{s:s,s:s,s:I,s:I,s:I}", "status", "ok", "source", src,
-                                     "created", created, "updated", updated, "live",
-                                     (json_int_t)json_object_size(os->employees)));
-    json_object_del(os->staged, src);
+    rc = sim_dir_commit(os->dir, src, &created, &updated);
+    if (rc)
+        reply_error(r, 500, osc_strerror(rc));
+    else
+        sim_reply_json(r, 200, json_pack("{s:s,s:s,s:I,s:I,s:I}", "status", "ok", "source", src,
+                                         "created", (json_int_t)created, "updated",
+                                         (json_int_t)updated, "live",
+                                         (json_int_t)sim_dir_live(os->dir)));
 out:
     json_decref(j);
     json_decref(form);
@@ -609,24 +508,59 @@ static void serve_collection(struct sim_reply *r, const char *method, json_t *ma
     sim_reply_json(r, 200, json_pack("{s:O}", "response", rec));
 }
 
+static void reply_buf(struct sim_reply *r, int rc, struct osc_buf *b)
+{
+    if (rc) {
+        osc_buf_free(b);
+        reply_error(r, 500, osc_strerror(rc));
+        return;
+    }
+    r->status = 200;
+    r->ctype = "application/json; charset=utf-8";
+    r->len = b->len;
+    r->body = osc_buf_steal(b);
+    if (!r->body)
+        r->body = strdup("");
+}
+
+static int64_t parse_id(const char *id)
+{
+    int64_t v;
+    return id && osc_parse_int(id, 1, INT64_MAX, &v) == 0 ? v : -1;
+}
+
 static void serve_employees(struct sim_os *os, const char *method, const char *id, json_t *query,
                             const char *ctype, const char *body, size_t len, struct sim_reply *r)
 {
     const char *why;
     json_t *recs, *e;
+    int64_t n = parse_id(id);
 
     if (strcmp(method, "GET") == 0) {
-        serve_collection(r, method, os->employees, id, "client_employee_id",
-                         json_string_value(json_object_get(query, "client_employee_id")));
+        struct osc_buf b;
+        if (id) {
+            e = sim_dir_render(os->dir, n);
+            if (!e)
+                reply_error(r, 404, "Not Found");
+            else
+                sim_reply_json(r, 200, json_pack("{s:o}", "response", e));
+            return;
+        }
+        osc_buf_init(&b, (size_t)1 << 32);
+        reply_buf(r,
+                  sim_dir_list(os->dir, json_string_value(json_object_get(query, "client_employee_id")),
+                               &b),
+                  &b);
         return;
     }
     if (strcmp(method, "DELETE") == 0) {
-        if (!id || !(e = json_object_get(os->employees, id))) {
+        e = sim_dir_render(os->dir, n);
+        if (!e || sim_dir_delete(os->dir, n)) {
+            json_decref(e);
             reply_error(r, 404, "Not Found");
             return;
         }
-        sim_reply_json(r, 200, json_pack("{s:O}", "response", e));
-        json_object_del(os->employees, id);
+        sim_reply_json(r, 200, json_pack("{s:o}", "response", e));
         return;
     }
     recs = body_records(ctype, body, len, &why);
@@ -636,16 +570,25 @@ static void serve_employees(struct sim_os *os, const char *method, const char *i
         return;
     }
     if (strcmp(method, "POST") == 0 && !id) {
-        e = employee_new(os, json_array_get(recs, 0));
-        sim_reply_json(r, e ? 201 : 500, json_pack("{s:O}", "response", e ? e : json_null()));
-    } else if ((strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) && id) {
-        e = json_object_get(os->employees, id);
-        if (!e) {
-            reply_error(r, 404, "Not Found");
+        json_t *rec = json_array_get(recs, 0);
+        const char *cid = json_string_value(json_object_get(rec, "client_employee_id"));
+        if (cid && sim_dir_find(os->dir, cid) > 0) {
+            reply_error(r, 422, "client_employee_id has already been taken");
         } else {
-            employee_apply(e, json_array_get(recs, 0));
-            sim_reply_json(r, 200, json_pack("{s:O}", "response", e));
+            n = sim_dir_create(os->dir, rec);
+            if (n < 0)
+                reply_error(r, 500, osc_strerror((int)n));
+            else
+                sim_reply_json(r, 201, json_pack("{s:o}", "response", sim_dir_render(os->dir, n)));
         }
+    } else if ((strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) && id) {
+        int rc = sim_dir_update(os->dir, n, json_array_get(recs, 0));
+        if (rc == OSC_ENOTFOUND)
+            reply_error(r, 404, "Not Found");
+        else if (rc)
+            reply_error(r, 500, osc_strerror(rc));
+        else
+            sim_reply_json(r, 200, json_pack("{s:o}", "response", sim_dir_render(os->dir, n)));
     } else {
         reply_error(r, 405, "method not allowed");
     }
@@ -764,13 +707,11 @@ void sim_os_rest(struct sim_os *os, const char *method, const char *rest, json_t
     }
     if (strcmp(res, "employee_directory") == 0 && nseg <= 2) {
         if (nseg == 2 && strcmp(method, "DELETE") == 0) {
-            json_t *l = json_object_get(os->staged, id);
-            json_int_t n = (json_int_t)json_array_size(l);
-            json_object_del(os->staged, id);
+            size_t n = sim_dir_clear(os->dir, id);
             sim_reply_json(r, 200, json_pack("{s:s,s:s,s:I}", "status", "ok", "source", id,
-                                             "cleared", n));
+                                             "cleared", (json_int_t)n));
         } else if (nseg == 1 && strcmp(method, "POST") == 0) {
-            directory_commit(os, ctype, body, len, r);
+            directory_commit(os, body, len, r);
         } else {
             reply_error(r, 405, "method not allowed");
         }
@@ -968,8 +909,8 @@ static json_t *create_presence(struct sim_os *os, json_t *in)
         int internal = json_is_string(json_object_get(in, "employeeIdType")) &&
                        strcmp(json_string_value(json_object_get(in, "employeeIdType")),
                               "INTERNAL_EMPLOYEE_ID") == 0;
-        if (internal ? !json_object_get(os->employees, json_string_value(emp))
-                     : !find_employee_by_client_id(os, json_string_value(emp)))
+        if (internal ? !sim_dir_exists(os->dir, parse_id(json_string_value(emp)))
+                     : sim_dir_find(os->dir, json_string_value(emp)) < 0)
             push_error(errs, "employeeId", "Employee", "Employee %s not found",
                        json_string_value(emp));
     } else if (nloc == 0) {
@@ -1146,25 +1087,10 @@ json_t *sim_os_presence_log(const struct sim_os *os, int64_t since)
 
 void sim_os_employees(const struct sim_os *os, int detail, struct sim_reply *reply)
 {
-    json_t *live = json_array(), *v, *counts = json_object(), *staged = json_object();
-    const char *k;
+    struct osc_buf b;
 
-    json_object_foreach(os->employees, k, v)
-    {
-        if (detail == 2)
-            json_array_append(live, v);
-        else if (detail == 1)
-            json_array_append(live, json_object_get(v, "client_employee_id"));
-    }
-    json_object_foreach(os->staged, k, v)
-    {
-        json_object_set_new(counts, k, json_integer((json_int_t)json_array_size(v)));
-        if (detail == 2)
-            json_object_set(staged, k, v);
-    }
-    sim_reply_json(reply, 200,
-                   json_pack("{s:o,s:o,s:o,s:I}", "staged", staged, "staged_counts", counts, "live",
-                             live, "live_count", (json_int_t)json_object_size(os->employees)));
+    osc_buf_init(&b, (size_t)1 << 32);
+    reply_buf(reply, sim_dir_view(os->dir, detail, &b), &b);
 }
 
 json_t *sim_os_resources(const struct sim_os *os)

@@ -63,6 +63,39 @@ json_t *sim_os_presence_log(const struct sim_os *os, int64_t since);
 void sim_os_employees(const struct sim_os *os, int detail, struct sim_reply *reply);
 json_t *sim_os_resources(const struct sim_os *os);
 
+/* ---- employee directory (directory.c) ------------------------------------ */
+
+struct sim_dir;
+struct osc_buf;
+
+/* New empty directory (caller frees with sim_dir_free()); NULL when out of memory. */
+struct sim_dir *sim_dir_new(void);
+void sim_dir_free(struct sim_dir *d);
+/* Append rec (borrowed; serialised) to source's staging under key (its
+ * EmployeeId). 0, OSC_ENOMEM or OSC_ETOOBIG; nothing staged on failure. */
+int sim_dir_stage(struct sim_dir *d, const char *source, const char *key, json_t *rec);
+/* Drop source's staged records; returns how many there were. */
+size_t sim_dir_clear(struct sim_dir *d, const char *source);
+/* Upsert source's staged records into the live directory by client_employee_id
+ * and empty the staging; counts what was created and updated. 0 or OSC_E*. */
+int sim_dir_commit(struct sim_dir *d, const char *source, size_t *created, size_t *updated);
+size_t sim_dir_staged(const struct sim_dir *d);
+size_t sim_dir_live(const struct sim_dir *d);
+/* Live employee id by client_employee_id, or -1. */
+int64_t sim_dir_find(const struct sim_dir *d, const char *cid);
+int sim_dir_exists(const struct sim_dir *d, int64_t id);
+/* Create from a record (PascalCase or snake_case; borrowed): the new id, or OSC_E* (< 0). */
+int64_t sim_dir_create(struct sim_dir *d, json_t *rec);
+/* Merge rec into employee id. 0, OSC_ENOTFOUND or OSC_ENOMEM (unchanged then). */
+int sim_dir_update(struct sim_dir *d, int64_t id, json_t *rec);
+int sim_dir_delete(struct sim_dir *d, int64_t id);
+/* The REST shape of employee id (new reference), NULL when absent. */
+json_t *sim_dir_render(const struct sim_dir *d, int64_t id);
+/* Append {"count":N,"response":[...]} (all, or the one with client_employee_id cid). */
+int sim_dir_list(const struct sim_dir *d, const char *cid, struct osc_buf *out);
+/* Append the /_sim/employees view: detail 0 counts, 1 ids, 2 full records. */
+int sim_dir_view(const struct sim_dir *d, int detail, struct osc_buf *out);
+
 /* ---- Mapped (mapped.c) --------------------------------------------------- */
 
 /* Serve POST /graphql (already authenticated) over g at now_mono_ms. */

@@ -1,0 +1,560 @@
+/*
+ * directory.c - the simulated OfficeSpace employee directory: per-source
+ * staging (REST employee_batch_imports) and the live directory it is
+ * committed into (POST employee_directory), upserting by EmployeeId.
+ *
+ * Sized for a million records: staged and live records are kept as compact
+ * JSON text (not jansson trees, which cost about five times more), the
+ * live directory is an array indexed by id - 1, and client_employee_id ->
+ * id is an open-addressing hash table, so staging, commit and look-ups are
+ * O(record). A live record holds only the fields that were set, in the
+ * REST's snake_case; sim_dir_render() adds the fixed REST shape around it.
+ * Caps (SIM_DIR_MAX_*) bound memory; past them calls fail with OSC_ETOOBIG
+ * and change nothing. The caller holds the simulator mutex.
+ */
+#include "sim_int.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "osc/buf.h"
+#include "osc/err.h"
+
+#define SIM_DIR_MAX_STAGED 20000000u
+#define SIM_DIR_MAX_LIVE 20000000u
+#define SIM_DIR_MAX_SOURCES 1000u
+
+struct staged_rec {
+    char *key;  /* EmployeeId (or Email) */
+    char *json; /* the record as received, compact */
+};
+
+struct source {
+    char *name;
+    struct staged_rec *v;
+    size_t n, alloc;
+};
+
+struct emp {
+    char *cid;    /* client_employee_id; NULL when unset */
+    char *fields; /* compact JSON object of the set fields; NULL: deleted */
+};
+
+struct slot {
+    const char *key; /* borrowed from emps[id - 1].cid; NULL empty; TOMB deleted */
+    size_t id;
+};
+
+struct sim_dir {
+    struct source *src;
+    size_t nsrc;
+    size_t staged_total;
+    struct emp *emps;
+    size_t nemps, emps_alloc, live;
+    struct slot *tab;
+    size_t tab_size, tab_used, tab_live; /* used counts tombstones, live does not */
+};
+
+static const char TOMB_MARK;
+#define TOMB (&TOMB_MARK)
+
+/* ---- hash table ------------------------------------------------------------ */
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+/* The slot holding key, or NULL. */
+static struct slot *tab_lookup(const struct sim_dir *d, const char *key)
+{
+    size_t mask = d->tab_size - 1;
+
+    if (!d->tab_size)
+        return NULL;
+    for (size_t i = hash(key) & mask;; i = (i + 1) & mask) {
+        struct slot *s = &d->tab[i];
+        if (!s->key)
+            return NULL;
+        if (s->key != TOMB && strcmp(s->key, key) == 0)
+            return s;
+    }
+}
+
+/* Where key goes: its slot, else the first tombstone or empty slot on its probe path. */
+static struct slot *tab_place(struct sim_dir *d, const char *key)
+{
+    size_t mask = d->tab_size - 1;
+    struct slot *tomb = NULL;
+
+    for (size_t i = hash(key) & mask;; i = (i + 1) & mask) {
+        struct slot *s = &d->tab[i];
+        if (!s->key)
+            return tomb ? tomb : s;
+        if (s->key == TOMB) {
+            if (!tomb)
+                tomb = s;
+        } else if (strcmp(s->key, key) == 0) {
+            return s;
+        }
+    }
+}
+
+/* Rehash into a table at least four times the live entries (drops tombstones). */
+static int tab_grow(struct sim_dir *d)
+{
+    size_t ns = 1024, os = d->tab_size;
+    struct slot *old = d->tab, *nt;
+
+    while (ns < (d->tab_live + 1) * 4)
+        ns *= 2;
+    nt = calloc(ns, sizeof(*nt));
+    if (!nt)
+        return OSC_ENOMEM;
+    d->tab = nt;
+    d->tab_size = ns;
+    d->tab_used = 0;
+    for (size_t i = 0; i < os; i++)
+        if (old[i].key && old[i].key != TOMB) {
+            struct slot *s = tab_place(d, old[i].key);
+            *s = old[i];
+            d->tab_used++;
+        }
+    free(old);
+    return 0;
+}
+
+/* Map key (borrowed: it must outlive the entry) to id, replacing any mapping. */
+static int tab_put(struct sim_dir *d, const char *key, size_t id)
+{
+    struct slot *s;
+
+    if ((d->tab_used + 1) * 2 > d->tab_size && tab_grow(d))
+        return OSC_ENOMEM;
+    s = tab_place(d, key);
+    if (!s->key)
+        d->tab_used++;
+    if (!s->key || s->key == TOMB)
+        d->tab_live++;
+    s->key = key;
+    s->id = id;
+    return 0;
+}
+
+/* Forget key if it maps to id. */
+static void tab_del(struct sim_dir *d, const char *key, size_t id)
+{
+    struct slot *s = tab_lookup(d, key);
+
+    if (s && s->id == id) {
+        s->key = TOMB;
+        d->tab_live--;
+    }
+}
+
+/* ---- life cycle ------------------------------------------------------------- */
+
+struct sim_dir *sim_dir_new(void) { return calloc(1, sizeof(struct sim_dir)); }
+
+static void source_clear(struct source *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->v[i].key);
+        free(s->v[i].json);
+    }
+    free(s->v);
+    s->v = NULL;
+    s->n = s->alloc = 0;
+}
+
+void sim_dir_free(struct sim_dir *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->nsrc; i++) {
+        source_clear(&d->src[i]);
+        free(d->src[i].name);
+    }
+    free(d->src);
+    for (size_t i = 0; i < d->nemps; i++) {
+        free(d->emps[i].cid);
+        free(d->emps[i].fields);
+    }
+    free(d->emps);
+    free(d->tab);
+    free(d);
+}
+
+/* ---- staging -------------------------------------------------------------------- */
+
+static struct source *find_source(struct sim_dir *d, const char *name, int create)
+{
+    struct source *p;
+
+    for (size_t i = 0; i < d->nsrc; i++)
+        if (strcmp(d->src[i].name, name) == 0)
+            return &d->src[i];
+    if (!create || d->nsrc >= SIM_DIR_MAX_SOURCES)
+        return NULL;
+    p = realloc(d->src, (d->nsrc + 1) * sizeof(*p));
+    if (!p)
+        return NULL;
+    d->src = p;
+    p = &d->src[d->nsrc];
+    memset(p, 0, sizeof(*p));
+    if (!(p->name = strdup(name)))
+        return NULL;
+    d->nsrc++;
+    return p;
+}
+
+int sim_dir_stage(struct sim_dir *d, const char *source, const char *key, json_t *rec)
+{
+    struct source *s;
+    char *k, *j;
+
+    if (d->staged_total >= SIM_DIR_MAX_STAGED)
+        return OSC_ETOOBIG;
+    if (!(s = find_source(d, source, 1)))
+        return OSC_ENOMEM;
+    if (s->n == s->alloc) {
+        size_t na = s->alloc ? s->alloc * 2 : 256;
+        struct staged_rec *p = realloc(s->v, na * sizeof(*p));
+        if (!p)
+            return OSC_ENOMEM;
+        s->v = p;
+        s->alloc = na;
+    }
+    k = strdup(key);
+    j = json_dumps(rec, JSON_COMPACT);
+    if (!k || !j) {
+        free(k);
+        free(j);
+        return OSC_ENOMEM;
+    }
+    s->v[s->n].key = k;
+    s->v[s->n].json = j;
+    s->n++;
+    d->staged_total++;
+    return 0;
+}
+
+size_t sim_dir_clear(struct sim_dir *d, const char *source)
+{
+    struct source *s = find_source(d, source, 0);
+    size_t n = s ? s->n : 0;
+
+    if (s) {
+        d->staged_total -= s->n;
+        source_clear(s);
+    }
+    return n;
+}
+
+size_t sim_dir_staged(const struct sim_dir *d) { return d->staged_total; }
+size_t sim_dir_live(const struct sim_dir *d) { return d->live; }
+
+/* ---- live records ------------------------------------------------------------------ */
+
+/* "WorkPhone" -> "work_phone", "Udf3" -> "udf3", "imageData" -> "image_data". */
+static void snake(const char *k, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; k[i] && n + 2 < cap; i++) {
+        unsigned char c = (unsigned char)k[i];
+        if (isupper(c)) {
+            if (i > 0 && n > 0 && out[n - 1] != '_' && !isupper((unsigned char)k[i - 1]))
+                out[n++] = '_';
+            out[n++] = (char)tolower(c);
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* Merge a batch record (PascalCase) or a REST record (snake_case) into fields. */
+static void apply(json_t *fields, json_t *rec)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(rec, k, v)
+    {
+        char sk[96];
+        if (strcmp(k, "EmployeeId") == 0 || strcmp(k, "employeeId") == 0) {
+            snprintf(sk, sizeof(sk), "client_employee_id");
+        } else if (strcmp(k, "ImageData") == 0 || strcmp(k, "imageData") == 0 ||
+                   strcmp(k, "image_data") == 0) {
+            /* photos are large: keep their size, not their bytes */
+            json_object_set_new(fields, "image_data_bytes",
+                                json_integer(json_is_string(v) ? (json_int_t)json_string_length(v)
+                                                                : 0));
+            continue;
+        } else if (strcmp(k, "id") == 0 || strcmp(k, "url") == 0) {
+            continue;
+        } else {
+            snake(k, sk, sizeof(sk));
+        }
+        json_object_set(fields, sk, v);
+    }
+    if (!json_is_string(json_object_get(fields, "client_employee_id")) &&
+        json_is_string(json_object_get(fields, "email")))
+        json_object_set(fields, "client_employee_id", json_object_get(fields, "email"));
+}
+
+int64_t sim_dir_find(const struct sim_dir *d, const char *cid)
+{
+    const struct slot *s = cid ? tab_lookup(d, cid) : NULL;
+
+    return s ? (int64_t)s->id : -1;
+}
+
+int sim_dir_exists(const struct sim_dir *d, int64_t id)
+{
+    return id >= 1 && (size_t)id <= d->nemps && d->emps[id - 1].fields;
+}
+
+/* Store fields (JSON object) as employee id's record; keeps the index in step. */
+static int store(struct sim_dir *d, size_t id, json_t *fields)
+{
+    struct emp *e = &d->emps[id - 1];
+    const char *cid = json_string_value(json_object_get(fields, "client_employee_id"));
+    char *text = json_dumps(fields, JSON_COMPACT), *c = NULL;
+
+    if (!text || (cid && !(c = strdup(cid)))) {
+        free(text);
+        return OSC_ENOMEM;
+    }
+    if (e->cid)
+        tab_del(d, e->cid, id);
+    if (c && tab_put(d, c, id)) {
+        /* the old key was dropped from the index; put it back as it was */
+        if (e->cid)
+            tab_put(d, e->cid, id);
+        free(text);
+        free(c);
+        return OSC_ENOMEM;
+    }
+    free(e->cid);
+    free(e->fields);
+    e->cid = c;
+    e->fields = text;
+    return 0;
+}
+
+int64_t sim_dir_create(struct sim_dir *d, json_t *rec)
+{
+    json_t *fields;
+    int rc;
+
+    if (d->nemps >= SIM_DIR_MAX_LIVE)
+        return OSC_ETOOBIG;
+    if (d->nemps == d->emps_alloc) {
+        size_t na = d->emps_alloc ? d->emps_alloc * 2 : 1024;
+        struct emp *p = realloc(d->emps, na * sizeof(*p));
+        if (!p)
+            return OSC_ENOMEM;
+        d->emps = p;
+        d->emps_alloc = na;
+    }
+    if (!(fields = json_object()))
+        return OSC_ENOMEM;
+    apply(fields, rec);
+    memset(&d->emps[d->nemps], 0, sizeof(d->emps[0]));
+    d->nemps++;
+    if ((rc = store(d, d->nemps, fields))) {
+        d->nemps--;
+        json_decref(fields);
+        return rc;
+    }
+    d->live++;
+    json_decref(fields);
+    return (int64_t)d->nemps;
+}
+
+int sim_dir_update(struct sim_dir *d, int64_t id, json_t *rec)
+{
+    json_t *fields;
+    int rc;
+
+    if (!sim_dir_exists(d, id))
+        return OSC_ENOTFOUND;
+    fields = json_loads(d->emps[id - 1].fields, 0, NULL);
+    if (!fields)
+        return OSC_ENOMEM;
+    apply(fields, rec);
+    rc = store(d, (size_t)id, fields);
+    json_decref(fields);
+    return rc;
+}
+
+int sim_dir_delete(struct sim_dir *d, int64_t id)
+{
+    struct emp *e;
+
+    if (!sim_dir_exists(d, id))
+        return OSC_ENOTFOUND;
+    e = &d->emps[id - 1];
+    if (e->cid)
+        tab_del(d, e->cid, (size_t)id);
+    free(e->cid);
+    free(e->fields);
+    e->cid = e->fields = NULL;
+    d->live--;
+    return 0;
+}
+
+int sim_dir_commit(struct sim_dir *d, const char *source, size_t *created, size_t *updated)
+{
+    struct source *s = find_source(d, source, 0);
+    int rc = 0;
+
+    *created = *updated = 0;
+    if (!s)
+        return 0;
+    for (size_t i = 0; i < s->n && rc == 0; i++) {
+        json_t *rec = json_loads(s->v[i].json, 0, NULL);
+        int64_t id = sim_dir_find(d, s->v[i].key);
+        if (!rec) {
+            rc = OSC_ENOMEM;
+            break;
+        }
+        if (id > 0) {
+            rc = sim_dir_update(d, id, rec);
+            (*updated)++;
+        } else {
+            id = sim_dir_create(d, rec);
+            rc = id < 0 ? (int)id : 0;
+            (*created)++;
+        }
+        json_decref(rec);
+    }
+    /* committed records leave staging, as the trigger "migrates" them */
+    d->staged_total -= s->n;
+    source_clear(s);
+    return rc;
+}
+
+json_t *sim_dir_render(const struct sim_dir *d, int64_t id)
+{
+    char url[64];
+    json_t *e, *fields;
+
+    if (!sim_dir_exists(d, id))
+        return NULL;
+    fields = json_loads(d->emps[id - 1].fields, 0, NULL);
+    snprintf(url, sizeof(url), "/api/1/employees/%lld", (long long)id);
+    e = json_pack("{s:I,s:n,s:s,s:s,s:n,s:n,s:n,s:n,s:n}", "id", (json_int_t)id,
+                  "client_employee_id", "first_name", "", "last_name", "", "email", "title",
+                  "department", "bio", "image_source_fingerprint");
+    if (!e || !fields) {
+        json_decref(e);
+        json_decref(fields);
+        return NULL;
+    }
+    json_object_update(e, fields);
+    json_decref(fields);
+    json_object_set_new(e, "seating",
+                        json_pack("{s:s,s:[]}", "seated", "not seated", "seat_urls"));
+    json_object_set_new(e, "online_seating", json_pack("{s:[]}", "seat_urls"));
+    json_object_set_new(e, "url", json_string(url));
+    return e;
+}
+
+static int add_rendered(const struct sim_dir *d, size_t id, struct osc_buf *out)
+{
+    json_t *e = sim_dir_render(d, (int64_t)id);
+    char *t = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    int rc = t ? osc_buf_adds(out, t) : OSC_ENOMEM;
+
+    free(t);
+    json_decref(e);
+    return rc;
+}
+
+int sim_dir_list(const struct sim_dir *d, const char *cid, struct osc_buf *out)
+{
+    int rc;
+    size_t n = 0;
+
+    if (cid) {
+        int64_t id = sim_dir_find(d, cid);
+        if (id < 0)
+            return osc_buf_adds(out, "{\"count\":0,\"response\":[]}");
+        if ((rc = osc_buf_adds(out, "{\"count\":1,\"response\":[")) ||
+            (rc = add_rendered(d, (size_t)id, out)))
+            return rc;
+        return osc_buf_adds(out, "]}");
+    }
+    if ((rc = osc_buf_printf(out, "{\"count\":%zu,\"response\":[", d->live)))
+        return rc;
+    for (size_t i = 1; i <= d->nemps; i++) {
+        if (!d->emps[i - 1].fields)
+            continue;
+        if ((n++ && (rc = osc_buf_addc(out, ','))) || (rc = add_rendered(d, i, out)))
+            return rc;
+    }
+    return osc_buf_adds(out, "]}");
+}
+
+static int add_json_string(struct osc_buf *out, const char *s)
+{
+    json_t *j = json_string(s ? s : "");
+    char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    int rc = t ? osc_buf_adds(out, t) : OSC_ENOMEM;
+
+    free(t);
+    json_decref(j);
+    return rc;
+}
+
+int sim_dir_view(const struct sim_dir *d, int detail, struct osc_buf *out)
+{
+    int rc;
+
+    if ((rc = osc_buf_printf(out, "{\"live_count\":%zu,\"staged_total\":%zu,\"staged_counts\":{",
+                             d->live, d->staged_total)))
+        return rc;
+    for (size_t i = 0; i < d->nsrc; i++)
+        if ((i && (rc = osc_buf_addc(out, ','))) || (rc = add_json_string(out, d->src[i].name)) ||
+            (rc = osc_buf_printf(out, ":%zu", d->src[i].n)))
+            return rc;
+    if ((rc = osc_buf_adds(out, "}")))
+        return rc;
+    if (detail == 0)
+        return osc_buf_adds(out, "}");
+    if ((rc = osc_buf_adds(out, ",\"staged\":{")))
+        return rc;
+    for (size_t i = 0; i < d->nsrc; i++) {
+        const struct source *s = &d->src[i];
+        if ((i && (rc = osc_buf_addc(out, ','))) || (rc = add_json_string(out, s->name)) ||
+            (rc = osc_buf_adds(out, ":[")))
+            return rc;
+        for (size_t k = 0; k < s->n; k++)
+            if ((k && (rc = osc_buf_addc(out, ','))) ||
+                (rc = detail == 1 ? add_json_string(out, s->v[k].key)
+                                  : osc_buf_adds(out, s->v[k].json)))
+                return rc;
+        if ((rc = osc_buf_addc(out, ']')))
+            return rc;
+    }
+    if ((rc = osc_buf_adds(out, "},\"live\":[")))
+        return rc;
+    for (size_t i = 1, n = 0; i <= d->nemps; i++) {
+        if (!d->emps[i - 1].fields)
+            continue;
+        if ((n++ && (rc = osc_buf_addc(out, ','))) ||
+            (rc = detail == 1 ? add_json_string(out, d->emps[i - 1].cid)
+                              : add_rendered(d, i, out)))
+            return rc;
+    }
+    return osc_buf_adds(out, "]}");
+}
