@@ -342,10 +342,16 @@ int cmd_demo(int argc, char **argv)
     {
         const char *a[] = {"send", "-c", d.config, "-d", "employees", "--commit", "commit",
                            d.data, NULL};
-        rc = run_child(&d, a);
+        size_t before;
         snprintf(url, sizeof(url), "%s/_sim/employees", d.officespace);
         resp = sim_json(&d, "GET", url, NULL, OSC_HTTP_AUTH_NONE, NULL);
-        printf("OfficeSpace's live directory now holds %zu employees.\n", live_count(resp));
+        before = live_count(resp);
+        json_decref(resp);
+        rc = run_child(&d, a);
+        resp = sim_json(&d, "GET", url, NULL, OSC_HTTP_AUTH_NONE, NULL);
+        printf("OfficeSpace's live directory held %zu employees before the import and holds %zu "
+               "now.\n",
+               before, live_count(resp));
         json_decref(resp);
         resp = NULL;
         if (rc)
