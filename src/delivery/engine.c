@@ -34,7 +34,6 @@
 #define TICK_MS 250
 #define WEBHOOK_BODY_MAX 4096
 #define WEBHOOK_DRAIN_MS 5000
-#define CP_INTERVAL_MS 200
 
 enum bstate { B_FREE = 0, B_OPEN, B_READY, B_FLIGHT, B_WAIT };
 enum bkind { K_DATA = 0, K_STAGING, K_COMMIT };
@@ -126,7 +125,6 @@ struct osc_delivery {
     int resuming;
     uint32_t cur_input;
     uint64_t next_off, next_line; /* where the next unread record of cur_input starts */
-    int64_t cp_last_ms;
     int cp_error;
 
     /* scratch */
@@ -672,7 +670,6 @@ static void cp_update(struct osc_delivery *d, int force)
         return;
     }
     d->cp_pos = p;
-    d->cp_last_ms = now_ms(d);
 }
 
 int osc_delivery_checkpoint(struct osc_delivery *d, struct osc_checkpoint *c,
@@ -1604,7 +1601,7 @@ int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records
     struct osc_records_reader *r = NULL;
     struct osc_record rec;
     struct osc_err rerr = {0};
-    uint64_t n = 0, skip_below = 0;
+    uint64_t n = 0, skip_below = 0, invalid_before;
     int rc = 0;
 
     if (d->resuming && d->cur_input < d->resume.input) {
@@ -1633,6 +1630,7 @@ int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records
         if ((got == 1 || got == OSC_EDATA) && rec.offset < skip_below)
             continue;
         n++;
+        invalid_before = d->st.invalid;
         if (got == 1) {
             rc = osc_delivery_add(d, &rec);
         } else if (got == OSC_EDATA) {
@@ -1649,8 +1647,8 @@ int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records
             break;
         }
         rc = 0;
-        /* local rejects move the position without a batch: save now and then */
-        if (d->cp && now_ms(d) - d->cp_last_ms >= CP_INTERVAL_MS)
+        /* a local reject is done at once: it may move the position without a batch */
+        if (d->cp && (got != 1 || d->st.invalid != invalid_before))
             cp_update(d, 0);
     }
     d->bytes_done += osc_records_bytes_read(r);
