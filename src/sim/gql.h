@@ -203,6 +203,7 @@ struct gql_out {
     struct gql_ref one;     /* object fields: one.type NULL means null */
     struct gql_ref *items;  /* list fields: filled with gql_out_push() */
     size_t n, alloc;
+    int null_list;          /* list fields: answer null rather than [] */
 };
 
 /* Append to a list result; 0 or -1 (out of memory). */

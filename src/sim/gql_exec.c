@@ -1048,7 +1048,9 @@ static json_t *exec_field(struct gql_exec *x, struct gql_ref self, const struct 
         out.scalar = NULL;
         goto out;
     }
-    if (fd->list) {
+    if (fd->list && out.null_list) {
+        result = json_null();
+    } else if (fd->list) {
         result = json_array();
         for (size_t i = 0; result && i < out.n && !x->aborted; i++) {
             if (push_path(x, NULL, i))

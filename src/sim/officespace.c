@@ -1025,6 +1025,8 @@ static int os_resolve(void *ud, struct gql_exec *x, struct gql_ref self,
         return 0;
     case OF_ERRORS: {
         size_t i;
+        /* the SDL's errors: [Error!] is null on success (graphql-ruby convention) */
+        out->null_list = !json_is_array(json_object_get(o, "errors"));
         json_array_foreach(json_object_get(o, "errors"), i, v)
         {
             if (gql_out_push(out, "Error", v))

@@ -69,6 +69,7 @@ void sim_reqlog_clear(struct sim_reqlog *l)
 {
     while (l->n)
         drop_oldest(l);
+    l->seq = 0; /* a reset simulator numbers requests from 1 again */
 }
 
 void sim_reqlog_free(struct sim_reqlog *l)

@@ -171,6 +171,7 @@ struct sim_reqlog;
 
 struct sim_reqlog *sim_reqlog_new(void);
 void sim_reqlog_free(struct sim_reqlog *l);
+/* Forget every entry; numbering restarts at 1. */
 void sim_reqlog_clear(struct sim_reqlog *l);
 /* Record a request (headers: object, taken over; body copied up to the cap).
  * Returns the request's sequence number. */
