@@ -36,9 +36,10 @@ static void usage(void)
            "  -d, --destination NAME  destination to test\n"
            "      --payload FILE      request body to send as is\n"
            "      --input-format FMT  jsonl, json, csv or deadletter\n" CLI_COMMON_HELP
-           "\nExit status: 0 the API accepted the request (2xx); 1 it answered with another\n"
-           "status; 65 the record could not be used; 66 input not found; 69/75 no answer;\n"
-           "77 the API key was refused; 78 configuration error.\n");
+           "\nExit status: 0 the API accepted the request (2xx); 65 the API refused it\n"
+           "(4xx) or the record could not be used; 66 input not found; 69 the API\n"
+           "answered 5xx/429; 75 no answer (network); 77 the API key was refused;\n"
+           "78 configuration error.\n");
 }
 
 static void on_call(void *ud, const struct osc_delivery_call *c)
@@ -205,7 +206,7 @@ int cmd_test(int argc, char **argv)
     } else if (st.unavailable || (shown.calls && shown.status == 0)) {
         rc = shown.status ? EX_UNAVAILABLE : EX_TEMPFAIL;
     } else if (st.rejected || st.commit == -2) {
-        rc = 1;
+        rc = EX_DATAERR; /* the API refused the request: retrying cannot help */
     }
 out:
     osc_records_close(r);

@@ -1,0 +1,422 @@
+/*
+ * test_send_sim.c - `osconnect send`, `preview` and `test` end to end: the
+ * real binary against the simulator (`osconnect sim`). States what the
+ * simulator received (/_sim/requests), what it holds afterwards
+ * (/_sim/employees, /_sim/resources), the dead letters and exit codes, and
+ * that the API key never reaches any output.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "osc/clock.h"
+#include "testserver.h"
+
+static struct th_sim sim;
+static char os_url[256];
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (th_sim_start(&sim, NULL) != 0)
+        return -1;
+    snprintf(os_url, sizeof(os_url), "%s", sim.officespace_url);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    th_sim_stop(&sim);
+    th_tmpdir_cleanup();
+    return 0;
+}
+
+static int reset(void **state)
+{
+    (void)state;
+    char url[300];
+    snprintf(url, sizeof(url), "%s/_sim/reset", os_url);
+    return th_http("POST", url, "", NULL) == 200 ? 0 : -1;
+}
+
+static void set_faults(const char *rules)
+{
+    char url[300];
+    snprintf(url, sizeof(url), "%s/_sim/faults", os_url);
+    assert_int_equal(th_http("POST", url, rules, NULL), 200);
+}
+
+/* A config with the two templates plus `extra` destinations; dead letters in dl. */
+static char *config(const char *extra, const char *dl, const char *key)
+{
+    char *text = NULL, *path;
+    assert_true(asprintf(&text,
+                         "officespace:\n  hostname: acme\n  base_url: %s\n  api_key: %s\n"
+                         "destinations:\n"
+                         "  employees:\n    template: upsert_employees\n    source_name: HRIS\n"
+                         "    batch: {size: 20}\n    dead_letter: %s\n"
+                         "    retry: {base: 5ms, cap: 50ms, max_attempts: 4}\n"
+                         "  commit:\n    template: trigger_directory_import\n    source_name: HRIS\n"
+                         "%s",
+                         os_url, key ? key : TH_SIM_OS_KEY, dl, extra ? extra : "") > 0);
+    path = th_write_file("send.yaml", text);
+    free(text);
+    return path;
+}
+
+static json_t *sim_json(const char *what)
+{
+    char url[300];
+    snprintf(url, sizeof(url), "%s/_sim/%s", os_url, what);
+    return th_get_json(url);
+}
+
+/* "METHOD path" of every request the simulator answered, one per line. */
+static char *request_lines(void)
+{
+    json_t *j = sim_json("requests"), *r;
+    size_t i, len = 0;
+    char *out = calloc(1, 1 << 16);
+    json_array_foreach(json_object_get(j, "requests"), i, r) {
+        len += (size_t)snprintf(out + len, (1 << 16) - len, "%s %s %lld\n",
+                                json_string_value(json_object_get(r, "method")),
+                                json_string_value(json_object_get(r, "path")),
+                                json_integer_value(json_object_get(r, "status")));
+    }
+    json_decref(j);
+    return out;
+}
+
+static void assert_no_key(const struct th_result *res)
+{
+    assert_null(strstr(res->out, TH_SIM_OS_KEY));
+    assert_null(strstr(res->err, TH_SIM_OS_KEY));
+}
+
+static size_t count_lines(const char *path)
+{
+    char *t = th_read_file(path);
+    size_t n = 0;
+    for (char *p = t; p && *p; p++)
+        n += *p == '\n';
+    free(t);
+    return n;
+}
+
+static const char *sample_csv(void)
+{
+    static char path[1024];
+    snprintf(path, sizeof(path), "%s/examples/hr-sample.csv", getenv("OSC_SRC"));
+    return path;
+}
+
+static void test_upsert_and_commit(void **state)
+{
+    char *dl = th_write_file("a.dead.jsonl", ""), *cfg, *reqs;
+    const char *argv[] = {"send", "-c", NULL, "-d", "employees", "--commit", "commit", NULL, NULL};
+    struct th_result res;
+    json_t *emp;
+    (void)state;
+
+    remove(dl);
+    cfg = config(NULL, dl, NULL);
+    argv[2] = cfg;
+    argv[7] = sample_csv();
+    assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+    assert_int_equal(res.status, 0);
+    assert_no_key(&res);
+    assert_non_null(strstr(res.err, "50 records read, 50 sent"));
+    assert_non_null(strstr(res.err, "commit: directory import triggered for source 'HRIS'"));
+    th_result_free(&res);
+    /* DELETE once, three batches (20, 20, 10), then the form-encoded trigger */
+    reqs = request_lines();
+    assert_string_equal(reqs, "DELETE /api/1/employee_directory/HRIS 200\n"
+                              "POST /api/1/employee_batch_imports 200\n"
+                              "POST /api/1/employee_batch_imports 200\n"
+                              "POST /api/1/employee_batch_imports 200\n"
+                              "POST /api/1/employee_directory 200\n");
+    free(reqs);
+    emp = sim_json("employees");
+    assert_int_equal(json_integer_value(json_object_get(emp, "staged_total")), 0);
+    {
+        json_t *e;
+        size_t i, from_hris = 0;
+        json_array_foreach(json_object_get(emp, "live"), i, e) {
+            const char *src = json_string_value(json_object_get(e, "source"));
+            if (src && strcmp(src, "HRIS") == 0) {
+                from_hris++;
+                if (strcmp(json_string_value(json_object_get(e, "client_employee_id")), "1001") == 0) {
+                    assert_string_equal(json_string_value(json_object_get(e, "first_name")), "Alice");
+                    assert_string_equal(json_string_value(json_object_get(e, "email")),
+                                        "alice.smith@example.com");
+                    assert_string_equal(json_string_value(json_object_get(e, "title")),
+                                        "Software Engineer");
+                }
+            }
+        }
+        assert_int_equal(from_hris, 50);
+    }
+    json_decref(emp);
+    assert_int_equal(access(dl, F_OK), -1); /* a clean run leaves no dead-letter file */
+    free(cfg);
+    free(dl);
+}
+
+static void test_commit_suppressed(void **state)
+{
+    char *dl = th_write_file("b.dead.jsonl", ""), *cfg, *reqs;
+    const char *argv[] = {"send", "-c", NULL, "-d", "employees", "--commit", "commit", NULL, NULL};
+    struct th_result res;
+    json_t *j, *first;
+    (void)state;
+
+    remove(dl);
+    cfg = config(NULL, dl, NULL);
+    argv[2] = cfg;
+    argv[7] = sample_csv();
+    set_faults("422x1:path=/api/1/employee_batch_imports");
+    assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+    assert_int_equal(res.status, 65);
+    assert_non_null(strstr(res.err, "directory import NOT triggered: not every batch was accepted"));
+    assert_no_key(&res);
+    th_result_free(&res);
+    reqs = request_lines();
+    assert_null(strstr(reqs, "POST /api/1/employee_directory "));
+    assert_non_null(strstr(reqs, "POST /api/1/employee_batch_imports 422\n"));
+    free(reqs);
+    /* the rejected batch (20 records) is in the dead-letter file, with where each came from */
+    assert_int_equal(count_lines(dl), 20);
+    {
+        char *t = th_read_file(dl);
+        *strchr(t, '\n') = '\0';
+        first = json_loads(t, 0, NULL);
+        free(t);
+    }
+    assert_non_null(first);
+    assert_int_equal(json_integer_value(json_object_get(first, "status")), 422);
+    assert_string_equal(json_string_value(json_object_get(first, "destination")), "employees");
+    assert_non_null(json_object_get(json_object_get(first, "record"), "email"));
+    j = json_object_get(first, "source");
+    assert_non_null(strstr(json_string_value(json_object_get(j, "file")), "hr-sample.csv"));
+    assert_int_equal(json_integer_value(json_object_get(j, "line")), 2);
+    assert_int_equal(json_integer_value(json_object_get(first, "attempts")), 1);
+    json_decref(first);
+
+    /* the dead-letter file is input again: the 20 records go through now */
+    set_faults("");
+    {
+        const char *again[] = {"send", "-c", cfg, "-d", "employees", dl, NULL};
+        assert_int_equal(th_run(again, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 0);
+        assert_non_null(strstr(res.err, "20 records read, 20 sent"));
+        th_result_free(&res);
+    }
+    free(cfg);
+    free(dl);
+}
+
+static void test_retry_after_storm(void **state)
+{
+    char *dl = th_write_file("c.dead.jsonl", ""), *cfg;
+    const char *argv[] = {"send", "-c", NULL, "-d", "employees", NULL, NULL};
+    struct th_result res;
+    int64_t t0;
+    json_t *j, *r;
+    size_t i, n429 = 0, n200 = 0;
+    (void)state;
+
+    remove(dl);
+    cfg = config(NULL, dl, NULL);
+    argv[2] = cfg;
+    argv[5] = sample_csv();
+    set_faults("429x4:retry-after=1:path=/api/1/employee_batch_imports,503@0.3:path=/api/1/employee_batch_imports");
+    t0 = osc_clock_mono_ms(NULL);
+    assert_int_equal(th_run(argv, NULL, 60000, &res), 0);
+    if (res.status != 0)
+        fail_msg("exit %d: %s", res.status, res.err);
+    /* Retry-After paused the whole destination at least once for a second */
+    assert_true(osc_clock_mono_ms(NULL) - t0 >= 950);
+    assert_non_null(strstr(res.err, "50 sent"));
+    th_result_free(&res);
+    j = sim_json("requests");
+    json_array_foreach(json_object_get(j, "requests"), i, r) {
+        long st = (long)json_integer_value(json_object_get(r, "status"));
+        if (strcmp(json_string_value(json_object_get(r, "path")), "/api/1/employee_batch_imports"))
+            continue;
+        n429 += st == 429;
+        n200 += st == 200;
+    }
+    json_decref(j);
+    assert_int_equal(n429, 4);
+    assert_int_equal(n200, 3);
+    set_faults("");
+    free(cfg);
+    free(dl);
+}
+
+static void test_preview_and_test(void **state)
+{
+    char *dl = th_write_file("d.dead.jsonl", ""), *cfg, *reqs, *payload;
+    struct th_result res;
+    char seat_yaml[512];
+    (void)state;
+
+    remove(dl);
+    snprintf(seat_yaml, sizeof(seat_yaml),
+             "  assets:\n    url: /api/1/seats/{seat_id}/assets\n    format: form\n"
+             "    exclude: [seat_id]\n    headers: 'X-Source: osconnect'\n"
+             "  off:\n    url: /api/1/widgets\n    active: false\n");
+    cfg = config(seat_yaml, dl, NULL);
+
+    {
+        const char *argv[] = {"preview", "-c", cfg, "-d", "employees", "-n", "2", "--commit",
+                              "commit", sample_csv(), NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 0);
+        assert_no_key(&res);
+        assert_non_null(strstr(res.out, "DELETE "));
+        assert_non_null(strstr(res.out, "/api/1/employee_directory/HRIS\nAuthorization: Token token=***\n"));
+        assert_non_null(strstr(res.out, "\"EmployeeId\": \"1001\""));
+        assert_non_null(strstr(res.out, "\"EmployeeId\": \"1002\""));
+        assert_null(strstr(res.out, "\"EmployeeId\": \"1003\""));
+        assert_non_null(strstr(res.out, "Source=HRIS"));
+        th_result_free(&res);
+    }
+    reqs = request_lines();
+    assert_string_equal(reqs, ""); /* preview sends nothing */
+    free(reqs);
+
+    {
+        /* test: one request of one record, no DELETE, no commit */
+        const char *argv[] = {"test", "-c", cfg, "-d", "employees", sample_csv(), NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 0);
+        assert_no_key(&res);
+        assert_non_null(strstr(res.out, "< HTTP 200"));
+        assert_non_null(strstr(res.out, "\"imported\""));
+        th_result_free(&res);
+        reqs = request_lines();
+        assert_string_equal(reqs, "POST /api/1/employee_batch_imports 200\n");
+        free(reqs);
+    }
+    {
+        /* test --payload: the body verbatim; the URL from its fields */
+        const char *argv[] = {"test", "-c", cfg, "-d", "assets", "--payload", NULL, NULL};
+        payload = th_write_file("payload.json", "{\"seat_id\":\"999999\",\"name\":\"Dock\"}");
+        argv[6] = payload;
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        assert_non_null(strstr(res.out, "> POST "));
+        assert_non_null(strstr(res.out, "/api/1/seats/999999/assets"));
+        assert_non_null(strstr(res.out, "< HTTP 404")); /* no such seat in the simulator */
+        assert_int_equal(res.status, 65);
+        assert_no_key(&res);
+        th_result_free(&res);
+        free(payload);
+    }
+    {
+        const char *argv[] = {"send", "-c", cfg, "-d", "off", sample_csv(), NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 78);
+        assert_non_null(strstr(res.err, "inactive"));
+        th_result_free(&res);
+    }
+    free(cfg);
+    free(dl);
+}
+
+static void test_bad_key_and_help(void **state)
+{
+    char *dl = th_write_file("e.dead.jsonl", ""), *cfg;
+    struct th_result res;
+    (void)state;
+
+    remove(dl);
+    cfg = config(NULL, dl, "wrong-key-0123456789abcdef0123");
+    {
+        const char *argv[] = {"send", "-c", cfg, "-d", "employees", sample_csv(), NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 77);
+        assert_non_null(strstr(res.err, "refused the API key"));
+        assert_null(strstr(res.err, "wrong-key-0123456789abcdef0123"));
+        th_result_free(&res);
+    }
+    assert_int_equal(access(dl, F_OK), -1); /* nothing was dead-lettered: a rerun sends it all */
+    for (int i = 0; i < 3; i++) {
+        const char *cmds[] = {"send", "preview", "test"};
+        const char *argv[] = {cmds[i], "--help", NULL};
+        assert_int_equal(th_run(argv, NULL, 10000, &res), 0);
+        assert_int_equal(res.status, 0);
+        assert_non_null(strstr(res.out, "Usage: osconnect"));
+        assert_non_null(strstr(res.out, "Exit status"));
+        th_result_free(&res);
+    }
+    free(cfg);
+    free(dl);
+}
+
+/* Malformed records in each format: reported with file and line, dead-lettered, the rest sent. */
+static void test_malformed_inputs(void **state)
+{
+    static const struct {
+        const char *name, *text, *reason;
+        unsigned good, bad;
+    } cases[] = {
+        {"m.jsonl",
+         "{\"email\":\"a@x.io\"}\n{\"email\": broken}\n{\"email\":\"b@x.io\"}\n\xff\xfe{\"x\":1}\n"
+         "{\"email\":\"c@x.io\"}\n{\"email\":\"trunc@x.io\"",
+         "line 2", 3, 3},
+        {"m.json", "[{\"email\":\"a@x.io\"},{\"name\":\"No Id\"},{\"email\":\"b@x.io\"}]", "line 1", 2,
+         1},
+        {"m.csv", "email,first_name\na@x.io,A\n\"b@x.io,B\nc@x.io,C\n", "line", 1, 1},
+        {"r.csv", "email,first_name\na@x.io,A\nb@x.io,B,extra\nc@x.io,C\n", "line 3", 2, 1},
+    };
+    struct th_result res;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *dl = th_write_file("m.dead.jsonl", ""), *cfg, *in;
+        char want[64];
+        const char *argv[] = {"send", "-c", NULL, "-d", "employees", NULL, NULL};
+        remove(dl);
+        cfg = config(NULL, dl, NULL);
+        in = th_write_file(cases[i].name, cases[i].text);
+        argv[2] = cfg;
+        argv[5] = in;
+        reset(NULL);
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        if (res.status != 65)
+            fail_msg("%s: exit %d\n%s", cases[i].name, res.status, res.err);
+        snprintf(want, sizeof(want), "%u sent", cases[i].good);
+        if (!strstr(res.err, want))
+            fail_msg("%s: want '%s' in\n%s", cases[i].name, want, res.err);
+        assert_non_null(strstr(res.err, cases[i].name));
+        assert_int_equal(count_lines(dl), cases[i].bad);
+        th_result_free(&res);
+        free(in);
+        free(cfg);
+        free(dl);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_upsert_and_commit, reset),
+        cmocka_unit_test_setup(test_commit_suppressed, reset),
+        cmocka_unit_test_setup(test_retry_after_storm, reset),
+        cmocka_unit_test_setup(test_preview_and_test, reset),
+        cmocka_unit_test_setup(test_bad_key_and_help, reset),
+        cmocka_unit_test_setup(test_malformed_inputs, reset),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
