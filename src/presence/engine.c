@@ -445,9 +445,7 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
         start - p->discovered_at >= pc->topology_refresh_ms) {
         mapped_rc = discover(p, deadline, rep, err);
         if (mapped_rc) {
-            /* a refused credential is logged once, by the loop, with its backoff step */
-            if (mapped_rc != OSC_EAUTH)
-                OSC_LOG_ERROR("presence", "discovery failed: %s", osc_err_text(err, mapped_rc));
+            /* the loop logs the cycle's failure once (a refused credential with its backoff step) */
             rc = mapped_rc;
             goto done;
         }

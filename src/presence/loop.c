@@ -107,8 +107,8 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
             auth_failures++;
             backoff = osc_presence_auth_backoff_ms((*cfg)->presence.interval_ms, auth_failures,
                                                    AUTH_BACKOFF_MAX_MS);
-            OSC_LOG_ERROR("presence", "%s; backing off: next attempt in %llds (step %u)",
-                          osc_err_text(&cerr, rc), (long long)(backoff / 1000), auth_failures);
+            OSC_LOG_ERROR("presence", "%s; backing off: next attempt in %.1fs (step %u)",
+                          osc_err_text(&cerr, rc), (double)backoff / 1000.0, auth_failures);
             osc_presence_invalidate(eng);
         } else if (auth_failures) {
             OSC_LOG_INFO("presence", "credentials accepted again after %u refused cycle(s)",
