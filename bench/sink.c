@@ -64,10 +64,15 @@ int main(int argc, char **argv)
 
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
-    d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle,
-                         NULL, MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0,
-                         MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_SOCK_ADDR, &addr,
-                         MHD_OPTION_END);
+    if (threads > 1)
+        d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                             handle, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads,
+                             MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_SOCK_ADDR, &addr,
+                             MHD_OPTION_END);
+    else
+        d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                             handle, NULL, MHD_OPTION_CONNECTION_LIMIT, 256u,
+                             MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "bench_sink: cannot start\n");
         return 69;

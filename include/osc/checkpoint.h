@@ -14,8 +14,10 @@
  * record before the position, and deleted when the run completes.
  *
  * One file, WAL journal, synchronous=NORMAL: a process crash (kill -9)
- * loses nothing that was committed. Schema versioned with PRAGMA
- * user_version. Used from one thread.
+ * loses nothing that was committed (a power cut may lose the last saves,
+ * which only means resending). Opened with an exclusive lock: one send per
+ * checkpoint file at a time. Schema versioned with PRAGMA user_version.
+ * Used from one thread.
  */
 #ifndef OSC_CHECKPOINT_H
 #define OSC_CHECKPOINT_H

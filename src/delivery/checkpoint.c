@@ -47,8 +47,9 @@ static int exec(struct osc_checkpoint *c, const char *sql, struct osc_err *err)
     int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
 
     if (rc != SQLITE_OK) {
-        osc_err_set(err, OSC_EDB, "checkpoint file %s: %s", c->path,
-                    msg ? msg : sqlite3_errstr(rc));
+        osc_err_set(err, OSC_EDB, "checkpoint file %s: %s%s", c->path,
+                    msg ? msg : sqlite3_errstr(rc),
+                    rc == SQLITE_BUSY ? " (is another osconnect send using it?)" : "");
         sqlite3_free(msg);
         return OSC_EDB;
     }
@@ -114,8 +115,11 @@ int osc_checkpoint_open(const char *path, struct osc_checkpoint **out, struct os
         rc = db_fail(c, err, "cannot open");
         goto out;
     }
-    sqlite3_busy_timeout(c->db, 5000);
-    if ((rc = exec(c, "PRAGMA journal_mode=WAL", err)) ||
+    /* exclusive: one send per checkpoint file at a time (a second would fight over the
+     * rows), and no lock or shared-memory syscalls per save on the hot path */
+    sqlite3_busy_timeout(c->db, 2000);
+    if ((rc = exec(c, "PRAGMA locking_mode=EXCLUSIVE", err)) ||
+        (rc = exec(c, "PRAGMA journal_mode=WAL", err)) ||
         (rc = exec(c, "PRAGMA synchronous=NORMAL", err)) || (rc = migrate(c, err)))
         goto out;
     if (sqlite3_prepare_v2(c->db,

@@ -34,6 +34,7 @@
 #define TICK_MS 250
 #define WEBHOOK_BODY_MAX 4096
 #define WEBHOOK_DRAIN_MS 5000
+#define PUMP_EVERY 64
 
 enum bstate { B_FREE = 0, B_OPEN, B_READY, B_FLIGHT, B_WAIT };
 enum bkind { K_DATA = 0, K_STAGING, K_COMMIT };
@@ -113,6 +114,7 @@ struct osc_delivery {
     int failed_batches;
     uint64_t req_seq;
     int64_t start_ms, last_tick;
+    unsigned since_pump; /* records added since transfers were last driven */
 
     /* the input being fed, for progress */
     struct osc_records_reader *reader;
@@ -1495,9 +1497,16 @@ int osc_delivery_add(struct osc_delivery *d, const struct osc_record *rec)
     }
     if ((rc = batch_append(d, b, rec)))
         return reject_local(d, rec, "out of memory");
-    if (d->one_per_request || b->nrecs >= d->batch_size)
+    /* drive the transfers when a batch is queued, and now and then in between:
+     * a poll per record would cost more than the record */
+    if (d->one_per_request || b->nrecs >= d->batch_size) {
         batch_close(d, b);
-    pump(d, 0);
+        pump(d, 0);
+        d->since_pump = 0;
+    } else if (++d->since_pump >= PUMP_EVERY) {
+        pump(d, 0);
+        d->since_pump = 0;
+    }
     return d->st.dead_letter_error ? OSC_EIO : 0;
 }
 
