@@ -44,6 +44,7 @@ struct osc_mapped_point {
     int has_value;  /* a finite latest value was read */
     double value;
     int64_t at_ms;  /* its timestamp */
+    int bad_warned; /* an unusable value was logged; quiet until a usable one is read */
 };
 
 struct osc_mapped_link {

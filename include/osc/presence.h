@@ -218,7 +218,7 @@ void osc_presence_invalidate(struct osc_presence *p);
 /* ---- the loop (src/presence/loop.c) ------------------------------------- */
 
 struct osc_presence_loop_opts {
-    const char *config_path;     /* reloaded on *reload */
+    const char *config_path;     /* reloaded on *reload (copied: may point into *cfg) */
     int once;                    /* one cycle, then return its code */
     int dry_run;
     FILE *dry_out;

@@ -9,6 +9,8 @@
  */
 #include "osc/presence.h"
 
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "osc/log.h"
@@ -32,7 +34,8 @@ static void nap(int64_t ms, volatile int *stop, volatile int *reload)
     }
 }
 
-static int reload_config(struct osc_config **cfg, struct osc_presence **eng,
+/* path is the loop's own copy: the caller's may live inside the config this frees. */
+static int reload_config(const char *path, struct osc_config **cfg, struct osc_presence **eng,
                          const struct osc_presence_loop_opts *o, struct osc_presence_opts *eo,
                          struct osc_presence_sched *sched)
 {
@@ -41,14 +44,14 @@ static int reload_config(struct osc_config **cfg, struct osc_presence **eng,
     struct osc_err err = {0};
     int rc;
 
-    if ((rc = osc_config_load(o->config_path, &ncfg, &err))) {
+    if ((rc = osc_config_load(path, &ncfg, &err))) {
         OSC_LOG_ERROR("presence", "reload of %s failed, keeping the running configuration: %s",
-                      o->config_path, osc_err_text(&err, rc));
+                      path, osc_err_text(&err, rc));
         return rc;
     }
     if ((rc = osc_presence_new(ncfg, eo, &neng, &err))) {
         OSC_LOG_ERROR("presence", "reload of %s failed, keeping the running configuration: %s",
-                      o->config_path, osc_err_text(&err, rc));
+                      path, osc_err_text(&err, rc));
         osc_config_free(ncfg);
         return rc;
     }
@@ -59,7 +62,7 @@ static int reload_config(struct osc_config **cfg, struct osc_presence **eng,
     osc_presence_sched_set_interval(sched, ncfg->presence.interval_ms);
     osc_metrics_set_interval(o->metrics, ncfg->presence.interval_ms);
     OSC_LOG_INFO("presence", "configuration reloaded from %s (interval %lldms, %zu building(s))",
-                 o->config_path, (long long)ncfg->presence.interval_ms,
+                 path, (long long)ncfg->presence.interval_ms,
                  ncfg->presence.buildings.n);
     return 0;
 }
@@ -71,15 +74,18 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
     struct osc_presence *eng = NULL;
     struct osc_presence_sched sched;
     unsigned auth_failures = 0;
+    char *path = NULL;
     int rc;
 
+    if (o->config_path && !(path = strdup(o->config_path)))
+        return osc_err_set(err, OSC_ENOMEM, "out of memory");
     eo.clock = o->clock;
     eo.metrics = o->metrics;
     eo.dry_run = o->dry_run;
     eo.dry_out = o->dry_out;
     eo.stop = o->stop;
     if ((rc = osc_presence_new(*cfg, &eo, &eng, err)))
-        return rc;
+        goto out;
     osc_metrics_set_interval(o->metrics, (*cfg)->presence.interval_ms);
     osc_presence_sched_init(&sched, (*cfg)->presence.interval_ms, osc_clock_mono_ms(o->clock));
 
@@ -126,7 +132,7 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
                 goto out;
             if (flag(o->reload)) {
                 *o->reload = 0;
-                if (reload_config(cfg, &eng, o, &eo, &sched) == 0) {
+                if (path && reload_config(path, cfg, &eng, o, &eo, &sched) == 0) {
                     /* new settings or credentials: use them now, on a new grid */
                     auth_failures = 0;
                     osc_presence_sched_init(&sched, (*cfg)->presence.interval_ms,
@@ -140,5 +146,6 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
     }
 out:
     osc_presence_free(eng);
+    free(path);
     return rc;
 }

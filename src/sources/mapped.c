@@ -467,7 +467,10 @@ static int walk_row(struct walk *w, struct osc_mapped_point *p, int *seen_ts, in
     if (vrc == OSC_ENOTFOUND)
         return 0; /* no value yet */
     if (!have_ts) {
-        OSC_LOG_WARN("presence", "point %s: latest value has no valid timestamp; ignored", p->id);
+        if (!p->bad_warned)
+            OSC_LOG_WARN("presence", "point %s: latest value has no valid timestamp; ignored",
+                         p->id);
+        p->bad_warned = 1;
         w->t->bad_values++;
         return 0;
     }
@@ -476,12 +479,16 @@ static int walk_row(struct walk *w, struct osc_mapped_point *p, int *seen_ts, in
     *seen_ts = 1;
     *best_ts = at;
     if (vrc == OSC_EDATA) {
-        OSC_LOG_WARN("presence", "point %s: latest value is NaN, infinite or not a number; ignored",
-                     p->id);
+        /* once per point until it reads well again, not once per cycle */
+        if (!p->bad_warned)
+            OSC_LOG_WARN("presence",
+                         "point %s: latest value is NaN, infinite or not a number; ignored", p->id);
+        p->bad_warned = 1;
         w->t->bad_values++;
         p->has_value = 0;
         return 0;
     }
+    p->bad_warned = 0;
     p->has_value = 1;
     p->value = v;
     p->at_ms = at;

@@ -1,0 +1,466 @@
+/*
+ * test_run.c - `osconnect run` (presence plus the status endpoint) as a
+ * daemon against the simulator: /healthz and /metrics content, the
+ * resend_after refresh, SIGTERM after the cycle in progress, SIGHUP reloads
+ * (a bad file keeps the running config; a good one is used at once).
+ *
+ * Each test starts a fresh simulator with tests/fixtures/presence/
+ * sim_scenario.json and runs the real binary in the background with its
+ * stdout and stderr in files; every wait polls a condition with a deadline.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct th_sim sim;
+static char *state_path;
+
+struct proc {
+    pid_t pid;
+    char *out_path, *err_path;
+    char status_url[128]; /* http://127.0.0.1:PORT */
+};
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int setup(void **state)
+{
+    const char *extra[] = {"--scenario", th_fixture("presence/sim_scenario.json"), NULL};
+    (void)state;
+    assert_int_equal(th_sim_start(&sim, extra), 0);
+    assert_true(asprintf(&state_path, "%s/state.db", th_tmpdir()) > 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    assert_int_equal(th_sim_stop(&sim), 0);
+    free(state_path);
+    state_path = NULL;
+    th_tmpdir_cleanup();
+    return 0;
+}
+
+static char *config_text(const char *buildings, const char *token, const char *interval,
+                         const char *extra)
+{
+    char *yaml = NULL;
+    assert_true(asprintf(&yaml,
+                         "officespace:\n  base_url: %s\n  api_key: " TH_SIM_OS_KEY "\n"
+                         "  graphql_url: %s/graphql\n  timeout: 5s\n"
+                         "mapped:\n  url: %s\n  token: %s\n  timeout: 5s\n"
+                         "status:\n  listen: 127.0.0.1:0\n"
+                         "presence:\n  buildings: [%s]\n  interval: %s\n  state: %s\n"
+                         "  retry:\n    max_attempts: 3\n    base: 20ms\n    cap: 50ms\n%s",
+                         sim.officespace_url, sim.officespace_url, sim.mapped_url,
+                         token ? token : TH_SIM_MAPPED_TOKEN, buildings, interval, state_path,
+                         extra ? extra : "") > 0);
+    return yaml;
+}
+
+static char *config(const char *buildings, const char *token, const char *interval,
+                    const char *extra)
+{
+    char *yaml = config_text(buildings, token, interval, extra), *path;
+    path = th_write_file("run.yaml", yaml);
+    free(yaml);
+    return path;
+}
+
+static char *slurp(const char *path)
+{
+    char *s = th_read_file(path);
+    if (!s)
+        s = strdup(""); /* the child has not opened it yet */
+    assert_non_null(s);
+    return s;
+}
+
+/* Start `osconnect run -c cfg` and wait for its "status http://..." line. */
+static void start_run(struct proc *pr, const char *cfg)
+{
+    const char *bin = getenv("OSC_BIN");
+    long deadline = now_ms() + 15000;
+
+    assert_non_null(bin);
+    memset(pr, 0, sizeof(*pr));
+    assert_true(asprintf(&pr->out_path, "%s/run-out.txt", th_tmpdir()) > 0);
+    assert_true(asprintf(&pr->err_path, "%s/run-err.txt", th_tmpdir()) > 0);
+    pr->pid = fork();
+    assert_true(pr->pid >= 0);
+    if (pr->pid == 0) {
+        FILE *o = fopen(pr->out_path, "w"), *e = fopen(pr->err_path, "w");
+        if (!o || !e)
+            _exit(127);
+        dup2(fileno(o), 1);
+        dup2(fileno(e), 2);
+        execl(bin, bin, "run", "-c", cfg, (char *)NULL);
+        _exit(127);
+    }
+    for (;;) {
+        char *out = slurp(pr->out_path), *s = strstr(out, "status http://"), *nl;
+        if (s && (nl = strchr(s, '\n'))) {
+            *nl = '\0';
+            snprintf(pr->status_url, sizeof(pr->status_url), "%s", s + 7);
+            free(out);
+            return;
+        }
+        free(out);
+        if (now_ms() > deadline)
+            fail_msg("osconnect run printed no status address");
+        nap_ms(20);
+    }
+}
+
+/* Signal (0: none) and wait at most 15 s; the exit status. */
+static int stop_run(struct proc *pr, int sig)
+{
+    int status = 0;
+    long deadline = now_ms() + 15000;
+    char *err;
+
+    if (sig)
+        kill(pr->pid, sig);
+    while (waitpid(pr->pid, &status, WNOHANG) == 0) {
+        if (now_ms() > deadline) {
+            kill(pr->pid, SIGKILL);
+            waitpid(pr->pid, &status, 0);
+            fail_msg("osconnect run did not stop within 15 s");
+        }
+        nap_ms(20);
+    }
+    err = slurp(pr->err_path);
+    assert_null(strstr(err, TH_SIM_MAPPED_TOKEN));
+    assert_null(strstr(err, TH_SIM_OS_KEY));
+    free(err);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void proc_free(struct proc *pr)
+{
+    free(pr->out_path);
+    free(pr->err_path);
+}
+
+static long get(const struct proc *pr, const char *path, char **body)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s%s", pr->status_url, path);
+    return th_http("GET", url, NULL, body);
+}
+
+/* The value of the sample line that starts with `series ` in Prometheus text, or -1. */
+static double sample(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    }
+    return -1;
+}
+
+static double metric(const struct proc *pr, const char *series)
+{
+    char *body = NULL;
+    double v;
+    assert_int_equal(get(pr, "/metrics", &body), 200);
+    v = sample(body, series);
+    free(body);
+    return v;
+}
+
+/* Wait (at most ms) until stderr holds what. */
+static void wait_err(const struct proc *pr, const char *what, long ms)
+{
+    long deadline = now_ms() + ms;
+    for (;;) {
+        char *err = slurp(pr->err_path);
+        int found = strstr(err, what) != NULL;
+        free(err);
+        if (found)
+            return;
+        if (now_ms() > deadline)
+            fail_msg("stderr never said \"%s\"", what);
+        nap_ms(20);
+    }
+}
+
+static json_t *presence_of(const char *type, const char *id)
+{
+    char url[256];
+    json_t *p, *v, *copy = NULL;
+    size_t i;
+    snprintf(url, sizeof(url), "%s/_sim/presence", sim.officespace_url);
+    p = th_get_json(url);
+    assert_non_null(p);
+    json_array_foreach(json_object_get(p, "locations"), i, v) {
+        if (strcmp(json_string_value(json_object_get(v, "type")), type) == 0 &&
+            strcmp(json_string_value(json_object_get(v, "id")), id) == 0)
+            copy = json_deep_copy(v);
+    }
+    json_decref(p);
+    return copy;
+}
+
+static long updates_of(const char *type, const char *id)
+{
+    json_t *l = presence_of(type, id);
+    long n = l ? (long)json_integer_value(json_object_get(l, "updates")) : 0;
+    json_decref(l);
+    return n;
+}
+
+static size_t sim_requests(const char *server)
+{
+    char url[256];
+    json_t *r, *v;
+    size_t i, n = 0;
+    snprintf(url, sizeof(url), "%s/_sim/requests?path=/graphql", sim.officespace_url);
+    r = th_get_json(url);
+    assert_non_null(r);
+    json_array_foreach(json_object_get(r, "requests"), i, v) {
+        if (strcmp(json_string_value(json_object_get(v, "server")), server) == 0)
+            n++;
+    }
+    json_decref(r);
+    return n;
+}
+
+/* ---- tests ----------------------------------------------------------------- */
+
+static void test_health_metrics_refresh(void **state)
+{
+    char *cfg = config("BLDGtest1", NULL, "300ms", "  resend_after: 1s\n"), *body = NULL;
+    struct proc pr;
+    long deadline;
+    double ok1, acc1;
+
+    (void)state;
+    start_run(&pr, cfg);
+    deadline = now_ms() + 10000;
+    while (get(&pr, "/healthz", &body) != 200) {
+        free(body);
+        body = NULL;
+        assert_true(now_ms() < deadline);
+        nap_ms(20);
+    }
+    assert_non_null(strstr(body, "ok: last successful cycle"));
+    free(body);
+
+    assert_int_equal(get(&pr, "/metrics", &body), 200);
+    assert_non_null(strstr(body, "# TYPE osconnect_presence_cycles_total counter\n"));
+    assert_non_null(strstr(body, "# TYPE osconnect_presence_locations gauge\n"));
+    assert_non_null(strstr(body, "# TYPE osconnect_presence_cycle_duration_seconds summary\n"));
+    assert_true(sample(body, "osconnect_presence_cycles_total{result=\"ok\"}") >= 1);
+    assert_true(sample(body, "osconnect_presence_cycle_duration_seconds_count") >= 1);
+    assert_true(sample(body, "osconnect_presence_cycle_duration_seconds_sum") >= 0);
+    assert_true(sample(body, "osconnect_presence_cycles_total{result=\"failed\"}") == 0);
+    assert_true(sample(body, "osconnect_presence_locations{status=\"PRESENCE\"}") == 4);
+    assert_true(sample(body, "osconnect_presence_locations{status=\"PASSIVE_PRESENCE\"}") == 2);
+    assert_true(sample(body, "osconnect_presence_locations{status=\"NO_PRESENCE\"}") == 2);
+    assert_true(sample(body, "osconnect_presence_locations{status=\"unknown\"}") == 3);
+    assert_true(sample(body, "osconnect_presence_locations_discovered") == 11);
+    assert_true(sample(body, "osconnect_presence_points") == 18);
+    assert_true(sample(body, "osconnect_presence_invalid_identities") == 2);
+    assert_true(sample(body, "osconnect_presence_invalid_values_total") >= 1); /* the NaN */
+    assert_true(sample(body, "osconnect_presence_pushes_total{result=\"accepted\"}") >= 8);
+    assert_true(sample(body, "osconnect_presence_pushes_total{result=\"failed\"}") == 0);
+    assert_true(sample(body, "osconnect_presence_push_requests_total") >= 1);
+    assert_true(sample(body, "osconnect_presence_mapped_requests_total") >= 1);
+    assert_true(sample(body,
+                       "osconnect_presence_api_errors_total{api=\"mapped\",class=\"auth\"}") == 0);
+    assert_true(sample(body, "osconnect_presence_last_success_timestamp_seconds") > 1.7e9);
+    assert_true(sample(body, "osconnect_presence_up") == 1);
+    free(body);
+
+    /* unchanged locations are pushed again once resend_after (1 s) has passed */
+    acc1 = metric(&pr, "osconnect_presence_pushes_total{result=\"accepted\"}");
+    ok1 = metric(&pr, "osconnect_presence_cycles_total{result=\"ok\"}");
+    deadline = now_ms() + 10000;
+    while (updates_of("floor", "10") < 2) {
+        assert_true(now_ms() < deadline);
+        nap_ms(50);
+    }
+    {
+        json_t *l = presence_of("floor", "10");
+        assert_string_equal(json_string_value(json_object_get(l, "occupancyStatus")), "PRESENCE");
+        assert_int_equal(json_integer_value(json_object_get(l, "occupancyCount")), 12);
+        json_decref(l);
+    }
+    assert_true(metric(&pr, "osconnect_presence_pushes_total{result=\"accepted\"}") >= acc1 + 8);
+    assert_true(metric(&pr, "osconnect_presence_cycles_total{result=\"ok\"}") > ok1);
+
+    /* the endpoint serves nothing else */
+    assert_int_equal(get(&pr, "/nope", NULL), 404);
+    {
+        char url[256];
+        snprintf(url, sizeof(url), "%s/metrics", pr.status_url);
+        assert_int_equal(th_http("POST", url, "x", NULL), 405);
+    }
+    assert_int_equal(stop_run(&pr, SIGTERM), 0);
+    {
+        char *err = slurp(pr.err_path), *first = strstr(err, "PNTr105status: latest value is NaN");
+        assert_non_null(strstr(err, "stopped"));
+        /* the NaN point was read every cycle but reported once */
+        assert_non_null(first);
+        assert_null(strstr(first + 1, "PNTr105status: latest value is NaN"));
+        free(err);
+    }
+    proc_free(&pr);
+    free(cfg);
+}
+
+static void test_unhealthy_while_mapped_refuses(void **state)
+{
+    char *cfg = config("BLDGtest1", "sim-mapped-token-WRONG-0000000000", "200ms", NULL),
+         *body = NULL;
+    struct proc pr;
+
+    (void)state;
+    start_run(&pr, cfg);
+    wait_err(&pr, "(step 1)", 10000);
+    assert_int_equal(get(&pr, "/healthz", &body), 503);
+    assert_non_null(strstr(body, "unhealthy: no successful presence cycle yet; last cycle: "
+                                 "auth_failed"));
+    free(body);
+    assert_true(metric(&pr, "osconnect_presence_up") == 0);
+    assert_true(metric(&pr, "osconnect_presence_cycles_total{result=\"auth_failed\"}") >= 1);
+    assert_true(metric(&pr, "osconnect_presence_api_errors_total{api=\"mapped\",class=\"auth\"}") >=
+                1);
+    assert_true(metric(&pr, "osconnect_presence_cycles_total{result=\"ok\"}") == 0);
+    /* SIGTERM during the backoff wait ends it at once */
+    {
+        long t0 = now_ms();
+        assert_int_equal(stop_run(&pr, SIGTERM), 0);
+        assert_true(now_ms() - t0 < 2000);
+    }
+    proc_free(&pr);
+    free(cfg);
+}
+
+/* SIGTERM while OfficeSpace holds the push: the push completes, no new cycle starts. */
+static void test_sigterm_finishes_cycle(void **state)
+{
+    char *cfg = config("BLDGtest1", NULL, "5s", NULL), url[256];
+    struct proc pr;
+    long deadline, t0;
+    json_t *p;
+
+    (void)state;
+    snprintf(url, sizeof(url), "%s/_sim/faults", sim.officespace_url);
+    assert_int_equal(th_http("POST", url, "delay=1500ms:server=officespace", NULL), 200);
+    start_run(&pr, cfg);
+    deadline = now_ms() + 10000;
+    while (sim_requests("officespace") == 0) {
+        assert_true(now_ms() < deadline);
+        nap_ms(10);
+    }
+    t0 = now_ms();
+    assert_int_equal(stop_run(&pr, SIGTERM), 0);
+    assert_true(now_ms() - t0 >= 1000); /* it waited for the held push */
+    snprintf(url, sizeof(url), "%s/_sim/presence", sim.officespace_url);
+    p = th_get_json(url);
+    assert_int_equal(json_integer_value(json_object_get(p, "accepted")), 8);
+    json_decref(p);
+    assert_int_equal(sim_requests("mapped"), 1);      /* no second cycle */
+    assert_int_equal(sim_requests("officespace"), 1); /* and no retry of an answered push */
+    {
+        /* the state remembers the push: a new cycle sends nothing */
+        const char *argv[] = {"presence", "-c", cfg, "--once", NULL};
+        struct th_result r;
+        snprintf(url, sizeof(url), "%s/_sim/faults", sim.officespace_url);
+        assert_int_equal(th_http("POST", url, "", NULL), 200);
+        assert_int_equal(th_run(argv, NULL, 30000, &r), 0);
+        assert_int_equal(r.status, 0);
+        th_result_free(&r);
+        assert_int_equal(sim_requests("officespace"), 1);
+    }
+    proc_free(&pr);
+    free(cfg);
+}
+
+static void test_sighup_reload(void **state)
+{
+    char *cfg = config("BLDGtest1", NULL, "300ms", NULL), *good, *path;
+    struct proc pr;
+    long deadline;
+    double ok;
+
+    (void)state;
+    start_run(&pr, cfg);
+    wait_err(&pr, "cycle: 11 locations", 10000);
+
+    /* a bad file: logged with the reason, the running configuration goes on */
+    path = th_write_file("run.yaml", "presence:\n  buildings: [BLDGtest1\n  interval: fast\n");
+    free(path);
+    kill(pr.pid, SIGHUP);
+    wait_err(&pr, "failed, keeping the running configuration", 5000);
+    ok = metric(&pr, "osconnect_presence_cycles_total{result=\"ok\"}");
+    deadline = now_ms() + 5000;
+    while (metric(&pr, "osconnect_presence_cycles_total{result=\"ok\"}") < ok + 2) {
+        assert_true(now_ms() < deadline);
+        nap_ms(50);
+    }
+    assert_int_equal(get(&pr, "/healthz", NULL), 200);
+    assert_null(presence_of("room", "106"));
+
+    /* a good file with a second building: used from the next cycle on */
+    good = config_text("BLDGtest1, BLDGtest2", NULL, "300ms", NULL);
+    path = th_write_file("run.yaml", good);
+    free(path);
+    free(good);
+    kill(pr.pid, SIGHUP);
+    wait_err(&pr, "configuration reloaded", 5000);
+    deadline = now_ms() + 5000;
+    for (;;) {
+        json_t *l = presence_of("room", "106");
+        if (l) {
+            assert_int_equal(json_integer_value(json_object_get(l, "occupancyCount")), 7);
+            json_decref(l);
+            break;
+        }
+        assert_true(now_ms() < deadline);
+        nap_ms(50);
+    }
+    /* the state carried over: BLDGtest1's locations were not pushed again */
+    assert_int_equal(updates_of("room", "100"), 1);
+    assert_int_equal(stop_run(&pr, SIGTERM), 0);
+    proc_free(&pr);
+    free(cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_health_metrics_refresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unhealthy_while_mapped_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_finishes_cycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sighup_reload, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
