@@ -23,25 +23,25 @@
 #include "osc/err.h"
 
 /* Default credentials (tests and other tools rely on these exact values). */
-#define OSC_SIM_DEFAULT_OFFICESPACE_KEY "sim-officespace-key-0123456789abcdef"
-#define OSC_SIM_DEFAULT_MAPPED_TOKEN "sim-mapped-token-0123456789abcdef"
-#define OSC_SIM_DEFAULT_MAPPED_PORT 18080
+#define OSC_SIM_DEFAULT_OFFICESPACE_KEY  "sim-officespace-key-0123456789abcdef"
+#define OSC_SIM_DEFAULT_MAPPED_TOKEN     "sim-mapped-token-0123456789abcdef"
+#define OSC_SIM_DEFAULT_MAPPED_PORT      18080
 #define OSC_SIM_DEFAULT_OFFICESPACE_PORT 18081
 
 struct osc_sim_opts {
-    const char *listen;           /* address to bind; NULL: 127.0.0.1 */
-    int mapped_port;              /* 0: pick a free port */
-    int officespace_port;         /* 0: pick a free port */
-    const char *scenario_path;    /* .json/.yaml; NULL: the built-in demo */
-    long generate_locations;      /* >0: generate a large scenario instead */
-    long generate_points;         /* with generate_locations (0: 5 per location) */
-    const char *faults;           /* fault rules (see docs); NULL: none */
-    uint64_t seed;                /* faults and random values; 0 means 1 */
-    double rate_limit;            /* requests per second per port; 0: unlimited */
-    const char *officespace_key;  /* NULL: OSC_SIM_DEFAULT_OFFICESPACE_KEY */
-    const char *graphql_key;      /* NULL: the officespace key */
-    const char *mapped_token;     /* NULL: OSC_SIM_DEFAULT_MAPPED_TOKEN */
-    int64_t max_body;             /* request body cap in bytes; 0: 64 MiB */
+    const char *listen;            /* address to bind; NULL: 127.0.0.1 */
+    int mapped_port;               /* 0: pick a free port */
+    int officespace_port;          /* 0: pick a free port */
+    const char *scenario_path;     /* .json/.yaml; NULL: the built-in demo */
+    long generate_locations;       /* >0: generate a large scenario instead */
+    long generate_points;          /* with generate_locations (0: 5 per location) */
+    const char *faults;            /* fault rules (see docs); NULL: none */
+    uint64_t seed;                 /* faults and random values; 0 means 1 */
+    double rate_limit;             /* requests per second per port; 0: unlimited */
+    const char *officespace_key;   /* NULL: OSC_SIM_DEFAULT_OFFICESPACE_KEY */
+    const char *graphql_key;       /* NULL: the officespace key */
+    const char *mapped_token;      /* NULL: OSC_SIM_DEFAULT_MAPPED_TOKEN */
+    int64_t max_body;              /* request body cap in bytes; 0: 64 MiB */
     const struct osc_clock *clock; /* NULL: system clocks; borrowed for the sim's life */
 };
 

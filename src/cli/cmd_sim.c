@@ -21,37 +21,38 @@
 
 static void usage(void)
 {
-    printf("Usage: osconnect sim [OPTIONS]\n"
-           "\n"
-           "Run a local OfficeSpace (REST /api/1 + GraphQL /graphql) and Mapped (GraphQL\n"
-           "/graphql) simulator until SIGINT or SIGTERM. Once both ports are bound it prints\n"
-           "  mapped http://127.0.0.1:PORT/graphql\n"
-           "  officespace http://127.0.0.1:PORT\n"
-           "on stdout. Both ports also serve the /_sim/... control endpoints (no auth).\n"
-           "\n"
-           "Options:\n"
-           "      --mapped-port N          Mapped API port (default %d; 0 picks a free port)\n"
-           "      --officespace-port N     OfficeSpace API port (default %d; 0 picks one)\n"
-           "      --listen ADDR            address to bind (default 127.0.0.1)\n"
-           "      --scenario FILE          scenario (.json, .yaml, .yml); default: built-in demo\n"
-           "      --generate-locations N   generate a large scenario with N locations\n"
-           "      --generate-points N      ...and N points (default 5 per location)\n"
-           "      --faults RULES           fault rules, e.g. '429@0.1:retry-after=2,503x3,\n"
-           "                               delay=300ms@0.2,reset@0.02,reset-after@0.01,timeout@0.01'\n"
-           "      --seed N                 seed for faults and random point values (default 1)\n"
-           "      --rate-limit N[/s]       requests per second per port; 429 beyond (default off)\n"
-           "      --max-body SIZE          request body cap (default 64MiB)\n"
-           "      --officespace-key K      REST key (default %s)\n"
-           "      --graphql-key K          OfficeSpace GraphQL apikey (default: the REST key)\n"
-           "      --mapped-token T         Mapped personal access token (default %s)\n"
-           "      --dump-demo              print the built-in demo scenario (JSON) and exit\n"
-           "  -h, --help                   this help\n"
-           "\n"
-           "docs/simulator.md describes the endpoints, the scenario format and the fault rules.\n"
-           "Exit status: 0 clean stop, 64 usage, 65 bad scenario, 66 scenario not found,\n"
-           "74 cannot bind a port.\n",
-           OSC_SIM_DEFAULT_MAPPED_PORT, OSC_SIM_DEFAULT_OFFICESPACE_PORT,
-           OSC_SIM_DEFAULT_OFFICESPACE_KEY, OSC_SIM_DEFAULT_MAPPED_TOKEN);
+    printf(
+        "Usage: osconnect sim [OPTIONS]\n"
+        "\n"
+        "Run a local OfficeSpace (REST /api/1 + GraphQL /graphql) and Mapped (GraphQL\n"
+        "/graphql) simulator until SIGINT or SIGTERM. Once both ports are bound it prints\n"
+        "  mapped http://127.0.0.1:PORT/graphql\n"
+        "  officespace http://127.0.0.1:PORT\n"
+        "on stdout. Both ports also serve the /_sim/... control endpoints (no auth).\n"
+        "\n"
+        "Options:\n"
+        "      --mapped-port N          Mapped API port (default %d; 0 picks a free port)\n"
+        "      --officespace-port N     OfficeSpace API port (default %d; 0 picks one)\n"
+        "      --listen ADDR            address to bind (default 127.0.0.1)\n"
+        "      --scenario FILE          scenario (.json, .yaml, .yml); default: built-in demo\n"
+        "      --generate-locations N   generate a large scenario with N locations\n"
+        "      --generate-points N      ...and N points (default 5 per location)\n"
+        "      --faults RULES           fault rules, e.g. '429@0.1:retry-after=2,503x3,\n"
+        "                               delay=300ms@0.2,reset@0.02,reset-after@0.01,timeout@0.01'\n"
+        "      --seed N                 seed for faults and random point values (default 1)\n"
+        "      --rate-limit N[/s]       requests per second per port; 429 beyond (default off)\n"
+        "      --max-body SIZE          request body cap (default 64MiB)\n"
+        "      --officespace-key K      REST key (default %s)\n"
+        "      --graphql-key K          OfficeSpace GraphQL apikey (default: the REST key)\n"
+        "      --mapped-token T         Mapped personal access token (default %s)\n"
+        "      --dump-demo              print the built-in demo scenario (JSON) and exit\n"
+        "  -h, --help                   this help\n"
+        "\n"
+        "docs/simulator.md describes the endpoints, the scenario format and the fault rules.\n"
+        "Exit status: 0 clean stop, 64 usage, 65 bad scenario, 66 scenario not found,\n"
+        "74 cannot bind a port.\n",
+        OSC_SIM_DEFAULT_MAPPED_PORT, OSC_SIM_DEFAULT_OFFICESPACE_PORT,
+        OSC_SIM_DEFAULT_OFFICESPACE_KEY, OSC_SIM_DEFAULT_MAPPED_TOKEN);
 }
 
 static int bad_value(const char *opt, const char *val)
@@ -77,9 +78,20 @@ static int parse_rate(const char *s, double *out)
 int cmd_sim(int argc, char **argv)
 {
     enum {
-        OPT_MPORT = CLI_OPT_FIRST_PRIVATE, OPT_OPORT, OPT_LISTEN, OPT_SCENARIO, OPT_GENLOC,
-        OPT_GENPTS, OPT_FAULTS, OPT_SEED, OPT_RATE, OPT_MAXBODY, OPT_OSKEY, OPT_GQLKEY,
-        OPT_MTOKEN, OPT_DUMP
+        OPT_MPORT = CLI_OPT_FIRST_PRIVATE,
+        OPT_OPORT,
+        OPT_LISTEN,
+        OPT_SCENARIO,
+        OPT_GENLOC,
+        OPT_GENPTS,
+        OPT_FAULTS,
+        OPT_SEED,
+        OPT_RATE,
+        OPT_MAXBODY,
+        OPT_OSKEY,
+        OPT_GQLKEY,
+        OPT_MTOKEN,
+        OPT_DUMP
     };
     static const struct option longopts[] = {
         {"mapped-port", required_argument, NULL, OPT_MPORT},
@@ -112,21 +124,15 @@ int cmd_sim(int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'h':
-            usage();
-            return 0;
+        case 'h': usage(); return 0;
         case OPT_MPORT:
         case OPT_OPORT:
             if (osc_parse_int(optarg, 0, 65535, &v))
                 return bad_value(opt == OPT_MPORT ? "mapped-port" : "officespace-port", optarg);
             *(opt == OPT_MPORT ? &o.mapped_port : &o.officespace_port) = (int)v;
             break;
-        case OPT_LISTEN:
-            o.listen = optarg;
-            break;
-        case OPT_SCENARIO:
-            o.scenario_path = optarg;
-            break;
+        case OPT_LISTEN: o.listen = optarg; break;
+        case OPT_SCENARIO: o.scenario_path = optarg; break;
         case OPT_GENLOC:
         case OPT_GENPTS:
             if (osc_parse_int(optarg, 0, opt == OPT_GENLOC ? 1000000 : 5000000, &v))
@@ -134,9 +140,7 @@ int cmd_sim(int argc, char **argv)
                                  optarg);
             *(opt == OPT_GENLOC ? &o.generate_locations : &o.generate_points) = (long)v;
             break;
-        case OPT_FAULTS:
-            o.faults = optarg;
-            break;
+        case OPT_FAULTS: o.faults = optarg; break;
         case OPT_SEED:
             if (osc_parse_int(optarg, 0, INT64_MAX, &v))
                 return bad_value("seed", optarg);
@@ -150,20 +154,11 @@ int cmd_sim(int argc, char **argv)
             if (osc_parse_size(optarg, 1024, INT64_C(1) << 32, &o.max_body))
                 return bad_value("max-body", optarg);
             break;
-        case OPT_OSKEY:
-            o.officespace_key = optarg;
-            break;
-        case OPT_GQLKEY:
-            o.graphql_key = optarg;
-            break;
-        case OPT_MTOKEN:
-            o.mapped_token = optarg;
-            break;
-        case OPT_DUMP:
-            dump = 1;
-            break;
-        default:
-            return cli_usage_error("sim");
+        case OPT_OSKEY: o.officespace_key = optarg; break;
+        case OPT_GQLKEY: o.graphql_key = optarg; break;
+        case OPT_MTOKEN: o.mapped_token = optarg; break;
+        case OPT_DUMP: dump = 1; break;
+        default: return cli_usage_error("sim");
         }
     }
     if (optind < argc) {

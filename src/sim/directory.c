@@ -22,8 +22,8 @@
 #include "osc/buf.h"
 #include "osc/err.h"
 
-#define SIM_DIR_MAX_STAGED 20000000u
-#define SIM_DIR_MAX_LIVE 20000000u
+#define SIM_DIR_MAX_STAGED  20000000u
+#define SIM_DIR_MAX_LIVE    20000000u
 #define SIM_DIR_MAX_SOURCES 1000u
 
 struct staged_rec {
@@ -294,9 +294,9 @@ static void apply(json_t *fields, json_t *rec)
         } else if (strcmp(k, "ImageData") == 0 || strcmp(k, "imageData") == 0 ||
                    strcmp(k, "image_data") == 0) {
             /* photos are large: keep their size, not their bytes */
-            json_object_set_new(fields, "image_data_bytes",
-                                json_integer(json_is_string(v) ? (json_int_t)json_string_length(v)
-                                                                : 0));
+            json_object_set_new(
+                fields, "image_data_bytes",
+                json_integer(json_is_string(v) ? (json_int_t)json_string_length(v) : 0));
             continue;
         } else if (strcmp(k, "id") == 0 || strcmp(k, "url") == 0) {
             continue;
@@ -462,8 +462,7 @@ json_t *sim_dir_render(const struct sim_dir *d, int64_t id)
     }
     json_object_update(e, fields);
     json_decref(fields);
-    json_object_set_new(e, "seating",
-                        json_pack("{s:s,s:[]}", "seated", "not seated", "seat_urls"));
+    json_object_set_new(e, "seating", json_pack("{s:s,s:[]}", "seated", "not seated", "seat_urls"));
     json_object_set_new(e, "online_seating", json_pack("{s:[]}", "seat_urls"));
     json_object_set_new(e, "url", json_string(url));
     return e;
@@ -552,8 +551,7 @@ int sim_dir_view(const struct sim_dir *d, int detail, struct osc_buf *out)
         if (!d->emps[i - 1].fields)
             continue;
         if ((n++ && (rc = osc_buf_addc(out, ','))) ||
-            (rc = detail == 1 ? add_json_string(out, d->emps[i - 1].cid)
-                              : add_rendered(d, i, out)))
+            (rc = detail == 1 ? add_json_string(out, d->emps[i - 1].cid) : add_rendered(d, i, out)))
             return rc;
     }
     return osc_buf_adds(out, "]}");

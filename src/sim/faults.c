@@ -215,22 +215,14 @@ void sim_faults_eval(struct sim_faults *f, const char *server, const char *path,
         if (r->count > 0)
             r->count--;
         switch (r->kind) {
-        case SIM_FAULT_DELAY:
-            out->delay_ms += r->delay_ms;
-            continue;
+        case SIM_FAULT_DELAY: out->delay_ms += r->delay_ms; continue;
         case SIM_FAULT_STATUS:
             out->status = r->status;
             out->retry_after_s = r->retry_after_s;
             return;
-        case SIM_FAULT_RESET:
-            out->reset = 1;
-            return;
-        case SIM_FAULT_RESET_AFTER:
-            out->reset = 2;
-            return;
-        case SIM_FAULT_TIMEOUT:
-            out->hold_ms = r->delay_ms;
-            return;
+        case SIM_FAULT_RESET: out->reset = 1; return;
+        case SIM_FAULT_RESET_AFTER: out->reset = 2; return;
+        case SIM_FAULT_TIMEOUT: out->hold_ms = r->delay_ms; return;
         }
     }
 }

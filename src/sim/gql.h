@@ -25,10 +25,10 @@
 
 #include <jansson.h>
 
-#define GQL_MAX_DEPTH 48                      /* selection and value nesting */
-#define GQL_MAX_DOCUMENT (8u * 1024 * 1024)   /* bytes of query text */
-#define GQL_MAX_ARENA (64u * 1024 * 1024)     /* bytes of AST */
-#define GQL_MAX_FIELDS_RESOLVED 8000000u      /* work budget of one request */
+#define GQL_MAX_DEPTH           48                  /* selection and value nesting */
+#define GQL_MAX_DOCUMENT        (8u * 1024 * 1024)  /* bytes of query text */
+#define GQL_MAX_ARENA           (64u * 1024 * 1024) /* bytes of AST */
+#define GQL_MAX_FIELDS_RESOLVED 8000000u            /* work budget of one request */
 
 /* ---- AST ---------------------------------------------------------------- */
 
@@ -47,10 +47,10 @@ enum gql_vkind {
 struct gql_value {
     enum gql_vkind kind;
     unsigned line, col;
-    const char *str;          /* var name, number text, string, enum name */
+    const char *str; /* var name, number text, string, enum name */
     int boolean;
-    struct gql_value *items;  /* list items or object fields (linked by next) */
-    const char *key;          /* when this value is an object field */
+    struct gql_value *items; /* list items or object fields (linked by next) */
+    const char *key;         /* when this value is an object field */
     struct gql_value *next;
 };
 
@@ -78,8 +78,8 @@ struct gql_sel {
     const char *type_cond; /* inline fragment; NULL when absent */
     struct gql_arg *args;
     struct gql_directive *dirs;
-    struct gql_sel *sub;   /* first selection of the sub-selection set, or NULL */
-    int has_sub;           /* a { } was written (possibly empty: a syntax error) */
+    struct gql_sel *sub; /* first selection of the sub-selection set, or NULL */
+    int has_sub;         /* a { } was written (possibly empty: a syntax error) */
     struct gql_sel *next;
 };
 
@@ -165,8 +165,8 @@ struct gql_itype {
     enum gql_ikind kind;
     const char *name;
     const struct gql_itype *of;
-    const struct gql_argdef *fields;  /* INPUT: terminated by a NULL name */
-    const char *const *values;        /* ENUM: NULL-terminated */
+    const struct gql_argdef *fields; /* INPUT: terminated by a NULL name */
+    const char *const *values;       /* ENUM: NULL-terminated */
 };
 
 struct gql_argdef {
@@ -178,10 +178,10 @@ enum gql_okind { GQL_O_SCALAR = 1, GQL_O_ENUM, GQL_O_OBJECT, GQL_O_UNION, GQL_O_
 
 struct gql_fielddef {
     const char *name;
-    const char *type;                /* named output type of the field (or its items) */
-    int list;                        /* 1: a list of `type` */
-    const struct gql_argdef *args;   /* NULL, or terminated by a NULL name */
-    int id;                          /* for the resolver's switch */
+    const char *type;              /* named output type of the field (or its items) */
+    int list;                      /* 1: a list of `type` */
+    const struct gql_argdef *args; /* NULL, or terminated by a NULL name */
+    int id;                        /* for the resolver's switch */
 };
 
 struct gql_typedef {
@@ -199,11 +199,11 @@ struct gql_ref {
 
 /* What a resolver returns for one field. */
 struct gql_out {
-    json_t *scalar;         /* scalar/enum fields: a new reference, or NULL for null */
-    struct gql_ref one;     /* object fields: one.type NULL means null */
-    struct gql_ref *items;  /* list fields: filled with gql_out_push() */
+    json_t *scalar;        /* scalar/enum fields: a new reference, or NULL for null */
+    struct gql_ref one;    /* object fields: one.type NULL means null */
+    struct gql_ref *items; /* list fields: filled with gql_out_push() */
     size_t n, alloc;
-    int null_list;          /* list fields: answer null rather than [] */
+    int null_list; /* list fields: answer null rather than [] */
 };
 
 /* Append to a list result; 0 or -1 (out of memory). */
@@ -220,10 +220,10 @@ typedef int (*gql_resolve_fn)(void *ud, struct gql_exec *x, struct gql_ref self,
                               const struct gql_fielddef *f, json_t *args, struct gql_out *out);
 
 struct gql_schema {
-    const struct gql_typedef *types;        /* terminated by a NULL name */
-    const struct gql_itype *const *inputs;  /* named input types (for variables), NULL-terminated */
+    const struct gql_typedef *types;       /* terminated by a NULL name */
+    const struct gql_itype *const *inputs; /* named input types (for variables), NULL-terminated */
     const char *query_type;
-    const char *mutation_type;              /* NULL: no mutations */
+    const char *mutation_type; /* NULL: no mutations */
     gql_resolve_fn resolve;
 };
 

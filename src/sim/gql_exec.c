@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ERRORS 100
+#define MAX_ERRORS     100
 #define MAX_EXEC_DEPTH (2 * GQL_MAX_DEPTH)
 
 struct path_elem {
@@ -71,9 +71,9 @@ static void add_error(json_t *errors, unsigned line, unsigned col, const char *m
     }
     json_object_set_new(e, "message", jstr(msg));
     if (line)
-        json_object_set_new(e, "locations",
-                            json_pack("[{s:i,s:i}]", "line", (json_int_t)line, "column",
-                                      (json_int_t)col));
+        json_object_set_new(
+            e, "locations",
+            json_pack("[{s:i,s:i}]", "line", (json_int_t)line, "column", (json_int_t)col));
     if (path)
         json_object_set_new(e, "path", path);
     json_array_append_new(errors, e);
@@ -235,20 +235,11 @@ static void typeref_name(const struct gql_typeref *t, char *out, size_t cap)
 static void print_value(const struct gql_value *v, char *out, size_t cap)
 {
     switch (v->kind) {
-    case GQL_V_STRING:
-        snprintf(out, cap, "\"%.60s\"", v->str);
-        break;
-    case GQL_V_VAR:
-        snprintf(out, cap, "$%.60s", v->str);
-        break;
-    case GQL_V_LIST:
-        snprintf(out, cap, "[...]");
-        break;
-    case GQL_V_OBJECT:
-        snprintf(out, cap, "{...}");
-        break;
-    default:
-        snprintf(out, cap, "%.60s", v->str ? v->str : "");
+    case GQL_V_STRING: snprintf(out, cap, "\"%.60s\"", v->str); break;
+    case GQL_V_VAR: snprintf(out, cap, "$%.60s", v->str); break;
+    case GQL_V_LIST: snprintf(out, cap, "[...]"); break;
+    case GQL_V_OBJECT: snprintf(out, cap, "{...}"); break;
+    default: snprintf(out, cap, "%.60s", v->str ? v->str : "");
     }
 }
 
@@ -262,9 +253,8 @@ static const struct gql_itype builtin_boolean_nn = {GQL_I_NONNULL, NULL, &builti
 
 static const struct gql_itype *find_itype(const struct gql_schema *s, const char *name)
 {
-    static const struct gql_itype *const builtins[] = {&builtin_string, &builtin_int,
-                                                        &builtin_float, &builtin_boolean,
-                                                        &builtin_id};
+    static const struct gql_itype *const builtins[] = {
+        &builtin_string, &builtin_int, &builtin_float, &builtin_boolean, &builtin_id};
 
     for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
         if (strcmp(builtins[i]->name, name) == 0)
@@ -327,9 +317,7 @@ static void validate_value(struct vctx *v, const struct gql_value *val, const st
         return;
     }
     switch (t->kind) {
-    case GQL_I_NONNULL:
-        validate_value(v, val, t->of, depth + 1);
-        return;
+    case GQL_I_NONNULL: validate_value(v, val, t->of, depth + 1); return;
     case GQL_I_LIST:
         if (val->kind == GQL_V_LIST) {
             for (const struct gql_value *it = val->items; it; it = it->next)
@@ -389,8 +377,8 @@ static void validate_value(struct vctx *v, const struct gql_value *val, const st
         return;
     case GQL_I_STRING:
         if (val->kind != GQL_V_STRING)
-            errorf(v->errors, val->line, val->col,
-                   "String cannot represent a non string value: %s", vn);
+            errorf(v->errors, val->line, val->col, "String cannot represent a non string value: %s",
+                   vn);
         return;
     case GQL_I_ID:
         if (val->kind != GQL_V_STRING && val->kind != GQL_V_INT)
@@ -430,8 +418,8 @@ static void validate_directives(struct vctx *v, const struct gql_directive *d)
         int have_if = 0;
         for (const struct gql_arg *a = d->args; a; a = a->next) {
             if (strcmp(a->name, "if")) {
-                errorf(v->errors, a->line, a->col,
-                       "Unknown argument \"%s\" on directive \"@%s\".", a->name, d->name);
+                errorf(v->errors, a->line, a->col, "Unknown argument \"%s\" on directive \"@%s\".",
+                       a->name, d->name);
                 continue;
             }
             have_if = 1;
@@ -439,7 +427,8 @@ static void validate_directives(struct vctx *v, const struct gql_directive *d)
         }
         if (!have_if)
             errorf(v->errors, d->line, d->col,
-                   "Directive \"@%s\" argument \"if\" of type \"Boolean!\" is required, but it was not provided.",
+                   "Directive \"@%s\" argument \"if\" of type \"Boolean!\" is required, but it was "
+                   "not provided.",
                    d->name);
     }
 }
@@ -460,13 +449,16 @@ static void validate_field(struct vctx *v, const struct gql_typedef *parent,
                    parent->name);
         if (s->has_sub)
             errorf(v->errors, s->line, s->col,
-                   "Field \"__typename\" must not have a selection since type \"String!\" has no subfields.");
+                   "Field \"__typename\" must not have a selection since type \"String!\" has no "
+                   "subfields.");
         return;
     }
     if (parent->kind == GQL_O_UNION) {
         errorf(v->errors, s->line, s->col,
-               "Cannot query field \"%s\" on type \"%s\". Did you mean to use an inline fragment on \"%s\"?",
-               s->name, parent->name, parent->members && parent->members[0] ? parent->members[0] : "?");
+               "Cannot query field \"%s\" on type \"%s\". Did you mean to use an inline fragment "
+               "on \"%s\"?",
+               s->name, parent->name,
+               parent->members && parent->members[0] ? parent->members[0] : "?");
         return;
     }
     fd = find_field(parent, s->name);
@@ -500,9 +492,10 @@ static void validate_field(struct vctx *v, const struct gql_typedef *parent,
         if (!a) {
             char tn[256];
             itype_name(ad->type, tn, sizeof(tn));
-            errorf(v->errors, s->line, s->col,
-                   "Field \"%s\" argument \"%s\" of type \"%s\" is required, but it was not provided.",
-                   s->name, ad->name, tn);
+            errorf(
+                v->errors, s->line, s->col,
+                "Field \"%s\" argument \"%s\" of type \"%s\" is required, but it was not provided.",
+                s->name, ad->name, tn);
         }
     }
     rt = find_type(v->schema, fd->type);
@@ -515,7 +508,8 @@ static void validate_field(struct vctx *v, const struct gql_typedef *parent,
     }
     if (!s->has_sub) {
         errorf(v->errors, s->line, s->col,
-               "Field \"%s\" of type \"%s%s%s\" must have a selection of subfields. Did you mean \"%s { ... }\"?",
+               "Field \"%s\" of type \"%s%s%s\" must have a selection of subfields. Did you mean "
+               "\"%s { ... }\"?",
                s->name, fd->list ? "[" : "", fd->type, fd->list ? "]" : "", s->name);
         return;
     }
@@ -546,13 +540,15 @@ static void validate_selset(struct vctx *v, const struct gql_typedef *parent,
             const struct gql_typedef *c = parent;
             if (s->type_cond) {
                 c = find_type(v->schema, s->type_cond);
-                if (!c || (c->kind != GQL_O_OBJECT && c->kind != GQL_O_UNION && c->kind != GQL_O_INTERFACE)) {
+                if (!c || (c->kind != GQL_O_OBJECT && c->kind != GQL_O_UNION &&
+                           c->kind != GQL_O_INTERFACE)) {
                     errorf(v->errors, s->line, s->col, "Unknown type \"%s\".", s->type_cond);
                     continue;
                 }
                 if (!types_overlap(v->schema, parent, c)) {
                     errorf(v->errors, s->line, s->col,
-                           "Fragment cannot be spread here as objects of type \"%s\" can never be of type \"%s\".",
+                           "Fragment cannot be spread here as objects of type \"%s\" can never be "
+                           "of type \"%s\".",
                            parent->name, c->name);
                     continue;
                 }
@@ -572,11 +568,13 @@ static void validate_selset(struct vctx *v, const struct gql_typedef *parent,
                 continue;
             }
             c = find_type(v->schema, f->type_cond);
-            if (!c || (c->kind != GQL_O_OBJECT && c->kind != GQL_O_UNION && c->kind != GQL_O_INTERFACE))
+            if (!c ||
+                (c->kind != GQL_O_OBJECT && c->kind != GQL_O_UNION && c->kind != GQL_O_INTERFACE))
                 continue; /* reported once for the fragment itself */
             if (!types_overlap(v->schema, parent, c)) {
                 errorf(v->errors, s->line, s->col,
-                       "Fragment \"%s\" cannot be spread here as objects of type \"%s\" can never be of type \"%s\".",
+                       "Fragment \"%s\" cannot be spread here as objects of type \"%s\" can never "
+                       "be of type \"%s\".",
                        s->name, parent->name, c->name);
                 continue;
             }
@@ -642,16 +640,15 @@ static void validate_document(struct vctx *v)
                            "Variable \"$%s\" is never used in operation \"%s\".", d->name,
                            op->name);
                 else
-                    errorf(v->errors, d->line, d->col, "Variable \"$%s\" is never used.",
-                           d->name);
+                    errorf(v->errors, d->line, d->col, "Variable \"$%s\" is never used.", d->name);
             }
     }
     for (struct gql_frag *f = v->doc->frags; f; f = f->next) {
         const struct gql_typedef *c = find_type(v->schema, f->type_cond);
         for (struct gql_frag *g = v->doc->frags; g != f; g = g->next)
             if (strcmp(g->name, f->name) == 0)
-                errorf(v->errors, f->line, f->col,
-                       "There can be only one fragment named \"%s\".", f->name);
+                errorf(v->errors, f->line, f->col, "There can be only one fragment named \"%s\".",
+                       f->name);
         if (!c || (c->kind != GQL_O_OBJECT && c->kind != GQL_O_UNION && c->kind != GQL_O_INTERFACE))
             errorf(v->errors, f->line, f->col, "Unknown type \"%s\".", f->type_cond);
         else if (!f->used)
@@ -682,8 +679,7 @@ static int coerce_itype(struct gql_exec *x, json_t *val, const struct gql_itype 
         return 0;
     }
     switch (t->kind) {
-    case GQL_I_NONNULL:
-        return coerce_itype(x, val, t->of, why, cap, depth + 1);
+    case GQL_I_NONNULL: return coerce_itype(x, val, t->of, why, cap, depth + 1);
     case GQL_I_LIST:
         if (json_is_array(val)) {
             size_t i;
@@ -814,15 +810,11 @@ static json_t *literal_to_json(struct gql_exec *x, const struct gql_value *v, in
             return json_real(strtod(v->str, NULL));
         return json_integer(n);
     }
-    case GQL_V_FLOAT:
-        return json_real(strtod(v->str, NULL));
+    case GQL_V_FLOAT: return json_real(strtod(v->str, NULL));
     case GQL_V_STRING:
-    case GQL_V_ENUM:
-        return jstr(v->str);
-    case GQL_V_BOOL:
-        return json_boolean(v->boolean);
-    case GQL_V_NULL:
-        return json_null();
+    case GQL_V_ENUM: return jstr(v->str);
+    case GQL_V_BOOL: return json_boolean(v->boolean);
+    case GQL_V_NULL: return json_null();
     case GQL_V_LIST:
         j = json_array();
         for (const struct gql_value *it = v->items; it && j; it = it->next)
@@ -980,8 +972,8 @@ static json_t *path_json(const struct gql_exec *x)
     return p;
 }
 
-static json_t *exec_object(struct gql_exec *x, struct gql_ref self, const struct gql_sel *const *subs,
-                           size_t nsubs);
+static json_t *exec_object(struct gql_exec *x, struct gql_ref self,
+                           const struct gql_sel *const *subs, size_t nsubs);
 
 static int push_path(struct gql_exec *x, const char *key, size_t index)
 {
@@ -1070,8 +1062,8 @@ out:
     return result ? result : json_null();
 }
 
-static json_t *exec_object(struct gql_exec *x, struct gql_ref self, const struct gql_sel *const *subs,
-                           size_t nsubs)
+static json_t *exec_object(struct gql_exec *x, struct gql_ref self,
+                           const struct gql_sel *const *subs, size_t nsubs)
 {
     struct groups g = {0};
     json_t *obj = json_object();

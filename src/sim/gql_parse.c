@@ -90,7 +90,7 @@ struct parser {
     char punct;         /* for T_PUNCT; '.' means "..." */
     const char *tstart; /* raw text of names and numbers */
     size_t tlen;
-    char *sval;         /* decoded string (arena) */
+    char *sval; /* decoded string (arena) */
     unsigned tline, tcol;
     int depth;
     struct gql_arena *arena;
@@ -153,9 +153,7 @@ static char *arena_strndup(struct parser *ps, const char *s, size_t n)
 static void describe_token(const struct parser *ps, char *out, size_t cap)
 {
     switch (ps->t) {
-    case T_EOF:
-        snprintf(out, cap, "<EOF>");
-        break;
+    case T_EOF: snprintf(out, cap, "<EOF>"); break;
     case T_PUNCT:
         if (ps->punct == '.')
             snprintf(out, cap, "\"...\"");
@@ -172,9 +170,7 @@ static void describe_token(const struct parser *ps, char *out, size_t cap)
         snprintf(out, cap, "Float \"%.*s\"", (int)(ps->tlen > 64 ? 64 : ps->tlen), ps->tstart);
         break;
     case T_STRING:
-    case T_BLOCKSTRING:
-        snprintf(out, cap, "String");
-        break;
+    case T_BLOCKSTRING: snprintf(out, cap, "String"); break;
     }
 }
 
@@ -278,8 +274,7 @@ static int lex_string(struct parser *ps)
                         advance_char(ps);
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 } else {
-                    return fail(ps, eline, ecol,
-                                "Syntax Error: Invalid Unicode escape sequence.");
+                    return fail(ps, eline, ecol, "Syntax Error: Invalid Unicode escape sequence.");
                 }
             } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                 return fail(ps, eline, ecol, "Syntax Error: Invalid Unicode escape sequence.");
@@ -288,8 +283,7 @@ static int lex_string(struct parser *ps)
             put_utf8(d, &n, cp);
             break;
         }
-        default:
-            return fail(ps, eline, ecol, "Syntax Error: Invalid character escape sequence.");
+        default: return fail(ps, eline, ecol, "Syntax Error: Invalid character escape sequence.");
         }
         advance_char(ps);
     }
@@ -426,7 +420,8 @@ static int lex_number(struct parser *ps)
     if (ps->p < ps->end && *ps->p == '0') {
         advance_char(ps);
         if (ps->p < ps->end && is_digit(*ps->p))
-            return fail(ps, ps->line, ps->col, "Syntax Error: Invalid number, unexpected digit after 0: \"%c\".", *ps->p);
+            return fail(ps, ps->line, ps->col,
+                        "Syntax Error: Invalid number, unexpected digit after 0: \"%c\".", *ps->p);
     } else {
         if (ps->p >= ps->end || !is_digit(*ps->p))
             return fail(ps, ps->line, ps->col, "Syntax Error: Invalid number, expected digit.");
@@ -526,7 +521,10 @@ static int next(struct parser *ps)
 
 /* ---- parser helpers ----------------------------------------------------- */
 
-static int peek_punct(const struct parser *ps, char p) { return ps->t == T_PUNCT && ps->punct == p; }
+static int peek_punct(const struct parser *ps, char p)
+{
+    return ps->t == T_PUNCT && ps->punct == p;
+}
 
 static int peek_keyword(const struct parser *ps, const char *kw)
 {
@@ -573,7 +571,8 @@ static int expect_name(struct parser *ps, const char **out)
 static int enter(struct parser *ps)
 {
     if (++ps->depth > GQL_MAX_DEPTH)
-        return fail(ps, ps->tline, ps->tcol, "Syntax Error: Document nested too deeply (more than %d levels).",
+        return fail(ps, ps->tline, ps->tcol,
+                    "Syntax Error: Document nested too deeply (more than %d levels).",
                     GQL_MAX_DEPTH);
     return 0;
 }
@@ -657,8 +656,7 @@ static int parse_value(struct parser *ps, int is_const, struct gql_value **out)
         if (!v->str)
             return oom(ps);
         return next(ps);
-    default:
-        rc = unexpected(ps, NULL);
+    default: rc = unexpected(ps, NULL);
     }
     return rc;
 }
@@ -902,11 +900,10 @@ static int parse_definition(struct parser *ps, struct gql_doc *doc, struct gql_o
         return 0;
     }
     (void)doc;
-    if (ps->t == T_NAME && (peek_keyword(ps, "schema") || peek_keyword(ps, "type") ||
-                            peek_keyword(ps, "scalar") || peek_keyword(ps, "interface") ||
-                            peek_keyword(ps, "union") || peek_keyword(ps, "enum") ||
-                            peek_keyword(ps, "input") || peek_keyword(ps, "directive") ||
-                            peek_keyword(ps, "extend")))
+    if (ps->t == T_NAME &&
+        (peek_keyword(ps, "schema") || peek_keyword(ps, "type") || peek_keyword(ps, "scalar") ||
+         peek_keyword(ps, "interface") || peek_keyword(ps, "union") || peek_keyword(ps, "enum") ||
+         peek_keyword(ps, "input") || peek_keyword(ps, "directive") || peek_keyword(ps, "extend")))
         return fail(ps, ps->tline, ps->tcol,
                     "Syntax Error: type system definitions are not executable.");
     return unexpected(ps, NULL);
@@ -925,8 +922,8 @@ int gql_parse(const char *text, size_t len, struct gql_doc **out, struct gql_err
     memset(err, 0, sizeof(*err));
     ps.err = err;
     if (len > GQL_MAX_DOCUMENT) {
-        snprintf(err->msg, sizeof(err->msg), "Syntax Error: Document too large (more than %u bytes).",
-                 GQL_MAX_DOCUMENT);
+        snprintf(err->msg, sizeof(err->msg),
+                 "Syntax Error: Document too large (more than %u bytes).", GQL_MAX_DOCUMENT);
         err->line = 1;
         err->col = 1;
         return -1;

@@ -21,7 +21,7 @@
 #include "osc/parse.h"
 
 #define MAX_SCENARIO_BYTES (256L * 1024 * 1024)
-#define YAML_MAX_DEPTH 64
+#define YAML_MAX_DEPTH     64
 
 static const char *const kind_names[] = {"Site", "Building", "Floor", "Space", "Zone"};
 static const char *const vkind_names[] = {"float64", "float32", "int64", "int32",
@@ -33,11 +33,22 @@ const char *sim_vkind_name(enum sim_vkind k) { return vkind_names[k]; }
 
 int sim_vkind_parse(const char *s, enum sim_vkind *out)
 {
-    static const struct { const char *name; enum sim_vkind k; } alias[] = {
-        {"double", SIM_V_FLOAT64}, {"float", SIM_V_FLOAT32}, {"int", SIM_V_INT64},
-        {"boolean", SIM_V_BOOL},   {"float64Value", SIM_V_FLOAT64}, {"float32Value", SIM_V_FLOAT32},
-        {"int64Value", SIM_V_INT64}, {"int32Value", SIM_V_INT32}, {"uint64Value", SIM_V_UINT64},
-        {"uint32Value", SIM_V_UINT32}, {"boolValue", SIM_V_BOOL}, {"stringValue", SIM_V_STRING},
+    static const struct {
+        const char *name;
+        enum sim_vkind k;
+    } alias[] = {
+        {"double", SIM_V_FLOAT64},
+        {"float", SIM_V_FLOAT32},
+        {"int", SIM_V_INT64},
+        {"boolean", SIM_V_BOOL},
+        {"float64Value", SIM_V_FLOAT64},
+        {"float32Value", SIM_V_FLOAT32},
+        {"int64Value", SIM_V_INT64},
+        {"int32Value", SIM_V_INT32},
+        {"uint64Value", SIM_V_UINT64},
+        {"uint32Value", SIM_V_UINT32},
+        {"boolValue", SIM_V_BOOL},
+        {"stringValue", SIM_V_STRING},
     };
     for (size_t i = 0; i < sizeof(vkind_names) / sizeof(vkind_names[0]); i++)
         if (strcasecmp(s, vkind_names[i]) == 0) {
@@ -190,8 +201,7 @@ struct loader {
     struct osc_err *err;
 };
 
-static int load_identities(struct loader *L, json_t *arr, struct sim_idlist *out,
-                           const char *owner)
+static int load_identities(struct loader *L, json_t *arr, struct sim_idlist *out, const char *owner)
 {
     size_t i;
     json_t *it;
@@ -222,17 +232,18 @@ static int load_identities(struct loader *L, json_t *arr, struct sim_idlist *out
                                owner, i);
         }
         {
-            static const char *const known[] = {
-                "BACnetObjectId", "BACnetVendorId", "EmailAddressIdentity", "EmailIdentity",
-                "ExternalIdentity", "FloorLevelIdentity", "GenericIdentity", "NameIdentity",
-                "PostalAddressIdentity", "SpaceCode"};
+            static const char *const known[] = {"BACnetObjectId",        "BACnetVendorId",
+                                                "EmailAddressIdentity",  "EmailIdentity",
+                                                "ExternalIdentity",      "FloorLevelIdentity",
+                                                "GenericIdentity",       "NameIdentity",
+                                                "PostalAddressIdentity", "SpaceCode"};
             size_t k;
             for (k = 0; k < sizeof(known) / sizeof(known[0]); k++)
                 if (strcmp(known[k], type) == 0)
                     break;
             if (k == sizeof(known) / sizeof(known[0]))
-                return osc_err_set(L->err, OSC_EDATA,
-                                   "scenario: %s: unknown identity type \"%s\"", owner, type);
+                return osc_err_set(L->err, OSC_EDATA, "scenario: %s: unknown identity type \"%s\"",
+                                   owner, type);
         }
         snprintf(buf, sizeof(buf), "IDNT%06zu", ++L->ident_seq);
         id->type = strdup(type);
@@ -277,8 +288,8 @@ static int load_point(struct loader *L, json_t *o, size_t place, size_t thing)
     vt = jget_str(o, "valueType");
     p->vkind = SIM_V_FLOAT64;
     if (vt && sim_vkind_parse(vt, &p->vkind))
-        return osc_err_set(L->err, OSC_EDATA, "scenario: point %s: unknown valueType \"%s\"",
-                           id, vt);
+        return osc_err_set(L->err, OSC_EDATA, "scenario: point %s: unknown valueType \"%s\"", id,
+                           vt);
     if ((rc = load_identities(L, json_object_get(o, "identities"), &p->ids, id)))
         return rc;
     p->seed = g->seed ^ (0x9E3779B97F4A7C15ULL * (idx + 1));
@@ -306,9 +317,9 @@ static int load_point(struct loader *L, json_t *o, size_t place, size_t thing)
         {
             p->nsteps++;
             if ((rc = sample_from_json(it, &p->steps[i])))
-                return rc == OSC_EDATA ? osc_err_set(L->err, rc,
-                                                     "scenario: point %s: bad cycle value", id)
-                                       : rc;
+                return rc == OSC_EDATA
+                           ? osc_err_set(L->err, rc, "scenario: point %s: bad cycle value", id)
+                           : rc;
         }
     } else if ((v = json_object_get(o, "steps"))) {
         json_t *it;
@@ -325,12 +336,12 @@ static int load_point(struct loader *L, json_t *o, size_t place, size_t thing)
             if (jget_duration(it, "at", 0, &p->steps[i].at_ms) ||
                 (i > 0 && p->steps[i].at_ms < p->steps[i - 1].at_ms))
                 return osc_err_set(L->err, OSC_EDATA,
-                                   "scenario: point %s: step %zu needs a non-decreasing \"at\"",
-                                   id, i);
+                                   "scenario: point %s: step %zu needs a non-decreasing \"at\"", id,
+                                   i);
             if ((rc = sample_from_json(json_object_get(it, "value"), &p->steps[i])))
-                return rc == OSC_EDATA ? osc_err_set(L->err, rc,
-                                                     "scenario: point %s: bad step value", id)
-                                       : rc;
+                return rc == OSC_EDATA
+                           ? osc_err_set(L->err, rc, "scenario: point %s: bad step value", id)
+                           : rc;
         }
         if (jget_duration(o, "loop", 0, &p->loop_ms) || p->loop_ms < 0)
             return osc_err_set(L->err, OSC_EDATA, "scenario: point %s: bad loop", id);
@@ -426,23 +437,21 @@ static int load_place(struct loader *L, json_t *o, enum sim_kind kind, size_t pa
         pl->level = (long)json_integer_value(level);
         pl->has_level = 1;
     }
-    if (parent != SIM_NONE && (rc = idx_push(&g->places[parent].kids, &g->places[parent].nkids, idx)))
+    if (parent != SIM_NONE &&
+        (rc = idx_push(&g->places[parent].kids, &g->places[parent].nkids, idx)))
         return rc;
     if ((rc = load_identities(L, json_object_get(o, "identities"), &g->places[idx].ids, id)))
         return rc;
     if ((rc = load_points(L, json_object_get(o, "points"), idx, SIM_NONE)))
         return rc;
     switch (kind) {
-    case SIM_SITE:
-        return load_children(L, o, "buildings", SIM_BUILDING, idx, depth);
-    case SIM_BUILDING:
-        return load_children(L, o, "floors", SIM_FLOOR, idx, depth);
+    case SIM_SITE: return load_children(L, o, "buildings", SIM_BUILDING, idx, depth);
+    case SIM_BUILDING: return load_children(L, o, "floors", SIM_FLOOR, idx, depth);
     case SIM_FLOOR:
         if ((rc = load_children(L, o, "spaces", SIM_SPACE, idx, depth)))
             return rc;
         return load_children(L, o, "zones", SIM_ZONE, idx, depth);
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -485,8 +494,8 @@ static int load_things(struct loader *L, json_t *arr)
             return OSC_ENOMEM;
         t->place = find_place(g, loc);
         if (loc && t->place == SIM_NONE)
-            return osc_err_set(L->err, OSC_EDATA, "scenario: thing %s: unknown location \"%s\"",
-                               id, loc);
+            return osc_err_set(L->err, OSC_EDATA, "scenario: thing %s: unknown location \"%s\"", id,
+                               loc);
         if (t->place != SIM_NONE &&
             (rc = idx_push(&g->places[t->place].things, &g->places[t->place].nthings, idx)))
             return rc;
@@ -529,9 +538,9 @@ int sim_graph_load(json_t *scenario, uint64_t seed, const struct osc_clock *cloc
     gen = json_object_get(scenario, "generate");
     if (json_is_object(gen)) {
         json_t *l = json_object_get(gen, "locations"), *p = json_object_get(gen, "points");
-        generated = sim_scenario_generate(json_is_integer(l) ? (long)json_integer_value(l) : 1000,
-                                          json_is_integer(p) ? (long)json_integer_value(p) : 5000,
-                                          g->seed);
+        generated =
+            sim_scenario_generate(json_is_integer(l) ? (long)json_integer_value(l) : 1000,
+                                  json_is_integer(p) ? (long)json_integer_value(p) : 5000, g->seed);
         if (!generated)
             goto out;
         scenario = generated;
@@ -633,9 +642,7 @@ void sim_point_value(const struct sim_graph *g, const struct sim_point *p, int64
         return;
     }
     switch (p->behave) {
-    case SIM_B_FIXED:
-        from_sample(&p->fixed, g->start_wall_ms + p->fixed.at_ms, out);
-        return;
+    case SIM_B_FIXED: from_sample(&p->fixed, g->start_wall_ms + p->fixed.at_ms, out); return;
     case SIM_B_CYCLE: {
         int64_t k = el / p->every_ms;
         from_sample(&p->steps[(size_t)(k % (int64_t)p->nsteps)], g->start_wall_ms + k * p->every_ms,
@@ -731,7 +738,8 @@ static json_t *yaml_scalar(const yaml_node_t *n)
         if (*end == '\0' && errno == 0 && (s[0] == '-' || (s[0] >= '0' && s[0] <= '9')))
             return json_integer(ll);
         double d = strtod(s, &end);
-        if (*end == '\0' && errno == 0 && (s[0] == '-' || s[0] == '.' || (s[0] >= '0' && s[0] <= '9')))
+        if (*end == '\0' && errno == 0 &&
+            (s[0] == '-' || s[0] == '.' || (s[0] >= '0' && s[0] <= '9')))
             return json_real(d);
     }
     return json_stringn(s, len);
@@ -744,8 +752,7 @@ static json_t *yaml_to_json(yaml_document_t *doc, yaml_node_t *n, int depth)
     if (!n || depth > YAML_MAX_DEPTH)
         return NULL;
     switch (n->type) {
-    case YAML_SCALAR_NODE:
-        return yaml_scalar(n);
+    case YAML_SCALAR_NODE: return yaml_scalar(n);
     case YAML_SEQUENCE_NODE:
         j = json_array();
         for (yaml_node_item_t *it = n->data.sequence.items.start;
@@ -774,8 +781,7 @@ static json_t *yaml_to_json(yaml_document_t *doc, yaml_node_t *n, int depth)
             }
         }
         return j;
-    default:
-        return NULL;
+    default: return NULL;
     }
 }
 
@@ -849,7 +855,11 @@ static json_t *demo_point(const char *id, const char *name, const char *exact, i
 /* Values change every few seconds, so a demo with short poll intervals shows movement. */
 json_t *sim_scenario_demo(void)
 {
-    static const struct { const char *code, *id, *name; int os_site; int floors; } blds[] = {
+    static const struct {
+        const char *code, *id, *name;
+        int os_site;
+        int floors;
+    } blds[] = {
         {"A", "BLDGdemoAlpha", "Alpha Tower", 1, 3},
         {"B", "BLDGdemoBeta", "Beta House", 2, 2},
     };
@@ -896,8 +906,8 @@ json_t *sim_scenario_demo(void)
                     json_array_append_new(ids, json_string("urn:officespace:chair:id:7"));
                 else
                     json_array_append_new(ids, json_string(urn));
-                json_array_append_new(ids, json_pack("{s:s,s:s}", "type", "SpaceCode", "value",
-                                                     name + 5));
+                json_array_append_new(
+                    ids, json_pack("{s:s,s:s}", "type", "SpaceCode", "value", name + 5));
                 snprintf(pid, sizeof(pid), "PNTdemo%s%dR%dstatus", blds[b].code, f, r);
                 snprintf(every, sizeof(every), "%ds", 2 + r % 3);
                 json_array_append_new(sp_pts,
@@ -908,8 +918,8 @@ json_t *sim_scenario_demo(void)
                     snprintf(pid, sizeof(pid), "PNTdemo%s%dR%dcount", blds[b].code, f, r);
                     json_array_append_new(
                         sp_pts, demo_point(pid, "People count", "Occupancy_Count_Sensor", &rot,
-                                           json_pack("{s:{s:i,s:i,s:s}}", "random", "min", 0,
-                                                     "max", 8, "every", "3s")));
+                                           json_pack("{s:{s:i,s:i,s:s}}", "random", "min", 0, "max",
+                                                     8, "every", "3s")));
                 }
                 sp = json_pack("{s:s,s:s,s:o,s:o}", "id", id, "name", name, "identities", ids,
                                "points", sp_pts);
@@ -928,20 +938,19 @@ json_t *sim_scenario_demo(void)
                     json_array_append_new(ids, json_string(urn));
                 snprintf(pid, sizeof(pid), "PNTdemo%s%dD%dpir", blds[b].code, f, d);
                 if (b == 0 && f == 1 && d == 3)
-                    json_array_append_new(sp_pts, demo_point(pid, "Desk PIR (never reported)",
-                                                             "PIR_Sensor", &rot,
-                                                             json_pack("{s:n}", "value")));
+                    json_array_append_new(sp_pts,
+                                          demo_point(pid, "Desk PIR (never reported)", "PIR_Sensor",
+                                                     &rot, json_pack("{s:n}", "value")));
                 else if (d == 2)
-                    json_array_append_new(sp_pts, demo_point(pid, "Desk occupancy",
-                                                             "Occupancy_Sensor", &rot,
-                                                             json_pack("{s:{s:[i,i,i],s:s}}", "cycle",
-                                                                       "values", 1, 1, 0,
-                                                                       "every", "4s")));
+                    json_array_append_new(
+                        sp_pts, demo_point(pid, "Desk occupancy", "Occupancy_Sensor", &rot,
+                                           json_pack("{s:{s:[i,i,i],s:s}}", "cycle", "values", 1, 1,
+                                                     0, "every", "4s")));
                 else
-                    json_array_append_new(sp_pts, demo_point(pid, "Desk PIR", "PIR_Sensor", &rot,
-                                                             json_pack("{s:{s:[i,i],s:s}}", "cycle",
-                                                                       "values", 1, 0, "every",
-                                                                       "5s")));
+                    json_array_append_new(sp_pts,
+                                          demo_point(pid, "Desk PIR", "PIR_Sensor", &rot,
+                                                     json_pack("{s:{s:[i,i],s:s}}", "cycle",
+                                                               "values", 1, 0, "every", "5s")));
                 json_array_append_new(spaces, json_pack("{s:s,s:s,s:s,s:o,s:o}", "id", id, "name",
                                                         name, "exactType", "Workspace",
                                                         "identities", ids, "points", sp_pts));
@@ -954,13 +963,11 @@ json_t *sim_scenario_demo(void)
                 snprintf(name, sizeof(name), "Neighborhood %s%d-%c", blds[b].code, f, 'a' + n - 1);
                 snprintf(urn, sizeof(urn), "urn:officespace:neighborhood:id:%d", osf * 10 + 7 + n);
                 snprintf(pid, sizeof(pid), "PNTdemo%s%dN%dtemp", blds[b].code, f, n);
-                json_array_append_new(zp, demo_point(pid, "Temporary occupancy",
-                                                     "Temporary_Occupancy_Status", &rot,
-                                                     json_pack("{s:[{s:s,s:i},{s:s,s:i},{s:s,s:i}],s:s}",
-                                                               "steps", "at", "0s", "value", 0,
-                                                               "at", "3s", "value", 1, "at",
-                                                               "9s", "value", 0, "loop",
-                                                               "12s")));
+                json_array_append_new(
+                    zp, demo_point(pid, "Temporary occupancy", "Temporary_Occupancy_Status", &rot,
+                                   json_pack("{s:[{s:s,s:i},{s:s,s:i},{s:s,s:i}],s:s}", "steps",
+                                             "at", "0s", "value", 0, "at", "3s", "value", 1, "at",
+                                             "9s", "value", 0, "loop", "12s")));
                 snprintf(pid, sizeof(pid), "PNTdemo%s%dN%dcount", blds[b].code, f, n);
                 json_array_append_new(zp, demo_point(pid, "Neighborhood count",
                                                      "Occupancy_Count_Sensor", &rot,
@@ -983,8 +990,8 @@ json_t *sim_scenario_demo(void)
                     json_pack("{s:s,s:s,s:s,s:s,s:[o]}", "id", tid, "name", "People counter",
                               "exactType", "People_Counter", "location", fid, "points",
                               demo_point(pid, "Floor people count", "Occupancy_Count_Sensor", &rot,
-                                         json_pack("{s:{s:i,s:i,s:s}}", "random", "min", 0,
-                                                   "max", 40, "every", "6s"))));
+                                         json_pack("{s:{s:i,s:i,s:s}}", "random", "min", 0, "max",
+                                                   40, "every", "6s"))));
             }
         }
         json_object_set_new(bld, "floors", floors);
@@ -993,11 +1000,11 @@ json_t *sim_scenario_demo(void)
     json_object_set_new(site, "buildings", buildings);
     json_object_set_new(sc, "sites", json_pack("[o]", site));
     json_object_set_new(sc, "things", things);
-    json_object_set_new(
-        sc, "officespace",
-        json_pack("{s:[{s:i,s:s,s:i}],s:[{s:i,s:s,s:s,s:s}]}", "seats", "id", 99001, "label",
-                  "Unsensored desk", "floor_id", 101, "employees", "id", 1, "client_employee_id",
-                  "E001", "first_name", "Ada", "last_name", "Lovelace"));
+    json_object_set_new(sc, "officespace",
+                        json_pack("{s:[{s:i,s:s,s:i}],s:[{s:i,s:s,s:s,s:s}]}", "seats", "id", 99001,
+                                  "label", "Unsensored desk", "floor_id", 101, "employees", "id", 1,
+                                  "client_employee_id", "E001", "first_name", "Ada", "last_name",
+                                  "Lovelace"));
     return sc;
 }
 

@@ -38,7 +38,7 @@ enum sim_vkind {
 enum sim_behave { SIM_B_FIXED = 0, SIM_B_STEPS, SIM_B_CYCLE, SIM_B_RANDOM };
 
 struct sim_identity {
-    char *type;  /* union member: "ExternalIdentity", "NameIdentity", ... */
+    char *type; /* union member: "ExternalIdentity", "NameIdentity", ... */
     char *id;
     char *value;
     int officespace; /* 0: a valid URN whose entity must NOT exist in OfficeSpace */
@@ -79,17 +79,17 @@ struct sim_point {
     char *id, *name, *description, *exact_type, *mapping_key, *unit;
     enum sim_vkind vkind;
     enum sim_behave behave;
-    struct sim_sample fixed;         /* FIXED (at_ms: timestamp offset) */
-    struct sim_sample *steps;        /* STEPS and CYCLE values */
+    struct sim_sample fixed;  /* FIXED (at_ms: timestamp offset) */
+    struct sim_sample *steps; /* STEPS and CYCLE values */
     size_t nsteps;
-    int64_t loop_ms;                 /* STEPS: repeat period; 0 = no repeat */
-    int64_t every_ms;                /* CYCLE and RANDOM period */
-    double min, max;                 /* RANDOM */
-    int random_float;                /* RANDOM: real numbers instead of integers */
-    uint64_t seed;                   /* RANDOM: per point */
+    int64_t loop_ms;  /* STEPS: repeat period; 0 = no repeat */
+    int64_t every_ms; /* CYCLE and RANDOM period */
+    double min, max;  /* RANDOM */
+    int random_float; /* RANDOM: real numbers instead of integers */
+    uint64_t seed;    /* RANDOM: per point */
     int has_override;
-    struct sim_sample override;      /* at_ms is the absolute wall time */
-    size_t place, thing;             /* owner (one of them), SIM_NONE otherwise */
+    struct sim_sample override; /* at_ms is the absolute wall time */
+    size_t place, thing;        /* owner (one of them), SIM_NONE otherwise */
     struct sim_idlist ids;
 };
 

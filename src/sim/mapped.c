@@ -31,18 +31,20 @@ static const struct gql_argdef id_filter_fields[] = {
     {"eq", &t_string}, {"in", &t_string_list}, {NULL, NULL}};
 static const struct gql_itype t_id_filter = {GQL_I_INPUT, "IdFilterExpressionInput", NULL,
                                              id_filter_fields, NULL};
-static const struct gql_argdef string_filter_fields[] = {
-    {"eq", &t_string}, {"ne", &t_string}, {"in", &t_string_list}, {"contains", &t_string},
-    {NULL, NULL}};
+static const struct gql_argdef string_filter_fields[] = {{"eq", &t_string},
+                                                         {"ne", &t_string},
+                                                         {"in", &t_string_list},
+                                                         {"contains", &t_string},
+                                                         {NULL, NULL}};
 static const struct gql_itype t_string_filter = {GQL_I_INPUT, "StringFilterExpressionInput", NULL,
                                                  string_filter_fields, NULL};
 static const struct gql_argdef strarr_filter_fields[] = {
     {"eq", &t_string}, {"ne", &t_string}, {"in", &t_string_list}, {NULL, NULL}};
 static const struct gql_itype t_strarr_filter = {GQL_I_INPUT, "StringArrayFilterExpressionInput",
                                                  NULL, strarr_filter_fields, NULL};
-static const struct gql_argdef ts_filter_fields[] = {
-    {"eq", &t_string}, {"gt", &t_string}, {"gte", &t_string}, {"lt", &t_string},
-    {"lte", &t_string}, {NULL, NULL}};
+static const struct gql_argdef ts_filter_fields[] = {{"eq", &t_string},  {"gt", &t_string},
+                                                     {"gte", &t_string}, {"lt", &t_string},
+                                                     {"lte", &t_string}, {NULL, NULL}};
 static const struct gql_itype t_ts_filter = {GQL_I_INPUT, "TimestampFilterExpressionInput", NULL,
                                              ts_filter_fields, NULL};
 static const struct gql_argdef bool_filter_fields[] = {
@@ -51,16 +53,13 @@ static const struct gql_itype t_bool_filter = {GQL_I_INPUT, "BooleanFilterExpres
                                                bool_filter_fields, NULL};
 
 /* FILTER(var, "Name", fields...): an input object with and/or/not of itself */
-#define FILTER(var, gname, ...)                                                           \
-    static const struct gql_itype var;                                                    \
-    static const struct gql_itype var##_list = {GQL_I_LIST, NULL, &var, NULL, NULL};      \
-    static const struct gql_argdef var##_fields[] = {__VA_ARGS__,                         \
-                                                     {"dateCreated", &t_ts_filter},       \
-                                                     {"dateUpdated", &t_ts_filter},       \
-                                                     {"and", &var##_list},                \
-                                                     {"or", &var##_list},                 \
-                                                     {"not", &var},                       \
-                                                     {NULL, NULL}};                       \
+#define FILTER(var, gname, ...)                                                                    \
+    static const struct gql_itype var;                                                             \
+    static const struct gql_itype var##_list = {GQL_I_LIST, NULL, &var, NULL, NULL};               \
+    static const struct gql_argdef var##_fields[] = {                                              \
+        __VA_ARGS__,          {"dateCreated", &t_ts_filter}, {"dateUpdated", &t_ts_filter},        \
+        {"and", &var##_list}, {"or", &var##_list},           {"not", &var},                        \
+        {NULL, NULL}};                                                                             \
     static const struct gql_itype var = {GQL_I_INPUT, gname, NULL, var##_fields, NULL}
 
 FILTER(t_site_filter, "SiteFilter", {"id", &t_id_filter}, {"name", &t_string_filter},
@@ -76,10 +75,19 @@ FILTER(t_thing_filter, "ThingFilter", {"id", &t_string_filter}, {"exactType", &t
        {"type", &t_strarr_filter}, {"name", &t_string_filter}, {"mappingKey", &t_string_filter},
        {"isVirtual", &t_bool_filter});
 
-static const struct gql_itype *const mapped_inputs[] = {
-    &t_id_filter,       &t_string_filter, &t_strarr_filter, &t_ts_filter,    &t_bool_filter,
-    &t_site_filter,     &t_building_filter, &t_floor_filter, &t_space_filter, &t_zone_filter,
-    &t_point_filter,    &t_thing_filter,  NULL};
+static const struct gql_itype *const mapped_inputs[] = {&t_id_filter,
+                                                        &t_string_filter,
+                                                        &t_strarr_filter,
+                                                        &t_ts_filter,
+                                                        &t_bool_filter,
+                                                        &t_site_filter,
+                                                        &t_building_filter,
+                                                        &t_floor_filter,
+                                                        &t_space_filter,
+                                                        &t_zone_filter,
+                                                        &t_point_filter,
+                                                        &t_thing_filter,
+                                                        NULL};
 
 static const struct gql_argdef a_site[] = {{"filter", &t_site_filter}, {NULL, NULL}};
 static const struct gql_argdef a_building[] = {{"filter", &t_building_filter}, {NULL, NULL}};
@@ -96,39 +104,98 @@ static const struct gql_argdef a_series[] = {
 /* ---- output types ----------------------------------------------------------- */
 
 enum {
-    F_SITES = 1, F_BUILDINGS, F_FLOORS, F_SPACES, F_ZONES, F_POINTS, F_THINGS, /* lists */
-    F_ID, F_NAME, F_DESC, F_EXACT, F_TYPE, F_DC, F_DU, F_IDENTS, F_LEVEL, F_BUILDING, F_FLOOR,
-    F_HASPART, F_ISPARTOF, F_ISLOCATIONOF, F_HASPOINT, F_PARENTSPACE, F_ADDRESS, F_GEOSHAPE,
-    F_MAPPINGKEY, F_UNIT, F_SERIES, F_ISPOINTOF, F_STATETEXTS, F_VALUEMAP, F_HASLOCATION,
-    F_PLACES, F_ISVIRTUAL, F_FIRMWARE, F_ISFEDBY,
-    F_UNIT_ID, F_UNIT_NAME, F_UNIT_DESC,
-    F_ROW_TS, F_ROW_VALUE,
-    F_V_BOOL, F_V_STRING, F_V_F32, F_V_F64, F_V_I32, F_V_U32, F_V_I64, F_V_U64, F_V_BYTES,
-    F_V_GEO, F_V_JSON, F_V_EXC,
-    F_IDENT_ID, F_IDENT_VALUE, F_IDENT_DC, F_IDENT_DU, F_NULL
+    F_SITES = 1,
+    F_BUILDINGS,
+    F_FLOORS,
+    F_SPACES,
+    F_ZONES,
+    F_POINTS,
+    F_THINGS, /* lists */
+    F_ID,
+    F_NAME,
+    F_DESC,
+    F_EXACT,
+    F_TYPE,
+    F_DC,
+    F_DU,
+    F_IDENTS,
+    F_LEVEL,
+    F_BUILDING,
+    F_FLOOR,
+    F_HASPART,
+    F_ISPARTOF,
+    F_ISLOCATIONOF,
+    F_HASPOINT,
+    F_PARENTSPACE,
+    F_ADDRESS,
+    F_GEOSHAPE,
+    F_MAPPINGKEY,
+    F_UNIT,
+    F_SERIES,
+    F_ISPOINTOF,
+    F_STATETEXTS,
+    F_VALUEMAP,
+    F_HASLOCATION,
+    F_PLACES,
+    F_ISVIRTUAL,
+    F_FIRMWARE,
+    F_ISFEDBY,
+    F_UNIT_ID,
+    F_UNIT_NAME,
+    F_UNIT_DESC,
+    F_ROW_TS,
+    F_ROW_VALUE,
+    F_V_BOOL,
+    F_V_STRING,
+    F_V_F32,
+    F_V_F64,
+    F_V_I32,
+    F_V_U32,
+    F_V_I64,
+    F_V_U64,
+    F_V_BYTES,
+    F_V_GEO,
+    F_V_JSON,
+    F_V_EXC,
+    F_IDENT_ID,
+    F_IDENT_VALUE,
+    F_IDENT_DC,
+    F_IDENT_DU,
+    F_NULL
 };
 
-#define END {NULL, NULL, 0, NULL, 0}
-#define COMMON_PLACE                                                                      \
-    {"id", "String", 0, NULL, F_ID}, {"name", "String", 0, NULL, F_NAME},                 \
-        {"description", "String", 0, NULL, F_DESC},                                       \
-        {"exactType", "String", 0, NULL, F_EXACT}, {"type", "String", 1, NULL, F_TYPE},   \
-        {"dateCreated", "DateTime", 0, NULL, F_DC}, {"dateUpdated", "DateTime", 0, NULL, F_DU}, \
-        {"hasPart", "Place", 1, NULL, F_HASPART}, {"isPartOf", "Place", 1, NULL, F_ISPARTOF},   \
-        {"isLocationOf", "Thing", 1, NULL, F_ISLOCATIONOF},                               \
-        {"isFedBy", "Thing", 1, NULL, F_ISFEDBY},                                         \
-        {"hasPoint", "Point", 1, NULL, F_HASPOINT},                                       \
-        {"points", "Point", 1, a_point, F_POINTS}, {"things", "Thing", 1, a_thing, F_THINGS}
+#define END                                                                                        \
+    {                                                                                              \
+        NULL, NULL, 0, NULL, 0                                                                     \
+    }
+#define COMMON_PLACE                                                                               \
+    {"id", "String", 0, NULL, F_ID}, {"name", "String", 0, NULL, F_NAME},                          \
+        {"description", "String", 0, NULL, F_DESC}, {"exactType", "String", 0, NULL, F_EXACT},     \
+        {"type", "String", 1, NULL, F_TYPE}, {"dateCreated", "DateTime", 0, NULL, F_DC},           \
+        {"dateUpdated", "DateTime", 0, NULL, F_DU}, {"hasPart", "Place", 1, NULL, F_HASPART},      \
+        {"isPartOf", "Place", 1, NULL, F_ISPARTOF},                                                \
+        {"isLocationOf", "Thing", 1, NULL, F_ISLOCATIONOF},                                        \
+        {"isFedBy", "Thing", 1, NULL, F_ISFEDBY}, {"hasPoint", "Point", 1, NULL, F_HASPOINT},      \
+        {"points", "Point", 1, a_point, F_POINTS},                                                 \
+    {                                                                                              \
+        "things", "Thing", 1, a_thing, F_THINGS                                                    \
+    }
 
 static const struct gql_fielddef query_fields[] = {
-    {"sites", "Site", 1, a_site, F_SITES},         {"buildings", "Building", 1, a_building, F_BUILDINGS},
-    {"floors", "Floor", 1, a_floor, F_FLOORS},     {"spaces", "Space", 1, a_space, F_SPACES},
-    {"zones", "Zone", 1, a_zone, F_ZONES},         {"points", "Point", 1, a_point, F_POINTS},
-    {"things", "Thing", 1, a_thing, F_THINGS},     END};
+    {"sites", "Site", 1, a_site, F_SITES},
+    {"buildings", "Building", 1, a_building, F_BUILDINGS},
+    {"floors", "Floor", 1, a_floor, F_FLOORS},
+    {"spaces", "Space", 1, a_space, F_SPACES},
+    {"zones", "Zone", 1, a_zone, F_ZONES},
+    {"points", "Point", 1, a_point, F_POINTS},
+    {"things", "Thing", 1, a_thing, F_THINGS},
+    END};
 static const struct gql_fielddef place_fields[] = {COMMON_PLACE, END};
 static const struct gql_fielddef site_fields[] = {
-    COMMON_PLACE, {"identities", "SiteIdentityUnion", 1, NULL, F_IDENTS},
-    {"buildings", "Building", 1, a_building, F_BUILDINGS}, END};
+    COMMON_PLACE,
+    {"identities", "SiteIdentityUnion", 1, NULL, F_IDENTS},
+    {"buildings", "Building", 1, a_building, F_BUILDINGS},
+    END};
 static const struct gql_fielddef building_fields[] = {
     COMMON_PLACE,
     {"identities", "BuildingIdentityUnion", 1, NULL, F_IDENTS},
@@ -191,44 +258,63 @@ static const struct gql_fielddef point_fields[] = {
     {"valueMap", "Map", 0, NULL, F_VALUEMAP},
     {"series", "TimeseriesRow", 1, a_series, F_SERIES},
     END};
-static const struct gql_fielddef unit_fields[] = {
-    {"id", "String", 0, NULL, F_UNIT_ID}, {"name", "String", 0, NULL, F_UNIT_NAME},
-    {"description", "String", 0, NULL, F_UNIT_DESC}, END};
+static const struct gql_fielddef unit_fields[] = {{"id", "String", 0, NULL, F_UNIT_ID},
+                                                  {"name", "String", 0, NULL, F_UNIT_NAME},
+                                                  {"description", "String", 0, NULL, F_UNIT_DESC},
+                                                  END};
 static const struct gql_fielddef row_fields[] = {
     {"timestamp", "DateTime", 0, NULL, F_ROW_TS},
-    {"value", "TimeseriesRowValue", 0, NULL, F_ROW_VALUE}, END};
+    {"value", "TimeseriesRowValue", 0, NULL, F_ROW_VALUE},
+    END};
 static const struct gql_fielddef value_fields[] = {
-    {"boolValue", "Boolean", 0, NULL, F_V_BOOL},   {"stringValue", "String", 0, NULL, F_V_STRING},
-    {"float32Value", "Float", 0, NULL, F_V_F32},   {"float64Value", "Float", 0, NULL, F_V_F64},
-    {"int32Value", "Int", 0, NULL, F_V_I32},       {"uint32Value", "Int", 0, NULL, F_V_U32},
-    {"int64Value", "Long", 0, NULL, F_V_I64},      {"uint64Value", "Long", 0, NULL, F_V_U64},
+    {"boolValue", "Boolean", 0, NULL, F_V_BOOL},
+    {"stringValue", "String", 0, NULL, F_V_STRING},
+    {"float32Value", "Float", 0, NULL, F_V_F32},
+    {"float64Value", "Float", 0, NULL, F_V_F64},
+    {"int32Value", "Int", 0, NULL, F_V_I32},
+    {"uint32Value", "Int", 0, NULL, F_V_U32},
+    {"int64Value", "Long", 0, NULL, F_V_I64},
+    {"uint64Value", "Long", 0, NULL, F_V_U64},
     {"byteArrayValue", "String", 0, NULL, F_V_BYTES},
-    {"geopointValue", "GeoPoint", 0, NULL, F_V_GEO}, {"json", "GraphQLJSON", 0, NULL, F_V_JSON},
-    {"numericalException", "TimeseriesNumericalException", 0, NULL, F_V_EXC}, END};
+    {"geopointValue", "GeoPoint", 0, NULL, F_V_GEO},
+    {"json", "GraphQLJSON", 0, NULL, F_V_JSON},
+    {"numericalException", "TimeseriesNumericalException", 0, NULL, F_V_EXC},
+    END};
 static const struct gql_fielddef geopoint_fields[] = {
     {"type", "String", 0, NULL, F_NULL}, {"coordinates", "Float", 1, NULL, F_NULL}, END};
-static const struct gql_fielddef address_fields[] = {
-    {"id", "String", 0, NULL, F_NULL},           {"countryName", "String", 0, NULL, F_NULL},
-    {"locality", "String", 0, NULL, F_NULL},     {"postalCode", "String", 0, NULL, F_NULL},
-    {"region", "String", 0, NULL, F_NULL},       {"streetAddress", "String", 0, NULL, F_NULL},
-    {"dateCreated", "DateTime", 0, NULL, F_NULL}, {"dateUpdated", "DateTime", 0, NULL, F_NULL},
-    END};
+static const struct gql_fielddef address_fields[] = {{"id", "String", 0, NULL, F_NULL},
+                                                     {"countryName", "String", 0, NULL, F_NULL},
+                                                     {"locality", "String", 0, NULL, F_NULL},
+                                                     {"postalCode", "String", 0, NULL, F_NULL},
+                                                     {"region", "String", 0, NULL, F_NULL},
+                                                     {"streetAddress", "String", 0, NULL, F_NULL},
+                                                     {"dateCreated", "DateTime", 0, NULL, F_NULL},
+                                                     {"dateUpdated", "DateTime", 0, NULL, F_NULL},
+                                                     END};
 static const struct gql_fielddef identity_fields[] = {
-    {"id", "String", 0, NULL, F_IDENT_ID}, {"value", "String", 0, NULL, F_IDENT_VALUE},
+    {"id", "String", 0, NULL, F_IDENT_ID},
+    {"value", "String", 0, NULL, F_IDENT_VALUE},
     {"dateCreated", "DateTime", 0, NULL, F_IDENT_DC},
-    {"dateUpdated", "DateTime", 0, NULL, F_IDENT_DU}, END};
+    {"dateUpdated", "DateTime", 0, NULL, F_IDENT_DU},
+    END};
 
-#define IDENTITY_TYPES                                                                     \
-    "BACnetObjectId", "BACnetVendorId", "EmailAddressIdentity", "EmailIdentity",           \
-        "ExternalIdentity", "FloorLevelIdentity", "GenericIdentity", "NameIdentity",       \
+#define IDENTITY_TYPES                                                                             \
+    "BACnetObjectId", "BACnetVendorId", "EmailAddressIdentity", "EmailIdentity",                   \
+        "ExternalIdentity", "FloorLevelIdentity", "GenericIdentity", "NameIdentity",               \
         "PostalAddressIdentity", "SpaceCode"
 static const char *const identity_members[] = {IDENTITY_TYPES, NULL};
 static const char *const place_members[] = {"Site", "Building", "Floor", "Space", "Zone", NULL};
 static const char *const pointof_members[] = {"Building", "Floor", "Site", "Space",
                                               "Thing",    "Zone",  NULL};
 
-#define IDENTITY_OBJ(n) {n, GQL_O_OBJECT, identity_fields, NULL}
-#define IDENTITY_UNION(n) {n, GQL_O_UNION, NULL, identity_members}
+#define IDENTITY_OBJ(n)                                                                            \
+    {                                                                                              \
+        n, GQL_O_OBJECT, identity_fields, NULL                                                     \
+    }
+#define IDENTITY_UNION(n)                                                                          \
+    {                                                                                              \
+        n, GQL_O_UNION, NULL, identity_members                                                     \
+    }
 
 static const struct gql_typedef mapped_types[] = {
     {"Query", GQL_O_OBJECT, query_fields, NULL},
@@ -287,22 +373,15 @@ enum cat { CAT_ROOT, CAT_PLACE, CAT_THING, CAT_POINT, CAT_IDENT };
 static enum cat category(const char *type)
 {
     switch (type[0]) {
-    case 'Q':
-        return CAT_ROOT;
+    case 'Q': return CAT_ROOT;
     case 'S':
         return strcmp(type, "Site") == 0 || strcmp(type, "Space") == 0 ? CAT_PLACE : CAT_IDENT;
-    case 'B':
-        return strcmp(type, "Building") == 0 ? CAT_PLACE : CAT_IDENT;
-    case 'F':
-        return strcmp(type, "Floor") == 0 ? CAT_PLACE : CAT_IDENT;
-    case 'Z':
-        return CAT_PLACE;
-    case 'T':
-        return CAT_THING; /* Thing (TimeseriesRow* never reach category()) */
-    case 'P':
-        return strcmp(type, "Point") == 0 ? CAT_POINT : CAT_IDENT;
-    default:
-        return CAT_IDENT;
+    case 'B': return strcmp(type, "Building") == 0 ? CAT_PLACE : CAT_IDENT;
+    case 'F': return strcmp(type, "Floor") == 0 ? CAT_PLACE : CAT_IDENT;
+    case 'Z': return CAT_PLACE;
+    case 'T': return CAT_THING; /* Thing (TimeseriesRow* never reach category()) */
+    case 'P': return strcmp(type, "Point") == 0 ? CAT_POINT : CAT_IDENT;
+    default: return CAT_IDENT;
     }
 }
 
@@ -372,8 +451,7 @@ static void make_view(const struct sim_graph *g, struct gql_ref r, struct view *
             add_type(v, "Status");
         break;
     }
-    default:
-        break;
+    default: break;
     }
     if (v->exact)
         add_type(v, v->exact);
@@ -439,9 +517,9 @@ static int match_types(json_t *expr, const struct view *v)
         if (json_is_null(x))
             continue;
         for (size_t i = 0; i < v->ntypes; i++)
-            if (strcmp(k, "in") == 0 ? in_list(x, v->types[i])
-                                     : json_is_string(x) &&
-                                           strcmp(json_string_value(x), v->types[i]) == 0)
+            if (strcmp(k, "in") == 0
+                    ? in_list(x, v->types[i])
+                    : json_is_string(x) && strcmp(json_string_value(x), v->types[i]) == 0)
                 any = 1;
         if ((strcmp(k, "ne") == 0) == any)
             return 0;
@@ -495,9 +573,9 @@ static int match(json_t *f, const struct view *v, int depth)
             if (json_is_boolean(ne) && json_is_true(ne) == v->is_virtual)
                 return 0;
         } else {
-            const char *val = strcmp(k, "id") == 0          ? v->id
-                              : strcmp(k, "name") == 0      ? v->name
-                              : strcmp(k, "exactType") == 0 ? v->exact
+            const char *val = strcmp(k, "id") == 0           ? v->id
+                              : strcmp(k, "name") == 0       ? v->name
+                              : strcmp(k, "exactType") == 0  ? v->exact
                               : strcmp(k, "mappingKey") == 0 ? v->mkey
                                                              : v->date;
             if (!match_string(x, val))
@@ -521,8 +599,7 @@ static int push_if(struct mctx *c, struct gql_out *out, json_t *args, const char
     return gql_out_push(out, type, obj);
 }
 
-static int push_place(struct mctx *c, struct gql_out *out, json_t *args, size_t idx,
-                      int want_kind)
+static int push_place(struct mctx *c, struct gql_out *out, json_t *args, size_t idx, int want_kind)
 {
     const struct sim_place *p = &c->g->places[idx];
 
@@ -582,26 +659,21 @@ static json_t *jstr_or_null(const char *s) { return s ? json_string(s) : NULL; }
 static json_t *value_member(const struct sim_point *p, const struct sim_value *v, int fid)
 {
     static const int member_of[] = {
-        [SIM_V_FLOAT64] = F_V_F64, [SIM_V_FLOAT32] = F_V_F32, [SIM_V_INT64] = F_V_I64,
-        [SIM_V_INT32] = F_V_I32,   [SIM_V_UINT64] = F_V_U64,  [SIM_V_UINT32] = F_V_U32,
+        [SIM_V_FLOAT64] = F_V_F64, [SIM_V_FLOAT32] = F_V_F32,  [SIM_V_INT64] = F_V_I64,
+        [SIM_V_INT32] = F_V_I32,   [SIM_V_UINT64] = F_V_U64,   [SIM_V_UINT32] = F_V_U32,
         [SIM_V_BOOL] = F_V_BOOL,   [SIM_V_STRING] = F_V_STRING};
     char buf[64];
 
     if (!v->has_value || member_of[p->vkind] != fid)
         return NULL;
     switch (p->vkind) {
-    case SIM_V_FLOAT64:
-        return json_real(v->num);
-    case SIM_V_FLOAT32:
-        return json_real((double)(float)v->num);
+    case SIM_V_FLOAT64: return json_real(v->num);
+    case SIM_V_FLOAT32: return json_real((double)(float)v->num);
     case SIM_V_INT64:
-    case SIM_V_INT32:
-        return json_integer((json_int_t)llround(v->num));
+    case SIM_V_INT32: return json_integer((json_int_t)llround(v->num));
     case SIM_V_UINT64:
-    case SIM_V_UINT32:
-        return json_integer(v->num < 0 ? 0 : (json_int_t)llround(v->num));
-    case SIM_V_BOOL:
-        return json_boolean(v->num != 0);
+    case SIM_V_UINT32: return json_integer(v->num < 0 ? 0 : (json_int_t)llround(v->num));
+    case SIM_V_BOOL: return json_boolean(v->num != 0);
     case SIM_V_STRING:
         if (v->str)
             return json_string(v->str);
@@ -679,8 +751,7 @@ static int mapped_resolve(void *ud, struct gql_exec *x, struct gql_ref self,
         if (f->id == F_STATETEXTS)
             out->scalar = json_array();
         return 0;
-    case F_HASPART:
-        return push_kids(c, out, NULL, pl, -1);
+    case F_HASPART: return push_kids(c, out, NULL, pl, -1);
     case F_ISPARTOF:
         if (pl->parent != SIM_NONE)
             return push_place(c, out, NULL, pl->parent, -1);
@@ -705,7 +776,8 @@ static int mapped_resolve(void *ud, struct gql_exec *x, struct gql_ref self,
         return 0;
     case F_ISPOINTOF:
         if (pt->place != SIM_NONE)
-            return gql_out_push(out, sim_kind_name(g->places[pt->place].kind), &g->places[pt->place]);
+            return gql_out_push(out, sim_kind_name(g->places[pt->place].kind),
+                                &g->places[pt->place]);
         if (pt->thing != SIM_NONE)
             return gql_out_push(out, "Thing", &g->things[pt->thing]);
         return 0;
@@ -716,23 +788,23 @@ static int mapped_resolve(void *ud, struct gql_exec *x, struct gql_ref self,
     case F_MAPPINGKEY: {
         const char *s = NULL;
         if (cat == CAT_PLACE)
-            s = f->id == F_ID     ? pl->id
-                : f->id == F_NAME ? pl->name
+            s = f->id == F_ID      ? pl->id
+                : f->id == F_NAME  ? pl->name
                 : f->id == F_EXACT ? pl->exact_type
-                : f->id == F_DESC ? pl->description
-                                  : NULL;
+                : f->id == F_DESC  ? pl->description
+                                   : NULL;
         else if (cat == CAT_THING)
-            s = f->id == F_ID     ? th->id
-                : f->id == F_NAME ? th->name
+            s = f->id == F_ID      ? th->id
+                : f->id == F_NAME  ? th->name
                 : f->id == F_EXACT ? th->exact_type
-                : f->id == F_DESC ? th->description
-                                  : th->mapping_key;
+                : f->id == F_DESC  ? th->description
+                                   : th->mapping_key;
         else if (cat == CAT_POINT)
-            s = f->id == F_ID     ? pt->id
-                : f->id == F_NAME ? pt->name
+            s = f->id == F_ID      ? pt->id
+                : f->id == F_NAME  ? pt->name
                 : f->id == F_EXACT ? pt->exact_type
-                : f->id == F_DESC ? pt->description
-                                  : pt->mapping_key;
+                : f->id == F_DESC  ? pt->description
+                                   : pt->mapping_key;
         out->scalar = jstr_or_null(s);
         return 0;
     }
@@ -745,32 +817,22 @@ static int mapped_resolve(void *ud, struct gql_exec *x, struct gql_ref self,
         return 0;
     }
     case F_DC:
-    case F_DU:
-        out->scalar = json_string(g->date_created);
-        return 0;
+    case F_DU: out->scalar = json_string(g->date_created); return 0;
     case F_LEVEL:
         if (pl->has_level)
             out->scalar = json_integer(pl->level);
         return 0;
-    case F_ISVIRTUAL:
-        out->scalar = json_false();
-        return 0;
+    case F_ISVIRTUAL: out->scalar = json_false(); return 0;
     case F_IDENTS:
         ids = cat == CAT_PLACE ? &pl->ids : cat == CAT_THING ? &th->ids : &pt->ids;
         for (size_t i = 0; i < ids->n; i++)
             if (gql_out_push(out, ids->v[i].type, &ids->v[i]))
                 return -1;
         return 0;
-    case F_IDENT_ID:
-        out->scalar = json_string(id->id);
-        return 0;
-    case F_IDENT_VALUE:
-        out->scalar = json_string(id->value);
-        return 0;
+    case F_IDENT_ID: out->scalar = json_string(id->id); return 0;
+    case F_IDENT_VALUE: out->scalar = json_string(id->value); return 0;
     case F_IDENT_DC:
-    case F_IDENT_DU:
-        out->scalar = json_string(g->date_created);
-        return 0;
+    case F_IDENT_DU: out->scalar = json_string(g->date_created); return 0;
     case F_UNIT:
         out->one.type = "Unit";
         out->one.obj = pt;
@@ -779,9 +841,10 @@ static int mapped_resolve(void *ud, struct gql_exec *x, struct gql_ref self,
     case F_UNIT_NAME:
     case F_UNIT_DESC:
         if (!pt->unit)
-            out->scalar = json_string(f->id == F_UNIT_ID     ? "UNITLESS"
-                                      : f->id == F_UNIT_NAME ? "Unitless"
-                                                             : "An explicit unit to say something has no units.");
+            out->scalar = json_string(f->id == F_UNIT_ID ? "UNITLESS"
+                                      : f->id == F_UNIT_NAME
+                                          ? "Unitless"
+                                          : "An explicit unit to say something has no units.");
         else
             out->scalar = f->id == F_UNIT_DESC ? NULL : json_string(pt->unit);
         return 0;
@@ -819,8 +882,7 @@ static int mapped_resolve(void *ud, struct gql_exec *x, struct gql_ref self,
         sim_point_value(g, pt, c->now_mono_ms, &val);
         out->scalar = value_member(pt, &val, f->id);
         return 0;
-    default: /* fields that exist in the schema but are always null here */
-        return 0;
+    default: /* fields that exist in the schema but are always null here */ return 0;
     }
 }
 

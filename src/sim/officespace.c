@@ -28,25 +28,24 @@
 #include "osc/err.h"
 #include "osc/parse.h"
 
-#define PRESENCE_LOG_MAX 100000
+#define PRESENCE_LOG_MAX     100000
 #define RESOURCE_MAX_RECORDS 100000
 
 struct sim_os {
-    json_t *loc[5];     /* site, floor, room, neighborhood, seat: id -> record */
+    json_t *loc[5]; /* site, floor, room, neighborhood, seat: id -> record */
     json_t *directories;
     struct sim_dir *dir; /* employees: staging and live directory */
-    json_t *presence;   /* "type:id" -> state */
+    json_t *presence;    /* "type:id" -> state */
     json_t *presence_log;
     json_int_t presence_seq;
     json_int_t presence_accepted, presence_rejected;
-    json_t *resources;  /* resource -> {id -> record} */
+    json_t *resources; /* resource -> {id -> record} */
     json_int_t next_resource_id;
     int64_t now_wall_ms; /* of the request being served */
 };
 
 static const char *const loc_types[] = {"site", "floor", "room", "neighborhood", "desk"};
-static const char *const loc_fields[] = {"siteId", "floorId", "roomId", "neighborhoodId",
-                                         "seatId"};
+static const char *const loc_fields[] = {"siteId", "floorId", "roomId", "neighborhoodId", "seatId"};
 static const char *const loc_labels[] = {"Site", "Floor", "Room", "Neighborhood", "Seat"};
 static const char *const loc_paths[] = {"sites", "floors", "rooms", "neighborhoods", "seats"};
 
@@ -105,8 +104,7 @@ static char *url_decode(const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '+') {
             *o++ = ' ';
-        } else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-                   hexval(s[i + 2]) >= 0) {
+        } else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
             *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
         } else {
@@ -143,7 +141,10 @@ json_t *sim_form_parse(const char *body, size_t len)
 
 /* ---- construction ----------------------------------------------------------- */
 
-static void id_key(json_int_t id, char *out, size_t cap) { snprintf(out, cap, "%lld", (long long)id); }
+static void id_key(json_int_t id, char *out, size_t cap)
+{
+    snprintf(out, cap, "%lld", (long long)id);
+}
 
 static json_t *ensure_loc(struct sim_os *os, int type, json_int_t id, const char *label)
 {
@@ -155,9 +156,7 @@ static json_t *ensure_loc(struct sim_os *os, int type, json_int_t id, const char
         return r;
     snprintf(url, sizeof(url), "/api/1/%s/%s", loc_paths[type], key);
     switch (type) {
-    case 0:
-        r = json_pack("{s:I,s:s,s:s}", "id", id, "name", label, "url", url);
-        break;
+    case 0: r = json_pack("{s:I,s:s,s:s}", "id", id, "name", label, "url", url); break;
     case 1:
         r = json_pack("{s:I,s:s,s:n,s:[s],s:s}", "id", id, "label", label, "site_id", "directories",
                       "/api/1/directories/1", "url", url);
@@ -246,7 +245,8 @@ static int seed_extra(struct sim_os *os, json_t *extra)
         json_array_foreach(arr, i, it)
         {
             json_t *idv = json_object_get(it, "id"), *r;
-            const char *label = json_string_value(json_object_get(it, t == 0 || t == 3 ? "name" : "label"));
+            const char *label =
+                json_string_value(json_object_get(it, t == 0 || t == 3 ? "name" : "label"));
             if (!json_is_integer(idv))
                 continue;
             if (!(r = ensure_loc(os, t, json_integer_value(idv), label ? label : "")))
@@ -284,8 +284,7 @@ struct sim_os *sim_os_new(const struct sim_graph *g)
     for (int i = 0; i < 5; i++)
         if (!os->loc[i])
             goto fail;
-    if (!os->directories || !os->dir || !os->presence || !os->presence_log ||
-        !os->resources)
+    if (!os->directories || !os->dir || !os->presence || !os->presence_log || !os->resources)
         goto fail;
     if (g && (seed_from_graph(os, g) || seed_extra(os, g->officespace)))
         goto fail;
@@ -423,13 +422,12 @@ static void batch_import(struct sim_os *os, const char *ctype, const char *body,
         imported++;
     }
     json_decref(recs);
-    sim_reply_json(r, 200, json_pack("{s:I,s:I,s:o,s:o,s:s}", "imported", imported, "skipped",
-                                     skipped, "errorIds", errids, "errors", errs, "status",
-                                     "staged"));
+    sim_reply_json(r, 200,
+                   json_pack("{s:I,s:I,s:o,s:o,s:s}", "imported", imported, "skipped", skipped,
+                             "errorIds", errids, "errors", errs, "status", "staged"));
 }
 
-static void directory_commit(struct sim_os *os, const char *body, size_t len,
-                             struct sim_reply *r)
+static void directory_commit(struct sim_os *os, const char *body, size_t len, struct sim_reply *r)
 {
     json_t *form = NULL;
     const char *src = NULL;
@@ -453,10 +451,10 @@ static void directory_commit(struct sim_os *os, const char *body, size_t len,
     if (rc)
         reply_error(r, 500, osc_strerror(rc));
     else
-        sim_reply_json(r, 200, json_pack("{s:s,s:s,s:I,s:I,s:I}", "status", "ok", "source", src,
-                                         "created", (json_int_t)created, "updated",
-                                         (json_int_t)updated, "live",
-                                         (json_int_t)sim_dir_live(os->dir)));
+        sim_reply_json(r, 200,
+                       json_pack("{s:s,s:s,s:I,s:I,s:I}", "status", "ok", "source", src, "created",
+                                 (json_int_t)created, "updated", (json_int_t)updated, "live",
+                                 (json_int_t)sim_dir_live(os->dir)));
 out:
     json_decref(j);
     json_decref(form);
@@ -548,8 +546,8 @@ static void serve_employees(struct sim_os *os, const char *method, const char *i
         }
         osc_buf_init(&b, (size_t)1 << 32);
         reply_buf(r,
-                  sim_dir_list(os->dir, json_string_value(json_object_get(query, "client_employee_id")),
-                               &b),
+                  sim_dir_list(os->dir,
+                               json_string_value(json_object_get(query, "client_employee_id")), &b),
                   &b);
         return;
     }
@@ -660,11 +658,13 @@ static void serve_generic(struct sim_os *os, const char *method, const char *res
         sim_reply_json(r, strcmp(method, "POST") == 0 ? 201 : 200,
                        json_pack("{s:O}", "response", json_array_get(out, 0)));
     else if (id)
-        sim_reply_json(r, 200, json_pack("{s:O}", "response", json_array_size(out) ? json_array_get(out, 0) : json_null()));
+        sim_reply_json(r, 200,
+                       json_pack("{s:O}", "response",
+                                 json_array_size(out) ? json_array_get(out, 0) : json_null()));
     else
-        sim_reply_json(r, strcmp(method, "POST") == 0 ? 201 : 200,
-                       json_pack("{s:I,s:O}", "count", (json_int_t)json_array_size(out), "response",
-                                 out));
+        sim_reply_json(
+            r, strcmp(method, "POST") == 0 ? 201 : 200,
+            json_pack("{s:I,s:O}", "count", (json_int_t)json_array_size(out), "response", out));
     json_decref(out);
 }
 
@@ -708,8 +708,9 @@ void sim_os_rest(struct sim_os *os, const char *method, const char *rest, json_t
     if (strcmp(res, "employee_directory") == 0 && nseg <= 2) {
         if (nseg == 2 && strcmp(method, "DELETE") == 0) {
             size_t n = sim_dir_clear(os->dir, id);
-            sim_reply_json(r, 200, json_pack("{s:s,s:s,s:I}", "status", "ok", "source", id,
-                                             "cleared", (json_int_t)n));
+            sim_reply_json(
+                r, 200,
+                json_pack("{s:s,s:s,s:I}", "status", "ok", "source", id, "cleared", (json_int_t)n));
         } else if (nseg == 1 && strcmp(method, "POST") == 0) {
             directory_commit(os, body, len, r);
         } else {
@@ -761,8 +762,10 @@ void sim_os_rest(struct sim_os *os, const char *method, const char *rest, json_t
         }
         if (nseg > 2)
             break;
-        serve_collection(r, method, os->loc[t], id, t == 4 || t == 2 || t == 3 ? "floor_id" : (t == 1 ? "site_id" : NULL),
-                         json_string_value(json_object_get(query, t == 1 ? "site_id" : "floor_id")));
+        serve_collection(
+            r, method, os->loc[t], id,
+            t == 4 || t == 2 || t == 3 ? "floor_id" : (t == 1 ? "site_id" : NULL),
+            json_string_value(json_object_get(query, t == 1 ? "site_id" : "floor_id")));
         return;
     }
     if (strcmp(res, "directories") == 0 && nseg <= 2) {
@@ -779,9 +782,25 @@ void sim_os_rest(struct sim_os *os, const char *method, const char *rest, json_t
 /* ---- GraphQL --------------------------------------------------------------- */
 
 enum {
-    OF_SITES = 1, OF_FLOORS, OF_ROOMS, OF_NEIGHBORHOODS, OF_SEATS, OF_ID, OF_NAME, OF_LABEL,
-    OF_SITEID, OF_FLOORID, OF_NEIGHBORHOODID, OF_TIMEZONE, OF_SITE_FLOORS, OF_PRESENCE,
-    OF_SUCCESS, OF_ERRORS, OF_ATTRIBUTE, OF_ERRLIST, OF_ERRLABEL
+    OF_SITES = 1,
+    OF_FLOORS,
+    OF_ROOMS,
+    OF_NEIGHBORHOODS,
+    OF_SEATS,
+    OF_ID,
+    OF_NAME,
+    OF_LABEL,
+    OF_SITEID,
+    OF_FLOORID,
+    OF_NEIGHBORHOODID,
+    OF_TIMEZONE,
+    OF_SITE_FLOORS,
+    OF_PRESENCE,
+    OF_SUCCESS,
+    OF_ERRORS,
+    OF_ATTRIBUTE,
+    OF_ERRLIST,
+    OF_ERRLABEL
 };
 
 static const char *const presence_enum[] = {"PRESENCE", "NO_PRESENCE", "PASSIVE_PRESENCE", NULL};
@@ -793,52 +812,67 @@ static const struct gql_itype it_presence = {GQL_I_ENUM, "PresenceStatusEnum", N
                                              presence_enum};
 static const struct gql_itype it_idtype = {GQL_I_ENUM, "EmployeeIdTypeEnum", NULL, NULL,
                                            idtype_enum};
-static const struct gql_argdef presence_fields[] = {
-    {"employeeId", &it_string},      {"employeeIdType", &it_idtype},
-    {"occupancyStatus", &it_presence}, {"occupancyCount", &it_int},
-    {"seatId", &it_string},          {"roomId", &it_string},
-    {"neighborhoodId", &it_string},  {"floorId", &it_string},
-    {"siteId", &it_string},          {"presenceDetectedAt", &it_string_nn},
-    {NULL, NULL}};
+static const struct gql_argdef presence_fields[] = {{"employeeId", &it_string},
+                                                    {"employeeIdType", &it_idtype},
+                                                    {"occupancyStatus", &it_presence},
+                                                    {"occupancyCount", &it_int},
+                                                    {"seatId", &it_string},
+                                                    {"roomId", &it_string},
+                                                    {"neighborhoodId", &it_string},
+                                                    {"floorId", &it_string},
+                                                    {"siteId", &it_string},
+                                                    {"presenceDetectedAt", &it_string_nn},
+                                                    {NULL, NULL}};
 static const struct gql_itype it_presence_input = {GQL_I_INPUT, "EmployeePresencesCreateInput",
                                                    NULL, presence_fields, NULL};
-static const struct gql_itype it_presence_input_nn = {GQL_I_NONNULL, NULL, &it_presence_input,
-                                                      NULL, NULL};
+static const struct gql_itype it_presence_input_nn = {GQL_I_NONNULL, NULL, &it_presence_input, NULL,
+                                                      NULL};
 static const struct gql_argdef presence_args[] = {{"employeePresence", &it_presence_input_nn},
                                                   {NULL, NULL}};
 static const struct gql_itype *const os_inputs[] = {&it_presence_input, &it_presence, &it_idtype,
                                                     NULL};
 
 static const struct gql_fielddef os_query_fields[] = {
-    {"sites", "Site", 1, NULL, OF_SITES},       {"floors", "Floor", 1, NULL, OF_FLOORS},
-    {"rooms", "Room", 1, NULL, OF_ROOMS},       {"neighborhoods", "Neighborhood", 1, NULL, OF_NEIGHBORHOODS},
-    {"seats", "Seat", 1, NULL, OF_SEATS},       {NULL, NULL, 0, NULL, 0}};
+    {"sites", "Site", 1, NULL, OF_SITES},
+    {"floors", "Floor", 1, NULL, OF_FLOORS},
+    {"rooms", "Room", 1, NULL, OF_ROOMS},
+    {"neighborhoods", "Neighborhood", 1, NULL, OF_NEIGHBORHOODS},
+    {"seats", "Seat", 1, NULL, OF_SEATS},
+    {NULL, NULL, 0, NULL, 0}};
 static const struct gql_fielddef os_mutation_fields[] = {
     {"createEmployeePresence", "CreateEmployeePresencePayload", 0, presence_args, OF_PRESENCE},
     {NULL, NULL, 0, NULL, 0}};
-static const struct gql_fielddef os_site_fields[] = {
-    {"id", "ID", 0, NULL, OF_ID},           {"name", "String", 0, NULL, OF_NAME},
-    {"timeZone", "String", 0, NULL, OF_TIMEZONE}, {"floors", "Floor", 1, NULL, OF_SITE_FLOORS},
-    {NULL, NULL, 0, NULL, 0}};
-static const struct gql_fielddef os_floor_fields[] = {
-    {"id", "ID", 0, NULL, OF_ID}, {"label", "String", 0, NULL, OF_LABEL},
-    {"siteId", "ID", 0, NULL, OF_SITEID}, {NULL, NULL, 0, NULL, 0}};
-static const struct gql_fielddef os_room_fields[] = {
-    {"id", "ID", 0, NULL, OF_ID}, {"label", "String", 0, NULL, OF_LABEL},
-    {"floorId", "ID", 0, NULL, OF_FLOORID}, {NULL, NULL, 0, NULL, 0}};
-static const struct gql_fielddef os_nb_fields[] = {
-    {"id", "ID", 0, NULL, OF_ID}, {"name", "String", 0, NULL, OF_NAME},
-    {"floorId", "ID", 0, NULL, OF_FLOORID}, {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_site_fields[] = {{"id", "ID", 0, NULL, OF_ID},
+                                                     {"name", "String", 0, NULL, OF_NAME},
+                                                     {"timeZone", "String", 0, NULL, OF_TIMEZONE},
+                                                     {"floors", "Floor", 1, NULL, OF_SITE_FLOORS},
+                                                     {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_floor_fields[] = {{"id", "ID", 0, NULL, OF_ID},
+                                                      {"label", "String", 0, NULL, OF_LABEL},
+                                                      {"siteId", "ID", 0, NULL, OF_SITEID},
+                                                      {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_room_fields[] = {{"id", "ID", 0, NULL, OF_ID},
+                                                     {"label", "String", 0, NULL, OF_LABEL},
+                                                     {"floorId", "ID", 0, NULL, OF_FLOORID},
+                                                     {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_nb_fields[] = {{"id", "ID", 0, NULL, OF_ID},
+                                                   {"name", "String", 0, NULL, OF_NAME},
+                                                   {"floorId", "ID", 0, NULL, OF_FLOORID},
+                                                   {NULL, NULL, 0, NULL, 0}};
 static const struct gql_fielddef os_seat_fields[] = {
-    {"id", "ID", 0, NULL, OF_ID},           {"label", "String", 0, NULL, OF_LABEL},
-    {"floorId", "ID", 0, NULL, OF_FLOORID}, {"neighborhoodId", "ID", 0, NULL, OF_NEIGHBORHOODID},
+    {"id", "ID", 0, NULL, OF_ID},
+    {"label", "String", 0, NULL, OF_LABEL},
+    {"floorId", "ID", 0, NULL, OF_FLOORID},
+    {"neighborhoodId", "ID", 0, NULL, OF_NEIGHBORHOODID},
     {NULL, NULL, 0, NULL, 0}};
-static const struct gql_fielddef os_payload_fields[] = {
-    {"success", "Boolean", 0, NULL, OF_SUCCESS}, {"errors", "Error", 1, NULL, OF_ERRORS},
-    {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_payload_fields[] = {{"success", "Boolean", 0, NULL, OF_SUCCESS},
+                                                        {"errors", "Error", 1, NULL, OF_ERRORS},
+                                                        {NULL, NULL, 0, NULL, 0}};
 static const struct gql_fielddef os_error_fields[] = {
-    {"attribute", "String", 0, NULL, OF_ATTRIBUTE}, {"errors", "String", 1, NULL, OF_ERRLIST},
-    {"label", "String", 0, NULL, OF_ERRLABEL}, {NULL, NULL, 0, NULL, 0}};
+    {"attribute", "String", 0, NULL, OF_ATTRIBUTE},
+    {"errors", "String", 1, NULL, OF_ERRLIST},
+    {"label", "String", 0, NULL, OF_ERRLABEL},
+    {NULL, NULL, 0, NULL, 0}};
 
 static const struct gql_typedef os_types[] = {
     {"Query", GQL_O_OBJECT, os_query_fields, NULL},
@@ -883,8 +917,8 @@ static void push_error(json_t *errs, const char *attr, const char *label, const 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    json_array_append_new(errs, json_pack("{s:s,s:[s],s:s?}", "attribute", attr, "errors", msg,
-                                          "label", label));
+    json_array_append_new(
+        errs, json_pack("{s:s,s:[s],s:s?}", "attribute", attr, "errors", msg, "label", label));
 }
 
 static json_t *create_presence(struct sim_os *os, json_t *in)
@@ -914,8 +948,9 @@ static json_t *create_presence(struct sim_os *os, json_t *in)
             push_error(errs, "employeeId", "Employee", "Employee %s not found",
                        json_string_value(emp));
     } else if (nloc == 0) {
-        push_error(errs, "base", NULL,
-                   "one of seatId, roomId, neighborhoodId, floorId, siteId or employeeId is required");
+        push_error(
+            errs, "base", NULL,
+            "one of seatId, roomId, neighborhoodId, floorId, siteId or employeeId is required");
     }
     if (json_is_integer(count) && json_integer_value(count) < 0)
         push_error(errs, "occupancyCount", "Occupancy count", "must be greater than or equal to 0");
@@ -993,22 +1028,14 @@ static int os_resolve(void *ud, struct gql_exec *x, struct gql_ref self,
         }
         return 0;
     }
-    case OF_ID:
-        out->scalar = id_string(json_object_get(o, "id"));
-        return 0;
+    case OF_ID: out->scalar = id_string(json_object_get(o, "id")); return 0;
     case OF_NAME:
     case OF_LABEL:
         out->scalar = json_incref(json_object_get(o, f->id == OF_NAME ? "name" : "label"));
         return 0;
-    case OF_TIMEZONE:
-        out->scalar = json_string("Etc/UTC");
-        return 0;
-    case OF_SITEID:
-        out->scalar = id_string(json_object_get(o, "site_id"));
-        return 0;
-    case OF_FLOORID:
-        out->scalar = id_string(json_object_get(o, "floor_id"));
-        return 0;
+    case OF_TIMEZONE: out->scalar = json_string("Etc/UTC"); return 0;
+    case OF_SITEID: out->scalar = id_string(json_object_get(o, "site_id")); return 0;
+    case OF_FLOORID: out->scalar = id_string(json_object_get(o, "floor_id")); return 0;
     case OF_NEIGHBORHOODID:
         out->scalar = id_string(json_object_get(o, "neighborhood_id"));
         return 0;
@@ -1020,9 +1047,7 @@ static int os_resolve(void *ud, struct gql_exec *x, struct gql_ref self,
         out->one.obj = p;
         return 0;
     }
-    case OF_SUCCESS:
-        out->scalar = json_incref(json_object_get(o, "success"));
-        return 0;
+    case OF_SUCCESS: out->scalar = json_incref(json_object_get(o, "success")); return 0;
     case OF_ERRORS: {
         size_t i;
         /* the SDL's errors: [Error!] is null on success (graphql-ruby convention) */
@@ -1034,15 +1059,9 @@ static int os_resolve(void *ud, struct gql_exec *x, struct gql_ref self,
         }
         return 0;
     }
-    case OF_ATTRIBUTE:
-        out->scalar = json_incref(json_object_get(o, "attribute"));
-        return 0;
-    case OF_ERRLIST:
-        out->scalar = json_incref(json_object_get(o, "errors"));
-        return 0;
-    case OF_ERRLABEL:
-        out->scalar = json_incref(json_object_get(o, "label"));
-        return 0;
+    case OF_ATTRIBUTE: out->scalar = json_incref(json_object_get(o, "attribute")); return 0;
+    case OF_ERRLIST: out->scalar = json_incref(json_object_get(o, "errors")); return 0;
+    case OF_ERRLABEL: out->scalar = json_incref(json_object_get(o, "label")); return 0;
     }
     return -1;
 }
@@ -1066,10 +1085,7 @@ json_t *sim_os_presence(const struct sim_os *os)
     json_t *arr = json_array(), *v;
     const char *k;
 
-    json_object_foreach(os->presence, k, v)
-    {
-        json_array_append(arr, v);
-    }
+    json_object_foreach(os->presence, k, v) { json_array_append(arr, v); }
     return json_pack("{s:I,s:I,s:I,s:o}", "count", (json_int_t)json_array_size(arr), "accepted",
                      os->presence_accepted, "rejected", os->presence_rejected, "locations", arr);
 }
@@ -1100,7 +1116,8 @@ json_t *sim_os_resources(const struct sim_os *os)
     json_t *out = json_object(), *locs = json_object();
 
     for (int t = 0; t < 5; t++)
-        json_object_set_new(locs, loc_paths[t], json_integer((json_int_t)json_object_size(os->loc[t])));
+        json_object_set_new(locs, loc_paths[t],
+                            json_integer((json_int_t)json_object_size(os->loc[t])));
     json_object_set(out, "resources", os->resources);
     json_object_set_new(out, "locations", locs);
     return out;

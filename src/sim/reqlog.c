@@ -21,8 +21,8 @@ struct entry {
     char *query;
     json_t *headers;
     char *body;
-    size_t body_len;  /* stored bytes */
-    size_t full_len;  /* received bytes */
+    size_t body_len; /* stored bytes */
+    size_t full_len; /* received bytes */
     int status;
     char fault[16];
 };

@@ -65,7 +65,7 @@ struct osc_sim {
 
     pthread_mutex_t wait_mu; /* with wait_cv: interruptible sleeps */
     pthread_cond_t wait_cv;
-    int stopping;            /* under wait_mu */
+    int stopping; /* under wait_mu */
 
     struct server srv[2];
     int started;
@@ -114,8 +114,8 @@ struct kv_ctx {
 
 static int is_secret_header(const char *name)
 {
-    static const char *const secret[] = {"authorization", "proxy-authorization", "apikey",
-                                         "x-api-key", "cookie", "set-cookie"};
+    static const char *const secret[] = {
+        "authorization", "proxy-authorization", "apikey", "x-api-key", "cookie", "set-cookie"};
     for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
         if (strcasecmp(name, secret[i]) == 0)
             return 1;
@@ -301,7 +301,8 @@ static void set_point(struct osc_sim *sim, const char *body, size_t len, struct 
     int rc;
 
     if (!json_is_object(j) || !id) {
-        sim_reply_json(r, 400, json_pack("{s:s}", "error", "expected {\"id\": POINT_ID, \"value\": N}"));
+        sim_reply_json(r, 400,
+                       json_pack("{s:s}", "error", "expected {\"id\": POINT_ID, \"value\": N}"));
         goto out;
     }
     idx = sim_graph_find_point(sim->graph, id);
@@ -325,7 +326,8 @@ static void set_point(struct osc_sim *sim, const char *body, size_t len, struct 
     else if (!v || json_is_null(v))
         rc = sim_point_set(&sim->graph->points[idx], 0, 0, NULL, ts);
     else {
-        sim_reply_json(r, 400, json_pack("{s:s}", "error", "value must be a number, boolean, string or null"));
+        sim_reply_json(
+            r, 400, json_pack("{s:s}", "error", "value must be a number, boolean, string or null"));
         goto out;
     }
     if (rc)
@@ -384,8 +386,8 @@ static void serve_control(struct osc_sim *sim, struct MHD_Connection *c, const c
                                  "POST /_sim/reset", "POST /_sim/points {id, value[, timestamp]}",
                                  "GET /_sim/scenario", "GET /_sim"));
     } else {
-        sim_reply_json(r, 404, json_pack("{s:s,s:s}", "error", "no such control endpoint", "path",
-                                          path));
+        sim_reply_json(r, 404,
+                       json_pack("{s:s,s:s}", "error", "no such control endpoint", "path", path));
     }
 }
 
@@ -685,24 +687,22 @@ int osc_sim_new(const struct osc_sim_opts *opts, struct osc_sim **out, struct os
         pthread_cond_init(&sim->wait_cv, &ca);
         pthread_condattr_destroy(&ca);
     }
-    if (!sim->listen || !sim->faults_text || !sim->os_key || !sim->gql_key ||
-        !sim->mapped_token || (opts->scenario_path && !sim->scenario_path))
+    if (!sim->listen || !sim->faults_text || !sim->os_key || !sim->gql_key || !sim->mapped_token ||
+        (opts->scenario_path && !sim->scenario_path))
         goto fail;
 
     if (sim->gen_locations > 0) {
-        json_t *gen = sim_scenario_generate(sim->gen_locations,
-                                            sim->gen_points > 0 ? sim->gen_points
-                                                                : sim->gen_locations * 5,
-                                            sim->seed);
+        json_t *gen = sim_scenario_generate(
+            sim->gen_locations, sim->gen_points > 0 ? sim->gen_points : sim->gen_locations * 5,
+            sim->seed);
         if (!gen)
             goto fail;
         rc = sim_graph_load(gen, sim->seed, sim->clock, &sim->graph, err);
         json_decref(gen);
-        sim->scenario = json_pack("{s:{s:I,s:I,s:I}}", "generate", "locations",
-                                  (json_int_t)sim->gen_locations, "points",
-                                  (json_int_t)(sim->gen_points > 0 ? sim->gen_points
-                                                                   : sim->gen_locations * 5),
-                                  "seed", (json_int_t)sim->seed);
+        sim->scenario = json_pack(
+            "{s:{s:I,s:I,s:I}}", "generate", "locations", (json_int_t)sim->gen_locations, "points",
+            (json_int_t)(sim->gen_points > 0 ? sim->gen_points : sim->gen_locations * 5), "seed",
+            (json_int_t)sim->seed);
     } else {
         if (sim->scenario_path)
             rc = sim_scenario_read(sim->scenario_path, &sim->scenario, err);
@@ -854,8 +854,7 @@ int osc_sim_dump_demo(FILE *out)
 
     if (!demo)
         return OSC_ENOMEM;
-    if (json_dumpf(demo, out, JSON_INDENT(2)) == 0 && fputc('\n', out) != EOF &&
-        fflush(out) == 0)
+    if (json_dumpf(demo, out, JSON_INDENT(2)) == 0 && fputc('\n', out) != EOF && fflush(out) == 0)
         rc = 0;
     json_decref(demo);
     return rc;

@@ -21,8 +21,8 @@ struct sim_reply {
     int status;
     char *body;
     size_t len;
-    const char *ctype;  /* static string */
-    char hname[2][48];  /* extra headers ("" when unused) */
+    const char *ctype; /* static string */
+    char hname[2][48]; /* extra headers ("" when unused) */
     char hval[2][128];
 };
 
@@ -154,7 +154,7 @@ void sim_faults_eval(struct sim_faults *f, const char *server, const char *path,
 json_t *sim_faults_json(const struct sim_faults *f);
 
 struct sim_bucket {
-    double rate;     /* tokens per second; 0 = unlimited */
+    double rate; /* tokens per second; 0 = unlimited */
     double tokens;
     int64_t last_ms;
 };
@@ -163,8 +163,8 @@ int64_t sim_bucket_take(struct sim_bucket *b, int64_t now_ms);
 
 /* ---- request log (reqlog.c) ----------------------------------------------- */
 
-#define SIM_REQLOG_MAX 10000
-#define SIM_REQLOG_BODY_MAX (64 * 1024)
+#define SIM_REQLOG_MAX       10000
+#define SIM_REQLOG_BODY_MAX  (64 * 1024)
 #define SIM_REQLOG_BYTES_MAX (64L * 1024 * 1024)
 
 struct sim_reqlog;

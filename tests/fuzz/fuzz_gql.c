@@ -16,12 +16,16 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char scenario[] =
-    "{\"buildings\": [{\"id\": \"B1\", \"name\": \"B\", \"identities\": [\"urn:officespace:site:id:1\","
+    "{\"buildings\": [{\"id\": \"B1\", \"name\": \"B\", \"identities\": "
+    "[\"urn:officespace:site:id:1\","
     " {\"type\": \"NameIdentity\", \"value\": \"n\"}], \"floors\": [{\"id\": \"F1\", \"level\": 1,"
-    " \"spaces\": [{\"id\": \"S1\", \"points\": [{\"id\": \"P1\", \"exactType\": \"Occupancy_Status\","
-    " \"value\": 1}, {\"id\": \"P2\", \"valueType\": \"int32\", \"steps\": [{\"at\": \"0s\", \"value\": 2}]}]}],"
+    " \"spaces\": [{\"id\": \"S1\", \"points\": [{\"id\": \"P1\", \"exactType\": "
+    "\"Occupancy_Status\","
+    " \"value\": 1}, {\"id\": \"P2\", \"valueType\": \"int32\", \"steps\": [{\"at\": \"0s\", "
+    "\"value\": 2}]}]}],"
     " \"zones\": [{\"id\": \"Z1\"}]}]}],"
-    " \"things\": [{\"id\": \"T1\", \"location\": \"F1\", \"points\": [{\"id\": \"P3\", \"value\": \"x\"}]}]}";
+    " \"things\": [{\"id\": \"T1\", \"location\": \"F1\", \"points\": [{\"id\": \"P3\", \"value\": "
+    "\"x\"}]}]}";
 
 static struct sim_graph *graph;
 

@@ -55,8 +55,10 @@ static void stage(const char *id, long timeout_ms, struct resp *r)
     const char *hdrs[] = {REST_AUTH, "Content-Type: application/json", NULL};
     char url[256], body[128];
 
-    snprintf(body, sizeof(body), "[{\"EmployeeId\":\"%s\",\"Source\":\"F\",\"FirstName\":\"x\"}]", id);
-    http("POST", os_url(url, sizeof(url), "/api/1/employee_batch_imports"), hdrs, body, timeout_ms, r);
+    snprintf(body, sizeof(body), "[{\"EmployeeId\":\"%s\",\"Source\":\"F\",\"FirstName\":\"x\"}]",
+             id);
+    http("POST", os_url(url, sizeof(url), "/api/1/employee_batch_imports"), hdrs, body, timeout_ms,
+         r);
 }
 
 static long long staged(void)
@@ -244,8 +246,8 @@ static void test_bad_rules(void **state)
     assert_int_equal(get_sites(), 200);
 
     {
-        const char *argv[] = {"sim", "--mapped-port", "0", "--officespace-port", "0",
-                              "--faults", "bogus", NULL};
+        const char *argv[] = {"sim", "--mapped-port", "0",     "--officespace-port",
+                              "0",   "--faults",      "bogus", NULL};
         struct th_result res;
         th_run(argv, NULL, 10000, &res);
         assert_int_equal(res.status, 64);

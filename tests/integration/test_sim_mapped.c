@@ -38,7 +38,8 @@ static json_t *q(const char *query) { return gql(gq, MAPPED_AUTH, query, NULL, N
 
 static void test_auth_401(void **state)
 {
-    const char *bad[] = {NULL, "Authorization: token wrong", "Authorization: Bearer " TH_SIM_MAPPED_TOKEN,
+    const char *bad[] = {NULL, "Authorization: token wrong",
+                         "Authorization: Bearer " TH_SIM_MAPPED_TOKEN,
                          "Authorization: " TH_SIM_MAPPED_TOKEN};
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -74,13 +75,15 @@ static void test_documented_queries(void **state)
     assert_string_equal(jstr_at(j, "data.buildings.0.floors.0.things.0.id"), "THGcounter");
     json_decref(j);
 
-    j = q("{ buildings(filter: {id: {eq: \"BLDGone\"}}) { name id points { id name exactType } } }");
+    j = q(
+        "{ buildings(filter: {id: {eq: \"BLDGone\"}}) { name id points { id name exactType } } }");
     assert_int_equal(json_array_size(jpath(j, "data.buildings")), 1);
     assert_int_equal(json_array_size(jpath(j, "data.buildings.0.points")), 0);
     json_decref(j);
 
     /* points of a floor: its own and those of things located there */
-    j = q("{ floors(filter: { id: { eq: \"FLRone1\"} }) { id level points { id exactType type } } }");
+    j = q(
+        "{ floors(filter: { id: { eq: \"FLRone1\"} }) { id level points { id exactType type } } }");
     assert_int_equal(jint_at(j, "data.floors.0.level"), 1);
     assert_int_equal(json_array_size(jpath(j, "data.floors.0.points")), 2);
     assert_string_equal(jstr_at(j, "data.floors.0.points.1.id"), "PNTthing");
@@ -153,8 +156,8 @@ static void test_variables(void **state)
     json_decref(vars);
 
     /* a required variable that was not given */
-    j = gql(gq, MAPPED_AUTH, "query($id: String!) { spaces(filter: {id: {eq: $id}}) { id } }",
-            NULL, NULL);
+    j = gql(gq, MAPPED_AUTH, "query($id: String!) { spaces(filter: {id: {eq: $id}}) { id } }", NULL,
+            NULL);
     assert_non_null(strstr(jstr_at(j, "errors.0.message"), "was not provided"));
     assert_null(json_object_get(j, "data"));
     json_decref(j);
@@ -181,13 +184,21 @@ static void test_filters(void **state)
     assert_int_equal(count("{ spaces { id } }"), 3);
     assert_int_equal(count("{ spaces(filter: {id: {eq: \"SPCroomB\"}}) { id } }"), 1);
     assert_int_equal(count("{ spaces(filter: {name: {ne: \"Room B\"}}) { id } }"), 2);
-    assert_int_equal(count("{ spaces(filter: {id: {in: [\"SPCroomA\", \"SPCdesk1\", \"x\"]}}) { id } }"), 2);
+    assert_int_equal(
+        count("{ spaces(filter: {id: {in: [\"SPCroomA\", \"SPCdesk1\", \"x\"]}}) { id } }"), 2);
     assert_int_equal(count("{ spaces(filter: {name: {contains: \"Desk\"}}) { id } }"), 1);
     assert_int_equal(count("{ spaces(filter: {not: {name: {contains: \"Desk\"}}}) { id } }"), 2);
-    assert_int_equal(count("{ spaces(filter: {or: [{id: {eq: \"SPCroomA\"}}, {id: {eq: \"SPCroomB\"}}]}) { id } }"), 2);
-    assert_int_equal(count("{ spaces(filter: {and: [{name: {contains: \"Room\"}}, {name: {ne: \"Room A\"}}]}) { id } }"), 1);
+    assert_int_equal(count("{ spaces(filter: {or: [{id: {eq: \"SPCroomA\"}}, {id: {eq: "
+                           "\"SPCroomB\"}}]}) { id } }"),
+                     2);
+    assert_int_equal(count("{ spaces(filter: {and: [{name: {contains: \"Room\"}}, {name: {ne: "
+                           "\"Room A\"}}]}) { id } }"),
+                     1);
     assert_int_equal(count("{ spaces(filter: {type: {eq: \"Workspace\"}}) { id } }"), 1);
-    assert_int_equal(count("{ points(filter: {exactType: {in: [\"Occupancy_Status\", \"PIR_Sensor\"]}}) { id } }"), 3);
+    assert_int_equal(
+        count(
+            "{ points(filter: {exactType: {in: [\"Occupancy_Status\", \"PIR_Sensor\"]}}) { id } }"),
+        3);
     assert_int_equal(count("{ points(filter: {exactType: {ne: \"Point\"}}) { id } }"), 7);
     /* a filter on an unknown field is a validation error */
     assert_int_equal(count("{ spaces(filter: {colour: {eq: \"red\"}}) { id } }"), (size_t)-2);
@@ -274,7 +285,8 @@ static void test_errors_with_positions(void **state)
 
 static double status_b(void)
 {
-    json_t *j = q("{ points(filter: {id: {eq: \"PNTstatusB\"}}) { series(latest: true) { value { int32Value } } } }");
+    json_t *j = q("{ points(filter: {id: {eq: \"PNTstatusB\"}}) { series(latest: true) { value { "
+                  "int32Value } } } }");
     double v = json_number_value(jpath(j, "data.points.0.series.0.value.int32Value"));
     json_decref(j);
     return v;
@@ -300,7 +312,8 @@ static void test_value_evolution(void **state)
          "{\"id\":\"PNTcountA\",\"value\":9,\"timestamp\":\"2025-05-05T05:05:05Z\"}", 0, &r);
     assert_int_equal(r.status, 200);
     resp_free(&r);
-    j = q("{ points(filter: {id: {eq: \"PNTcountA\"}}) { series(latest: true) { timestamp value { int64Value } } } }");
+    j = q("{ points(filter: {id: {eq: \"PNTcountA\"}}) { series(latest: true) { timestamp value { "
+          "int64Value } } } }");
     assert_int_equal(jint_at(j, "data.points.0.series.0.value.int64Value"), 9);
     assert_string_equal(jstr_at(j, "data.points.0.series.0.timestamp"), "2025-05-05T05:05:05Z");
     json_decref(j);
@@ -332,8 +345,8 @@ static void test_yaml_scenario(void **state)
 
     {
         char *bad = th_write_file("bad.yaml", "sites:\n  - id: S\n    buildings: [\n");
-        const char *argv[] = {"sim", "--mapped-port", "0", "--officespace-port", "0",
-                              "--scenario", bad, NULL};
+        const char *argv[] = {"sim", "--mapped-port", "0", "--officespace-port",
+                              "0",   "--scenario",    bad, NULL};
         struct th_result res;
         th_run(argv, NULL, 10000, &res);
         assert_int_equal(res.status, 65);

@@ -35,7 +35,9 @@ static int reset(void **state)
     char url[256];
     (void)state;
     return th_http("POST", url_of(url, sizeof(url), sim.officespace_url, "/_sim/reset"), "",
-                   NULL) == 200 ? 0 : -1;
+                   NULL) == 200
+               ? 0
+               : -1;
 }
 
 static json_t *rest(const char *method, const char *path, const char *ctype, const char *body,
@@ -90,8 +92,9 @@ static void test_list_shapes(void **state)
 {
     long st;
     json_t *j;
-    const char *paths[] = {"/api/1/sites", "/api/1/floors", "/api/1/seats", "/api/1/rooms",
-                           "/api/1/neighborhoods", "/api/1/employees", "/api/1/directories"};
+    const char *paths[] = {"/api/1/sites",      "/api/1/floors",        "/api/1/seats",
+                           "/api/1/rooms",      "/api/1/neighborhoods", "/api/1/employees",
+                           "/api/1/directories"};
     (void)state;
 
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
@@ -126,17 +129,20 @@ static void test_employee_import(void **state)
     j = rest("DELETE", "/api/1/employee_directory/HR", NULL, NULL, &st);
     assert_int_equal(st, 200);
     json_decref(j);
-    j = rest("POST", "/api/1/employee_batch_imports", NULL,
-             "[{\"EmployeeId\":\"E1\",\"Source\":\"HR\",\"FirstName\":\"Alice\",\"LastName\":\"Smith\","
-             "\"WorkPhone\":\"+1 555\",\"Udf3\":\"x\"},"
-             "{\"EmployeeId\":\"E2\",\"Source\":\"HR\",\"FirstName\":\"Bob\",\"LastName\":\"Jones\"}]",
-             &st);
+    j = rest(
+        "POST", "/api/1/employee_batch_imports", NULL,
+        "[{\"EmployeeId\":\"E1\",\"Source\":\"HR\",\"FirstName\":\"Alice\",\"LastName\":\"Smith\","
+        "\"WorkPhone\":\"+1 555\",\"Udf3\":\"x\"},"
+        "{\"EmployeeId\":\"E2\",\"Source\":\"HR\",\"FirstName\":\"Bob\",\"LastName\":\"Jones\"}]",
+        &st);
     assert_int_equal(st, 200);
     assert_int_equal(jint_at(j, "imported"), 2);
     json_decref(j);
     /* a single object is accepted too */
-    j = rest("POST", "/api/1/employee_batch_imports", NULL,
-             "{\"EmployeeId\":\"E3\",\"Source\":\"HR\",\"FirstName\":\"Cy\",\"LastName\":\"Young\"}", &st);
+    j = rest(
+        "POST", "/api/1/employee_batch_imports", NULL,
+        "{\"EmployeeId\":\"E3\",\"Source\":\"HR\",\"FirstName\":\"Cy\",\"LastName\":\"Young\"}",
+        &st);
     assert_int_equal(st, 200);
     json_decref(j);
     j = rest("POST", "/api/1/employee_batch_imports", NULL, "[{\"EmployeeId\":", &st);
@@ -149,7 +155,8 @@ static void test_employee_import(void **state)
     assert_int_equal(jint_at(j, "live_count"), 1); /* the demo's one employee */
     json_decref(j);
 
-    j = rest("POST", "/api/1/employee_directory", "application/x-www-form-urlencoded", "Source=HR", &st);
+    j = rest("POST", "/api/1/employee_directory", "application/x-www-form-urlencoded", "Source=HR",
+             &st);
     assert_int_equal(st, 200);
     assert_int_equal(jint_at(j, "created"), 3);
     json_decref(j);
@@ -157,9 +164,11 @@ static void test_employee_import(void **state)
     /* upsert: E1 again with a new title, and E4 */
     j = rest("POST", "/api/1/employee_batch_imports", NULL,
              "[{\"EmployeeId\":\"E1\",\"Source\":\"HR\",\"Title\":\"CTO\"},"
-             "{\"EmployeeId\":\"E4\",\"Source\":\"HR\",\"FirstName\":\"Di\",\"LastName\":\"Ng\"}]", &st);
+             "{\"EmployeeId\":\"E4\",\"Source\":\"HR\",\"FirstName\":\"Di\",\"LastName\":\"Ng\"}]",
+             &st);
     json_decref(j);
-    j = rest("POST", "/api/1/employee_directory", "application/x-www-form-urlencoded", "Source=HR", &st);
+    j = rest("POST", "/api/1/employee_directory", "application/x-www-form-urlencoded", "Source=HR",
+             &st);
     assert_int_equal(jint_at(j, "created"), 1);
     assert_int_equal(jint_at(j, "updated"), 1);
     json_decref(j);
@@ -266,21 +275,24 @@ static void test_presence_mutations(void **state)
     json_t *j;
     (void)state;
 
-    j = os_gql(GQL_AUTH,
-               "mutation {\n"
-               " ok: createEmployeePresence(employeePresence: {roomId: \"1011\", occupancyStatus: "
-               "PRESENCE, occupancyCount: 2, presenceDetectedAt: \"2026-01-07T10:30:00Z\"}) "
-               "{ success errors { attribute errors label } }\n"
-               " unknown: createEmployeePresence(employeePresence: {seatId: \"424242\", occupancyStatus: "
-               "NO_PRESENCE, presenceDetectedAt: \"2026-01-07T10:30:00Z\"}) { success errors { attribute errors } }\n"
-               " wrongtype: createEmployeePresence(employeePresence: {floorId: \"1011\", "
-               "presenceDetectedAt: \"2026-01-07T10:30:00Z\"}) { success errors { attribute } }\n"
-               " negative: createEmployeePresence(employeePresence: {neighborhoodId: \"1018\", "
-               "occupancyCount: -1, presenceDetectedAt: \"2026-01-07T10:30:00Z\"}) { success errors { attribute } }\n"
-               " badtime: createEmployeePresence(employeePresence: {siteId: \"1\", occupancyStatus: "
-               "PRESENCE, presenceDetectedAt: \"yesterday\"}) { success errors { attribute } }\n"
-               "}",
-               NULL, &st);
+    j = os_gql(
+        GQL_AUTH,
+        "mutation {\n"
+        " ok: createEmployeePresence(employeePresence: {roomId: \"1011\", occupancyStatus: "
+        "PRESENCE, occupancyCount: 2, presenceDetectedAt: \"2026-01-07T10:30:00Z\"}) "
+        "{ success errors { attribute errors label } }\n"
+        " unknown: createEmployeePresence(employeePresence: {seatId: \"424242\", occupancyStatus: "
+        "NO_PRESENCE, presenceDetectedAt: \"2026-01-07T10:30:00Z\"}) { success errors { attribute "
+        "errors } }\n"
+        " wrongtype: createEmployeePresence(employeePresence: {floorId: \"1011\", "
+        "presenceDetectedAt: \"2026-01-07T10:30:00Z\"}) { success errors { attribute } }\n"
+        " negative: createEmployeePresence(employeePresence: {neighborhoodId: \"1018\", "
+        "occupancyCount: -1, presenceDetectedAt: \"2026-01-07T10:30:00Z\"}) { success errors { "
+        "attribute } }\n"
+        " badtime: createEmployeePresence(employeePresence: {siteId: \"1\", occupancyStatus: "
+        "PRESENCE, presenceDetectedAt: \"yesterday\"}) { success errors { attribute } }\n"
+        "}",
+        NULL, &st);
     assert_int_equal(st, 200);
     assert_null(json_object_get(j, "errors"));
     assert_true(json_is_true(jpath(j, "data.ok.success")));
@@ -295,10 +307,11 @@ static void test_presence_mutations(void **state)
 
     /* a value outside PresenceStatusEnum, or a location field that does not exist: the
        whole document is invalid, nothing is applied */
-    j = os_gql(GQL_AUTH,
-               "mutation { a: createEmployeePresence(employeePresence: {roomId: \"1012\", "
-               "occupancyStatus: BUSY, presenceDetectedAt: \"2026-01-07T10:30:00Z\"}) { success } }",
-               NULL, &st);
+    j = os_gql(
+        GQL_AUTH,
+        "mutation { a: createEmployeePresence(employeePresence: {roomId: \"1012\", "
+        "occupancyStatus: BUSY, presenceDetectedAt: \"2026-01-07T10:30:00Z\"}) { success } }",
+        NULL, &st);
     assert_non_null(strstr(jstr_at(j, "errors.0.message"), "PresenceStatusEnum"));
     assert_null(json_object_get(j, "data"));
     json_decref(j);
@@ -357,7 +370,8 @@ static void test_request_log_redacts(void **state)
 
     json_decref(rest("GET", "/api/1/sites", NULL, NULL, &st));
     json_decref(os_gql(GQL_AUTH, "{ sites { id } }", NULL, &st));
-    json_decref(rest("POST", "/api/1/employee_batch_imports", NULL, "[{\"EmployeeId\":\"Z\"}]", &st));
+    json_decref(
+        rest("POST", "/api/1/employee_batch_imports", NULL, "[{\"EmployeeId\":\"Z\"}]", &st));
     j = sim_get("/_sim/requests");
     all = json_dumps(j, 0);
     assert_null(strstr(all, TH_SIM_OS_KEY));
@@ -402,8 +416,9 @@ static void test_control_misc(void **state)
     j = th_get_json(url_of(url, sizeof(url), sim.officespace_url, "/_sim/scenario"));
     assert_string_equal(jstr_at(j, "sites.0.buildings.1.id"), "BLDGdemoBeta");
     json_decref(j);
-    assert_int_equal(th_http("GET", url_of(url, sizeof(url), sim.officespace_url, "/_sim/nope"),
-                             NULL, NULL), 404);
+    assert_int_equal(
+        th_http("GET", url_of(url, sizeof(url), sim.officespace_url, "/_sim/nope"), NULL, NULL),
+        404);
     j = rest("GET", "/nothing/here", NULL, NULL, &st);
     assert_int_equal(st, 404);
     json_decref(j);

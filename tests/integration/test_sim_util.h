@@ -17,20 +17,20 @@
 
 #include "harness.h"
 
-#define MAPPED_AUTH "Authorization: token " TH_SIM_MAPPED_TOKEN
-#define REST_AUTH "Authorization: Token token=" TH_SIM_OS_KEY
+#define MAPPED_AUTH      "Authorization: token " TH_SIM_MAPPED_TOKEN
+#define REST_AUTH        "Authorization: Token token=" TH_SIM_OS_KEY
 #define REST_AUTH_QUOTED "Authorization: Token token=\"" TH_SIM_OS_KEY "\""
-#define GQL_AUTH "apikey: " TH_SIM_OS_KEY
+#define GQL_AUTH         "apikey: " TH_SIM_OS_KEY
 
 struct resp {
-    long status;         /* 0 when no response came */
-    int curl_rc;         /* CURLE_OK, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, ... */
-    char *body;          /* malloc'd, NUL-terminated, never NULL after http() */
+    long status; /* 0 when no response came */
+    int curl_rc; /* CURLE_OK, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, ... */
+    char *body;  /* malloc'd, NUL-terminated, never NULL after http() */
     size_t len;
     char retry_after[32];
     char www_auth[128];
     char ctype[96];
-    long ms;             /* how long the request took */
+    long ms; /* how long the request took */
 };
 
 static size_t tsu_body(char *d, size_t sz, size_t n, void *ud)

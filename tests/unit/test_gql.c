@@ -148,8 +148,16 @@ static void test_parse_bounds(void **state)
 /* ---- execution over the Mapped schema ------------------------------------------- */
 
 static int64_t fake_mono, fake_wall = 1700000000000LL;
-static int64_t mono_cb(void *ud) { (void)ud; return fake_mono; }
-static int64_t wall_cb(void *ud) { (void)ud; return fake_wall; }
+static int64_t mono_cb(void *ud)
+{
+    (void)ud;
+    return fake_mono;
+}
+static int64_t wall_cb(void *ud)
+{
+    (void)ud;
+    return fake_wall;
+}
 static const struct osc_clock fake_clock = {mono_cb, wall_cb, NULL};
 
 static const char scenario[] =
@@ -193,8 +201,8 @@ static json_t *run(struct sim_graph *g, const char *body)
 
 static const char *first_error(json_t *j)
 {
-    return json_string_value(json_object_get(json_array_get(json_object_get(j, "errors"), 0),
-                                             "message"));
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(j, "errors"), 0), "message"));
 }
 
 static void expect_error(struct sim_graph *g, const char *body, const char *part)
@@ -211,7 +219,9 @@ static void test_validation(void **state)
     struct sim_graph *g = load(1);
     (void)state;
 
-    expect_error(g, "{\"query\": \"{ spaces { ...A } } fragment A on Space { ...B } fragment B on Space { ...A }\"}",
+    expect_error(g,
+                 "{\"query\": \"{ spaces { ...A } } fragment A on Space { ...B } fragment B on "
+                 "Space { ...A }\"}",
                  "within itself");
     expect_error(g, "{\"query\": \"{ spaces { id } } fragment A on Space { id }\"}", "never used");
     expect_error(g, "{\"query\": \"{ spaces { ...Nope } }\"}", "Unknown fragment");
@@ -222,13 +232,16 @@ static void test_validation(void **state)
                  "Must provide operation name");
     expect_error(g, "{\"query\": \"query A { sites { id } }\", \"operationName\": \"Z\"}",
                  "Unknown operation");
-    expect_error(g, "{\"query\": \"query($n: Int) { spaces(childDepth: $n) { id } }\", \"variables\": {\"n\": \"x\"}}",
+    expect_error(g,
+                 "{\"query\": \"query($n: Int) { spaces(childDepth: $n) { id } }\", \"variables\": "
+                 "{\"n\": \"x\"}}",
                  "got invalid value");
     expect_error(g, "{\"query\": \"query($n: Int) { sites { id } }\"}", "never used");
     expect_error(g, "{\"query\": \"{ sites { id(x: 1) } }\"}", "Unknown argument");
     expect_error(g, "{\"query\": \"{ sites }\"}", "must have a selection");
     expect_error(g, "{\"query\": \"{ sites { id { x } } }\"}", "must not have a selection");
-    expect_error(g, "{\"query\": \"{ spaces(childDepth: \\\"1\\\") { id } }\"}", "Int cannot represent");
+    expect_error(g, "{\"query\": \"{ spaces(childDepth: \\\"1\\\") { id } }\"}",
+                 "Int cannot represent");
     expect_error(g, "{\"query\": \"{ sites @nope { id } }\"}", "Unknown directive");
     expect_error(g, "{\"query\": 5}", "No query string");
     expect_error(g, "[1]", "expected an object");
@@ -252,7 +265,8 @@ static void test_execution(void **state)
     (void)state;
 
     /* operation choice, @include/@skip with variables, field merging */
-    j = run(g, "{\"query\": \"query A { sites { id } } query B($y: Boolean!) { spaces { id @include(if: $y) "
+    j = run(g, "{\"query\": \"query A { sites { id } } query B($y: Boolean!) { spaces { id "
+               "@include(if: $y) "
                "name @skip(if: $y) } spaces { points { id } } }\", \"operationName\": \"B\", "
                "\"variables\": {\"y\": true}}");
     assert_null(json_object_get(j, "errors"));
@@ -312,7 +326,8 @@ static void test_values(void **state)
     }
     assert_true(differs);
     /* an override wins until reset */
-    assert_int_equal(sim_point_set(&g->points[sim_graph_find_point(g, "Psteps")], 1, 7, NULL, 123), 0);
+    assert_int_equal(sim_point_set(&g->points[sim_graph_find_point(g, "Psteps")], 1, 7, NULL, 123),
+                     0);
     assert_true(value_at(g, "Psteps", 1000, &ts) == 7);
     assert_int_equal(ts, 123);
     sim_graph_reset(g);
@@ -320,12 +335,16 @@ static void test_values(void **state)
 
     /* the same through GraphQL: the string point answers in stringValue only */
     {
-        json_t *j = run(g, "{\"query\": \"{ points(filter: {id: {eq: \\\"Pstr\\\"}}) { series(latest: true) "
-                           "{ value { stringValue float64Value boolValue } } } }\"}");
-        json_t *v = json_object_get(json_array_get(json_object_get(json_array_get(json_object_get(
-                                                           json_object_get(j, "data"), "points"), 0),
-                                                       "series"), 0),
-                                    "value");
+        json_t *j = run(
+            g, "{\"query\": \"{ points(filter: {id: {eq: \\\"Pstr\\\"}}) { series(latest: true) "
+               "{ value { stringValue float64Value boolValue } } } }\"}");
+        json_t *v = json_object_get(
+            json_array_get(
+                json_object_get(
+                    json_array_get(json_object_get(json_object_get(j, "data"), "points"), 0),
+                    "series"),
+                0),
+            "value");
         assert_string_equal(json_string_value(json_object_get(v, "stringValue")), "on");
         assert_true(json_is_null(json_object_get(v, "float64Value")));
         json_decref(j);
@@ -341,10 +360,14 @@ static void test_bad_scenarios(void **state)
         "[]",
         "{\"buildings\": [{\"name\": \"no id\"}]}",
         "{\"buildings\": [{\"id\": \"B\", \"points\": [{\"id\": \"P\"}, {\"id\": \"P\"}]}]}",
-        "{\"buildings\": [{\"id\": \"B\", \"points\": [{\"id\": \"P\", \"valueType\": \"complex\"}]}]}",
-        "{\"buildings\": [{\"id\": \"B\", \"points\": [{\"id\": \"P\", \"random\": {\"min\": 5, \"max\": 1}}]}]}",
-        "{\"buildings\": [{\"id\": \"B\", \"points\": [{\"id\": \"P\", \"steps\": [{\"at\": \"5s\"}, {\"at\": \"1s\"}]}]}]}",
-        "{\"buildings\": [{\"id\": \"B\", \"identities\": [{\"type\": \"Nope\", \"value\": \"x\"}]}]}",
+        "{\"buildings\": [{\"id\": \"B\", \"points\": [{\"id\": \"P\", \"valueType\": "
+        "\"complex\"}]}]}",
+        "{\"buildings\": [{\"id\": \"B\", \"points\": [{\"id\": \"P\", \"random\": {\"min\": 5, "
+        "\"max\": 1}}]}]}",
+        "{\"buildings\": [{\"id\": \"B\", \"points\": [{\"id\": \"P\", \"steps\": [{\"at\": "
+        "\"5s\"}, {\"at\": \"1s\"}]}]}]}",
+        "{\"buildings\": [{\"id\": \"B\", \"identities\": [{\"type\": \"Nope\", \"value\": "
+        "\"x\"}]}]}",
         "{\"things\": [{\"id\": \"T\", \"location\": \"nowhere\"}]}",
     };
     (void)state;
@@ -371,7 +394,11 @@ static void test_fault_rules(void **state)
     (void)state;
 
     memset(&f, 0, sizeof(f));
-    assert_int_equal(sim_faults_parse(&f, "delay=100ms,delay=50ms:server=mapped,503x2:retry-after=4:path=/api/1/,reset-after", msg, sizeof(msg)), 0);
+    assert_int_equal(
+        sim_faults_parse(
+            &f, "delay=100ms,delay=50ms:server=mapped,503x2:retry-after=4:path=/api/1/,reset-after",
+            msg, sizeof(msg)),
+        0);
     assert_int_equal(f.n, 4);
     sim_faults_eval(&f, "officespace", "/api/1/sites", &a);
     assert_int_equal(a.delay_ms, 100);
@@ -486,11 +513,11 @@ static void test_directory_index(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_errors),     cmocka_unit_test(test_parse_valid),
-        cmocka_unit_test(test_parse_bounds),     cmocka_unit_test(test_validation),
-        cmocka_unit_test(test_execution),        cmocka_unit_test(test_values),
-        cmocka_unit_test(test_bad_scenarios),    cmocka_unit_test(test_fault_rules),
-        cmocka_unit_test(test_bucket),           cmocka_unit_test(test_directory_index),
+        cmocka_unit_test(test_parse_errors),  cmocka_unit_test(test_parse_valid),
+        cmocka_unit_test(test_parse_bounds),  cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_execution),     cmocka_unit_test(test_values),
+        cmocka_unit_test(test_bad_scenarios), cmocka_unit_test(test_fault_rules),
+        cmocka_unit_test(test_bucket),        cmocka_unit_test(test_directory_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
