@@ -46,6 +46,14 @@ void osc_employee_map_free(struct osc_employee_map *m);
 int osc_employee_encode(struct osc_employee_map *m, const struct osc_record *rec,
                         struct osc_buf *out, struct osc_err *err);
 
+/*
+ * The EmployeeId and Email value texts (JSON, borrowed from the record) of
+ * the last record encoded successfully; *len 0 when there is none. Valid
+ * until the record is released.
+ */
+void osc_employee_last_keys(const struct osc_employee_map *m, const char **id, size_t *id_len,
+                            const char **email, size_t *email_len);
+
 /* The OfficeSpace key an input column maps to by default, or NULL (tests, docs). */
 const char *osc_employee_default_key(const char *column);
 

@@ -84,12 +84,13 @@ void osc_mapped_topo_finish(struct osc_mapped_topo *t);
 long osc_mapped_topo_point(const struct osc_mapped_topo *t, const char *id, size_t len);
 
 /*
- * The HTTP body ({"query": "..."}) for one building. discover != 0 asks
- * for names and identities too. Returns 0, OSC_EINVAL (the id contains a
- * quote, backslash or control character) or OSC_ENOMEM/OSC_ETOOBIG; out is
- * reset first.
+ * The HTTP body ({"query": "..."}) for the buildings ids[0..n) (one
+ * buildings(filter: {id: {in: [...]}}) query). discover != 0 asks for names
+ * and identities too. Returns 0, OSC_EINVAL (n is 0, or an id is empty, too
+ * long, or contains a quote, backslash or control character) or
+ * OSC_ENOMEM/OSC_ETOOBIG; out is reset first.
  */
-int osc_mapped_query(const char *building_id, int discover, struct osc_buf *out);
+int osc_mapped_query(const char *const *ids, size_t n, int discover, struct osc_buf *out);
 
 /*
  * Walk one building response. discover != 0 adds locations, points, links
@@ -114,13 +115,14 @@ int osc_mapped_parse(struct osc_mapped_topo *t, const char *json, size_t len, in
 int osc_mapped_value_parse(const char *json, size_t len, double *out);
 
 /*
- * Query one building and parse the answer into t (see osc_mapped_parse).
+ * Query the buildings ids[0..n) in one request and parse the answer into t
+ * (see osc_mapped_parse).
  * Returns 0; OSC_EAUTH (401/403); OSC_EUNAVAIL (429, 5xx, transport:
  * *retry_after_ms set from Retry-After, or -1); OSC_EREJECTED (other
  * statuses); OSC_ETOOBIG (response larger than max_response); OSC_EPROTO.
  */
 int osc_mapped_fetch(struct osc_http *h, const struct osc_conf_mapped *m, size_t max_response,
-                     const char *building_id, int discover, struct osc_mapped_topo *t,
+                     const char *const *ids, size_t n, int discover, struct osc_mapped_topo *t,
                      int64_t *retry_after_ms, struct osc_err *err);
 
 #endif

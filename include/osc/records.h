@@ -118,7 +118,8 @@ int osc_json_value_text(const char *val, size_t len, struct osc_buf *out);
 /* 1 when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 int osc_json_utf8_valid(const char *s, size_t len);
 
-/* Append s as a JSON string literal (quotes included) to out. */
+/* Append s as a JSON string literal (quotes included) to out; bytes that are not
+ * valid UTF-8 become U+FFFD, so the result is always valid JSON. */
 int osc_json_quote(struct osc_buf *out, const char *s, size_t len);
 
 /*

@@ -45,6 +45,12 @@ struct rec_ref {
     size_t off, len; /* in batch->orig */
 };
 
+/* A key (hash of an EmployeeId or a lower-cased Email) seen in a batch, and its line. */
+struct key_slot {
+    uint64_t hash; /* 0: empty */
+    uint64_t line;
+};
+
 struct batch {
     struct osc_delivery *d;
     enum bstate state;
@@ -62,6 +68,8 @@ struct batch {
     int64_t first_ms, due_ms;
     struct osc_http_response resp;
     struct batch *next_ready;
+    struct key_slot *keys; /* upsert_employees: EmployeeIds and Emails in this batch */
+    size_t keys_cap, nkeys;
 };
 
 struct url_part {
@@ -127,6 +135,8 @@ struct osc_delivery {
     int resuming;
     uint32_t cur_input;
     uint64_t next_off, next_line; /* where the next unread record of cur_input starts */
+    char **input_names; /* per input index, for dead letters */
+    size_t ninput_names;
     int cp_error;
 
     /* scratch */
@@ -240,6 +250,9 @@ static void batch_reset(struct batch *b)
     b->next_ready = NULL;
     b->kind = K_DATA;
     b->state = B_FREE;
+    if (b->nkeys)
+        memset(b->keys, 0, b->keys_cap * sizeof(*b->keys));
+    b->nkeys = 0;
 }
 
 void osc_delivery_free(struct osc_delivery *d)
@@ -253,6 +266,7 @@ void osc_delivery_free(struct osc_delivery *d)
         osc_buf_free(&b->body);
         osc_buf_free(&b->orig);
         free(b->recs);
+        free(b->keys);
         free(b->url);
         osc_http_response_free(&b->resp);
     }
@@ -270,6 +284,9 @@ void osc_delivery_free(struct osc_delivery *d)
     free(d->url_parts);
     free(d->fixed_url);
     free(d->cp_key);
+    for (size_t i = 0; i < d->ninput_names; i++)
+        free(d->input_names[i]);
+    free(d->input_names);
     osc_buf_free(&d->enc);
     osc_buf_free(&d->filtered);
     osc_buf_free(&d->url);
@@ -582,21 +599,70 @@ static const char *cur_file(struct osc_delivery *d, const char *f)
     return f ? f : "<input>";
 }
 
+static const char *input_name(const struct osc_delivery *d, uint32_t input)
+{
+    return input < d->ninput_names && d->input_names[input] ? d->input_names[input] : "<input>";
+}
+
+/* Dead-letter record i of b. */
+static void dead_letter_rec(struct osc_delivery *d, struct batch *b, size_t i, long status,
+                            const char *reason)
+{
+    const struct rec_ref *r = &b->recs[i];
+
+    dead_letter(d, b->orig.data + r->off, r->len, NULL, 0, input_name(d, r->input), r->line,
+                r->offset, status, b->resp.body.data, b->resp.body.len, reason, b->attempts);
+}
+
 /* Dead-letter every record of b with one reason. */
 static void dead_letter_batch(struct osc_delivery *d, struct batch *b, long status,
                               const char *reason)
 {
-    const char *resp = b->resp.body.data;
-    size_t resp_len = b->resp.body.len;
+    for (size_t i = 0; i < b->nrecs; i++)
+        dead_letter_rec(d, b, i, status, reason);
+}
 
-    for (size_t i = 0; i < b->nrecs; i++) {
-        struct rec_ref *r = &b->recs[i];
-        const char *json = b->orig.data + r->off;
-        /* the file name is stored after the record text (see batch_append) */
-        const char *file = json + r->len + 1;
-        dead_letter(d, json, r->len, NULL, 0, file, r->line, r->offset, status, resp, resp_len,
-                    reason, b->attempts);
+/*
+ * A 2xx answer may still name rows it skipped. The REST reference documents
+ * no batch-import result (OfficeSpace's scripts discard it); GraphQL's
+ * employeeSeed reports skipped rows. osconnect reads the shape
+ * {"errors": [{"index": N, "error": "..."}]} (N: 0-based row of the batch)
+ * when it is there, dead-letters just those rows and counts the rest as
+ * delivered. Returns the number of rows dead-lettered.
+ */
+static size_t partial_rejects(struct osc_delivery *d, struct batch *b,
+                              const struct osc_http_response *r)
+{
+    json_t *root, *errs, *e;
+    unsigned char *done;
+    size_t i, n = 0;
+
+    if (!r->body.len || r->body.data[0] != '{' || !memmem(r->body.data, r->body.len, "\"errors\"", 8))
+        return 0;
+    if (!(root = json_loadb(r->body.data, r->body.len, 0, NULL)))
+        return 0;
+    errs = json_object_get(root, "errors");
+    if (!json_is_array(errs) || !(done = calloc(b->nrecs ? b->nrecs : 1, 1))) {
+        json_decref(root);
+        return 0;
     }
+    json_array_foreach(errs, i, e) {
+        json_t *idx = json_object_get(e, "index");
+        const char *msg = json_string_value(json_object_get(e, "error"));
+        char reason[512];
+        json_int_t k;
+        if (!json_is_integer(idx) || (k = json_integer_value(idx)) < 0 ||
+            (size_t)k >= b->nrecs || done[k])
+            continue;
+        done[k] = 1;
+        snprintf(reason, sizeof(reason), "rejected by the API (row %lld of the batch): %s",
+                 (long long)k, msg ? msg : "no reason given");
+        dead_letter_rec(d, b, (size_t)k, r->status, reason);
+        n++;
+    }
+    free(done);
+    json_decref(root);
+    return n;
 }
 
 int osc_delivery_malformed(struct osc_delivery *d, const struct osc_record *rec,
@@ -886,6 +952,94 @@ static int resolve_url(struct osc_delivery *d, const struct osc_record *rec, cha
     return rc ? OSC_EDATA : 0;
 }
 
+
+/* ---- duplicate keys in one batch --------------------------------------------- */
+
+#define KEYS_MAX 8192
+
+static uint64_t key_hash(char tag, const char *s, size_t n, int fold)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ (unsigned char)tag;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (fold && c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        h = (h ^ c) * 0x100000001b3ULL;
+    }
+    return h ? h : 1;
+}
+
+/* The table of b, allocated on first use; NULL when full or out of memory (nothing checked). */
+static struct key_slot *key_table(struct batch *b, size_t batch_size)
+{
+    if (!b->keys) {
+        size_t cap = 64;
+        while (cap < 4 * batch_size && cap < KEYS_MAX)
+            cap *= 2;
+        if (!(b->keys = calloc(cap, sizeof(*b->keys))))
+            return NULL;
+        b->keys_cap = cap;
+    }
+    return b->nkeys + 2 > b->keys_cap / 2 ? NULL : b->keys;
+}
+
+/* Line of an earlier record with key hash in b, or 0. */
+static uint64_t key_find(const struct batch *b, uint64_t hash)
+{
+    for (size_t i = hash & (b->keys_cap - 1); b->keys[i].hash; i = (i + 1) & (b->keys_cap - 1))
+        if (b->keys[i].hash == hash)
+            return b->keys[i].line;
+    return 0;
+}
+
+static void key_add(struct batch *b, uint64_t hash, uint64_t line)
+{
+    size_t i = hash & (b->keys_cap - 1);
+    while (b->keys[i].hash && b->keys[i].hash != hash)
+        i = (i + 1) & (b->keys_cap - 1);
+    if (!b->keys[i].hash)
+        b->nkeys++;
+    b->keys[i].hash = hash;
+    b->keys[i].line = line;
+}
+
+/*
+ * One batch must not hold two records for the same employee (same
+ * EmployeeId, or same Email ignoring case): what the API does with both is
+ * undefined. The first is kept; the later one gets a reason in *why.
+ * Returns 1 for a duplicate. Batches beyond KEYS_MAX/2 records are checked
+ * only up to that many keys.
+ */
+static int duplicate_in_batch(struct osc_delivery *d, struct batch *b,
+                              const struct osc_record *rec, char *why, size_t cap)
+{
+    const char *id, *email;
+    size_t id_len, email_len;
+    uint64_t hid, hem = 0, at;
+    struct osc_buf *t = &d->tmp;
+
+    osc_employee_last_keys(d->emap, &id, &id_len, &email, &email_len);
+    if (!id_len || !key_table(b, d->batch_size))
+        return 0;
+    hid = key_hash('i', id, id_len, 0);
+    if (email_len)
+        hem = key_hash('e', email, email_len, 1);
+    if (!(at = key_find(b, hid)) && (!hem || !(at = key_find(b, hem)))) {
+        key_add(b, hid, rec->line ? rec->line : 1);
+        if (hem)
+            key_add(b, hem, rec->line ? rec->line : 1);
+        return 0;
+    }
+    osc_buf_reset(t);
+    osc_json_value_text(at == key_find(b, hid) ? id : email, at == key_find(b, hid) ? id_len
+                                                                                   : email_len,
+                        t);
+    snprintf(why, cap, "duplicate employee in one batch: '%.*s' is also on line %llu, which was "
+             "sent; this record was not (fix the input and send it again)",
+             (int)(t->len > 200 ? 200 : t->len), osc_buf_str(t), (unsigned long long)at);
+    return 1;
+}
+
 /* ---- batches ---------------------------------------------------------------- */
 
 static void ready_push(struct osc_delivery *d, struct batch *b, int front)
@@ -1135,8 +1289,18 @@ static void on_done(void *ud, struct osc_http_response *r)
     emit_call(d, b, d->opts.dry_run ? NULL : r, o);
     if (o == OSC_HTTP_SENT) {
         d->accepted = 1;
-        if (b->kind == K_DATA)
-            d->st.sent += b->nrecs;
+        if (b->kind == K_DATA) {
+            size_t bad = partial_rejects(d, b, r);
+            d->st.sent += b->nrecs - bad;
+            if (bad) {
+                /* a commit would drop these employees from the directory */
+                d->st.rejected += bad;
+                d->failed_batches++;
+                OSC_LOG_WARN("delivery", "%s: %s %s: the API skipped %zu of %zu record(s); "
+                             "dead-lettered to %s", d->dest->name, d->method, b->url, bad,
+                             b->nrecs, d->dl_path);
+            }
+        }
         OSC_LOG_DEBUG("delivery", "%s: %s %s -> %ld (%zu records)", d->dest->name,
                       b->kind == K_STAGING ? "DELETE" : d->method, b->url, r->status, b->nrecs);
         b->state = B_FREE;
@@ -1382,7 +1546,6 @@ static int staging_delete(struct osc_delivery *d)
 /* Append the encoded record in d->enc to batch b, with the original record for dead letters. */
 static int batch_append(struct osc_delivery *d, struct batch *b, const struct osc_record *rec)
 {
-    const char *file = cur_file(d, rec->file);
     struct rec_ref *r;
     int rc = 0;
 
@@ -1408,8 +1571,6 @@ static int batch_append(struct osc_delivery *d, struct batch *b, const struct os
     r->off = b->orig.len;
     r->len = rec->json_len;
     rc = rc ? rc : osc_buf_add(&b->orig, rec->json, rec->json_len);
-    rc = rc ? rc : osc_buf_add(&b->orig, "", 1);
-    rc = rc ? rc : osc_buf_add(&b->orig, file, strlen(file) + 1);
     if (rc)
         return rc;
     b->nrecs++;
@@ -1495,6 +1656,8 @@ int osc_delivery_add(struct osc_delivery *d, const struct osc_record *rec)
             return OSC_ENOMEM;
         b->state = B_OPEN;
     }
+    if (d->emap && !d->opts.payload && duplicate_in_batch(d, b, rec, why, sizeof(why)))
+        return reject_local(d, rec, why);
     if ((rc = batch_append(d, b, rec)))
         return reject_local(d, rec, "out of memory");
     /* drive the transfers when a batch is queued, and now and then in between:
@@ -1621,6 +1784,20 @@ int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records
     if (!(r = osc_records_open(path, format, 0, err)))
         return err && err->code ? err->code : OSC_ENOINPUT;
     d->reader = r;
+    if (d->ninput_names <= d->cur_input) {
+        char **nn = realloc(d->input_names, (d->cur_input + 1) * sizeof(*nn));
+        if (!nn || !(nn[d->cur_input] = strdup(osc_records_name(r)))) {
+            if (nn)
+                d->input_names = nn;
+            osc_records_close(r);
+            d->reader = NULL;
+            return osc_err_set(err, OSC_ENOMEM, "out of memory");
+        }
+        while (d->ninput_names < d->cur_input)
+            nn[d->ninput_names++] = NULL;
+        d->input_names = nn;
+        d->ninput_names = d->cur_input + 1;
+    }
     if (d->resuming && d->cur_input == d->resume.input && d->resume.offset > 0 &&
         osc_records_seek(r, d->resume.offset, d->resume.line) != 0)
         skip_below = d->resume.offset; /* cannot seek: read and skip what is done */

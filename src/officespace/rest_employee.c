@@ -56,6 +56,8 @@ static const struct {
 #define WARN_MAX 32
 #define KEY_MAX 128
 
+static int is_empty(const char *v, size_t n);
+
 struct cache_ent {
     char key[KEY_MAX];
     size_t len;
@@ -110,6 +112,16 @@ static int default_slot(const char *key, size_t n)
             return (int)(15 + u);
     }
     return SLOT_DROP;
+}
+
+void osc_employee_last_keys(const struct osc_employee_map *m, const char **id, size_t *id_len,
+                            const char **email, size_t *email_len)
+{
+    *id = m->val[K_ID];
+    *id_len = m->val[K_ID] ? m->vlen[K_ID] : 0;
+    *email = m->val[K_EMAIL];
+    *email_len = m->val[K_EMAIL] && !is_empty(m->val[K_EMAIL], m->vlen[K_EMAIL]) ? m->vlen[K_EMAIL]
+                                                                                 : 0;
 }
 
 const char *osc_employee_default_key(const char *column)

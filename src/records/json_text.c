@@ -123,6 +123,12 @@ static int scan_string(struct scan *s)
                     s->why = "bad \\u escape in a string";
                     return -1;
                 }
+                /* valid JSON, but no API stores a NUL in text: one bad record must not
+                 * get its whole batch refused */
+                if (memcmp(p + 2, "0000", 4) == 0) {
+                    s->why = "\\u0000 (a NUL character) in a string";
+                    return -1;
+                }
                 memcpy(o, p, 6);
                 o += 6;
                 p += 6;
@@ -465,12 +471,22 @@ int osc_json_quote(struct osc_buf *out, const char *s, size_t len)
         return rc;
     while (p < end) {
         const char *q = p;
-        while (q < end && (unsigned char)*q >= 0x20 && *q != '"' && *q != '\\')
+        while (q < end && plain_ascii[(unsigned char)*q])
             q++;
         if (q > p && (rc = osc_buf_add(out, p, (size_t)(q - p))))
             return rc;
         if (q >= end)
             break;
+        if ((unsigned char)*q >= 0x80) {
+            /* valid UTF-8 passes; a byte that is not becomes U+FFFD, so the output
+             * is always valid JSON (a dead letter of a mis-encoded line stays readable) */
+            size_t n = utf8_len((const unsigned char *)q, (const unsigned char *)end);
+            rc = n ? osc_buf_add(out, q, n) : osc_buf_add(out, "\\ufffd", 6);
+            if (rc)
+                return rc;
+            p = q + (n ? n : 1);
+            continue;
+        }
         switch (*q) {
         case '"': rc = osc_buf_add(out, "\\\"", 2); break;
         case '\\': rc = osc_buf_add(out, "\\\\", 2); break;

@@ -772,9 +772,16 @@ static int next_csv(struct osc_records_reader *r, struct osc_record *rec, struct
         if (n < 0)
             return malformed(r, rec, err, why);
         for (long i = 0; i < n; i++) {
-            if (!osc_json_utf8_valid(tmp->data + offs[i], offs[i + 1] - offs[i] - 1)) {
-                char msg[96];
+            const char *fv = tmp->data + offs[i];
+            size_t fl = offs[i + 1] - offs[i] - 1;
+            char msg[96];
+            if (!osc_json_utf8_valid(fv, fl)) {
                 snprintf(msg, sizeof(msg), "invalid UTF-8 in field %ld", i + 1);
+                return malformed(r, rec, err, msg);
+            }
+            /* text with a NUL cannot be stored by the API; one bad row must not sink its batch */
+            if (memchr(fv, '\0', fl)) {
+                snprintf(msg, sizeof(msg), "NUL byte in field %ld", i + 1);
                 return malformed(r, rec, err, msg);
             }
         }

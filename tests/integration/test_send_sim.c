@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "osc/buf.h"
 #include "osc/clock.h"
 #include "testserver.h"
 
@@ -408,6 +409,176 @@ static void test_malformed_inputs(void **state)
     }
 }
 
+/* A 2xx answer that names skipped rows: only those are dead-lettered, and the commit is vetoed. */
+static void test_partial_rejects(void **state)
+{
+    char *dl = th_write_file("p.dead.jsonl", ""), *cfg, *in, *t;
+    struct th_result res;
+    json_t *j;
+    (void)state;
+
+    remove(dl);
+    cfg = config("  raw:\n    url: /api/1/employee_batch_imports\n    commit: commit\n"
+                 "    dead_letter: p.dead.jsonl\n",
+                 dl, NULL);
+    in = th_write_file("raw.jsonl",
+                       "{\"EmployeeId\":\"r1\",\"Source\":\"HRIS\",\"FirstName\":\"Ann\"}\n"
+                       "{\"Source\":\"HRIS\",\"FirstName\":\"NoId\"}\n"
+                       "{\"EmployeeId\":\"r3\",\"Source\":\"HRIS\",\"FirstName\":\"Cy\"}\n");
+    {
+        const char *argv[] = {"send", "-c", cfg, "-d", "raw", "--dead-letter", dl, in, NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        if (res.status != 65)
+            fail_msg("exit %d: %s", res.status, res.err);
+        assert_non_null(strstr(res.err, "3 records read, 2 sent"));
+        assert_non_null(strstr(res.err, "directory import NOT triggered"));
+        th_result_free(&res);
+    }
+    assert_int_equal(count_lines(dl), 1);
+    t = th_read_file(dl);
+    j = json_loads(t, 0, NULL);
+    free(t);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "record"), "FirstName")),
+                        "NoId");
+    assert_non_null(strstr(json_string_value(json_object_get(j, "reason")), "row 1 of the batch"));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "source"), "line")), 2);
+    json_decref(j);
+    j = sim_json("employees");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "staged_counts"), "HRIS")), 2);
+    json_decref(j);
+    free(in);
+    free(cfg);
+    free(dl);
+}
+
+static char *write_bin(const char *name, const char *data, size_t len)
+{
+    char *path = th_write_file(name, "");
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+    return path;
+}
+
+/* Reasons of the dead letters in path, one per line, in order. */
+static char *dead_reasons(const char *path)
+{
+    char *t = th_read_file(path), *line, *save = NULL, *out = calloc(1, 1 << 16);
+    size_t len = 0;
+    for (line = t ? strtok_r(t, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(line, JSON_ALLOW_NUL, NULL); /* a NUL byte comes back as \u0000 */
+        assert_non_null(j);
+        len += (size_t)snprintf(out + len, (1 << 16) - len, "%lld: %s\n",
+                                json_integer_value(json_object_get(json_object_get(j, "source"), "line")),
+                                json_string_value(json_object_get(j, "reason")));
+        json_decref(j);
+    }
+    free(t);
+    return out;
+}
+
+/* Bad input never loses good input: each bad record gets a reason, every good one is sent. */
+static void test_bad_input(void **state)
+{
+    struct osc_buf in;
+    char *dl = th_write_file("bad.dead.jsonl", ""), *cfg, *path, *reasons;
+    struct th_result res;
+    json_t *emp;
+    (void)state;
+
+    remove(dl);
+    cfg = config(NULL, dl, NULL);
+    osc_buf_init(&in, 16u << 20);
+    osc_buf_adds(&in, "{\"email\":\"g1@x.io\"}\n");
+    osc_buf_adds(&in, "{\"email\":\"bad\xff\xfe@x.io\"}\n");          /* line 2: invalid UTF-8 */
+    osc_buf_add(&in, "{\"email\":\"n\0l@x.io\"}\n", 21);                /* line 3: a NUL byte */
+    osc_buf_adds(&in, "{\"email\":\"g2@x.io\"}\n");
+    osc_buf_adds(&in, "{\"email\":\"big@x.io\",\"bio\":\"");             /* line 5: 10 MB */
+    for (int i = 0; i < 10 * 1024; i++)
+        osc_buf_add(&in, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                   1024);
+    osc_buf_adds(&in, "\"}\n");
+    osc_buf_adds(&in, "{\"email\":\"g3@x.io\"}\n");
+    osc_buf_adds(&in, "{\"email\":\"G1@X.io\",\"first_name\":\"Again\"}\n"); /* line 7: duplicate */
+    osc_buf_adds(&in, "{\"email\":\"g4@x.io\"}\n");
+    osc_buf_adds(&in, "{\"email\":\"trunc@x.io\"");                    /* line 9: cut off */
+    path = write_bin("bad.jsonl", in.data, in.len);
+    osc_buf_free(&in);
+    {
+        const char *argv[] = {"send", "-c", cfg, "-d", "employees", path, NULL};
+        assert_int_equal(th_run(argv, NULL, 60000, &res), 0);
+        if (res.status != 65)
+            fail_msg("exit %d: %s", res.status, res.err);
+        if (!strstr(res.err, "9 records read, 4 sent"))
+            fail_msg("%s", res.err);
+        th_result_free(&res);
+    }
+    reasons = dead_reasons(dl);
+    printf("%s", reasons);
+    assert_non_null(strstr(reasons, "2: "));
+    assert_non_null(strstr(reasons, "UTF-8"));
+    assert_non_null(strstr(reasons, "3: "));
+    assert_non_null(strstr(reasons, "5: "));
+    assert_non_null(strstr(reasons, "limit"));
+    assert_non_null(strstr(reasons, "7: duplicate employee in one batch: 'G1@X.io' is also on line 1"));
+    assert_non_null(strstr(reasons, "9: "));
+    assert_int_equal(count_lines(dl), 5);
+    free(reasons);
+    emp = sim_json("employees");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(emp, "staged_counts"), "HRIS")), 4);
+    json_decref(emp);
+    free(path);
+    remove(dl);
+
+    /* CSV: a ragged row, invalid UTF-8, a NUL, an unterminated quote at the end */
+    reset(NULL);
+    {
+        static const char csv[] = "email,first_name\n"
+                                   "c1@x.io,A\n"
+                                   "c2@x.io,B,extra\n"
+                                   "c3@x.io,\xc3\x28\n"
+                                   "c4@x.io,N\0L\n"
+                                   "c5@x.io,E\n"
+                                   "\"c6@x.io,unterminated\n";
+        const char *argv[] = {"send", "-c", cfg, "-d", "employees", NULL, NULL};
+        path = write_bin("bad.csv", csv, sizeof(csv) - 1);
+        argv[5] = path;
+        assert_int_equal(th_run(argv, NULL, 60000, &res), 0);
+        if (res.status != 65)
+            fail_msg("exit %d: %s", res.status, res.err);
+        if (!strstr(res.err, " 2 sent"))
+            fail_msg("%s", res.err);
+        th_result_free(&res);
+        reasons = dead_reasons(dl);
+        printf("%s", reasons);
+        assert_non_null(strstr(reasons, "3: "));
+        assert_non_null(strstr(reasons, "4: "));
+        assert_non_null(strstr(reasons, "5: "));
+        assert_non_null(strstr(reasons, "7: "));
+        assert_int_equal(count_lines(dl), 4);
+        free(reasons);
+        free(path);
+    }
+    free(cfg);
+    free(dl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -417,6 +588,8 @@ int main(void)
         cmocka_unit_test_setup(test_preview_and_test, reset),
         cmocka_unit_test_setup(test_bad_key_and_help, reset),
         cmocka_unit_test_setup(test_malformed_inputs, reset),
+        cmocka_unit_test_setup(test_partial_rejects, reset),
+        cmocka_unit_test_setup(test_bad_input, reset),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
