@@ -129,8 +129,9 @@ json_t *sim_form_parse(const char *body, size_t len)
         if (e > i) {
             char *k = url_decode(body + i, eq - i);
             char *v = url_decode(body + (eq < e ? eq + 1 : e), eq < e ? e - eq - 1 : 0);
-            if (k && v && *k)
-                json_object_set_new(o, k, json_string(v) ? json_string(v) : json_string(""));
+            json_t *js = k && v && *k ? json_string(v) : NULL;
+            if (k && v && *k) /* a value that is not UTF-8 becomes "" */
+                json_object_set_new(o, k, js ? js : json_string(""));
             free(k);
             free(v);
         }

@@ -26,12 +26,15 @@ static int setup(void **state)
     return 0;
 }
 
+/* The simulator's exit status: a leak or a sanitizer report in it fails the run. */
+static int sim_exit;
+
 static int teardown(void **state)
 {
     (void)state;
-    int rc = th_sim_stop(&sim);
+    sim_exit = th_sim_stop(&sim);
     curl_global_cleanup();
-    return rc == 0 ? 0 : -1;
+    return sim_exit == 0 ? 0 : -1;
 }
 
 static json_t *q(const char *query) { return gql(gq, MAPPED_AUTH, query, NULL, NULL); }
@@ -371,5 +374,8 @@ int main(void)
         cmocka_unit_test(test_value_evolution),
         cmocka_unit_test(test_yaml_scenario),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    int failed = cmocka_run_group_tests(tests, setup, teardown);
+    if (sim_exit)
+        fprintf(stderr, "the simulator exited with status %d\n", sim_exit);
+    return failed || sim_exit;
 }

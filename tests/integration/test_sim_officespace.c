@@ -21,12 +21,15 @@ static int setup(void **state)
     return th_sim_start(&sim, NULL);
 }
 
+/* The simulator's exit status: a leak or a sanitizer report in it fails the run. */
+static int sim_exit;
+
 static int teardown(void **state)
 {
     (void)state;
-    int rc = th_sim_stop(&sim);
+    sim_exit = th_sim_stop(&sim);
     curl_global_cleanup();
-    return rc == 0 ? 0 : -1;
+    return sim_exit == 0 ? 0 : -1;
 }
 
 /* Each test starts from a fresh simulator state. */
@@ -436,5 +439,8 @@ int main(void)
         cmocka_unit_test_setup(test_request_log_redacts, reset),
         cmocka_unit_test_setup(test_control_misc, reset),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    int failed = cmocka_run_group_tests(tests, setup, teardown);
+    if (sim_exit)
+        fprintf(stderr, "the simulator exited with status %d\n", sim_exit);
+    return failed || sim_exit;
 }
