@@ -202,10 +202,10 @@ static int retry_wait(struct osc_presence *p, unsigned attempt, int64_t retry_af
     return !stopping(p);
 }
 
-/* One building from Mapped, retried within the cycle on 429/5xx/transport. */
-static int fetch_building(struct osc_presence *p, const char *b, int discover,
-                          struct osc_mapped_topo *t, int64_t deadline,
-                          struct osc_metrics_cycle *rep, struct osc_err *err)
+/* Buildings ids[0..n) from Mapped in one request, retried within the cycle on 429/5xx/transport. */
+static int fetch_buildings(struct osc_presence *p, const char *const *ids, size_t n, int discover,
+                           struct osc_mapped_topo *t, int64_t deadline,
+                           struct osc_metrics_cycle *rep, struct osc_err *err)
 {
     int64_t ra;
     int rc;
@@ -214,7 +214,7 @@ static int fetch_building(struct osc_presence *p, const char *b, int discover,
         osc_err_clear(err);
         rep->mapped_requests++;
         rc = osc_mapped_fetch(p->mapped_http, &p->cfg->mapped, (size_t)p->cfg->presence.max_response,
-                              b, discover, t, &ra, err);
+                              ids, n, discover, t, &ra, err);
         if (rc == 0)
             return 0;
         switch (rc) {
@@ -253,7 +253,7 @@ static int discover(struct osc_presence *p, int64_t deadline, struct osc_metrics
     for (size_t i = 0; i < p->cfg->presence.buildings.n; i++) {
         const char *b = p->cfg->presence.buildings.v[i];
         size_t before = t->nlocs;
-        if ((rc = fetch_building(p, b, 1, t, deadline, rep, err)))
+        if ((rc = fetch_buildings(p, &b, 1, 1, t, deadline, rep, err)))
             goto out;
         OSC_LOG_DEBUG("presence", "building %s: %zu locations", b, t->nlocs - before);
     }
@@ -275,30 +275,22 @@ out:
     return rc;
 }
 
-/* Latest values of the known points; a failed building leaves its points without values. */
+/*
+ * Latest values of the known points, every building in one request (the
+ * topology is known, so the answer is small: ids and values only). On
+ * failure no point has a value and nothing is pushed this cycle.
+ */
 static int read_values(struct osc_presence *p, int64_t deadline, struct osc_metrics_cycle *rep,
                        struct osc_err *err)
 {
-    int rc = 0, first = 0;
-    struct osc_err e1;
+    const struct osc_conf_presence *pc = &p->cfg->presence;
+    int rc;
 
     osc_mapped_topo_clear_values(p->topo);
-    for (size_t i = 0; i < p->cfg->presence.buildings.n; i++) {
-        const char *b = p->cfg->presence.buildings.v[i];
-        int r = fetch_building(p, b, 0, p->topo, deadline, rep, &e1);
-        if (r == 0)
-            continue;
-        if (r != OSC_EAUTH)
-            OSC_LOG_WARN("presence", "building %s: %s", b, osc_err_text(&e1, r));
-        if (!first) {
-            first = r;
-            if (err)
-                *err = e1;
-        }
-        if (r == OSC_EAUTH)
-            break;
-    }
-    rc = first;
+    rc = fetch_buildings(p, (const char *const *)pc->buildings.v, pc->buildings.n, 0, p->topo,
+                         deadline, rep, err);
+    if (rc)
+        osc_mapped_topo_clear_values(p->topo); /* a half-read answer is not a reading */
     return rc;
 }
 
@@ -433,7 +425,7 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
     enum osc_presence_why *item_why = NULL;
     struct osc_mapped_topo *t;
     size_t nitems = 0, li = 0, changed = 0, refresh = 0, unchanged = 0;
-    int rc = 0, mapped_rc = 0, push_rc = 0, auth = 0;
+    int rc = 0, push_rc = 0, auth = 0;
     struct osc_err perr = {0};
     FILE *out = p->opts.dry_out ? p->opts.dry_out : stdout;
 
@@ -443,18 +435,12 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
     /* 1-2. discover (with values) or read values */
     if (p->need_discovery || !p->topo ||
         start - p->discovered_at >= pc->topology_refresh_ms) {
-        mapped_rc = discover(p, deadline, rep, err);
-        if (mapped_rc) {
-            /* the loop logs the cycle's failure once (a refused credential with its backoff step) */
-            rc = mapped_rc;
+        /* on failure the loop logs the cycle once (a refused credential with its backoff step) */
+        if ((rc = discover(p, deadline, rep, err)))
             goto done;
-        }
     } else {
-        mapped_rc = read_values(p, deadline, rep, err);
-        if (mapped_rc == OSC_EAUTH) {
-            rc = mapped_rc;
+        if ((rc = read_values(p, deadline, rep, err)))
             goto done;
-        }
     }
     t = p->topo;
     rep->locations_discovered = t->nlocs;
@@ -523,7 +509,6 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
                 t->nlocs, nitems, changed, refresh, unchanged,
                 (unsigned long long)rep->locations_unknown);
         fflush(out);
-        rc = mapped_rc;
         goto done;
     }
 
@@ -575,9 +560,7 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
         else
             rep->pushes_unsent++;
     }
-    if (mapped_rc) {
-        rc = mapped_rc;
-    } else if (push_rc) {
+    if (push_rc) {
         rc = push_rc;
         if (err)
             *err = perr;

@@ -261,9 +261,9 @@ void osc_mapped_topo_finish(struct osc_mapped_topo *t)
 
 /* ---- query ------------------------------------------------------------- */
 
-int osc_mapped_query(const char *building_id, int discover, struct osc_buf *out)
+int osc_mapped_query(const char *const *ids, size_t n, int discover, struct osc_buf *out)
 {
-    struct osc_buf q;
+    struct osc_buf q, list;
     json_t *body = NULL;
     char *text = NULL;
     const char *pfields = discover ? "id exactType" : "id";
@@ -272,19 +272,27 @@ int osc_mapped_query(const char *building_id, int discover, struct osc_buf *out)
     int rc;
 
     osc_buf_reset(out);
-    for (const char *p = building_id; *p; p++)
-        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
-            return OSC_EINVAL;
-    if (!*building_id || strlen(building_id) > MAX_ID_LEN)
+    if (n == 0)
         return OSC_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!ids[i][0] || strlen(ids[i]) > MAX_ID_LEN)
+            return OSC_EINVAL;
+        for (const char *p = ids[i]; *p; p++)
+            if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+                return OSC_EINVAL;
+    }
     /* GraphQL text first; jansson JSON-escapes it into the body */
-    osc_buf_init(&q, 64 * 1024);
+    osc_buf_init(&q, 64 * 1024 + n * (MAX_ID_LEN + 4));
+    osc_buf_init(&list, n * (MAX_ID_LEN + 4));
+    for (size_t i = 0; i < n; i++)
+        if ((rc = osc_buf_printf(&list, "%s\"%s\"", i ? ", " : "", ids[i])))
+            goto out;
     rc = osc_buf_printf(&q,
-                        "query { buildings(filter: {id: {in: [\"%s\"]}}) { %s %s %s { %s %s } "
+                        "query { buildings(filter: {id: {in: [%s]}}) { %s %s %s { %s %s } "
                         "floors { %s %s %s { %s %s } "
                         "spaces { %s %s %s { %s %s } } "
                         "zones { %s %s %s { %s %s } } } } }",
-                        building_id, placef, ident, POINT_FILTER, pfields, SERIES,
+                        osc_buf_str(&list), placef, ident, POINT_FILTER, pfields, SERIES,
                         placef, ident, POINT_FILTER, pfields, SERIES,
                         placef, ident, POINT_FILTER, pfields, SERIES,
                         placef, ident, POINT_FILTER, pfields, SERIES);
@@ -297,6 +305,7 @@ out:
     free(text);
     json_decref(body);
     osc_buf_free(&q);
+    osc_buf_free(&list);
     return rc;
 }
 
@@ -900,7 +909,7 @@ int osc_mapped_parse(struct osc_mapped_topo *t, const char *json, size_t len, in
 /* ---- fetch ------------------------------------------------------------- */
 
 int osc_mapped_fetch(struct osc_http *h, const struct osc_conf_mapped *m, size_t max_response,
-                     const char *building_id, int discover, struct osc_mapped_topo *t,
+                     const char *const *ids, size_t n, int discover, struct osc_mapped_topo *t,
                      int64_t *retry_after_ms, struct osc_err *err)
 {
     static const char *const headers[] = {"Content-Type: application/json",
@@ -908,13 +917,18 @@ int osc_mapped_fetch(struct osc_http *h, const struct osc_conf_mapped *m, size_t
     struct osc_http_request req = {0};
     struct osc_http_response resp;
     struct osc_buf body;
+    char what[160];
     int rc;
 
     *retry_after_ms = -1;
     osc_buf_init(&body, 1024 * 1024);
     osc_http_response_init(&resp);
-    if ((rc = osc_mapped_query(building_id, discover, &body))) {
-        osc_err_set(err, rc, "building id '%s' cannot be put in a query", building_id);
+    if (n == 1)
+        snprintf(what, sizeof(what), "building %.120s", ids[0]);
+    else
+        snprintf(what, sizeof(what), "%zu buildings", n);
+    if ((rc = osc_mapped_query(ids, n, discover, &body))) {
+        osc_err_set(err, rc, "%s: a building id cannot be put in a query", what);
         goto out;
     }
     req.method = "POST";
@@ -941,15 +955,15 @@ int osc_mapped_fetch(struct osc_http *h, const struct osc_conf_mapped *m, size_t
     }
     if (resp.outcome != OSC_HTTP_SENT) {
         rc = osc_err_set(err, resp.outcome == OSC_HTTP_RETRY ? OSC_EUNAVAIL : OSC_EREJECTED,
-                         "Mapped answered HTTP %ld for building %s", resp.status, building_id);
+                         "Mapped answered HTTP %ld for %s", resp.status, what);
         err->status = (int)resp.status;
         OSC_LOG_DEBUG("presence", "Mapped body: %.300s", osc_buf_str(&resp.body));
         goto out;
     }
     if (resp.truncated) {
         rc = osc_err_set(err, OSC_ETOOBIG,
-                         "Mapped response for building %s exceeds presence.max_response (%zu bytes)",
-                         building_id, max_response);
+                         "Mapped response for %s exceeds presence.max_response (%zu bytes)",
+                         what, max_response);
         goto out;
     }
     rc = osc_mapped_parse(t, resp.body.data ? resp.body.data : "", resp.body.len, discover, err);

@@ -449,6 +449,26 @@ static void test_sighup_reload(void **state)
     }
     /* the state carried over: BLDGtest1's locations were not pushed again */
     assert_int_equal(updates_of("room", "100"), 1);
+    /* after the rediscovery, one read request covers both buildings */
+    {
+        char url[256];
+        size_t i, both = 0;
+        json_t *r, *v;
+        snprintf(url, sizeof(url), "%s/_sim/requests?path=/graphql", sim.officespace_url);
+        deadline = now_ms() + 5000;
+        while (!both) {
+            assert_true(now_ms() < deadline);
+            nap_ms(100);
+            r = th_get_json(url);
+            json_array_foreach(json_object_get(r, "requests"), i, v) {
+                const char *b = json_string_value(json_object_get(v, "body"));
+                if (b && strstr(b, "in: [\\\"BLDGtest1\\\", \\\"BLDGtest2\\\"]") &&
+                    !strstr(b, "identities"))
+                    both = 1;
+            }
+            json_decref(r);
+        }
+    }
     assert_int_equal(stop_run(&pr, SIGTERM), 0);
     proc_free(&pr);
     free(cfg);

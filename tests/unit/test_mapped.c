@@ -101,7 +101,7 @@ static void test_query(void **state)
 
     (void)state;
     osc_buf_init(&b, 1 << 20);
-    assert_int_equal(osc_mapped_query("BLDG5o26DguWKu5T9nRvSYn5Em", 1, &b), 0);
+    assert_int_equal(osc_mapped_query((const char *[]){"BLDG5o26DguWKu5T9nRvSYn5Em"}, 1, 1, &b), 0);
     assert_non_null(strstr(osc_buf_str(&b), "buildings(filter: {id: {in: [\\\"BLDG5o26DguWKu5T9nRvSYn5Em\\\"]}})"));
     assert_non_null(strstr(osc_buf_str(&b), "identities { __typename ... on ExternalIdentity { value } }"));
     assert_non_null(strstr(osc_buf_str(&b), "exactType: {in: [\\\"Occupancy_Status\\\", "
@@ -113,14 +113,20 @@ static void test_query(void **state)
     assert_non_null(strstr(osc_buf_str(&b), "spaces {"));
     assert_non_null(strstr(osc_buf_str(&b), "zones {"));
     assert_int_equal(strncmp(osc_buf_str(&b), "{\"query\":\"query { buildings", 27), 0);
-    assert_int_equal(osc_mapped_query("BLDG1", 0, &b), 0);
+    assert_int_equal(osc_mapped_query((const char *[]){"BLDG1"}, 1, 0, &b), 0);
     assert_null(strstr(osc_buf_str(&b), "identities"));
     assert_null(strstr(osc_buf_str(&b), "name"));
     assert_non_null(strstr(osc_buf_str(&b), "series(latest: true)"));
+    /* a read asks for every building in one request */
+    assert_int_equal(osc_mapped_query((const char *[]){"B1", "B2", "B3"}, 3, 0, &b), 0);
+    assert_non_null(strstr(osc_buf_str(&b), "buildings(filter: {id: {in: [\\\"B1\\\", "
+                                            "\\\"B2\\\", \\\"B3\\\"]}})"));
+    assert_int_equal(osc_mapped_query((const char *[]){"B1", "B\\"}, 2, 0, &b), OSC_EINVAL);
+    assert_int_equal(osc_mapped_query(NULL, 0, 0, &b), OSC_EINVAL);
     /* no injection through the building id */
-    assert_int_equal(osc_mapped_query("B\"]}) { x", 1, &b), OSC_EINVAL);
-    assert_int_equal(osc_mapped_query("B\\", 1, &b), OSC_EINVAL);
-    assert_int_equal(osc_mapped_query("", 1, &b), OSC_EINVAL);
+    assert_int_equal(osc_mapped_query((const char *[]){"B\"]}) { x"}, 1, 1, &b), OSC_EINVAL);
+    assert_int_equal(osc_mapped_query((const char *[]){"B\\"}, 1, 1, &b), OSC_EINVAL);
+    assert_int_equal(osc_mapped_query((const char *[]){""}, 1, 1, &b), OSC_EINVAL);
     osc_buf_free(&b);
 }
 
@@ -299,7 +305,7 @@ static void test_fetch(void **state)
     ts_push(s, &busy);
     ts_push(s, &ok);
 
-    assert_int_equal(osc_mapped_fetch(h, &m, 1 << 20, "BLDG1", 1, t, &ra, &err), 0);
+    assert_int_equal(osc_mapped_fetch(h, &m, 1 << 20, (const char *[]){"BLDG1"}, 1, 1, t, &ra, &err), 0);
     assert_int_equal(t->nlocs, 5);
     assert_int_equal(ts_get(s, 0, &rq), 0);
     assert_string_equal(rq.method, "POST");
@@ -311,13 +317,13 @@ static void test_fetch(void **state)
     assert_non_null(strstr(rq.body, "buildings(filter: {id: {in: [\\\"BLDG1\\\"]}})"));
     ts_request_free(&rq);
 
-    assert_int_equal(osc_mapped_fetch(h, &m, 1 << 20, "BLDG1", 0, t, &ra, &err), OSC_EAUTH);
+    assert_int_equal(osc_mapped_fetch(h, &m, 1 << 20, (const char *[]){"BLDG1"}, 1, 0, t, &ra, &err), OSC_EAUTH);
     assert_int_equal(err.status, 401);
     assert_null(strstr(err.msg, TOKEN));
-    assert_int_equal(osc_mapped_fetch(h, &m, 1 << 20, "BLDG1", 0, t, &ra, &err), OSC_EUNAVAIL);
+    assert_int_equal(osc_mapped_fetch(h, &m, 1 << 20, (const char *[]){"BLDG1"}, 1, 0, t, &ra, &err), OSC_EUNAVAIL);
     assert_true(ra == 7000);
     /* larger than the cap */
-    assert_int_equal(osc_mapped_fetch(h, &m, 1024, "BLDG1", 0, t, &ra, &err), OSC_ETOOBIG);
+    assert_int_equal(osc_mapped_fetch(h, &m, 1024, (const char *[]){"BLDG1"}, 1, 0, t, &ra, &err), OSC_ETOOBIG);
     assert_non_null(strstr(err.msg, "presence.max_response"));
     assert_int_equal(ts_count(s), 4);
 
