@@ -3,6 +3,7 @@
  * test_sim_*.c only): any method, any headers, the status, the curl result
  * code (to see resets and timeouts), a few response headers and the body.
  * The requests are written out in the tests, never produced by our client.
+ * Functions are static inline so a test need not use all of them.
  */
 #ifndef TEST_SIM_UTIL_H
 #define TEST_SIM_UTIL_H
@@ -33,7 +34,7 @@ struct resp {
     long ms; /* how long the request took */
 };
 
-static size_t tsu_body(char *d, size_t sz, size_t n, void *ud)
+static inline size_t tsu_body(char *d, size_t sz, size_t n, void *ud)
 {
     struct resp *r = ud;
     char *p = realloc(r->body, r->len + sz * n + 1);
@@ -46,7 +47,8 @@ static size_t tsu_body(char *d, size_t sz, size_t n, void *ud)
     return sz * n;
 }
 
-static void tsu_copy_header(const char *line, size_t n, const char *name, char *out, size_t cap)
+static inline void tsu_copy_header(const char *line, size_t n, const char *name, char *out,
+                                   size_t cap)
 {
     size_t k = strlen(name);
     if (n > k + 1 && strncasecmp(line, name, k) == 0 && line[k] == ':') {
@@ -60,7 +62,7 @@ static void tsu_copy_header(const char *line, size_t n, const char *name, char *
     }
 }
 
-static size_t tsu_header(char *d, size_t sz, size_t n, void *ud)
+static inline size_t tsu_header(char *d, size_t sz, size_t n, void *ud)
 {
     struct resp *r = ud;
     tsu_copy_header(d, sz * n, "Retry-After", r->retry_after, sizeof(r->retry_after));
@@ -69,7 +71,7 @@ static size_t tsu_header(char *d, size_t sz, size_t n, void *ud)
     return sz * n;
 }
 
-static long tsu_now_ms(void)
+static inline long tsu_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -77,8 +79,8 @@ static long tsu_now_ms(void)
 }
 
 /* One request; headers NULL-terminated (may be NULL); timeout_ms 0 = 20 s. */
-static int http(const char *method, const char *url, const char *const *headers, const char *body,
-                long timeout_ms, struct resp *r)
+static inline int http(const char *method, const char *url, const char *const *headers,
+                       const char *body, long timeout_ms, struct resp *r)
 {
     CURL *e = curl_easy_init();
     struct curl_slist *h = NULL;
@@ -112,17 +114,18 @@ static int http(const char *method, const char *url, const char *const *headers,
     return 0;
 }
 
-static void resp_free(struct resp *r)
+static inline void resp_free(struct resp *r)
 {
     free(r->body);
     r->body = NULL;
 }
 
 /* The body as JSON (new reference) or NULL. */
-static json_t *resp_json(const struct resp *r) { return json_loads(r->body, 0, NULL); }
+static inline json_t *resp_json(const struct resp *r) { return json_loads(r->body, 0, NULL); }
 
 /* POST {"query": q, "variables": vars} with one auth header; returns the parsed body. */
-static json_t *gql(const char *url, const char *auth, const char *q, json_t *vars, long *status)
+static inline json_t *gql(const char *url, const char *auth, const char *q, json_t *vars,
+                          long *status)
 {
     const char *hdrs[] = {"Content-Type: application/json", auth, NULL};
     json_t *req = json_pack("{s:s}", "query", q), *out;
@@ -143,14 +146,14 @@ static json_t *gql(const char *url, const char *auth, const char *q, json_t *var
 }
 
 /* url = base + path (static buffer per call site is the caller's). */
-static const char *url_of(char *buf, size_t cap, const char *base, const char *path)
+static inline const char *url_of(char *buf, size_t cap, const char *base, const char *path)
 {
     snprintf(buf, cap, "%s%s", base, path);
     return buf;
 }
 
 /* The JSON at a path like "data.buildings.0.name" (borrowed), or NULL. */
-static json_t *jpath(json_t *j, const char *path)
+static inline json_t *jpath(json_t *j, const char *path)
 {
     char key[128];
     const char *p = path;
@@ -172,12 +175,12 @@ static json_t *jpath(json_t *j, const char *path)
     return j;
 }
 
-static const char *jstr_at(json_t *j, const char *path)
+static inline const char *jstr_at(json_t *j, const char *path)
 {
     return json_string_value(jpath(j, path));
 }
 
-static long long jint_at(json_t *j, const char *path)
+static inline long long jint_at(json_t *j, const char *path)
 {
     json_t *v = jpath(j, path);
     return json_is_integer(v) ? (long long)json_integer_value(v) : -999999;
