@@ -206,8 +206,8 @@ void osc_presence_free(struct osc_presence *p);
  * deadline_mono_ms. rep (required) is filled with what happened.
  * Returns 0 (rep->result ok), OSC_EREJECTED (partial: some locations were
  * refused by OfficeSpace), OSC_EAUTH (a credential was refused),
- * OSC_EUNAVAIL / OSC_EPROTO / OSC_ETOOBIG (Mapped could not be read, or
- * OfficeSpace could not be reached), OSC_EDB; err says why.
+ * OSC_EUNAVAIL / OSC_EHTTP / OSC_EPROTO / OSC_ETOOBIG (Mapped could not be
+ * read, or OfficeSpace could not be reached), OSC_EDB; err says why.
  */
 int osc_presence_cycle(struct osc_presence *p, int64_t deadline_mono_ms,
                        struct osc_metrics_cycle *rep, struct osc_err *err);

@@ -47,8 +47,9 @@ static void usage(void)
            "SIGHUP reloads the configuration (a bad file keeps the old one).\n"
            "\n"
            "Exit status with --once: 0 the cycle succeeded, 1 OfficeSpace refused some\n"
-           "locations, 77 Mapped or OfficeSpace refused the credentials, 69/75 an API\n"
-           "was unavailable, 76 unexpected response, 74 state database error,\n"
+           "locations, 77 Mapped or OfficeSpace refused the credentials, 69 an API was\n"
+           "unavailable or refused the request, 76 unexpected response, 65 a Mapped\n"
+           "answer above presence.max_response, 74 state database error,\n"
            "78 configuration error, 64 usage.\n"
            CLI_EXIT_HELP);
 }

@@ -232,6 +232,9 @@ static int fetch_buildings(struct osc_presence *p, const char *const *ids, size_
             break;
         default:
             api_error(p, OSC_METRICS_MAPPED, osc_metrics_class_of(err->status));
+            /* a refused Mapped request (404, bad URL) is not OfficeSpace refusing items */
+            if (rc == OSC_EREJECTED)
+                rc = err->code = OSC_EHTTP;
             return rc;
         }
         OSC_LOG_WARN("presence", "%s", osc_err_text(err, rc));

@@ -375,6 +375,24 @@ static void test_once_exit_codes(void **state)
         free(cfg);
     }
 
+    /* Mapped refuses the request itself (wrong path: 404): 69, not "OfficeSpace refused items" */
+    {
+        char *yaml, *at, *bad, url[160];
+        cfg = config("p.yaml", "BLDGtest1", NULL, NULL, NULL, NULL);
+        yaml = th_read_file(cfg);
+        snprintf(url, sizeof(url), "%s\n", sim.mapped_url);
+        at = strstr(yaml, url);
+        assert_non_null(at);
+        memcpy(at + strlen(sim.mapped_url) - 7, "/nope/x", 7); /* ".../graphql" -> ".../nope/x" */
+        bad = th_write_file("404.yaml", yaml);
+        assert_int_equal(presence(bad, NULL, &r), 69);
+        assert_non_null(strstr(r.err, "Mapped answered HTTP 404"));
+        th_result_free(&r);
+        free(bad);
+        free(yaml);
+        free(cfg);
+    }
+
     /* no presence: section: 78 */
     {
         char *bad = th_write_file("nopresence.yaml", "officespace:\n  hostname: x\n  api_key: k\n");
