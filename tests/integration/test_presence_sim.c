@@ -199,6 +199,16 @@ static void test_dry_run_sends_nothing(void **state)
     assert_int_equal(access(state_path, F_OK), -1); /* no state written */
     th_result_free(&r);
     free(cfg);
+
+    /* stale_after: room 100's readings (2026-01-07) are too old to count */
+    cfg = config("stale.yaml", "BLDGtest1", NULL, NULL, NULL, "  stale_after: 1h\n");
+    assert_int_equal(presence(cfg, "--dry-run", &r), 0);
+    assert_null(strstr(r.out, "room:100 "));
+    assert_non_null(strstr(r.out, "room:102 "));
+    assert_non_null(strstr(r.out, "# dry run: 11 locations, 7 would be pushed (7 changed, 0 refresh), "
+                                  "0 unchanged, 4 without readings; nothing was sent"));
+    th_result_free(&r);
+    free(cfg);
 }
 
 static void test_discovery_mapping_change_only(void **state)
