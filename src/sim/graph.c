@@ -1016,7 +1016,7 @@ json_t *sim_scenario_generate(long locations, long points, uint64_t seed)
                                       "Occupancy_Count_Sensor", "Occupancy_Sensor", "PIR_Sensor"};
     json_t *sc = json_object(), *buildings = json_array();
     json_t **locs = NULL; /* borrowed: every generated floor/space/zone, for point placement */
-    json_t *bld = NULL, *floors = NULL, *fl = NULL;
+    json_t *bld = NULL, *floors = NULL, *fl = NULL, *temp_rand = NULL, *occ_rand[46][2];
     long nloc = 0, nfloor = 0;
     char id[64], urn[80], name[64];
 
@@ -1028,6 +1028,7 @@ json_t *sim_scenario_generate(long locations, long points, uint64_t seed)
         points = 0;
     if (points > 5000000)
         points = 5000000;
+    memset(occ_rand, 0, sizeof(occ_rand));
     locs = calloc((size_t)locations, sizeof(*locs));
     if (!sc || !buildings || !locs)
         goto fail;
@@ -1072,6 +1073,18 @@ json_t *sim_scenario_generate(long locations, long points, uint64_t seed)
             goto fail;
         locs[nloc++] = loc;
     }
+    /* behaviours are shared by reference: a million points must not mean a million copies */
+    temp_rand = json_pack("{s:i,s:i,s:b,s:s}", "min", 18, "max", 25, "float", 1, "every", "60s");
+    for (int k = 0; k < 46; k++) {
+        char every[16];
+        snprintf(every, sizeof(every), "%ds", 15 + k);
+        occ_rand[k][0] = json_pack("{s:i,s:i,s:s}", "min", 0, "max", 1, "every", every);
+        occ_rand[k][1] = json_pack("{s:i,s:i,s:s}", "min", 0, "max", 10, "every", every);
+        if (!occ_rand[k][0] || !occ_rand[k][1])
+            goto fail;
+    }
+    if (!temp_rand)
+        goto fail;
     for (long j = 0; j < points; j++) {
         json_t *loc = locs[j % nloc], *pts = json_object_get(loc, "points"), *p;
         uint64_t r = mix64(seed ^ (uint64_t)j);
@@ -1081,16 +1094,13 @@ json_t *sim_scenario_generate(long locations, long points, uint64_t seed)
         }
         snprintf(id, sizeof(id), "PNTgen%ld", j);
         if (j % 10 == 9) {
-            p = json_pack("{s:s,s:s,s:s,s:{s:i,s:i,s:b,s:s}}", "id", id, "name", "Temperature",
-                          "exactType", "Zone_Air_Temperature_Sensor", "random", "min", 18, "max",
-                          25, "float", 1, "every", "60s");
+            p = json_pack("{s:s,s:s,s:s,s:O}", "id", id, "name", "Temperature", "exactType",
+                          "Zone_Air_Temperature_Sensor", "random", temp_rand);
         } else {
             const char *t = occ[j % 5];
-            char every[16];
-            snprintf(every, sizeof(every), "%ds", 15 + (int)(r % 46));
-            p = json_pack("{s:s,s:s,s:s,s:s,s:{s:i,s:i,s:s}}", "id", id, "name", t, "exactType", t,
-                          "valueType", (r >> 8) % 2 ? "int64" : "float64", "random", "min", 0,
-                          "max", strcmp(t, "Occupancy_Count_Sensor") ? 1 : 10, "every", every);
+            p = json_pack("{s:s,s:s,s:s,s:s,s:O}", "id", id, "name", t, "exactType", t, "valueType",
+                          (r >> 8) % 2 ? "int64" : "float64", "random",
+                          occ_rand[r % 46][strcmp(t, "Occupancy_Count_Sensor") == 0]);
         }
         if (!p || json_array_append_new(pts, p))
             goto fail;
@@ -1099,9 +1109,19 @@ json_t *sim_scenario_generate(long locations, long points, uint64_t seed)
                         json_pack("[{s:s,s:s,s:o}]", "id", "SITEgen", "name", "Generated site",
                                   "buildings", buildings));
     free(locs);
+    json_decref(temp_rand);
+    for (int k = 0; k < 46; k++) {
+        json_decref(occ_rand[k][0]);
+        json_decref(occ_rand[k][1]);
+    }
     return sc;
 fail:
     free(locs);
+    json_decref(temp_rand);
+    for (int k = 0; k < 46; k++) {
+        json_decref(occ_rand[k][0]);
+        json_decref(occ_rand[k][1]);
+    }
     json_decref(sc);
     json_decref(buildings);
     return NULL;
