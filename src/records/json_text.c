@@ -129,6 +129,30 @@ static int scan_string(struct scan *s)
                     s->why = "\\u0000 (a NUL character) in a string";
                     return -1;
                 }
+                {
+                    /* UTF-16 surrogates come in pairs, high then low; a lone one is not text */
+                    unsigned u = (unsigned)(hexval(p[2]) << 12 | hexval(p[3]) << 8 |
+                                            hexval(p[4]) << 4 | hexval(p[5]));
+                    if (u >= 0xDC00 && u <= 0xDFFF) {
+                        s->why = "lone low surrogate (\\uDC00-\\uDFFF) in a string";
+                        return -1;
+                    }
+                    if (u >= 0xD800 && u <= 0xDBFF) {
+                        unsigned lo;
+                        if (end - p < 12 || p[6] != '\\' || p[7] != 'u' || hexval(p[8]) < 0 ||
+                            hexval(p[9]) < 0 || hexval(p[10]) < 0 || hexval(p[11]) < 0 ||
+                            (lo = (unsigned)(hexval(p[8]) << 12 | hexval(p[9]) << 8 |
+                                             hexval(p[10]) << 4 | hexval(p[11]))) < 0xDC00 ||
+                            lo > 0xDFFF) {
+                            s->why = "lone high surrogate (\\uD800-\\uDBFF) in a string";
+                            return -1;
+                        }
+                        memcpy(o, p, 12);
+                        o += 12;
+                        p += 12;
+                        break;
+                    }
+                }
                 memcpy(o, p, 6);
                 o += 6;
                 p += 6;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "osc/buf.h"
 #include "osc/records.h"
 
 struct got {
@@ -293,6 +294,50 @@ static void test_deadletter_roundtrip(void **state)
     th_tmpdir_cleanup();
 }
 
+/* Inputs the fuzzer found (tests/fixtures/delivery/fuzz-*): each must stay a per-record error. */
+static void test_fuzz_fixtures(void **state)
+{
+    struct got g;
+    struct osc_records_reader *r;
+    struct osc_buf q;
+    (void)state;
+
+    /* a lone UTF-16 high surrogate passed as valid: jansson (and APIs) refuse such text */
+    r = osc_records_open(th_fixture("delivery/fuzz-lone-surrogate.jsonl"), OSC_RECORDS_JSONL, 0,
+                         NULL);
+    assert_non_null(r);
+    read_all(r, &g);
+    osc_records_close(r);
+    assert_int_equal(g.n, 3);
+    assert_false(g.ok[0]);
+    assert_non_null(strstr(g.err[0], "lone high surrogate"));
+    assert_false(g.ok[1]);
+    assert_false(g.ok[2]);
+    /* a proper pair is fine; a lone low surrogate and \u0000 are not */
+    read_mem("{\"a\":\"\\ud83d\\ude00\"}\n{\"a\":\"\\ude00\"}\n{\"a\":\"x\\u0000\"}\n", "s.jsonl",
+             OSC_RECORDS_JSONL, &g);
+    assert_int_equal(g.n, 3);
+    assert_true(g.ok[0]);
+    assert_string_equal(g.json[0], "{\"a\":\"\\ud83d\\ude00\"}");
+    assert_non_null(strstr(g.err[1], "lone low surrogate"));
+    assert_non_null(strstr(g.err[2], "NUL"));
+
+    /* NUL bytes in a CSV field: that row is refused, the header and quoting survive */
+    r = osc_records_open(th_fixture("delivery/fuzz-csv-nul.csv"), OSC_RECORDS_CSV, 0, NULL);
+    assert_non_null(r);
+    read_all(r, &g);
+    osc_records_close(r);
+    assert_int_equal(g.n, 1);
+    assert_false(g.ok[0]);
+    assert_int_equal(g.line[0], 2);
+
+    /* quoting any bytes gives valid JSON (invalid UTF-8 as U+FFFD) */
+    osc_buf_init(&q, 1024);
+    assert_int_equal(osc_json_quote(&q, "a\xff\xc3\x28\"\n\x01\xe2\x82\xac", 10), 0);
+    assert_string_equal(q.data, "\"a\\ufffd\\ufffd(\\\"\\n\\u0001\xe2\x82\xac\"");
+    osc_buf_free(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_sniff_and_fields),
         cmocka_unit_test(test_window_and_offsets),
         cmocka_unit_test(test_deadletter_roundtrip),
+        cmocka_unit_test(test_fuzz_fixtures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
