@@ -167,6 +167,10 @@ int cmd_sim(int argc, char **argv)
     }
     if (dump)
         return osc_sim_dump_demo(stdout) ? EX_IOERR : 0;
+    if (o.generate_locations && o.scenario_path) {
+        fprintf(stderr, "osconnect sim: --scenario and --generate-locations exclude each other\n");
+        return EX_USAGE;
+    }
     if (o.generate_points && !o.generate_locations) {
         fprintf(stderr, "osconnect sim: --generate-points needs --generate-locations\n");
         return EX_USAGE;

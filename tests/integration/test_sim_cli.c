@@ -20,7 +20,8 @@ static void test_help_and_usage(void **state)
                             {"sim", "--rate-limit", "fast", NULL},
                             {"sim", "--generate-points", "5", NULL},
                             {"sim", "--listen", "not-an-address", "--mapped-port", "0", NULL},
-                            {"sim", "extra", NULL}};
+                            {"sim", "extra", NULL},
+                            {"sim", "--scenario", "x.json", "--generate-locations", "5", NULL}};
     struct th_result res;
     (void)state;
 
