@@ -2,9 +2,10 @@
  * checkpoint.h - where a `send` run got to, kept in SQLite so a run killed
  * at any moment can be resumed by running the same command again.
  *
- * A run is keyed by the destination and the identity of every input (path,
- * device, inode, size and a hash of the first 4 KiB): the same command over
- * the same, unchanged files finds its row; a changed file is a new run. The
+ * A run is keyed by the destination and the identity of every input (its
+ * resolved path, device, inode, size and a hash of the first 4 KiB): the
+ * same command over the same, unchanged files finds its row; a changed
+ * file is a new run. The
  * row holds the position before which every record is accepted or
  * dead-lettered (input index, byte offset, line), whether the staging area
  * was already cleared, and whether some batch already failed (so a resumed
@@ -53,7 +54,8 @@ int osc_checkpoint_open(const char *path, struct osc_checkpoint **out, struct os
 void osc_checkpoint_close(struct osc_checkpoint *c);
 
 /*
- * The identity of the input file at path ("dev:ino:size:hash") into out
+ * The identity of the input file at path ("pathhash:dev:ino:size:headhash")
+ * into out
  * (cap >= OSC_CHECKPOINT_ID_MAX). Returns 0, or OSC_ENOINPUT when the file
  * cannot be read or is not a regular file (stdin, a pipe: no resume).
  */

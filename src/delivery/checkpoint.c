@@ -175,8 +175,15 @@ int osc_checkpoint_input_id(const char *path, char *out, size_t cap, struct osc_
            ((got = read(fd, head + n, sizeof(head) - (size_t)n)) > 0 || (got < 0 && errno == EINTR)))
         if (got > 0)
             n += got;
-    snprintf(out, cap, "%" PRIu64 ":%" PRIu64 ":%" PRId64 ":%016" PRIx64, (uint64_t)st.st_dev,
-             (uint64_t)st.st_ino, (int64_t)st.st_size, fnv1a(head, (size_t)n));
+    {
+        /* the path too (as resolved), so a different file that reuses the inode is new */
+        char *real = realpath(path, NULL);
+        const char *p = real ? real : path;
+        snprintf(out, cap, "%016" PRIx64 ":%" PRIu64 ":%" PRIu64 ":%" PRId64 ":%016" PRIx64,
+                 fnv1a((const unsigned char *)p, strlen(p)), (uint64_t)st.st_dev,
+                 (uint64_t)st.st_ino, (int64_t)st.st_size, fnv1a(head, (size_t)n));
+        free(real);
+    }
 out:
     if (fd >= 0)
         close(fd);
