@@ -322,6 +322,10 @@ static json_t *body_records(const char *ctype, const char *body, size_t len, con
     json_t *j, *arr;
 
     *why = NULL;
+    if (len == 0) {
+        *why = "the body is empty";
+        return NULL;
+    }
     if (ctype && strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0)
         return json_pack("[o]", sim_form_parse(body, len));
     j = json_loadb(body, len, JSON_DECODE_ANY, &je);
