@@ -288,6 +288,25 @@ struct vctx {
 static void validate_value(struct vctx *v, const struct gql_value *val, const struct gql_itype *t,
                            int depth);
 
+/* The spec's "All Variable Usages Are Allowed": can a variable of type vt sit where t is
+ * expected? A nullable variable fits a non-null position only when it has a default. */
+static int var_fits(const struct gql_typeref *vt, int has_default, const struct gql_itype *t,
+                    int depth)
+{
+    if (depth > MAX_EXEC_DEPTH)
+        return 0;
+    if (t->kind == GQL_I_NONNULL) {
+        if (vt->kind != GQL_T_NONNULL && !has_default)
+            return 0;
+        return var_fits(vt->kind == GQL_T_NONNULL ? vt->of : vt, 0, t->of, depth + 1);
+    }
+    if (vt->kind == GQL_T_NONNULL)
+        vt = vt->of;
+    if (t->kind == GQL_I_LIST)
+        return vt->kind == GQL_T_LIST && var_fits(vt->of, 0, t->of, depth + 1);
+    return vt->kind == GQL_T_NAMED && t->name && strcmp(vt->name, t->name) == 0;
+}
+
 static void validate_value(struct vctx *v, const struct gql_value *val, const struct gql_itype *t,
                            int depth)
 {
@@ -299,6 +318,14 @@ static void validate_value(struct vctx *v, const struct gql_value *val, const st
         for (struct gql_vardef *d = v->op->vars; d; d = d->next)
             if (strcmp(d->name, val->str) == 0) {
                 d->used = 1;
+                if (!var_fits(d->type, d->def != NULL, t, 0)) {
+                    typeref_name(d->type, tn, sizeof(tn));
+                    itype_name(t, vn, sizeof(vn));
+                    errorf(v->errors, val->line, val->col,
+                           "Variable \"$%s\" of type \"%s\" used in position expecting type "
+                           "\"%s\".",
+                           val->str, tn, vn);
+                }
                 return;
             }
         if (v->op->name)

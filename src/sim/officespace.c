@@ -940,7 +940,9 @@ static json_t *create_presence(struct sim_os *os, json_t *in)
         if (!v || json_is_null(v))
             continue;
         nloc++;
-        if (!json_object_get(os->loc[t], json_string_value(v)))
+        if (!json_is_string(v)) /* validation makes this unreachable; stay safe anyway */
+            push_error(errs, loc_fields[t], loc_labels[t], "must be a string");
+        else if (!json_object_get(os->loc[t], json_string_value(v)))
             push_error(errs, loc_fields[t], loc_labels[t], "%s %s not found", loc_labels[t],
                        json_string_value(v));
     }

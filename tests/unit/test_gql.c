@@ -238,6 +238,13 @@ static void test_validation(void **state)
                  "got invalid value");
     expect_error(g, "{\"query\": \"query($n: Int) { sites { id } }\"}", "never used");
     expect_error(g, "{\"query\": \"{ sites { id(x: 1) } }\"}", "Unknown argument");
+    expect_error(g, "{\"query\": \"query($id: ID) { spaces(filter: {id: {eq: $id}}) { id } }\"}",
+                 "of type \"ID\" used in position expecting type \"String\"");
+    expect_error(g,
+                 "{\"query\": \"query($ids: String) { spaces(filter: {id: {in: $ids}}) { id } }\"}",
+                 "expecting type \"[String]\"");
+    expect_error(g, "{\"query\": \"query($y: Boolean) { sites @skip(if: $y) { id } }\"}",
+                 "expecting type \"Boolean!\"");
     expect_error(g, "{\"query\": \"{ sites }\"}", "must have a selection");
     expect_error(g, "{\"query\": \"{ sites { id { x } } }\"}", "must not have a selection");
     expect_error(g, "{\"query\": \"{ spaces(childDepth: \\\"1\\\") { id } }\"}",
