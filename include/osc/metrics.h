@@ -4,6 +4,8 @@
  * The presence loop records into one struct osc_metrics; the status server
  * reads it from its own thread, so every access takes the struct's mutex
  * (recording is a handful of additions per cycle, never on a hot path).
+ * The location gauges (locations, locations_discovered, points) show the
+ * last cycle that read Mapped, so a failed read does not zero them.
  * Names (all prefixed osconnect_presence_):
  *   cycles_total{result}                 counter  ok|partial|failed|auth_failed
  *   cycle_duration_seconds               summary  (_sum, _count)

@@ -20,6 +20,7 @@ struct osc_metrics {
     double duration_sum;
     double last_duration;
     struct osc_metrics_cycle last;
+    struct osc_metrics_cycle seen; /* the last cycle that read Mapped: the location gauges */
     int have_last;
     uint64_t points_read_total, invalid_values_total;
     uint64_t pushes_accepted, pushes_failed, pushes_unsent;
@@ -96,6 +97,9 @@ void osc_metrics_record_cycle(struct osc_metrics *m, const struct osc_metrics_cy
     }
     m->last = *c;
     m->have_last = 1;
+    /* a cycle that could not read Mapped says nothing about the locations: keep the last view */
+    if (c->locations_discovered || c->result == OSC_METRICS_OK || c->result == OSC_METRICS_PARTIAL)
+        m->seen = *c;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -157,14 +161,14 @@ int osc_metrics_render(struct osc_metrics *m, struct osc_buf *b)
     TRY(head(b, "locations", "gauge", "OfficeSpace locations by their current presence status."));
     for (int s = 2; s >= 0; s--)
         TRY(osc_buf_printf(b, P "locations{status=\"%s\"} %llu\n", status_names[s],
-                           (unsigned long long)m->last.locations_by_status[s]));
+                           (unsigned long long)m->seen.locations_by_status[s]));
     TRY(osc_buf_printf(b, P "locations{status=\"unknown\"} %llu\n",
-                       (unsigned long long)m->last.locations_unknown));
+                       (unsigned long long)m->seen.locations_unknown));
     TRY(head(b, "locations_discovered", "gauge", "Locations with one valid OfficeSpace identity."));
     TRY(osc_buf_printf(b, P "locations_discovered %llu\n",
-                       (unsigned long long)m->last.locations_discovered));
+                       (unsigned long long)m->seen.locations_discovered));
     TRY(head(b, "points", "gauge", "Occupancy points discovered."));
-    TRY(osc_buf_printf(b, P "points %llu\n", (unsigned long long)m->last.points));
+    TRY(osc_buf_printf(b, P "points %llu\n", (unsigned long long)m->seen.points));
     TRY(head(b, "points_read_total", "counter", "Latest point values read from Mapped."));
     TRY(osc_buf_printf(b, P "points_read_total %llu\n", (unsigned long long)m->points_read_total));
     TRY(head(b, "invalid_values_total", "counter", "Point values rejected (NaN, infinite, not a number)."));

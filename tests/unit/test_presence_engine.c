@@ -324,6 +324,9 @@ static void test_item_errors_and_retries(void **state)
     assert_non_null(strstr(osc_buf_str(&mt), "api_errors_total{api=\"mapped\",class=\"auth\"} 1\n"));
     assert_non_null(strstr(osc_buf_str(&mt), "cycles_total{result=\"partial\"} 1\n"));
     assert_non_null(strstr(osc_buf_str(&mt), "cycles_total{result=\"auth_failed\"} 2\n"));
+    /* the refused read did not zero the location gauges */
+    assert_non_null(strstr(osc_buf_str(&mt), "osconnect_presence_locations_discovered 3\n"));
+    assert_non_null(strstr(osc_buf_str(&mt), "osconnect_presence_up 0\n"));
     osc_buf_free(&mt);
     osc_presence_free(p);
 }
