@@ -2,8 +2,9 @@
  * fuzz_gql.c - libFuzzer harness for the simulator's GraphQL engine: any
  * bytes are parsed (must give a document or a positioned syntax error), and
  * when they are valid UTF-8 they also go through validation and execution
- * over a small Mapped graph, as a request body's "query" would. Never a
- * crash, a leak, or unbounded work.
+ * over a small Mapped graph and the OfficeSpace schema (queries and the
+ * createEmployeePresence mutation), as a request body's "query" would.
+ * Never a crash, a leak, or unbounded work.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,7 @@ static const char scenario[] =
     "\"x\"}]}]}";
 
 static struct sim_graph *graph;
+static struct sim_os *os;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -43,6 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!sc || sim_graph_load(sc, 1, NULL, &graph, &e))
             abort();
         json_decref(sc);
+        if (!(os = sim_os_new(graph)))
+            abort();
     }
     if (gql_parse((const char *)data, size, &doc, &err) == 0) {
         if (!doc)
@@ -60,6 +64,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct sim_reply r;
         memset(&r, 0, sizeof(r));
         sim_mapped_graphql(graph, text, strlen(text), 0, &r);
+        if (r.status != 200 && r.status != 400)
+            abort();
+        free(r.body);
+        memset(&r, 0, sizeof(r));
+        sim_os_graphql(os, text, strlen(text), 1700000000000LL, &r);
         if (r.status != 200 && r.status != 400)
             abort();
         free(r.body);
