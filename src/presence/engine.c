@@ -101,6 +101,8 @@ struct osc_presence {
     struct last_map last;
     struct osc_mapped_topo *topo;
     int64_t discovered_at; /* monotonic */
+    /* Retry-After that outlasted a cycle, per API: no request before this (monotonic) */
+    int64_t pause_until[OSC_METRICS__NAPI];
     int need_discovery;
     uint64_t rng;
 };
@@ -186,20 +188,35 @@ static void api_error(struct osc_presence *p, enum osc_metrics_api api, enum osc
 
 /*
  * Wait before retry number `attempt`, unless that would pass the deadline
- * or a stop was asked. 1 if the caller may retry, 0 if not.
+ * or a stop was asked. 1 if the caller may retry, 0 if not. A Retry-After
+ * that reaches past the deadline is kept for the next cycles (see paused()).
  */
-static int retry_wait(struct osc_presence *p, unsigned attempt, int64_t retry_after_ms,
-                      int64_t deadline)
+static int retry_wait(struct osc_presence *p, enum osc_metrics_api api, unsigned attempt,
+                      int64_t retry_after_ms, int64_t deadline)
 {
     const struct osc_conf_retry *pol = &p->cfg->presence.retry;
     int64_t wait = retry_after_ms >= 0 ? retry_after_ms : osc_retry_backoff_ms(pol, attempt, &p->rng);
     int64_t now = osc_clock_mono_ms(p->opts.clock);
 
+    if (retry_after_ms >= 0 && now + retry_after_ms >= deadline)
+        p->pause_until[api] = now + retry_after_ms;
     if (attempt >= (unsigned)pol->max_attempts || stopping(p) || now + wait >= deadline)
         return 0;
     OSC_LOG_DEBUG("presence", "retry %u in %lldms", attempt, (long long)wait);
     osc_clock_sleep_ms(wait, p->opts.stop);
     return !stopping(p);
+}
+
+/* 1 (with err set) while the API's Retry-After from an earlier cycle still holds. */
+static int paused(struct osc_presence *p, enum osc_metrics_api api, struct osc_err *err)
+{
+    int64_t left = p->pause_until[api] - osc_clock_mono_ms(p->opts.clock);
+
+    if (left <= 0)
+        return 0;
+    osc_err_set(err, OSC_EUNAVAIL, "%s asked to wait (Retry-After): %.1fs left; no request this cycle",
+                api == OSC_METRICS_MAPPED ? "Mapped" : "OfficeSpace", (double)left / 1000.0);
+    return 1;
 }
 
 /* Buildings ids[0..n) from Mapped in one request, retried within the cycle on 429/5xx/transport. */
@@ -210,6 +227,8 @@ static int fetch_buildings(struct osc_presence *p, const char *const *ids, size_
     int64_t ra;
     int rc;
 
+    if (paused(p, OSC_METRICS_MAPPED, err))
+        return OSC_EUNAVAIL;
     for (unsigned attempt = 1;; attempt++) {
         osc_err_clear(err);
         rep->mapped_requests++;
@@ -239,7 +258,7 @@ static int fetch_buildings(struct osc_presence *p, const char *const *ids, size_
         }
         OSC_LOG_WARN("presence", "%s", osc_err_text(err, rc));
         /* only HTTP-level failures get here: t was not touched, retrying is safe */
-        if (!retry_wait(p, attempt, ra, deadline))
+        if (!retry_wait(p, OSC_METRICS_MAPPED, attempt, ra, deadline))
             return rc;
     }
 }
@@ -409,7 +428,7 @@ static int push_chunk(struct osc_presence *p, struct osc_presence_item *items, s
         rc = OSC_EUNAVAIL;
         err->code = rc;
         OSC_LOG_WARN("presence", "presence push: %s", osc_err_text(err, rc));
-        if (!retry_wait(p, attempt, resp.retry_after_ms, deadline))
+        if (!retry_wait(p, OSC_METRICS_OFFICESPACE, attempt, resp.retry_after_ms, deadline))
             goto out;
     }
 out:
@@ -523,6 +542,12 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
         struct osc_presence_item *chunk = items + off;
         int r;
 
+        if (paused(p, OSC_METRICS_OFFICESPACE, &perr)) {
+            push_rc = OSC_EUNAVAIL;
+            OSC_LOG_WARN("presence", "%zu locations left for the next cycle: %s", nitems - off,
+                         osc_err_text(&perr, push_rc));
+            break;
+        }
         /* a stop ends the cycle in progress: every chunk is still sent once (retry waits are skipped) */
         r = push_chunk(p, chunk, n, deadline, rep, &perr);
         if (r == OSC_EAUTH) {

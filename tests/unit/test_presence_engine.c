@@ -331,6 +331,52 @@ static void test_item_errors_and_retries(void **state)
     osc_presence_free(p);
 }
 
+/* A Retry-After longer than the cycle holds the next cycles' requests back until it passed. */
+static void test_retry_after_across_cycles(void **state)
+{
+    struct fx *f = *state;
+    struct osc_presence *p = engine(f, 0, NULL);
+    struct osc_metrics_cycle rep;
+    struct ts_response slow = {429, "Retry-After: 3600\n", "{\"errors\":[{\"message\":\"slow down\"}]}",
+                               0, 0};
+    struct ts_response down = {503, "Retry-After: 600\n", "busy", 0, 0};
+
+    mapped_answer(f, 1, 0, 2);
+    ts_push(f->os, &slow);
+    assert_int_equal(cycle(f, p, &rep), OSC_EUNAVAIL);
+    assert_int_equal(rep.push_requests, 1); /* no second chunk, no retry inside the cycle */
+    assert_int_equal(rep.pushes_unsent, 3);
+    assert_int_equal(ts_count(f->os), 1);
+
+    /* half an hour later: still inside the hour OfficeSpace asked for; Mapped is read, nothing sent */
+    fake_mono_now += 30 * 60000;
+    fake_wall_now += 30 * 60000;
+    assert_int_equal(cycle(f, p, &rep), OSC_EUNAVAIL);
+    assert_int_equal(rep.push_requests, 0);
+    assert_int_equal(rep.pushes_unsent, 3);
+    assert_int_equal(ts_count(f->os), 1);
+
+    /* after the hour: pushed */
+    fake_mono_now += 31 * 60000;
+    fake_wall_now += 31 * 60000;
+    assert_int_equal(cycle(f, p, &rep), 0);
+    assert_int_equal(rep.pushes_accepted, 3);
+    assert_int_equal(ts_count(f->os), 3);
+
+    /* the same for Mapped: the next cycle does not ask it */
+    ts_push(f->mapped, &down);
+    fake_mono_now += 60000;
+    assert_int_equal(cycle(f, p, &rep), OSC_EUNAVAIL);
+    assert_int_equal(rep.mapped_requests, 1);
+    fake_mono_now += 60000;
+    assert_int_equal(cycle(f, p, &rep), OSC_EUNAVAIL);
+    assert_int_equal(rep.mapped_requests, 0);
+    fake_mono_now += 10 * 60000;
+    assert_int_equal(cycle(f, p, &rep), 0);
+    assert_int_equal(rep.mapped_requests, 1);
+    osc_presence_free(p);
+}
+
 static void test_dry_run(void **state)
 {
     struct fx *f = *state;
@@ -366,6 +412,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_change_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_item_errors_and_retries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_after_across_cycles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
     };
     osc_log_set_level(OSC_LOG_LEVEL_ERROR);
