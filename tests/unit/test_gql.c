@@ -17,6 +17,7 @@
 #include "../../src/sim/gql.h"
 #include "../../src/sim/sim_int.h"
 #include "osc/buf.h"
+#include "osc/sim.h"
 
 /* ---- parser ---------------------------------------------------------------- */
 
@@ -517,6 +518,46 @@ static void test_directory_index(void **state)
     sim_dir_free(d);
 }
 
+/* ---- the in-process API ------------------------------------------------------------------ */
+
+static void test_inprocess_api(void **state)
+{
+    struct osc_sim_opts o;
+    struct osc_sim *sim = NULL;
+    struct osc_err err;
+    char want[64];
+    (void)state;
+
+    memset(&o, 0, sizeof(o));
+    memset(&err, 0, sizeof(err));
+    o.faults = "bogus";
+    assert_int_equal(osc_sim_new(&o, &sim, &err), OSC_EUSAGE);
+    assert_null(sim);
+    assert_non_null(strstr(err.msg, "bogus"));
+    memset(&err, 0, sizeof(err));
+    o.faults = NULL;
+    o.scenario_path = "/nonexistent/scenario.yaml";
+    assert_int_equal(osc_sim_new(&o, &sim, &err), OSC_ENOINPUT);
+    assert_null(sim);
+
+    memset(&err, 0, sizeof(err));
+    o.scenario_path = NULL;
+    o.clock = &fake_clock;
+    assert_int_equal(osc_sim_new(&o, &sim, &err), 0);
+    assert_int_equal(osc_sim_start(sim, &err), 0);
+    assert_true(osc_sim_mapped_port(sim) > 0);
+    assert_true(osc_sim_officespace_port(sim) > 0);
+    assert_int_not_equal(osc_sim_mapped_port(sim), osc_sim_officespace_port(sim));
+    snprintf(want, sizeof(want), "http://127.0.0.1:%d/graphql", osc_sim_mapped_port(sim));
+    assert_string_equal(osc_sim_mapped_url(sim), want);
+    snprintf(want, sizeof(want), "http://127.0.0.1:%d", osc_sim_officespace_port(sim));
+    assert_string_equal(osc_sim_officespace_url(sim), want);
+    osc_sim_stop(sim);
+    osc_sim_stop(sim);
+    osc_sim_free(sim);
+    osc_sim_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -525,6 +566,7 @@ int main(void)
         cmocka_unit_test(test_execution),     cmocka_unit_test(test_values),
         cmocka_unit_test(test_bad_scenarios), cmocka_unit_test(test_fault_rules),
         cmocka_unit_test(test_bucket),        cmocka_unit_test(test_directory_index),
+        cmocka_unit_test(test_inprocess_api),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
