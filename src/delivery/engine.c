@@ -1092,6 +1092,8 @@ static void build_headers(struct osc_delivery *d, struct batch *b, const char *c
     if (b->kind == K_DATA)
         for (size_t i = 0; i < d->nuser_hdr; i++)
             b->hdrs[n++] = d->user_hdr[i];
+    /* the same id is in the webhook report: one call can be followed on both sides */
+    b->hdrs[n++] = b->reqid_line;
     b->hdrs[n] = NULL;
 }
 
