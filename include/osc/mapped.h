@@ -41,7 +41,7 @@ struct osc_mapped_loc {
 struct osc_mapped_point {
     const char *id; /* arena */
     enum osc_point_kind kind;
-    int has_value;  /* a finite latest value was read */
+    int has_value; /* a finite latest value was read */
     double value;
     int64_t at_ms;  /* its timestamp */
     int bad_warned; /* an unusable value was logged; quiet until a usable one is read */
@@ -59,13 +59,13 @@ struct osc_mapped_topo {
     struct osc_mapped_link *links; /* sorted by (loc, point), unique after _finish */
     size_t nlinks;
     /* discovery report */
-    size_t places;               /* places seen */
-    size_t invalid_identities;   /* urn:officespace: values that do not parse */
-    size_t conflicting_places;   /* places with more than one distinct valid URN */
-    size_t shared_urns;          /* URNs found on more than one place */
+    size_t places;             /* places seen */
+    size_t invalid_identities; /* urn:officespace: values that do not parse */
+    size_t conflicting_places; /* places with more than one distinct valid URN */
+    size_t shared_urns;        /* URNs found on more than one place */
     /* last read */
-    size_t values_read;          /* points with a finite value */
-    size_t bad_values;           /* NaN, infinite or non-numeric values */
+    size_t values_read; /* points with a finite value */
+    size_t bad_values;  /* NaN, infinite or non-numeric values */
     /* private */
     size_t locs_cap, points_cap, links_cap;
     uint32_t *pt_hash, *loc_hash;

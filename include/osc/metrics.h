@@ -66,8 +66,8 @@ struct osc_metrics_cycle {
     uint64_t invalid_values;
     uint64_t pushes_accepted, pushes_failed, pushes_unsent;
     uint64_t push_requests, mapped_requests;
-    int discovered;               /* this cycle ran a discovery */
-    uint64_t invalid_identities;  /* found by that discovery */
+    int discovered;              /* this cycle ran a discovery */
+    uint64_t invalid_identities; /* found by that discovery */
 };
 
 struct osc_metrics;

@@ -47,9 +47,9 @@ int osc_presence_kind_parse(const char *exact_type, size_t len, enum osc_point_k
 /* One point's reading turned into presence. */
 struct osc_presence_obs {
     enum osc_presence_status status;
-    int64_t count;     /* occupants: the rounded count, or 1/0 for other kinds */
-    int count_sensor;  /* the reading came from an Occupancy_Count_Sensor */
-    int64_t at_ms;     /* reading timestamp, Unix epoch ms */
+    int64_t count;    /* occupants: the rounded count, or 1/0 for other kinds */
+    int count_sensor; /* the reading came from an Occupancy_Count_Sensor */
+    int64_t at_ms;    /* reading timestamp, Unix epoch ms */
 };
 
 /*
@@ -85,14 +85,14 @@ struct osc_presence_last {
     int known; /* 0: never accepted */
     enum osc_presence_status status;
     int64_t count;
-    int64_t at_ms;      /* presenceDetectedAt that was sent */
-    int64_t sent_ms;    /* wall clock when OfficeSpace accepted it */
+    int64_t at_ms;   /* presenceDetectedAt that was sent */
+    int64_t sent_ms; /* wall clock when OfficeSpace accepted it */
 };
 
 enum osc_presence_why {
-    OSC_PRESENCE_SKIP = 0,    /* unchanged and recently sent */
-    OSC_PRESENCE_CHANGED,     /* status or count differs from the last accepted push, or none */
-    OSC_PRESENCE_REFRESH      /* unchanged, but last accepted resend_after_ms ago or longer */
+    OSC_PRESENCE_SKIP = 0, /* unchanged and recently sent */
+    OSC_PRESENCE_CHANGED,  /* status or count differs from the last accepted push, or none */
+    OSC_PRESENCE_REFRESH   /* unchanged, but last accepted resend_after_ms ago or longer */
 };
 
 const char *osc_presence_why_name(enum osc_presence_why w);
@@ -111,8 +111,8 @@ enum osc_presence_why osc_presence_diff(const struct osc_presence_last *last,
  */
 struct osc_presence_sched {
     int64_t interval_ms;
-    int64_t next_ms;      /* monotonic time of the next start */
-    uint64_t skipped;     /* grid slots skipped because a cycle overran */
+    int64_t next_ms;  /* monotonic time of the next start */
+    uint64_t skipped; /* grid slots skipped because a cycle overran */
 };
 
 void osc_presence_sched_init(struct osc_presence_sched *s, int64_t interval_ms, int64_t now_ms);
@@ -133,7 +133,6 @@ void osc_presence_sched_set_interval(struct osc_presence_sched *s, int64_t inter
  */
 int64_t osc_presence_auth_backoff_ms(int64_t interval_ms, unsigned n, int64_t max_ms);
 
-
 /* ---- the OfficeSpace push (src/officespace/presence_push.c) ------------ */
 
 enum osc_presence_item_state {
@@ -147,9 +146,9 @@ struct osc_presence_item {
     struct osc_urn urn;
     enum osc_presence_status status;
     int64_t count;
-    int64_t at_ms;                     /* presenceDetectedAt */
+    int64_t at_ms;                      /* presenceDetectedAt */
     enum osc_presence_item_state state; /* set by osc_presence_push_parse() */
-    char error[200];                   /* why it failed, for the log */
+    char error[200];                    /* why it failed, for the log */
 };
 
 /*
@@ -171,8 +170,8 @@ int osc_presence_push_body(const struct osc_presence_item *items, size_t n, stru
  * does not mention stay PENDING. Returns 0, or OSC_EPROTO (not JSON / no
  * data and no errors; items unchanged).
  */
-int osc_presence_push_parse(const char *json, size_t len, struct osc_presence_item *items,
-                            size_t n, struct osc_err *err);
+int osc_presence_push_parse(const char *json, size_t len, struct osc_presence_item *items, size_t n,
+                            struct osc_err *err);
 
 /* ---- the engine: one cycle (src/presence/engine.c) --------------------- */
 
@@ -218,8 +217,8 @@ void osc_presence_invalidate(struct osc_presence *p);
 /* ---- the loop (src/presence/loop.c) ------------------------------------- */
 
 struct osc_presence_loop_opts {
-    const char *config_path;     /* reloaded on *reload (copied: may point into *cfg) */
-    int once;                    /* one cycle, then return its code */
+    const char *config_path; /* reloaded on *reload (copied: may point into *cfg) */
+    int once;                /* one cycle, then return its code */
     int dry_run;
     FILE *dry_out;
     struct osc_metrics *metrics; /* required: cycles are recorded here */

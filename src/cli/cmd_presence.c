@@ -29,29 +29,28 @@ static void on_hup(int sig)
 
 static void usage(void)
 {
-    printf("Usage: osconnect presence -c FILE [--once] [--dry-run]\n"
-           "\n"
-           "Sync occupancy from the Mapped graph to OfficeSpace presence: every\n"
-           "presence.interval, read the latest occupancy points of presence.buildings,\n"
-           "map them to PRESENCE / PASSIVE_PRESENCE / NO_PRESENCE per OfficeSpace\n"
-           "location (urn:officespace:{type}:id:{id} identities) and push what changed\n"
-           "(plus a refresh every presence.resend_after) with createEmployeePresence.\n"
-           "\n"
-           "Options:\n"
-           "      --once             run one cycle and exit with its status\n"
-           "      --dry-run          print what would be pushed (location, Mapped place,\n"
-           "                         status, count, detected at, why); send nothing\n"
-           CLI_COMMON_HELP
-           "\n"
-           "Signals: SIGTERM/SIGINT stop after the cycle in progress (exit 0);\n"
-           "SIGHUP reloads the configuration (a bad file keeps the old one).\n"
-           "\n"
-           "Exit status with --once: 0 the cycle succeeded, 1 OfficeSpace refused some\n"
-           "locations, 77 Mapped or OfficeSpace refused the credentials, 69 an API was\n"
-           "unavailable or refused the request, 76 unexpected response, 65 a Mapped\n"
-           "answer above presence.max_response, 74 state database error,\n"
-           "78 configuration error, 64 usage.\n"
-           CLI_EXIT_HELP);
+    printf(
+        "Usage: osconnect presence -c FILE [--once] [--dry-run]\n"
+        "\n"
+        "Sync occupancy from the Mapped graph to OfficeSpace presence: every\n"
+        "presence.interval, read the latest occupancy points of presence.buildings,\n"
+        "map them to PRESENCE / PASSIVE_PRESENCE / NO_PRESENCE per OfficeSpace\n"
+        "location (urn:officespace:{type}:id:{id} identities) and push what changed\n"
+        "(plus a refresh every presence.resend_after) with createEmployeePresence.\n"
+        "\n"
+        "Options:\n"
+        "      --once             run one cycle and exit with its status\n"
+        "      --dry-run          print what would be pushed (location, Mapped place,\n"
+        "                         status, count, detected at, why); send nothing\n" CLI_COMMON_HELP
+        "\n"
+        "Signals: SIGTERM/SIGINT stop after the cycle in progress (exit 0);\n"
+        "SIGHUP reloads the configuration (a bad file keeps the old one).\n"
+        "\n"
+        "Exit status with --once: 0 the cycle succeeded, 1 OfficeSpace refused some\n"
+        "locations, 77 Mapped or OfficeSpace refused the credentials, 69 an API was\n"
+        "unavailable or refused the request, 76 unexpected response, 65 a Mapped\n"
+        "answer above presence.max_response, 74 state database error,\n"
+        "78 configuration error, 64 usage.\n" CLI_EXIT_HELP);
 }
 
 /* SIGTERM/SIGINT set stop_flag, SIGHUP reload_flag; no SA_RESTART so sleeps wake. */

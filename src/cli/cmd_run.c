@@ -38,14 +38,11 @@ static void usage(void)
            "                else 503; the body says why\n"
            "  GET /metrics  Prometheus text format (osconnect_presence_*)\n"
            "\n"
-           "Options:\n"
-           CLI_COMMON_HELP
-           "\n"
+           "Options:\n" CLI_COMMON_HELP "\n"
            "Signals: SIGTERM/SIGINT stop after the cycle in progress (exit 0);\n"
            "SIGHUP reloads the configuration (a bad file keeps the old one; a changed\n"
            "status.listen needs a restart).\n"
-           "\n"
-           CLI_EXIT_HELP);
+           "\n" CLI_EXIT_HELP);
 }
 
 int cmd_run(int argc, char **argv)

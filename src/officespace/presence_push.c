@@ -71,7 +71,8 @@ static void payload_errors(json_t *errs, char *out, size_t cap)
     json_t *e;
 
     out[0] = '\0';
-    json_array_foreach(errs, i, e) {
+    json_array_foreach(errs, i, e)
+    {
         const char *attr = json_string_value(json_object_get(e, "attribute"));
         json_t *msgs = json_object_get(e, "errors");
         const char *msg = json_string_value(json_array_get(msgs, 0));
@@ -83,8 +84,8 @@ static void payload_errors(json_t *errs, char *out, size_t cap)
     }
 }
 
-int osc_presence_push_parse(const char *json, size_t len, struct osc_presence_item *items,
-                            size_t n, struct osc_err *err)
+int osc_presence_push_parse(const char *json, size_t len, struct osc_presence_item *items, size_t n,
+                            struct osc_err *err)
 {
     json_error_t jerr;
     json_t *root = json_loadb(json, len, 0, &jerr), *data, *errs, *v, *e;
@@ -104,14 +105,16 @@ int osc_presence_push_parse(const char *json, size_t len, struct osc_presence_it
         goto out;
     }
     /* errors naming an alias first: they explain a null data.pI */
-    json_array_foreach(errs, i, e) {
+    json_array_foreach(errs, i, e)
+    {
         json_t *path = json_object_get(e, "path");
         const char *msg = json_string_value(json_object_get(e, "message"));
         long idx = alias_index(json_string_value(json_array_get(path, 0)), n);
         if (idx >= 0)
             fail_item(&items[idx], msg);
     }
-    json_object_foreach(data, key, v) {
+    json_object_foreach(data, key, v)
+    {
         long idx = alias_index(key, n);
         json_t *ok;
         if (idx < 0 || !json_is_object(v))
@@ -125,7 +128,8 @@ int osc_presence_push_parse(const char *json, size_t len, struct osc_presence_it
         }
     }
     /* errors without an alias path (validation, auth): the whole request failed */
-    json_array_foreach(errs, i, e) {
+    json_array_foreach(errs, i, e)
+    {
         json_t *path = json_object_get(e, "path");
         if (alias_index(json_string_value(json_array_get(path, 0)), n) < 0) {
             const char *msg = json_string_value(json_object_get(e, "message"));

@@ -107,10 +107,7 @@ struct osc_presence {
     uint64_t rng;
 };
 
-static int stopping(const struct osc_presence *p)
-{
-    return p->opts.stop && *p->opts.stop;
-}
+static int stopping(const struct osc_presence *p) { return p->opts.stop && *p->opts.stop; }
 
 int osc_presence_new(const struct osc_config *cfg, const struct osc_presence_opts *opts,
                      struct osc_presence **out, struct osc_err *err)
@@ -120,8 +117,8 @@ int osc_presence_new(const struct osc_config *cfg, const struct osc_presence_opt
     int rc = 0;
 
     if (!cfg->presence.meta.present || cfg->presence.buildings.n == 0)
-        return osc_err_set(err, OSC_ECONFIG,
-                           "%s: a presence: section with buildings is required", cfg->path);
+        return osc_err_set(err, OSC_ECONFIG, "%s: a presence: section with buildings is required",
+                           cfg->path);
     if (!(p = calloc(1, sizeof(*p)))) {
         rc = osc_err_set(err, OSC_ENOMEM, "out of memory");
         goto out;
@@ -152,8 +149,7 @@ int osc_presence_new(const struct osc_config *cfg, const struct osc_presence_opt
         goto out;
     if ((rc = osc_store_each(p->store, load_row, &p->last, err)))
         goto out;
-    OSC_LOG_DEBUG("presence", "state %s: %zu locations remembered", cfg->presence.state,
-                  p->last.n);
+    OSC_LOG_DEBUG("presence", "state %s: %zu locations remembered", cfg->presence.state, p->last.n);
 out:
     if (rc) {
         osc_presence_free(p);
@@ -175,10 +171,7 @@ void osc_presence_free(struct osc_presence *p)
     free(p);
 }
 
-void osc_presence_invalidate(struct osc_presence *p)
-{
-    p->need_discovery = 1;
-}
+void osc_presence_invalidate(struct osc_presence *p) { p->need_discovery = 1; }
 
 static void api_error(struct osc_presence *p, enum osc_metrics_api api, enum osc_metrics_class c)
 {
@@ -195,7 +188,8 @@ static int retry_wait(struct osc_presence *p, enum osc_metrics_api api, unsigned
                       int64_t retry_after_ms, int64_t deadline)
 {
     const struct osc_conf_retry *pol = &p->cfg->presence.retry;
-    int64_t wait = retry_after_ms >= 0 ? retry_after_ms : osc_retry_backoff_ms(pol, attempt, &p->rng);
+    int64_t wait =
+        retry_after_ms >= 0 ? retry_after_ms : osc_retry_backoff_ms(pol, attempt, &p->rng);
     int64_t now = osc_clock_mono_ms(p->opts.clock);
 
     if (retry_after_ms >= 0 && now + retry_after_ms >= deadline)
@@ -214,7 +208,8 @@ static int paused(struct osc_presence *p, enum osc_metrics_api api, struct osc_e
 
     if (left <= 0)
         return 0;
-    osc_err_set(err, OSC_EUNAVAIL, "%s asked to wait (Retry-After): %.1fs left; no request this cycle",
+    osc_err_set(err, OSC_EUNAVAIL,
+                "%s asked to wait (Retry-After): %.1fs left; no request this cycle",
                 api == OSC_METRICS_MAPPED ? "Mapped" : "OfficeSpace", (double)left / 1000.0);
     return 1;
 }
@@ -232,20 +227,14 @@ static int fetch_buildings(struct osc_presence *p, const char *const *ids, size_
     for (unsigned attempt = 1;; attempt++) {
         osc_err_clear(err);
         rep->mapped_requests++;
-        rc = osc_mapped_fetch(p->mapped_http, &p->cfg->mapped, (size_t)p->cfg->presence.max_response,
-                              ids, n, discover, t, &ra, err);
+        rc = osc_mapped_fetch(p->mapped_http, &p->cfg->mapped,
+                              (size_t)p->cfg->presence.max_response, ids, n, discover, t, &ra, err);
         if (rc == 0)
             return 0;
         switch (rc) {
-        case OSC_EAUTH:
-            api_error(p, OSC_METRICS_MAPPED, OSC_METRICS_AUTH);
-            return rc;
-        case OSC_ETOOBIG:
-            api_error(p, OSC_METRICS_MAPPED, OSC_METRICS_TOO_BIG);
-            return rc;
-        case OSC_EPROTO:
-            api_error(p, OSC_METRICS_MAPPED, OSC_METRICS_GRAPHQL);
-            return rc;
+        case OSC_EAUTH: api_error(p, OSC_METRICS_MAPPED, OSC_METRICS_AUTH); return rc;
+        case OSC_ETOOBIG: api_error(p, OSC_METRICS_MAPPED, OSC_METRICS_TOO_BIG); return rc;
+        case OSC_EPROTO: api_error(p, OSC_METRICS_MAPPED, OSC_METRICS_GRAPHQL); return rc;
         case OSC_EUNAVAIL:
             api_error(p, OSC_METRICS_MAPPED, osc_metrics_class_of(err->status));
             break;
@@ -357,7 +346,8 @@ static int remember(struct osc_presence *p, const struct osc_presence_item *item
         return rc;
     for (size_t i = 0; i < n; i++) {
         struct osc_presence_last l = {1, items[i].status, items[i].count, items[i].at_ms, now_wall};
-        if (items[i].state == OSC_PRESENCE_ITEM_ACCEPTED && (rc = last_put(&p->last, &items[i].urn, &l)))
+        if (items[i].state == OSC_PRESENCE_ITEM_ACCEPTED &&
+            (rc = last_put(&p->last, &items[i].urn, &l)))
             return osc_err_set(err, rc, "out of memory");
     }
     return 0;
@@ -406,8 +396,8 @@ static int push_chunk(struct osc_presence *p, struct osc_presence_item *items, s
             goto out;
         }
         if (oc == OSC_HTTP_SENT || (rc == 0 && oc == OSC_HTTP_REJECT)) {
-            rc = osc_presence_push_parse(resp.body.data ? resp.body.data : "", resp.body.len,
-                                         items, n, err);
+            rc = osc_presence_push_parse(resp.body.data ? resp.body.data : "", resp.body.len, items,
+                                         n, err);
             if (oc == OSC_HTTP_REJECT) {
                 api_error(p, OSC_METRICS_OFFICESPACE, OSC_METRICS_CLIENT);
                 /* a refused request with no usable answer fails all of its items */
@@ -455,8 +445,7 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
     osc_err_clear(err);
 
     /* 1-2. discover (with values) or read values */
-    if (p->need_discovery || !p->topo ||
-        start - p->discovered_at >= pc->topology_refresh_ms) {
+    if (p->need_discovery || !p->topo || start - p->discovered_at >= pc->topology_refresh_ms) {
         /* on failure the loop logs the cycle once (a refused credential with its backoff step) */
         if ((rc = discover(p, deadline, rep, err)))
             goto done;
@@ -472,10 +461,9 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
 
     /* 3-5. map, aggregate, diff */
     now_wall = osc_clock_wall_ms(p->opts.clock);
-    if (t->nlocs &&
-        (!(items = calloc(t->nlocs, sizeof(*items))) ||
-         !(item_locs = calloc(t->nlocs, sizeof(*item_locs))) ||
-         !(item_why = calloc(t->nlocs, sizeof(*item_why))))) {
+    if (t->nlocs && (!(items = calloc(t->nlocs, sizeof(*items))) ||
+                     !(item_locs = calloc(t->nlocs, sizeof(*item_locs))) ||
+                     !(item_why = calloc(t->nlocs, sizeof(*item_why))))) {
         rc = osc_err_set(err, OSC_ENOMEM, "out of memory");
         goto done;
     }
@@ -548,7 +536,8 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
                          osc_err_text(&perr, push_rc));
             break;
         }
-        /* a stop ends the cycle in progress: every chunk is still sent once (retry waits are skipped) */
+        /* a stop ends the cycle in progress: every chunk is still sent once (retry waits are
+         * skipped) */
         r = push_chunk(p, chunk, n, deadline, rep, &perr);
         if (r == OSC_EAUTH) {
             auth = 1;

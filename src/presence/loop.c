@@ -18,10 +18,7 @@
 
 #define AUTH_BACKOFF_MAX_MS (60LL * 60 * 1000)
 
-static int flag(volatile int *f)
-{
-    return f && *f;
-}
+static int flag(volatile int *f) { return f && *f; }
 
 /* Sleep up to ms, waking early on stop or reload. */
 static void nap(int64_t ms, volatile int *stop, volatile int *reload)
@@ -62,8 +59,7 @@ static int reload_config(const char *path, struct osc_config **cfg, struct osc_p
     osc_presence_sched_set_interval(sched, ncfg->presence.interval_ms);
     osc_metrics_set_interval(o->metrics, ncfg->presence.interval_ms);
     OSC_LOG_INFO("presence", "configuration reloaded from %s (interval %lldms, %zu building(s))",
-                 path, (long long)ncfg->presence.interval_ms,
-                 ncfg->presence.buildings.n);
+                 path, (long long)ncfg->presence.interval_ms, ncfg->presence.buildings.n);
     return 0;
 }
 

@@ -13,18 +13,15 @@
 #include "osc/err.h"
 
 static const char *const kind_names[OSC_POINT__COUNT] = {
-    "Occupancy_Status", "Temporary_Occupancy_Status", "Occupancy_Count_Sensor",
-    "Occupancy_Sensor", "PIR_Sensor"};
+    "Occupancy_Status", "Temporary_Occupancy_Status", "Occupancy_Count_Sensor", "Occupancy_Sensor",
+    "PIR_Sensor"};
 
 const char *osc_presence_status_name(enum osc_presence_status s)
 {
     switch (s) {
-    case OSC_PRESENCE_YES:
-        return "PRESENCE";
-    case OSC_PRESENCE_PASSIVE:
-        return "PASSIVE_PRESENCE";
-    case OSC_PRESENCE_NO:
-        return "NO_PRESENCE";
+    case OSC_PRESENCE_YES: return "PRESENCE";
+    case OSC_PRESENCE_PASSIVE: return "PASSIVE_PRESENCE";
+    case OSC_PRESENCE_NO: return "NO_PRESENCE";
     }
     return "?";
 }
@@ -64,17 +61,12 @@ void osc_presence_map(enum osc_point_kind k, double v, int64_t at_ms, struct osc
     }
     case OSC_POINT_OCCUPANCY_SENSOR:
     case OSC_POINT_PIR_SENSOR:
-    default:
-        out->status = v > 0 ? OSC_PRESENCE_PASSIVE : OSC_PRESENCE_NO;
-        break;
+    default: out->status = v > 0 ? OSC_PRESENCE_PASSIVE : OSC_PRESENCE_NO; break;
     }
     out->count = out->status != OSC_PRESENCE_NO;
 }
 
-void osc_presence_agg_init(struct osc_presence_agg *a)
-{
-    memset(a, 0, sizeof(*a));
-}
+void osc_presence_agg_init(struct osc_presence_agg *a) { memset(a, 0, sizeof(*a)); }
 
 void osc_presence_agg_add(struct osc_presence_agg *a, const struct osc_presence_obs *o)
 {
@@ -100,12 +92,9 @@ int64_t osc_presence_agg_count(const struct osc_presence_agg *a)
 const char *osc_presence_why_name(enum osc_presence_why w)
 {
     switch (w) {
-    case OSC_PRESENCE_CHANGED:
-        return "changed";
-    case OSC_PRESENCE_REFRESH:
-        return "refresh";
-    case OSC_PRESENCE_SKIP:
-        return "unchanged";
+    case OSC_PRESENCE_CHANGED: return "changed";
+    case OSC_PRESENCE_REFRESH: return "refresh";
+    case OSC_PRESENCE_SKIP: return "unchanged";
     }
     return "?";
 }

@@ -13,7 +13,7 @@
 
 #include "osc/err.h"
 
-#define PREFIX "urn:officespace:"
+#define PREFIX     "urn:officespace:"
 #define PREFIX_LEN (sizeof(PREFIX) - 1)
 
 static const char *const type_names[OSC_URN__COUNT] = {"site", "floor", "room", "neighborhood",

@@ -152,9 +152,9 @@ int osc_metrics_render(struct osc_metrics *m, struct osc_buf *b)
         unsigned long long n = 0;
         for (int r = 0; r < OSC_METRICS__NRESULT; r++)
             n += m->cycles[r];
-        TRY(osc_buf_printf(b, P "cycle_duration_seconds_sum %.3f\n" P
-                              "cycle_duration_seconds_count %llu\n",
-                           m->duration_sum, n));
+        TRY(osc_buf_printf(
+            b, P "cycle_duration_seconds_sum %.3f\n" P "cycle_duration_seconds_count %llu\n",
+            m->duration_sum, n));
     }
     TRY(head(b, "last_cycle_duration_seconds", "gauge", "Duration of the last cycle."));
     TRY(osc_buf_printf(b, P "last_cycle_duration_seconds %.3f\n", m->last_duration));
@@ -171,15 +171,16 @@ int osc_metrics_render(struct osc_metrics *m, struct osc_buf *b)
     TRY(osc_buf_printf(b, P "points %llu\n", (unsigned long long)m->seen.points));
     TRY(head(b, "points_read_total", "counter", "Latest point values read from Mapped."));
     TRY(osc_buf_printf(b, P "points_read_total %llu\n", (unsigned long long)m->points_read_total));
-    TRY(head(b, "invalid_values_total", "counter", "Point values rejected (NaN, infinite, not a number)."));
+    TRY(head(b, "invalid_values_total", "counter",
+             "Point values rejected (NaN, infinite, not a number)."));
     TRY(osc_buf_printf(b, P "invalid_values_total %llu\n",
                        (unsigned long long)m->invalid_values_total));
     TRY(head(b, "pushes_total", "counter", "Location presence pushes by result."));
-    TRY(osc_buf_printf(b, P "pushes_total{result=\"accepted\"} %llu\n" P
-                          "pushes_total{result=\"failed\"} %llu\n" P
-                          "pushes_total{result=\"unsent\"} %llu\n",
-                       (unsigned long long)m->pushes_accepted,
-                       (unsigned long long)m->pushes_failed,
+    TRY(osc_buf_printf(b,
+                       P "pushes_total{result=\"accepted\"} %llu\n" P
+                         "pushes_total{result=\"failed\"} %llu\n" P
+                         "pushes_total{result=\"unsent\"} %llu\n",
+                       (unsigned long long)m->pushes_accepted, (unsigned long long)m->pushes_failed,
                        (unsigned long long)m->pushes_unsent));
     TRY(head(b, "push_requests_total", "counter", "GraphQL requests sent to OfficeSpace."));
     TRY(osc_buf_printf(b, P "push_requests_total %llu\n", (unsigned long long)m->push_requests));

@@ -30,8 +30,7 @@ struct osc_status {
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
                              char *body, size_t len)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     enum MHD_Result ret;
 
     if (!r) {
@@ -136,9 +135,9 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
         }
     }
 bad:
-    return osc_err_set(err, OSC_EINVAL,
-                       "status.listen '%s': expected HOST:PORT with an IP address (e.g. 127.0.0.1:9464)",
-                       listen);
+    return osc_err_set(
+        err, OSC_EINVAL,
+        "status.listen '%s': expected HOST:PORT with an IP address (e.g. 127.0.0.1:9464)", listen);
 }
 
 int osc_status_start(const char *listen, struct osc_metrics *m, struct osc_status **out,
@@ -158,10 +157,9 @@ int osc_status_start(const char *listen, struct osc_metrics *m, struct osc_statu
     s->m = m;
     s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
                                 (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-                            0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-                            MHD_OPTION_END);
+                            0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
     if (!s->d) {
         free(s);
         return osc_err_set(err, OSC_EUNAVAIL, "status server cannot listen on %s", listen);

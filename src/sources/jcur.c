@@ -40,20 +40,13 @@ enum jc_type jc_peek(struct jcur *c)
     if (c->p >= c->end)
         return JC_END;
     switch (*c->p) {
-    case '{':
-        return JC_OBJ;
-    case '[':
-        return JC_ARR;
-    case '"':
-        return JC_STR;
-    case 't':
-        return JC_TRUE;
-    case 'f':
-        return JC_FALSE;
-    case 'n':
-        return JC_NULL;
-    default:
-        return (*c->p == '-' || (*c->p >= '0' && *c->p <= '9')) ? JC_NUM : JC_ERR;
+    case '{': return JC_OBJ;
+    case '[': return JC_ARR;
+    case '"': return JC_STR;
+    case 't': return JC_TRUE;
+    case 'f': return JC_FALSE;
+    case 'n': return JC_NULL;
+    default: return (*c->p == '-' || (*c->p >= '0' && *c->p <= '9')) ? JC_NUM : JC_ERR;
     }
 }
 
@@ -192,7 +185,10 @@ int jc_lit(struct jcur *c)
 {
     static const char *const lits[] = {"true", "false", "null"};
     enum jc_type t = jc_peek(c);
-    const char *w = t == JC_TRUE ? lits[0] : t == JC_FALSE ? lits[1] : t == JC_NULL ? lits[2] : NULL;
+    const char *w = t == JC_TRUE    ? lits[0]
+                    : t == JC_FALSE ? lits[1]
+                    : t == JC_NULL  ? lits[2]
+                                    : NULL;
     size_t n;
 
     if (!w)
@@ -226,16 +222,12 @@ int jc_skip(struct jcur *c)
             if (jc_skip(c))
                 return -1;
         return r;
-    case JC_STR:
-        return jc_str(c, &s);
-    case JC_NUM:
-        return jc_num(c, &d);
+    case JC_STR: return jc_str(c, &s);
+    case JC_NUM: return jc_num(c, &d);
     case JC_TRUE:
     case JC_FALSE:
-    case JC_NULL:
-        return jc_lit(c);
-    default:
-        return fail(c, "expected a value");
+    case JC_NULL: return jc_lit(c);
+    default: return fail(c, "expected a value");
     }
 }
 
@@ -282,9 +274,9 @@ long jc_unescape(const struct jc_str *span, char *out, size_t cap)
             return -1;
         ch = *p++;
         switch (ch) {
-        case '"': case '\\': case '/':
-            cp = (unsigned char)ch;
-            break;
+        case '"':
+        case '\\':
+        case '/': cp = (unsigned char)ch; break;
         case 'b': cp = '\b'; break;
         case 'f': cp = '\f'; break;
         case 'n': cp = '\n'; break;
@@ -296,8 +288,8 @@ long jc_unescape(const struct jc_str *span, char *out, size_t cap)
             p += 4;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 unsigned lo;
-                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) ||
-                    lo < 0xDC00 || lo > 0xDFFF)
+                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) || lo < 0xDC00 ||
+                    lo > 0xDFFF)
                     return -1;
                 p += 6;
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
@@ -305,8 +297,7 @@ long jc_unescape(const struct jc_str *span, char *out, size_t cap)
                 return -1;
             }
             break;
-        default:
-            return -1;
+        default: return -1;
         }
         if (n + 5 >= cap)
             return -1;

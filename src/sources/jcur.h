@@ -22,7 +22,7 @@ enum jc_type { JC_ERR = 0, JC_OBJ, JC_ARR, JC_STR, JC_NUM, JC_TRUE, JC_FALSE, JC
 struct jc_str {
     const char *s; /* borrowed from the buffer; not NUL-terminated */
     size_t len;
-    int escaped;   /* contains a backslash escape */
+    int escaped; /* contains a backslash escape */
 };
 
 struct jcur {

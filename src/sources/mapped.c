@@ -21,10 +21,10 @@
 #include "osc/clock.h"
 #include "osc/log.h"
 
-#define ARENA_BLOCK (64 * 1024)
-#define MAX_ID_LEN 1024
+#define ARENA_BLOCK      (64 * 1024)
+#define MAX_ID_LEN       1024
 #define MAX_IDENTITY_LEN 512
-#define MAX_REPORTED 4 /* invalid values kept per place for the report */
+#define MAX_REPORTED     4 /* invalid values kept per place for the report */
 
 static const char *const POINT_FILTER =
     "points(filter: {exactType: {in: [\"Occupancy_Status\", \"Temporary_Occupancy_Status\", "
@@ -32,8 +32,7 @@ static const char *const POINT_FILTER =
 static const char *const SERIES =
     "series(latest: true) { timestamp value { float64Value float32Value int64Value int32Value "
     "uint64Value uint32Value boolValue stringValue } }";
-static const char *const IDENTITIES =
-    "identities { __typename ... on ExternalIdentity { value } }";
+static const char *const IDENTITIES = "identities { __typename ... on ExternalIdentity { value } }";
 
 /* ---- arena ------------------------------------------------------------- */
 
@@ -292,10 +291,9 @@ int osc_mapped_query(const char *const *ids, size_t n, int discover, struct osc_
                         "floors { %s %s %s { %s %s } "
                         "spaces { %s %s %s { %s %s } } "
                         "zones { %s %s %s { %s %s } } } } }",
-                        osc_buf_str(&list), placef, ident, POINT_FILTER, pfields, SERIES,
-                        placef, ident, POINT_FILTER, pfields, SERIES,
-                        placef, ident, POINT_FILTER, pfields, SERIES,
-                        placef, ident, POINT_FILTER, pfields, SERIES);
+                        osc_buf_str(&list), placef, ident, POINT_FILTER, pfields, SERIES, placef,
+                        ident, POINT_FILTER, pfields, SERIES, placef, ident, POINT_FILTER, pfields,
+                        SERIES, placef, ident, POINT_FILTER, pfields, SERIES);
     if (rc)
         goto out;
     body = json_pack("{s:s}", "query", osc_buf_str(&q));
@@ -426,7 +424,7 @@ struct place {
     const char *kind;
     struct jc_str id, name;
     int has_id, has_name;
-    int nvalid;   /* distinct valid URNs */
+    int nvalid; /* distinct valid URNs */
     struct osc_urn urn;
     struct osc_urn other; /* a second distinct URN, for the conflict report */
     unsigned ninvalid;
@@ -461,8 +459,8 @@ static int walk_row(struct walk *w, struct osc_mapped_point *p, int *seen_ts, in
             char tmp[64];
             if (jc_str(&w->c, &ts))
                 return proto(w, "timestamp");
-            have_ts = jc_unescape(&ts, tmp, sizeof(tmp)) > 0 &&
-                      osc_clock_parse_iso8601(tmp, &at) == 0;
+            have_ts =
+                jc_unescape(&ts, tmp, sizeof(tmp)) > 0 && osc_clock_parse_iso8601(tmp, &at) == 0;
         } else if (jc_eq(&key, "value")) {
             vrc = parse_value(&w->c, &v);
             if (vrc == OSC_EPROTO)
@@ -547,7 +545,8 @@ static int walk_point(struct walk *w, struct place *pl)
         return 0;
     if (w->discover) {
         if (!has_type || osc_presence_kind_parse(type.s, type.len, &kind)) {
-            OSC_LOG_DEBUG("presence", "point %.*s: exactType %.*s is not an occupancy type; skipped",
+            OSC_LOG_DEBUG("presence",
+                          "point %.*s: exactType %.*s is not an occupancy type; skipped",
                           (int)id.len, id.s, (int)type.len, has_type ? type.s : "");
             return 0;
         }
@@ -853,8 +852,8 @@ static int walk_errors(struct walk *w, int *had)
         return proto(w, "errors");
     if (n) {
         *had = 1;
-        osc_err_set(w->err, OSC_EPROTO, "Mapped GraphQL error: %s%s", text[0] ? text : "(no message)",
-                    n > 1 ? " (and more)" : "");
+        osc_err_set(w->err, OSC_EPROTO, "Mapped GraphQL error: %s%s",
+                    text[0] ? text : "(no message)", n > 1 ? " (and more)" : "");
     }
     return 0;
 }
@@ -948,8 +947,8 @@ int osc_mapped_fetch(struct osc_http *h, const struct osc_conf_mapped *m, size_t
         goto out;
     }
     if (resp.status == 401 || resp.status == 403) {
-        rc = osc_err_set(err, OSC_EAUTH,
-                         "Mapped refused the token (HTTP %ld): check mapped.token", resp.status);
+        rc = osc_err_set(err, OSC_EAUTH, "Mapped refused the token (HTTP %ld): check mapped.token",
+                         resp.status);
         err->status = (int)resp.status;
         goto out;
     }
@@ -962,8 +961,8 @@ int osc_mapped_fetch(struct osc_http *h, const struct osc_conf_mapped *m, size_t
     }
     if (resp.truncated) {
         rc = osc_err_set(err, OSC_ETOOBIG,
-                         "Mapped response for %s exceeds presence.max_response (%zu bytes)",
-                         what, max_response);
+                         "Mapped response for %s exceeds presence.max_response (%zu bytes)", what,
+                         max_response);
         goto out;
     }
     rc = osc_mapped_parse(t, resp.body.data ? resp.body.data : "", resp.body.len, discover, err);

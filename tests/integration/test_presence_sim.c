@@ -121,7 +121,8 @@ static json_t *loc(json_t *p, const char *type, const char *id)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(p, "locations"), i, v) {
+    json_array_foreach(json_object_get(p, "locations"), i, v)
+    {
         if (strcmp(json_string_value(json_object_get(v, "type")), type) == 0 &&
             strcmp(json_string_value(json_object_get(v, "id")), id) == 0)
             return v;
@@ -151,7 +152,8 @@ static json_t *requests(const char *server, const char *path)
 {
     json_t *all = sim_json("/_sim/requests"), *out = json_array(), *v;
     size_t i;
-    json_array_foreach(json_object_get(all, "requests"), i, v) {
+    json_array_foreach(json_object_get(all, "requests"), i, v)
+    {
         if (strcmp(json_string_value(json_object_get(v, "server")), server) == 0 &&
             strcmp(json_string_value(json_object_get(v, "path")), path) == 0)
             json_array_append(out, v);
@@ -189,8 +191,9 @@ static void test_dry_run_sends_nothing(void **state)
     assert_non_null(strstr(r.out, "2026-01-07T10:31:00Z"));
     assert_non_null(strstr(r.out, "neighborhood:50"));
     assert_null(strstr(r.out, "room:103 ")); /* no reading: nothing to say */
-    assert_non_null(strstr(r.out, "# dry run: 11 locations, 8 would be pushed (8 changed, 0 refresh), "
-                                  "0 unchanged, 3 without readings; nothing was sent"));
+    assert_non_null(strstr(r.out,
+                           "# dry run: 11 locations, 8 would be pushed (8 changed, 0 refresh), "
+                           "0 unchanged, 3 without readings; nothing was sent"));
     p = sim_json("/_sim/presence");
     assert_int_equal(counter(p, "accepted") + counter(p, "rejected"), 0);
     json_decref(p);
@@ -205,8 +208,9 @@ static void test_dry_run_sends_nothing(void **state)
     assert_int_equal(presence(cfg, "--dry-run", &r), 0);
     assert_null(strstr(r.out, "room:100 "));
     assert_non_null(strstr(r.out, "room:102 "));
-    assert_non_null(strstr(r.out, "# dry run: 11 locations, 7 would be pushed (7 changed, 0 refresh), "
-                                  "0 unchanged, 4 without readings; nothing was sent"));
+    assert_non_null(strstr(r.out,
+                           "# dry run: 11 locations, 7 would be pushed (7 changed, 0 refresh), "
+                           "0 unchanged, 4 without readings; nothing was sent"));
     th_result_free(&r);
     free(cfg);
 }
@@ -222,8 +226,9 @@ static void test_discovery_mapping_change_only(void **state)
     /* cycle 1: discovery; every location with a reading is pushed */
     assert_int_equal(presence(cfg, NULL, &r), 0);
     assert_non_null(strstr(r.err, "SPCbadurn: invalid identity 'urn:officespace:room:id:abc'"));
-    assert_non_null(strstr(r.err, "SPCconflict: conflicting identities 'urn:officespace:room:id:300' "
-                                  "and 'urn:officespace:desk:id:301'"));
+    assert_non_null(strstr(r.err,
+                           "SPCconflict: conflicting identities 'urn:officespace:room:id:300' "
+                           "and 'urn:officespace:desk:id:301'"));
     assert_non_null(strstr(r.err, "PNTr105status: latest value is NaN"));
     assert_null(strstr(r.err, "SPCnoident"));
     assert_null(strstr(r.err, "SPCother"));
@@ -235,18 +240,18 @@ static void test_discovery_mapping_change_only(void **state)
     assert_int_equal(counter(p, "accepted"), 8);
     assert_int_equal(counter(p, "rejected"), 0);
     assert_int_equal(counter(p, "count"), 8);
-    expect(p, "floor", "10", "PRESENCE", 12, 1);          /* uint64 count */
-    expect(p, "room", "100", "PRESENCE", 4, 1);           /* float64 status + int64 count */
-    expect(p, "room", "101", "NO_PRESENCE", 0, 1);        /* int32 temporary status 0 */
-    expect(p, "room", "102", "PRESENCE", 1, 1);           /* numeric stringValue */
-    expect(p, "desk", "200", "PASSIVE_PRESENCE", 1, 1);   /* boolValue PIR */
-    expect(p, "desk", "201", "NO_PRESENCE", 0, 1);        /* float32 occupancy sensor 0 */
-    expect(p, "desk", "202", "PASSIVE_PRESENCE", 1, 1);   /* uint32 1 beats int64 PIR 0 */
-    expect(p, "neighborhood", "50", "PRESENCE", 3, 1);    /* count 2.6 rounds to 3 over PIR */
+    expect(p, "floor", "10", "PRESENCE", 12, 1);        /* uint64 count */
+    expect(p, "room", "100", "PRESENCE", 4, 1);         /* float64 status + int64 count */
+    expect(p, "room", "101", "NO_PRESENCE", 0, 1);      /* int32 temporary status 0 */
+    expect(p, "room", "102", "PRESENCE", 1, 1);         /* numeric stringValue */
+    expect(p, "desk", "200", "PASSIVE_PRESENCE", 1, 1); /* boolValue PIR */
+    expect(p, "desk", "201", "NO_PRESENCE", 0, 1);      /* float32 occupancy sensor 0 */
+    expect(p, "desk", "202", "PASSIVE_PRESENCE", 1, 1); /* uint32 1 beats int64 PIR 0 */
+    expect(p, "neighborhood", "50", "PRESENCE", 3, 1);  /* count 2.6 rounds to 3 over PIR */
     /* the newest reading of the location is presenceDetectedAt */
-    assert_string_equal(json_string_value(json_object_get(loc(p, "room", "100"),
-                                                          "presenceDetectedAt")),
-                        "2026-01-07T10:31:00Z");
+    assert_string_equal(
+        json_string_value(json_object_get(loc(p, "room", "100"), "presenceDetectedAt")),
+        "2026-01-07T10:31:00Z");
     assert_null(loc(p, "site", "1"));   /* no points */
     assert_null(loc(p, "room", "103")); /* no reading yet */
     assert_null(loc(p, "room", "105")); /* NaN */
@@ -268,8 +273,8 @@ static void test_discovery_mapping_change_only(void **state)
     assert_non_null(strstr(body_of(reqs, 0), "neighborhoodId: \\\"50\\\""));
     assert_non_null(strstr(body_of(reqs, 0), "floorId: \\\"10\\\""));
     snprintf(apikey, sizeof(apikey), "%s",
-             json_string_value(json_object_get(
-                 json_object_get(json_array_get(reqs, 0), "headers"), "apikey")));
+             json_string_value(
+                 json_object_get(json_object_get(json_array_get(reqs, 0), "headers"), "apikey")));
     assert_true(apikey[0] != '\0');
     json_decref(reqs);
 
@@ -278,7 +283,8 @@ static void test_discovery_mapping_change_only(void **state)
     th_result_free(&r);
     assert_int_equal(nrequests("officespace"), 1);
 
-    /* scripted changes: desk 200 empties, room 100 empties, neighborhood 50 grows, room 103 reports */
+    /* scripted changes: desk 200 empties, room 100 empties, neighborhood 50 grows, room 103 reports
+     */
     sim_point("PNTd200pir", "false");
     sim_point("PNTr100status", "0");
     sim_point("PNTr100count", "0");
@@ -352,7 +358,8 @@ static void test_once_exit_codes(void **state)
 
     (void)state;
     /* Mapped refuses the token: 77, said once, token not shown */
-    cfg = config("bad-token.yaml", "BLDGtest1", "sim-mapped-token-WRONG-0000000000", NULL, NULL, NULL);
+    cfg = config("bad-token.yaml", "BLDGtest1", "sim-mapped-token-WRONG-0000000000", NULL, NULL,
+                 NULL);
     assert_int_equal(presence(cfg, NULL, &r), 77);
     assert_non_null(strstr(r.err, "Mapped refused the token (HTTP 401)"));
     assert_null(strstr(r.err, "WRONG"));
@@ -360,7 +367,8 @@ static void test_once_exit_codes(void **state)
     free(cfg);
 
     /* OfficeSpace refuses the GraphQL key: 77 */
-    cfg = config("bad-key.yaml", "BLDGtest1", NULL, "sim-officespace-key-WRONG-000000000", NULL, NULL);
+    cfg = config("bad-key.yaml", "BLDGtest1", NULL, "sim-officespace-key-WRONG-000000000", NULL,
+                 NULL);
     assert_int_equal(presence(cfg, NULL, &r), 77);
     assert_non_null(strstr(r.err, "OfficeSpace refused the GraphQL key"));
     th_result_free(&r);
@@ -377,7 +385,7 @@ static void test_once_exit_codes(void **state)
         assert_non_null(strstr(r.err, "HTTP 503"));
         th_result_free(&r);
         assert_int_equal(nrequests("mapped") - before, 3); /* retry.max_attempts */
-        assert_int_equal(nrequests("officespace"), 1);      /* the bad-key attempt only */
+        assert_int_equal(nrequests("officespace"), 1);     /* the bad-key attempt only */
         assert_int_equal(th_http("POST", url, "", NULL), 200);
         /* and once it is back, the same command succeeds */
         assert_int_equal(presence(cfg, NULL, &r), 0);
@@ -490,8 +498,8 @@ static size_t occurrences(const char *s, const char *what)
 static void test_mapped_401_backoff(void **state)
 {
     /* interval 200ms: without backoff 2.6 s would be 13 cycles */
-    char *cfg = config("p.yaml", "BLDGtest1", "sim-mapped-token-WRONG-0000000000", NULL, "200ms",
-                       NULL);
+    char *cfg =
+        config("p.yaml", "BLDGtest1", "sim-mapped-token-WRONG-0000000000", NULL, "200ms", NULL);
     const char *argv[] = {"presence", "-c", cfg, NULL};
     struct proc pr;
     long start, deadline;
@@ -583,7 +591,8 @@ static void test_faults_converge(void **state)
     {
         size_t i, faulted[2] = {0, 0};
         json_t *v;
-        json_array_foreach(json_object_get(reqs, "requests"), i, v) {
+        json_array_foreach(json_object_get(reqs, "requests"), i, v)
+        {
             if (json_object_get(v, "fault"))
                 faulted[strcmp(json_string_value(json_object_get(v, "server")), "mapped") == 0]++;
         }
@@ -591,10 +600,10 @@ static void test_faults_converge(void **state)
         assert_true(faulted[0] >= 2);
         assert_true(faulted[1] >= 2);
     }
-    clear_seq = json_integer_value(json_object_get(
-        json_array_get(json_object_get(reqs, "requests"),
-                       json_array_size(json_object_get(reqs, "requests")) - 1),
-        "seq"));
+    clear_seq = json_integer_value(
+        json_object_get(json_array_get(json_object_get(reqs, "requests"),
+                                       json_array_size(json_object_get(reqs, "requests")) - 1),
+                        "seq"));
     json_decref(reqs);
     /* wait until a third Mapped read started after the clear: two whole cycles ended */
     deadline = now_ms() + 10000;
@@ -602,7 +611,8 @@ static void test_faults_converge(void **state)
         size_t n = 0, i;
         json_t *v;
         reqs = requests("mapped", "/graphql");
-        json_array_foreach(reqs, i, v) {
+        json_array_foreach(reqs, i, v)
+        {
             if (json_integer_value(json_object_get(v, "seq")) > clear_seq)
                 n++;
         }

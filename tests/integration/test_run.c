@@ -218,7 +218,8 @@ static json_t *presence_of(const char *type, const char *id)
     snprintf(url, sizeof(url), "%s/_sim/presence", sim.officespace_url);
     p = th_get_json(url);
     assert_non_null(p);
-    json_array_foreach(json_object_get(p, "locations"), i, v) {
+    json_array_foreach(json_object_get(p, "locations"), i, v)
+    {
         if (strcmp(json_string_value(json_object_get(v, "type")), type) == 0 &&
             strcmp(json_string_value(json_object_get(v, "id")), id) == 0)
             copy = json_deep_copy(v);
@@ -243,7 +244,8 @@ static size_t sim_requests(const char *server)
     snprintf(url, sizeof(url), "%s/_sim/requests?path=/graphql", sim.officespace_url);
     r = th_get_json(url);
     assert_non_null(r);
-    json_array_foreach(json_object_get(r, "requests"), i, v) {
+    json_array_foreach(json_object_get(r, "requests"), i, v)
+    {
         if (strcmp(json_string_value(json_object_get(v, "server")), server) == 0)
             n++;
     }
@@ -292,8 +294,8 @@ static void test_health_metrics_refresh(void **state)
     assert_true(sample(body, "osconnect_presence_pushes_total{result=\"failed\"}") == 0);
     assert_true(sample(body, "osconnect_presence_push_requests_total") >= 1);
     assert_true(sample(body, "osconnect_presence_mapped_requests_total") >= 1);
-    assert_true(sample(body,
-                       "osconnect_presence_api_errors_total{api=\"mapped\",class=\"auth\"}") == 0);
+    assert_true(
+        sample(body, "osconnect_presence_api_errors_total{api=\"mapped\",class=\"auth\"}") == 0);
     assert_true(sample(body, "osconnect_presence_last_success_timestamp_seconds") > 1.7e9);
     assert_true(sample(body, "osconnect_presence_up") == 1);
     free(body);
@@ -460,7 +462,8 @@ static void test_sighup_reload(void **state)
             assert_true(now_ms() < deadline);
             nap_ms(100);
             r = th_get_json(url);
-            json_array_foreach(json_object_get(r, "requests"), i, v) {
+            json_array_foreach(json_object_get(r, "requests"), i, v)
+            {
                 const char *b = json_string_value(json_object_get(v, "body"));
                 if (b && strstr(b, "in: [\\\"BLDGtest1\\\", \\\"BLDGtest2\\\"]") &&
                     !strstr(b, "identities"))

@@ -75,7 +75,8 @@ static void test_values(void **state)
     assert_int_equal(value("{\"stringValue\":\"3.25\"}", &v), 0);
     assert_true(v == 3.25);
     /* the preferred member wins whatever the order */
-    assert_int_equal(value("{\"stringValue\":\"9\",\"boolValue\":false,\"float64Value\":5}", &v), 0);
+    assert_int_equal(value("{\"stringValue\":\"9\",\"boolValue\":false,\"float64Value\":5}", &v),
+                     0);
     assert_true(v == 5);
     /* all null / empty / null object: no value */
     assert_int_equal(value("{\"float64Value\":null,\"int64Value\":null,\"stringValue\":null}", &v),
@@ -102,14 +103,18 @@ static void test_query(void **state)
     (void)state;
     osc_buf_init(&b, 1 << 20);
     assert_int_equal(osc_mapped_query((const char *[]){"BLDG5o26DguWKu5T9nRvSYn5Em"}, 1, 1, &b), 0);
-    assert_non_null(strstr(osc_buf_str(&b), "buildings(filter: {id: {in: [\\\"BLDG5o26DguWKu5T9nRvSYn5Em\\\"]}})"));
-    assert_non_null(strstr(osc_buf_str(&b), "identities { __typename ... on ExternalIdentity { value } }"));
-    assert_non_null(strstr(osc_buf_str(&b), "exactType: {in: [\\\"Occupancy_Status\\\", "
-                                            "\\\"Temporary_Occupancy_Status\\\", \\\"Occupancy_Count_Sensor\\\", "
-                                            "\\\"Occupancy_Sensor\\\", \\\"PIR_Sensor\\\"]}"));
-    assert_non_null(strstr(osc_buf_str(&b), "series(latest: true) { timestamp value { float64Value "
-                                            "float32Value int64Value int32Value uint64Value uint32Value "
-                                            "boolValue stringValue } }"));
+    assert_non_null(strstr(osc_buf_str(&b),
+                           "buildings(filter: {id: {in: [\\\"BLDG5o26DguWKu5T9nRvSYn5Em\\\"]}})"));
+    assert_non_null(
+        strstr(osc_buf_str(&b), "identities { __typename ... on ExternalIdentity { value } }"));
+    assert_non_null(strstr(osc_buf_str(&b),
+                           "exactType: {in: [\\\"Occupancy_Status\\\", "
+                           "\\\"Temporary_Occupancy_Status\\\", \\\"Occupancy_Count_Sensor\\\", "
+                           "\\\"Occupancy_Sensor\\\", \\\"PIR_Sensor\\\"]}"));
+    assert_non_null(strstr(osc_buf_str(&b),
+                           "series(latest: true) { timestamp value { float64Value "
+                           "float32Value int64Value int32Value uint64Value uint32Value "
+                           "boolValue stringValue } }"));
     assert_non_null(strstr(osc_buf_str(&b), "spaces {"));
     assert_non_null(strstr(osc_buf_str(&b), "zones {"));
     assert_int_equal(strncmp(osc_buf_str(&b), "{\"query\":\"query { buildings", 27), 0);
@@ -245,7 +250,8 @@ static void test_errors(void **state)
         "[]",
         "{\"data\":{\"buildings\":[{\"id\":\"B\",\"floors\":[{]}]}}",
         "{\"data\":{\"buildings\":[{\"id\":\"B\"}]}} trailing",
-        "{\"errors\":[{\"message\":\"Cannot query field \\\"foo\\\" on type \\\"Building\\\".\"}],\"data\":null}",
+        "{\"errors\":[{\"message\":\"Cannot query field \\\"foo\\\" on type "
+        "\\\"Building\\\".\"}],\"data\":null}",
         "{\"data\":null}",
         "{\"other\":1}",
     };
@@ -305,7 +311,8 @@ static void test_fetch(void **state)
     ts_push(s, &busy);
     ts_push(s, &ok);
 
-    assert_int_equal(osc_mapped_fetch(h, &m, 1 << 20, (const char *[]){"BLDG1"}, 1, 1, t, &ra, &err), 0);
+    assert_int_equal(
+        osc_mapped_fetch(h, &m, 1 << 20, (const char *[]){"BLDG1"}, 1, 1, t, &ra, &err), 0);
     assert_int_equal(t->nlocs, 5);
     assert_int_equal(ts_get(s, 0, &rq), 0);
     assert_string_equal(rq.method, "POST");
@@ -317,13 +324,17 @@ static void test_fetch(void **state)
     assert_non_null(strstr(rq.body, "buildings(filter: {id: {in: [\\\"BLDG1\\\"]}})"));
     ts_request_free(&rq);
 
-    assert_int_equal(osc_mapped_fetch(h, &m, 1 << 20, (const char *[]){"BLDG1"}, 1, 0, t, &ra, &err), OSC_EAUTH);
+    assert_int_equal(
+        osc_mapped_fetch(h, &m, 1 << 20, (const char *[]){"BLDG1"}, 1, 0, t, &ra, &err), OSC_EAUTH);
     assert_int_equal(err.status, 401);
     assert_null(strstr(err.msg, TOKEN));
-    assert_int_equal(osc_mapped_fetch(h, &m, 1 << 20, (const char *[]){"BLDG1"}, 1, 0, t, &ra, &err), OSC_EUNAVAIL);
+    assert_int_equal(
+        osc_mapped_fetch(h, &m, 1 << 20, (const char *[]){"BLDG1"}, 1, 0, t, &ra, &err),
+        OSC_EUNAVAIL);
     assert_true(ra == 7000);
     /* larger than the cap */
-    assert_int_equal(osc_mapped_fetch(h, &m, 1024, (const char *[]){"BLDG1"}, 1, 0, t, &ra, &err), OSC_ETOOBIG);
+    assert_int_equal(osc_mapped_fetch(h, &m, 1024, (const char *[]){"BLDG1"}, 1, 0, t, &ra, &err),
+                     OSC_ETOOBIG);
     assert_non_null(strstr(err.msg, "presence.max_response"));
     assert_int_equal(ts_count(s), 4);
 

@@ -241,11 +241,11 @@ static void test_push_body(void **state)
 static void test_push_parse(void **state)
 {
     struct osc_presence_item it[5];
-    const char *answer =
-        "{\"data\":{\"p0\":{\"success\":true,\"errors\":null},"
-        "\"p1\":{\"success\":false,\"errors\":[{\"attribute\":\"roomId\",\"errors\":[\"not found\"],"
-        "\"label\":null}]},\"p2\":null,\"p3\":{\"success\":true,\"errors\":[]}},"
-        "\"errors\":[{\"message\":\"boom\",\"path\":[\"p2\",\"success\"]}]}";
+    const char *answer = "{\"data\":{\"p0\":{\"success\":true,\"errors\":null},"
+                         "\"p1\":{\"success\":false,\"errors\":[{\"attribute\":\"roomId\","
+                         "\"errors\":[\"not found\"],"
+                         "\"label\":null}]},\"p2\":null,\"p3\":{\"success\":true,\"errors\":[]}},"
+                         "\"errors\":[{\"message\":\"boom\",\"path\":[\"p2\",\"success\"]}]}";
 
     (void)state;
     memset(it, 0, sizeof(it));

@@ -24,7 +24,7 @@
 #include "osc/presence.h"
 #include "testserver.h"
 
-#define GQL_KEY "gqlkey-abcdef123"  /* listed in tests/fixtures/test-secrets.txt */
+#define GQL_KEY      "gqlkey-abcdef123" /* listed in tests/fixtures/test-secrets.txt */
 #define MAPPED_TOKEN "PATmapped12345"
 
 static int64_t fake_mono_now, fake_wall_now;
@@ -51,17 +51,29 @@ struct fx {
 static char *building(double p1, double p2, double p3)
 {
     char *s = NULL;
-    assert_true(asprintf(&s,
-        "{\"data\":{\"buildings\":[{\"id\":\"B1\",\"name\":\"HQ\",\"identities\":[{}],\"points\":[],"
-        "\"floors\":[{\"id\":\"F1\",\"name\":\"1\",\"identities\":[],\"points\":[],\"spaces\":["
-        "{\"id\":\"S1\",\"name\":\"Room 1\",\"identities\":[{\"__typename\":\"ExternalIdentity\",\"value\":\"urn:officespace:room:id:1\"}],"
-        "\"points\":[{\"id\":\"P1\",\"exactType\":\"Occupancy_Status\",\"series\":[{\"timestamp\":\"2026-01-07T10:30:00Z\",\"value\":{\"float64Value\":%g}}]}]},"
-        "{\"id\":\"S2\",\"name\":\"Desk 2\",\"identities\":[{\"__typename\":\"ExternalIdentity\",\"value\":\"urn:officespace:desk:id:2\"}],"
-        "\"points\":[{\"id\":\"P2\",\"exactType\":\"PIR_Sensor\",\"series\":[{\"timestamp\":\"2026-01-07T10:31:00Z\",\"value\":{\"int32Value\":%g}}]}]},"
-        "{\"id\":\"S3\",\"name\":\"Room 3\",\"identities\":[{\"__typename\":\"ExternalIdentity\",\"value\":\"urn:officespace:room:id:3\"}],"
-        "\"points\":[{\"id\":\"P3\",\"exactType\":\"Occupancy_Count_Sensor\",\"series\":[{\"timestamp\":\"2026-01-07T10:32:00Z\",\"value\":{\"int64Value\":\"%g\"}}]}]}"
-        "],\"zones\":[]}]}]}}",
-        p1, p2, p3) > 0);
+    assert_true(
+        asprintf(
+            &s,
+            "{\"data\":{\"buildings\":[{\"id\":\"B1\",\"name\":\"HQ\",\"identities\":[{}],"
+            "\"points\":[],"
+            "\"floors\":[{\"id\":\"F1\",\"name\":\"1\",\"identities\":[],\"points\":[],\"spaces\":["
+            "{\"id\":\"S1\",\"name\":\"Room "
+            "1\",\"identities\":[{\"__typename\":\"ExternalIdentity\",\"value\":\"urn:officespace:"
+            "room:id:1\"}],"
+            "\"points\":[{\"id\":\"P1\",\"exactType\":\"Occupancy_Status\",\"series\":[{"
+            "\"timestamp\":\"2026-01-07T10:30:00Z\",\"value\":{\"float64Value\":%g}}]}]},"
+            "{\"id\":\"S2\",\"name\":\"Desk "
+            "2\",\"identities\":[{\"__typename\":\"ExternalIdentity\",\"value\":\"urn:officespace:"
+            "desk:id:2\"}],"
+            "\"points\":[{\"id\":\"P2\",\"exactType\":\"PIR_Sensor\",\"series\":[{\"timestamp\":"
+            "\"2026-01-07T10:31:00Z\",\"value\":{\"int32Value\":%g}}]}]},"
+            "{\"id\":\"S3\",\"name\":\"Room "
+            "3\",\"identities\":[{\"__typename\":\"ExternalIdentity\",\"value\":\"urn:officespace:"
+            "room:id:3\"}],"
+            "\"points\":[{\"id\":\"P3\",\"exactType\":\"Occupancy_Count_Sensor\",\"series\":[{"
+            "\"timestamp\":\"2026-01-07T10:32:00Z\",\"value\":{\"int64Value\":\"%g\"}}]}]}"
+            "],\"zones\":[]}]}]}}",
+            p1, p2, p3) > 0);
     return s;
 }
 
@@ -73,9 +85,9 @@ static void mapped_answer(struct fx *f, double p1, double p2, double p3)
     free(body);
 }
 
-static const char *ALL_OK =
-    "{\"data\":{\"p0\":{\"success\":true,\"errors\":null},\"p1\":{\"success\":true,\"errors\":null},"
-    "\"p2\":{\"success\":true,\"errors\":null}}}";
+static const char *ALL_OK = "{\"data\":{\"p0\":{\"success\":true,\"errors\":null},\"p1\":{"
+                            "\"success\":true,\"errors\":null},"
+                            "\"p2\":{\"success\":true,\"errors\":null}}}";
 
 static int setup(void **state)
 {
@@ -211,7 +223,8 @@ static void test_change_only(void **state)
     assert_int_equal(rep.pushes_accepted, 1);
     assert_int_equal(ts_count(f->os), 3);
     b = os_body(f, 2, NULL, 0);
-    assert_non_null(strstr(b, "roomId: \\\"3\\\", occupancyStatus: NO_PRESENCE, occupancyCount: 0"));
+    assert_non_null(
+        strstr(b, "roomId: \\\"3\\\", occupancyStatus: NO_PRESENCE, occupancyCount: 0"));
     assert_null(strstr(b, "roomId: \\\"1\\\""));
     free(b);
     assert_int_equal(rep.locations_by_status[OSC_PRESENCE_YES], 1);
@@ -223,7 +236,8 @@ static void test_change_only(void **state)
     fake_wall_now += 60000;
     assert_int_equal(cycle(f, p, &rep), 0);
     b = os_body(f, 3, NULL, 0);
-    assert_non_null(strstr(b, "seatId: \\\"2\\\", occupancyStatus: PASSIVE_PRESENCE, occupancyCount: 1"));
+    assert_non_null(
+        strstr(b, "seatId: \\\"2\\\", occupancyStatus: PASSIVE_PRESENCE, occupancyCount: 1"));
     free(b);
 
     /* refresh after resend_after (wall clock), everything again */
@@ -237,8 +251,10 @@ static void test_change_only(void **state)
     assert_int_equal(osc_metrics_render(f->m, &mt), 0);
     assert_non_null(strstr(osc_buf_str(&mt), "# TYPE osconnect_presence_cycles_total counter\n"));
     assert_non_null(strstr(osc_buf_str(&mt), "osconnect_presence_cycles_total{result=\"ok\"} 5\n"));
-    assert_non_null(strstr(osc_buf_str(&mt), "osconnect_presence_pushes_total{result=\"accepted\"} 8\n"));
-    assert_non_null(strstr(osc_buf_str(&mt), "osconnect_presence_locations{status=\"PASSIVE_PRESENCE\"} 1\n"));
+    assert_non_null(
+        strstr(osc_buf_str(&mt), "osconnect_presence_pushes_total{result=\"accepted\"} 8\n"));
+    assert_non_null(
+        strstr(osc_buf_str(&mt), "osconnect_presence_locations{status=\"PASSIVE_PRESENCE\"} 1\n"));
     assert_non_null(strstr(osc_buf_str(&mt), "osconnect_presence_push_requests_total 6\n"));
     osc_buf_free(&mt);
     osc_presence_free(p);
@@ -262,10 +278,13 @@ static void test_item_errors_and_retries(void **state)
     struct ts_response part = {200, NULL,
                                "{\"data\":{\"p0\":{\"success\":true,\"errors\":null},"
                                "\"p1\":{\"success\":false,\"errors\":[{\"attribute\":\"seatId\","
-                               "\"errors\":[\"not found\"],\"label\":null}]}}}", 0, 0};
-    struct ts_response path_err = {200, NULL,
-                                   "{\"data\":{\"p0\":null},\"errors\":[{\"message\":\"no such room\","
-                                   "\"path\":[\"p0\"]}]}", 0, 0};
+                               "\"errors\":[\"not found\"],\"label\":null}]}}}",
+                               0, 0};
+    struct ts_response path_err = {
+        200, NULL,
+        "{\"data\":{\"p0\":null},\"errors\":[{\"message\":\"no such room\","
+        "\"path\":[\"p0\"]}]}",
+        0, 0};
     struct ts_response busy = {503, "Retry-After: 0\n", "busy", 0, 0};
     struct ts_response unauth = {401, NULL, "{\"errors\":[{\"message\":\"bad key\"}]}", 0, 0};
     struct osc_buf mt;
@@ -319,9 +338,12 @@ static void test_item_errors_and_retries(void **state)
 
     osc_buf_init(&mt, 1 << 20);
     assert_int_equal(osc_metrics_render(f->m, &mt), 0);
-    assert_non_null(strstr(osc_buf_str(&mt), "api_errors_total{api=\"officespace\",class=\"item\"} 2\n"));
-    assert_non_null(strstr(osc_buf_str(&mt), "api_errors_total{api=\"officespace\",class=\"auth\"} 1\n"));
-    assert_non_null(strstr(osc_buf_str(&mt), "api_errors_total{api=\"mapped\",class=\"auth\"} 1\n"));
+    assert_non_null(
+        strstr(osc_buf_str(&mt), "api_errors_total{api=\"officespace\",class=\"item\"} 2\n"));
+    assert_non_null(
+        strstr(osc_buf_str(&mt), "api_errors_total{api=\"officespace\",class=\"auth\"} 1\n"));
+    assert_non_null(
+        strstr(osc_buf_str(&mt), "api_errors_total{api=\"mapped\",class=\"auth\"} 1\n"));
     assert_non_null(strstr(osc_buf_str(&mt), "cycles_total{result=\"partial\"} 1\n"));
     assert_non_null(strstr(osc_buf_str(&mt), "cycles_total{result=\"auth_failed\"} 2\n"));
     /* the refused read did not zero the location gauges */
@@ -337,8 +359,8 @@ static void test_retry_after_across_cycles(void **state)
     struct fx *f = *state;
     struct osc_presence *p = engine(f, 0, NULL);
     struct osc_metrics_cycle rep;
-    struct ts_response slow = {429, "Retry-After: 3600\n", "{\"errors\":[{\"message\":\"slow down\"}]}",
-                               0, 0};
+    struct ts_response slow = {429, "Retry-After: 3600\n",
+                               "{\"errors\":[{\"message\":\"slow down\"}]}", 0, 0};
     struct ts_response down = {503, "Retry-After: 600\n", "busy", 0, 0};
 
     mapped_answer(f, 1, 0, 2);
@@ -348,7 +370,8 @@ static void test_retry_after_across_cycles(void **state)
     assert_int_equal(rep.pushes_unsent, 3);
     assert_int_equal(ts_count(f->os), 1);
 
-    /* half an hour later: still inside the hour OfficeSpace asked for; Mapped is read, nothing sent */
+    /* half an hour later: still inside the hour OfficeSpace asked for; Mapped is read, nothing sent
+     */
     fake_mono_now += 30 * 60000;
     fake_wall_now += 30 * 60000;
     assert_int_equal(cycle(f, p, &rep), OSC_EUNAVAIL);
@@ -400,7 +423,7 @@ static void test_dry_run(void **state)
     assert_non_null(strstr(out, "2026-01-07T10:32:00Z"));
     assert_non_null(strstr(out, "changed"));
     assert_non_null(strstr(out, "3 would be pushed"));
-    assert_int_equal(ts_count(f->os), 0);     /* nothing sent */
+    assert_int_equal(ts_count(f->os), 0);         /* nothing sent */
     assert_int_equal(access(f->state, F_OK), -1); /* no state file created */
     osc_presence_free(p);
     free(out);

@@ -174,12 +174,13 @@ static void test_malformed_rows_skipped(void **state)
     assert_int_equal(osc_store_open(path, 0, &s, &err), 0);
     osc_store_close(s);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "INSERT INTO presence_state VALUES ('seat', 1, 'PRESENCE', 1, 0, 0);"
-                                  "INSERT INTO presence_state VALUES ('room', 2, 'MAYBE', 1, 0, 0);"
-                                  "INSERT INTO presence_state VALUES ('room', 3, 'PRESENCE', 1, 0, 0);",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "INSERT INTO presence_state VALUES ('seat', 1, 'PRESENCE', 1, 0, 0);"
+                     "INSERT INTO presence_state VALUES ('room', 2, 'MAYBE', 1, 0, 0);"
+                     "INSERT INTO presence_state VALUES ('room', 3, 'PRESENCE', 1, 0, 0);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     s = NULL;
     assert_int_equal(osc_store_open(path, 0, &s, &err), 0);
