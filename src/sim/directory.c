@@ -55,6 +55,8 @@ struct sim_dir {
     size_t nemps, emps_alloc, live;
     struct slot *tab;
     size_t tab_size, tab_used, tab_live; /* used counts tombstones, live does not */
+    size_t *mark;                        /* sim_dir_begin(): staged count per source */
+    size_t mark_nsrc, mark_total;
 };
 
 static const char TOMB_MARK;
@@ -188,6 +190,7 @@ void sim_dir_free(struct sim_dir *d)
     }
     free(d->emps);
     free(d->tab);
+    free(d->mark);
     free(d);
 }
 
@@ -243,6 +246,47 @@ int sim_dir_stage(struct sim_dir *d, const char *source, const char *key, json_t
     s->n++;
     d->staged_total++;
     return 0;
+}
+
+int sim_dir_begin(struct sim_dir *d)
+{
+    free(d->mark);
+    d->mark = malloc((d->nsrc ? d->nsrc : 1) * sizeof(*d->mark));
+    if (!d->mark)
+        return OSC_ENOMEM;
+    for (size_t i = 0; i < d->nsrc; i++)
+        d->mark[i] = d->src[i].n;
+    d->mark_nsrc = d->nsrc;
+    d->mark_total = d->staged_total;
+    return 0;
+}
+
+void sim_dir_undo(struct sim_dir *d)
+{
+    if (!d->mark)
+        return;
+    for (size_t i = 0; i < d->nsrc; i++) {
+        struct source *s = &d->src[i];
+        size_t keep = i < d->mark_nsrc ? d->mark[i] : 0;
+        for (size_t k = keep; k < s->n; k++) {
+            free(s->v[k].key);
+            free(s->v[k].json);
+        }
+        s->n = keep;
+        if (i >= d->mark_nsrc) {
+            source_clear(s);
+            free(s->name);
+        }
+    }
+    d->nsrc = d->mark_nsrc;
+    d->staged_total = d->mark_total;
+    sim_dir_end(d);
+}
+
+void sim_dir_end(struct sim_dir *d)
+{
+    free(d->mark);
+    d->mark = NULL;
 }
 
 size_t sim_dir_clear(struct sim_dir *d, const char *source)

@@ -398,6 +398,11 @@ static void batch_import(struct sim_os *os, const char *ctype, const char *body,
         reply_error(r, 400, why);
         return;
     }
+    if (sim_dir_begin(os->dir)) {
+        json_decref(recs);
+        reply_error(r, 500, "out of memory");
+        return;
+    }
     errids = json_array();
     errs = json_array();
     json_array_foreach(recs, i, it)
@@ -417,6 +422,7 @@ static void batch_import(struct sim_os *os, const char *ctype, const char *body,
         if (!src || !*src)
             src = "API";
         if ((rc = sim_dir_stage(os->dir, src, key, it))) {
+            sim_dir_undo(os->dir); /* a refused batch stages nothing */
             json_decref(recs);
             json_decref(errids);
             json_decref(errs);
@@ -426,6 +432,7 @@ static void batch_import(struct sim_os *os, const char *ctype, const char *body,
         }
         imported++;
     }
+    sim_dir_end(os->dir);
     json_decref(recs);
     sim_reply_json(r, 200,
                    json_pack("{s:I,s:I,s:o,s:o,s:s}", "imported", imported, "skipped", skipped,

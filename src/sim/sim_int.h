@@ -1,7 +1,8 @@
 /*
  * sim_int.h - what the simulator's modules share (private to src/sim):
- * the reply a handler fills, the OfficeSpace state, the Mapped surface,
- * fault rules, the rate limiter and the request log.
+ * the reply a handler fills, the OfficeSpace state, the employee directory,
+ * the Mapped surface, fault rules, the rate limiter and the request log.
+ * server.c ties them to HTTP.
  *
  * Locking: the server holds one mutex (struct osc_sim.lock) around every
  * call into these modules; none of them locks on its own.
@@ -74,6 +75,11 @@ void sim_dir_free(struct sim_dir *d);
 /* Append rec (borrowed; serialised) to source's staging under key (its
  * EmployeeId). 0, OSC_ENOMEM or OSC_ETOOBIG; nothing staged on failure. */
 int sim_dir_stage(struct sim_dir *d, const char *source, const char *key, json_t *rec);
+/* A batch is all or nothing: sim_dir_begin() (0 or OSC_ENOMEM) marks the
+ * staging, sim_dir_undo() drops everything staged since, sim_dir_end() keeps it. */
+int sim_dir_begin(struct sim_dir *d);
+void sim_dir_undo(struct sim_dir *d);
+void sim_dir_end(struct sim_dir *d);
 /* Drop source's staged records; returns how many there were. */
 size_t sim_dir_clear(struct sim_dir *d, const char *source);
 /* Upsert source's staged records into the live directory by client_employee_id

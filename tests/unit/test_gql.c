@@ -472,6 +472,18 @@ static void test_directory_index(void **state)
         json_decref(rec);
     }
     assert_int_equal(sim_dir_staged(d), 30000);
+    /* an undone batch leaves no trace, in old sources or new ones */
+    assert_int_equal(sim_dir_begin(d), 0);
+    {
+        json_t *rec = json_pack("{s:s}", "EmployeeId", "U");
+        assert_int_equal(sim_dir_stage(d, "odd", "U", rec), 0);
+        assert_int_equal(sim_dir_stage(d, "new", "U", rec), 0);
+        json_decref(rec);
+    }
+    assert_int_equal(sim_dir_staged(d), 30002);
+    sim_dir_undo(d);
+    assert_int_equal(sim_dir_staged(d), 30000);
+    assert_int_equal(sim_dir_clear(d, "new"), 0);
     assert_int_equal(sim_dir_clear(d, "odd"), 15000);
     assert_int_equal(sim_dir_commit(d, "even", &created, &updated), 0);
     assert_int_equal(created, 15000);
