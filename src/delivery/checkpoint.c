@@ -32,7 +32,10 @@ static const char *const migrations[] = {
 struct osc_checkpoint {
     sqlite3 *db;
     char *path;
-    sqlite3_stmt *get, *put, *del;
+    sqlite3_stmt *get, *put, *upd, *del;
+    /* the row last written: later saves of the same run update it in place (one page) */
+    char *last_key;
+    sqlite3_int64 last_rowid;
 };
 
 static int db_fail(struct osc_checkpoint *c, struct osc_err *err, const char *what)
@@ -95,7 +98,9 @@ void osc_checkpoint_close(struct osc_checkpoint *c)
         return;
     sqlite3_finalize(c->get);
     sqlite3_finalize(c->put);
+    sqlite3_finalize(c->upd);
     sqlite3_finalize(c->del);
+    free(c->last_key);
     sqlite3_close(c->db);
     free(c->path);
     free(c);
@@ -118,7 +123,9 @@ int osc_checkpoint_open(const char *path, struct osc_checkpoint **out, struct os
     /* exclusive: one send per checkpoint file at a time (a second would fight over the
      * rows), and no lock or shared-memory syscalls per save on the hot path */
     sqlite3_busy_timeout(c->db, 2000);
-    if ((rc = exec(c, "PRAGMA locking_mode=EXCLUSIVE", err)) ||
+    /* small pages: a save rewrites one page of the WAL */
+    if ((rc = exec(c, "PRAGMA page_size=1024", err)) ||
+        (rc = exec(c, "PRAGMA locking_mode=EXCLUSIVE", err)) ||
         (rc = exec(c, "PRAGMA journal_mode=WAL", err)) ||
         (rc = exec(c, "PRAGMA synchronous=NORMAL", err)) || (rc = migrate(c, err)))
         goto out;
@@ -128,8 +135,14 @@ int osc_checkpoint_open(const char *path, struct osc_checkpoint **out, struct os
                            -1, &c->get, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(c->db,
                            "INSERT OR REPLACE INTO send_checkpoint (run, input, offset, line,"
-                           " staged, failed, sent, dead, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                           " staged, failed, sent, dead, updated_at)"
+                           " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
                            -1, &c->put, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(c->db,
+                           "UPDATE send_checkpoint SET input = ?2, offset = ?3, line = ?4,"
+                           " staged = ?5, failed = ?6, sent = ?7, dead = ?8, updated_at = ?9"
+                           " WHERE rowid = ?1",
+                           -1, &c->upd, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(c->db, "DELETE FROM send_checkpoint WHERE run = ?", -1, &c->del,
                            NULL) != SQLITE_OK) {
         rc = db_fail(c, err, "preparing statements");
@@ -218,21 +231,31 @@ int osc_checkpoint_load(struct osc_checkpoint *c, const char *key,
 int osc_checkpoint_save(struct osc_checkpoint *c, const char *key,
                         const struct osc_checkpoint_pos *pos, struct osc_err *err)
 {
+    int same = c->last_key && strcmp(c->last_key, key) == 0;
+    sqlite3_stmt *st = same ? c->upd : c->put;
     int rc = 0;
 
-    sqlite3_reset(c->put);
-    sqlite3_bind_text(c->put, 1, key, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(c->put, 2, pos->input);
-    sqlite3_bind_int64(c->put, 3, (sqlite3_int64)pos->offset);
-    sqlite3_bind_int64(c->put, 4, (sqlite3_int64)pos->line);
-    sqlite3_bind_int(c->put, 5, pos->staged);
-    sqlite3_bind_int(c->put, 6, pos->failed);
-    sqlite3_bind_int64(c->put, 7, (sqlite3_int64)pos->sent);
-    sqlite3_bind_int64(c->put, 8, (sqlite3_int64)pos->dead);
-    sqlite3_bind_int64(c->put, 9, (sqlite3_int64)time(NULL));
-    if (sqlite3_step(c->put) != SQLITE_DONE)
+    sqlite3_reset(st);
+    if (same)
+        sqlite3_bind_int64(st, 1, c->last_rowid);
+    else
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, pos->input);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)pos->offset);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)pos->line);
+    sqlite3_bind_int(st, 5, pos->staged);
+    sqlite3_bind_int(st, 6, pos->failed);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)pos->sent);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)pos->dead);
+    sqlite3_bind_int64(st, 9, (sqlite3_int64)time(NULL));
+    if (sqlite3_step(st) != SQLITE_DONE || (same && sqlite3_changes(c->db) != 1)) {
         rc = db_fail(c, err, "writing the checkpoint");
-    sqlite3_reset(c->put);
+    } else if (!same) {
+        free(c->last_key);
+        c->last_key = strdup(key);
+        c->last_rowid = sqlite3_last_insert_rowid(c->db);
+    }
+    sqlite3_reset(st);
     return rc;
 }
 
@@ -240,6 +263,10 @@ int osc_checkpoint_clear(struct osc_checkpoint *c, const char *key, struct osc_e
 {
     int rc = 0;
 
+    if (c->last_key && strcmp(c->last_key, key) == 0) {
+        free(c->last_key);
+        c->last_key = NULL;
+    }
     sqlite3_reset(c->del);
     sqlite3_bind_text(c->del, 1, key, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(c->del) != SQLITE_DONE)

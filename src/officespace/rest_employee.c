@@ -75,6 +75,9 @@ struct osc_employee_map {
     struct cache_ent cache[CACHE_N];
     const char **val; /* per slot, this record's value, or NULL */
     size_t *vlen;
+    char **keylit;    /* per slot, the key as written: "Key": */
+    size_t *keylen;
+    size_t source_len;
     char *warned[WARN_MAX];
     size_t nwarned;
     struct osc_buf tmp;
@@ -176,6 +179,10 @@ void osc_employee_map_free(struct osc_employee_map *m)
     free(m->extra);
     free(m->val);
     free(m->vlen);
+    for (size_t i = 0; m->keylit && i < m->nslots; i++)
+        free(m->keylit[i]);
+    free(m->keylit);
+    free(m->keylen);
     for (size_t i = 0; i < m->nwarned; i++)
         free(m->warned[i]);
     osc_buf_free(&m->tmp);
@@ -222,8 +229,19 @@ struct osc_employee_map *osc_employee_map_new(const struct osc_strmap *fields,
     m->nslots = NKNOWN + m->nextra;
     m->val = calloc(m->nslots, sizeof(*m->val));
     m->vlen = calloc(m->nslots, sizeof(*m->vlen));
-    if (!m->val || !m->vlen)
+    m->keylit = calloc(m->nslots, sizeof(*m->keylit));
+    m->keylen = calloc(m->nslots, sizeof(*m->keylen));
+    if (!m->val || !m->vlen || !m->keylit || !m->keylen)
         goto nomem;
+    for (size_t i = 0; i < m->nslots; i++) {
+        const char *key = i < NKNOWN ? known_keys[i] : m->extra[i - NKNOWN];
+        osc_buf_reset(&b);
+        if (osc_json_quote(&b, key, strlen(key)) || osc_buf_addc(&b, ':') ||
+            !(m->keylit[i] = strdup(b.data)))
+            goto nomem;
+        m->keylen[i] = b.len;
+    }
+    m->source_len = strlen(m->source_json);
     osc_buf_free(&b);
     return m;
 nomem:
@@ -270,24 +288,35 @@ static int is_empty(const char *v, size_t n)
     return !v || n == 0 || (n == 2 && v[0] == '"') || (n == 4 && memcmp(v, "null", 4) == 0);
 }
 
-/* Append a value as OfficeSpace wants it: strings and null as they are, scalars quoted. */
-static int put_value(struct osc_buf *out, const char *v, size_t n)
+static char *put_key(char *o, int any, const struct osc_employee_map *m, size_t slot)
 {
-    if (v[0] == '"' || v[0] == '{' || v[0] == '[' || (n == 4 && memcmp(v, "null", 4) == 0))
-        return osc_buf_add(out, v, n);
-    return osc_json_quote(out, v, n); /* number or boolean: its text */
+    if (any)
+        *o++ = ',';
+    memcpy(o, m->keylit[slot], m->keylen[slot]);
+    return o + m->keylen[slot];
 }
 
-static int put_key(struct osc_buf *out, int first, const char *key)
+/* s (valid UTF-8 text) as a JSON string; at most 6 * n + 2 bytes. */
+static char *put_text(char *o, const char *s, size_t n)
 {
-    int rc = first ? 0 : osc_buf_addc(out, ',');
-    if (!rc)
-        rc = osc_buf_addc(out, '"');
-    if (!rc)
-        rc = osc_buf_adds(out, key);
-    if (!rc)
-        rc = osc_buf_add(out, "\":", 2);
-    return rc;
+    static const char hex[] = "0123456789abcdef";
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c < 0x20) {
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[c >> 4];
+            o[5] = hex[c & 15];
+            o += 6;
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    return o;
 }
 
 int osc_employee_encode(struct osc_employee_map *m, const struct osc_record *rec,
@@ -345,37 +374,54 @@ int osc_employee_encode(struct osc_employee_map *m, const struct osc_record *rec
         }
     }
 
-    rc = osc_buf_addc(out, '{');
-    for (size_t s = 0; !rc && s < m->nslots; s++) {
-        const char *key = s < NKNOWN ? known_keys[s] : m->extra[s - NKNOWN];
-        if (s == K_SOURCE) {
-            if (!(rc = put_key(out, !any, key)))
-                rc = osc_buf_adds(out, m->source_json);
+    /* one reservation for the whole object, then plain copies: this runs per record */
+    {
+        size_t need = 2 + m->keylen[K_SOURCE] + 1 + m->source_len;
+        char *o;
+        for (size_t k = 0; k < m->nslots; k++)
+            if (m->val[k])
+                need += m->keylen[k] + 1 + m->vlen[k] + 2;
+        need += 2 * (6 * (first_len + last_len) + m->keylen[K_FIRST] + m->keylen[K_LAST] + 6);
+        if ((rc = osc_buf_reserve(out, need)))
+            goto fail;
+        o = out->data + out->len;
+        *o++ = '{';
+        for (size_t k = 0; k < m->nslots; k++) {
+            const char *v = m->val[k];
+            size_t n = m->vlen[k];
+            if (k == K_SOURCE) {
+                v = m->source_json;
+                n = m->source_len;
+            } else if (k == K_FIRST && first && is_empty(v, n)) {
+                o = put_key(o, any, m, k);
+                o = put_text(o, first, first_len);
+                any = 1;
+                continue;
+            } else if (k == K_LAST && last && is_empty(v, n)) {
+                o = put_key(o, any, m, k);
+                o = put_text(o, last, last_len);
+                any = 1;
+                continue;
+            } else if (!v) {
+                continue;
+            }
+            o = put_key(o, any, m, k);
             any = 1;
-            continue;
+            if (v[0] == '"' || v[0] == '{' || v[0] == '[' || (n == 4 && memcmp(v, "null", 4) == 0)) {
+                memcpy(o, v, n);
+                o += n;
+            } else { /* a number or boolean: its text, as a string */
+                *o++ = '"';
+                memcpy(o, v, n);
+                o += n;
+                *o++ = '"';
+            }
         }
-        if (s == K_FIRST && first && is_empty(m->val[s], m->vlen[s])) {
-            if (!(rc = put_key(out, !any, key)))
-                rc = osc_json_quote(out, first, first_len);
-            any = 1;
-            continue;
-        }
-        if (s == K_LAST && last && is_empty(m->val[s], m->vlen[s])) {
-            if (!(rc = put_key(out, !any, key)))
-                rc = osc_json_quote(out, last, last_len);
-            any = 1;
-            continue;
-        }
-        if (!m->val[s])
-            continue;
-        if (!(rc = put_key(out, !any, key)))
-            rc = put_value(out, m->val[s], m->vlen[s]);
-        any = 1;
-    }
-    if (!rc)
-        rc = osc_buf_addc(out, '}');
-    if (!rc)
+        *o++ = '}';
+        out->len = (size_t)(o - out->data);
+        *o = '\0';
         return 0;
+    }
 fail:
     out->len = before;
     if (out->data)
