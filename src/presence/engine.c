@@ -263,9 +263,13 @@ static int discover(struct osc_presence *p, int64_t deadline, struct osc_metrics
         return osc_err_set(err, OSC_ENOMEM, "out of memory");
     for (size_t i = 0; i < p->cfg->presence.buildings.n; i++) {
         const char *b = p->cfg->presence.buildings.v[i];
-        size_t before = t->nlocs;
+        size_t before = t->nlocs, places = t->places;
         if ((rc = fetch_buildings(p, &b, 1, 1, t, deadline, rep, err)))
             goto out;
+        /* Mapped answers an unknown id with an empty list: say so, a typo is likely */
+        if (t->places == places)
+            OSC_LOG_WARN("presence", "building %s: not found in Mapped (check presence.buildings)",
+                         b);
         OSC_LOG_DEBUG("presence", "building %s: %zu locations", b, t->nlocs - before);
     }
     osc_mapped_topo_finish(t);

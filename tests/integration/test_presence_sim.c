@@ -203,9 +203,11 @@ static void test_dry_run_sends_nothing(void **state)
     th_result_free(&r);
     free(cfg);
 
-    /* stale_after: room 100's readings (2026-01-07) are too old to count */
-    cfg = config("stale.yaml", "BLDGtest1", NULL, NULL, NULL, "  stale_after: 1h\n");
+    /* stale_after: room 100's readings (2026-01-07) are too old to count; a typo is reported */
+    cfg = config("stale.yaml", "BLDGtest1, BLDGtypo", NULL, NULL, NULL, "  stale_after: 1h\n");
     assert_int_equal(presence(cfg, "--dry-run", &r), 0);
+    assert_non_null(strstr(r.err, "building BLDGtypo: not found in Mapped"));
+    assert_null(strstr(r.err, "building BLDGtest1: not found"));
     assert_null(strstr(r.out, "room:100 "));
     assert_non_null(strstr(r.out, "room:102 "));
     assert_non_null(strstr(r.out,
