@@ -123,6 +123,8 @@ struct osc_delivery {
     uint64_t req_seq;
     int64_t start_ms, last_tick;
     unsigned since_pump; /* records added since transfers were last driven */
+    struct batch *last_open; /* the batch the previous record went to (a hint) */
+    size_t overhead; /* bytes a batch body adds around its records */
 
     /* the input being fed, for progress */
     struct osc_records_reader *reader;
@@ -424,6 +426,7 @@ static int setup_shape(struct osc_delivery *d, struct osc_err *err)
         }
     }
     d->ndjson_lines = d->fmt == OSC_CONF_FORMAT_NDJSON && !d->lua;
+    d->overhead = 2 + (d->prop_prefix ? strlen(d->prop_prefix) + strlen(d->prop_suffix) : 0);
     switch (d->fmt) {
     case OSC_CONF_FORMAT_FORM:
         snprintf(d->ctype_default, sizeof(d->ctype_default), "application/x-www-form-urlencoded");
@@ -926,7 +929,7 @@ static int resolve_url(struct osc_delivery *d, const struct osc_record *rec, cha
 
     osc_buf_reset(u);
     if (!d->url_templated)
-        return osc_buf_adds(u, d->fixed_url);
+        return 0; /* the caller uses d->fixed_url */
     if (!is_absolute(d->url_parts[0].text)) {
         rc = osc_buf_adds(u, d->cfg->officespace.rest_base);
         if (!rc && d->url_parts[0].text[0] != '/' )
@@ -1581,14 +1584,14 @@ static int batch_append(struct osc_delivery *d, struct batch *b, const struct os
 
 static size_t overhead(const struct osc_delivery *d)
 {
-    return 2 + (d->prop_prefix ? strlen(d->prop_prefix) + strlen(d->prop_suffix) : 0);
+    return d->overhead;
 }
 
 int osc_delivery_add(struct osc_delivery *d, const struct osc_record *rec)
 {
     struct batch *b = NULL;
     char why[256];
-    const char *json;
+    const char *json, *url;
     size_t len;
     struct osc_err err = {0};
     int rc;
@@ -1633,9 +1636,14 @@ int osc_delivery_add(struct osc_delivery *d, const struct osc_record *rec)
     if (d->stop)
         return OSC_EAUTH;
 
-    for (size_t i = 0; i < d->npool; i++)
-        if (d->pool[i].state == B_OPEN && strcmp(d->pool[i].url, d->url.data) == 0)
-            b = &d->pool[i];
+    url = d->url_templated ? d->url.data : d->fixed_url;
+    if (d->last_open && d->last_open->state == B_OPEN &&
+        (!d->url_templated || strcmp(d->last_open->url, url) == 0))
+        b = d->last_open; /* the common case: the same batch as the previous record */
+    else
+        for (size_t i = 0; i < d->npool; i++)
+            if (d->pool[i].state == B_OPEN && strcmp(d->pool[i].url, url) == 0)
+                b = &d->pool[i];
     if (b && b->body.len + d->enc.len + overhead(d) + 1 > d->max_bytes) {
         batch_close(d, b);
         b = NULL;
@@ -1654,10 +1662,11 @@ int osc_delivery_add(struct osc_delivery *d, const struct osc_record *rec)
         pump(d, 0);
         if (!(b = get_free(d)))
             return OSC_EAUTH;
-        if (!(b->url = strdup(d->url.data)))
+        if (!(b->url = strdup(url)))
             return OSC_ENOMEM;
         b->state = B_OPEN;
     }
+    d->last_open = b;
     if (d->emap && !d->opts.payload && duplicate_in_batch(d, b, rec, why, sizeof(why)))
         return reject_local(d, rec, why);
     if ((rc = batch_append(d, b, rec)))
