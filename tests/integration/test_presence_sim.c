@@ -30,6 +30,7 @@
 
 static struct th_sim sim;
 static char *state_path;
+static pid_t child; /* a background osconnect still running; killed by teardown if a test failed */
 
 static long now_ms(void)
 {
@@ -56,6 +57,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (child > 0) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        child = 0;
+    }
     assert_int_equal(th_sim_stop(&sim), 0);
     free(state_path);
     state_path = NULL;
@@ -458,6 +464,7 @@ static void spawn(struct proc *pr, const char *const *argv)
         execv(bin, (char *const *)av);
         _exit(127);
     }
+    child = pr->pid;
 }
 
 /* Signal and wait (at most 15 s); the exit status. */
@@ -471,10 +478,12 @@ static int stop(struct proc *pr, int sig)
         if (now_ms() > deadline) {
             kill(pr->pid, SIGKILL);
             waitpid(pr->pid, &status, 0);
+            child = 0;
             fail_msg("osconnect did not stop within 15 s");
         }
         nap_ms(20);
     }
+    child = 0;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 

@@ -26,6 +26,7 @@
 
 static struct th_sim sim;
 static char *state_path;
+static pid_t child; /* a background osconnect still running; killed by teardown if a test failed */
 
 struct proc {
     pid_t pid;
@@ -58,6 +59,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (child > 0) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        child = 0;
+    }
     assert_int_equal(th_sim_stop(&sim), 0);
     free(state_path);
     state_path = NULL;
@@ -121,6 +127,7 @@ static void start_run(struct proc *pr, const char *cfg)
         execl(bin, bin, "run", "-c", cfg, (char *)NULL);
         _exit(127);
     }
+    child = pr->pid;
     for (;;) {
         char *out = slurp(pr->out_path), *s = strstr(out, "status http://"), *nl;
         if (s && (nl = strchr(s, '\n'))) {
@@ -149,10 +156,12 @@ static int stop_run(struct proc *pr, int sig)
         if (now_ms() > deadline) {
             kill(pr->pid, SIGKILL);
             waitpid(pr->pid, &status, 0);
+            child = 0;
             fail_msg("osconnect run did not stop within 15 s");
         }
         nap_ms(20);
     }
+    child = 0;
     err = slurp(pr->err_path);
     assert_null(strstr(err, TH_SIM_MAPPED_TOKEN));
     assert_null(strstr(err, TH_SIM_OS_KEY));
