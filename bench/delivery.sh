@@ -3,7 +3,8 @@
 # `osconnect send` (template upsert_employees, batches of 100, checkpoint on)
 # to an instant loopback HTTP sink. Prints records/s, CPU seconds (user+sys),
 # peak RSS and the request count.
-#   bench/delivery.sh BIN [N]      (default N = 1000000; bench_gen/bench_sink next to BIN)
+#   bench/delivery.sh BIN [N]      (default N = 1000000; bench_gen/bench_sink next to BIN;
+#                                   BENCH_IN_FLIGHT sets max_in_flight, default 4)
 set -euo pipefail
 bin=$(realpath "$1")
 n=${2:-${BENCH_RECORDS:-1000000}}
@@ -34,7 +35,7 @@ destinations:
     template: upsert_employees
     source_name: bench
     batch: {size: 100}
-    max_in_flight: 4
+    max_in_flight: ${BENCH_IN_FLIGHT:-4}
     dead_letter: $tmp/employees.dead.jsonl
 YAML
 

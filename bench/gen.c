@@ -23,14 +23,15 @@ static uint64_t next(void)
 
 int main(int argc, char **argv)
 {
-    static const char *const first[] = {"Alice", "Bruno", "Chen", "Dana", "Emeka", "Fatima",
-                                        "Gustav", "Hana", "Ivan", "Julia", "Kofi", "Lena"};
-    static const char *const last[] = {"Smith", "Okafor", "Wang", "Kowalski", "Nwosu", "Haddad",
-                                       "Lindqvist", "Sato", "Petrov", "Fischer", "Mensah"};
-    static const char *const dept[] = {"Engineering", "Sales", "Finance", "People", "Facilities",
-                                       "Marketing"};
+    static const char *const first[] = {"Alice",  "Bruno", "Chen", "Dana",  "Emeka", "Fatima",
+                                        "Gustav", "Hana",  "Ivan", "Julia", "Kofi",  "Lena"};
+    static const char *const last[] = {"Smith",  "Okafor",  "Wang",      "Kowalski",
+                                       "Nwosu",  "Haddad",  "Lindqvist", "Sato",
+                                       "Petrov", "Fischer", "Mensah"};
+    static const char *const dept[] = {"Engineering", "Sales",      "Finance",
+                                       "People",      "Facilities", "Marketing"};
     static const char *const title[] = {"Software Engineer", "Account Executive", "Controller",
-                                        "Recruiter", "Workplace Manager", "Content Lead"};
+                                        "Recruiter",         "Workplace Manager", "Content Lead"};
     char *end;
     unsigned long long n;
     FILE *out = stdout;

@@ -71,8 +71,8 @@ int main(int argc, char **argv)
                              MHD_OPTION_END);
     else
         d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                             handle, NULL, MHD_OPTION_CONNECTION_LIMIT, 256u,
-                             MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_END);
+                             handle, NULL, MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_SOCK_ADDR,
+                             &addr, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "bench_sink: cannot start\n");
         return 69;
@@ -83,7 +83,6 @@ int main(int argc, char **argv)
     while (!done)
         pause();
     MHD_stop_daemon(d);
-    printf("requests %llu bytes %llu\n", (unsigned long long)requests,
-           (unsigned long long)bytes);
+    printf("requests %llu bytes %llu\n", (unsigned long long)requests, (unsigned long long)bytes);
     return 0;
 }

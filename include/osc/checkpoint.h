@@ -29,17 +29,17 @@
 #include "osc/err.h"
 
 #define OSC_CHECKPOINT_SCHEMA_VERSION 1
-#define OSC_CHECKPOINT_ID_MAX 128
+#define OSC_CHECKPOINT_ID_MAX         128
 
 /* A position in a run's inputs, and the flags a resumed run needs. */
 struct osc_checkpoint_pos {
-    uint32_t input;   /* index of the input file (0-based) */
-    uint64_t offset;  /* every record starting before this byte offset is done */
-    uint64_t line;    /* line at offset (for messages) */
-    int staged;       /* the staging DELETE was accepted */
-    int failed;       /* some batch was not accepted: the commit must not run */
-    uint64_t sent;    /* records accepted so far, over every run */
-    uint64_t dead;    /* records dead-lettered so far, over every run */
+    uint32_t input;  /* index of the input file (0-based) */
+    uint64_t offset; /* every record starting before this byte offset is done */
+    uint64_t line;   /* line at offset (for messages) */
+    int staged;      /* the staging DELETE was accepted */
+    int failed;      /* some batch was not accepted: the commit must not run */
+    uint64_t sent;   /* records accepted so far, over every run */
+    uint64_t dead;   /* records dead-lettered so far, over every run */
 };
 
 struct osc_checkpoint;
@@ -65,8 +65,8 @@ int osc_checkpoint_input_id(const char *path, char *out, size_t cap, struct osc_
  * The saved position of run key (any string, copied by SQLite) into *pos.
  * Returns 1 when a row was found, 0 when none (*pos zeroed), or OSC_EDB.
  */
-int osc_checkpoint_load(struct osc_checkpoint *c, const char *key,
-                        struct osc_checkpoint_pos *pos, struct osc_err *err);
+int osc_checkpoint_load(struct osc_checkpoint *c, const char *key, struct osc_checkpoint_pos *pos,
+                        struct osc_err *err);
 /* Write (insert or replace) the position of run key. 0 or OSC_EDB. */
 int osc_checkpoint_save(struct osc_checkpoint *c, const char *key,
                         const struct osc_checkpoint_pos *pos, struct osc_err *err);

@@ -43,20 +43,20 @@ struct osc_delivery_call {
     const char *body;
     size_t body_len;
     size_t records;
-    unsigned attempt; /* 1 for the first try */
+    unsigned attempt;                     /* 1 for the first try */
     const struct osc_http_response *resp; /* NULL in preview and dry-run */
     enum osc_http_outcome outcome;
 };
 
 struct osc_delivery_opts {
-    int dry_run;           /* build every request, send none */
-    FILE *preview;         /* print each request here instead of sending (implies dry_run) */
-    const char *commit;    /* overrides the destination's commit: ("" = none) */
-    int single_request;    /* `test`: one record per request, no staging, no commit */
-    const char *payload;   /* `test --payload`: this body, verbatim (borrowed) */
+    int dry_run;         /* build every request, send none */
+    FILE *preview;       /* print each request here instead of sending (implies dry_run) */
+    const char *commit;  /* overrides the destination's commit: ("" = none) */
+    int single_request;  /* `test`: one record per request, no staging, no commit */
+    const char *payload; /* `test --payload`: this body, verbatim (borrowed) */
     size_t payload_len;
     const struct osc_clock *clock; /* NULL: the system clocks */
-    uint64_t seed;         /* backoff jitter; 0: from the clock */
+    uint64_t seed;                 /* backoff jitter; 0: from the clock */
     /* called for every API call (after the webhook is queued); may be NULL */
     void (*on_call)(void *ud, const struct osc_delivery_call *call);
     /* called from waits at most every 250 ms (progress lines); may be NULL */
@@ -79,13 +79,13 @@ struct osc_delivery_stats {
     uint64_t requests;      /* API calls made, retries included */
     uint64_t retries;
     uint64_t webhook_failed;
-    int auth_failed;        /* 401/403 on the first request */
-    int commit;             /* 0 none, 1 triggered, -1 suppressed, -2 trigger failed */
+    int auth_failed; /* 401/403 on the first request */
+    int commit;      /* 0 none, 1 triggered, -1 suppressed, -2 trigger failed */
     char commit_reason[256];
-    int dead_letter_error;  /* the dead-letter file could not be written */
-    int interrupted;        /* reading stopped early (a signal); the checkpoint stays */
-    uint64_t skipped;       /* records done by an earlier run (resume), not sent again */
-    int resumed;            /* a checkpoint was found and used */
+    int dead_letter_error; /* the dead-letter file could not be written */
+    int interrupted;       /* reading stopped early (a signal); the checkpoint stays */
+    uint64_t skipped;      /* records done by an earlier run (resume), not sent again */
+    int resumed;           /* a checkpoint was found and used */
     double seconds;
 };
 

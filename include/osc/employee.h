@@ -34,8 +34,8 @@ struct osc_employee_map;
  * destination names the destination in log lines.
  */
 struct osc_employee_map *osc_employee_map_new(const struct osc_strmap *fields,
-                                              const char *source_name,
-                                              const char *destination, struct osc_err *err);
+                                              const char *source_name, const char *destination,
+                                              struct osc_err *err);
 void osc_employee_map_free(struct osc_employee_map *m);
 
 /*

@@ -24,15 +24,15 @@
 #include "osc/err.h"
 
 enum osc_records_format {
-    OSC_RECORDS_AUTO = 0,   /* from the file name, else JSON Lines */
-    OSC_RECORDS_JSONL,      /* one JSON object per line */
-    OSC_RECORDS_JSON,       /* one JSON array of objects */
-    OSC_RECORDS_CSV,        /* RFC 4180 with a header row */
-    OSC_RECORDS_DEADLETTER  /* osconnect dead-letter lines: "record" is unwrapped */
+    OSC_RECORDS_AUTO = 0,  /* from the file name, else JSON Lines */
+    OSC_RECORDS_JSONL,     /* one JSON object per line */
+    OSC_RECORDS_JSON,      /* one JSON array of objects */
+    OSC_RECORDS_CSV,       /* RFC 4180 with a header row */
+    OSC_RECORDS_DEADLETTER /* osconnect dead-letter lines: "record" is unwrapped */
 };
 
-#define OSC_RECORDS_MAX_FIELDS 512           /* top-level keys per record */
-#define OSC_RECORDS_MAX_DEPTH 64             /* nesting of values */
+#define OSC_RECORDS_MAX_FIELDS        512        /* top-level keys per record */
+#define OSC_RECORDS_MAX_DEPTH         64         /* nesting of values */
 #define OSC_RECORDS_DEFAULT_MAX_BYTES (1u << 20) /* one record's input text */
 
 /* One top-level member; both spans point into osc_record.json. */
@@ -44,14 +44,14 @@ struct osc_record_field {
 };
 
 struct osc_record {
-    const char *file;   /* input name for messages; borrowed from the reader */
-    uint64_t offset;    /* byte offset of the record's first byte in the input */
-    uint64_t line;      /* 1-based line where the record starts */
-    const char *json;   /* compact JSON object, NUL-terminated; NULL when malformed */
+    const char *file; /* input name for messages; borrowed from the reader */
+    uint64_t offset;  /* byte offset of the record's first byte in the input */
+    uint64_t line;    /* 1-based line where the record starts */
+    const char *json; /* compact JSON object, NUL-terminated; NULL when malformed */
     size_t json_len;
     const struct osc_record_field *fields;
     size_t nfields;
-    const char *raw;    /* the input text of the record (bounded), for dead letters */
+    const char *raw; /* the input text of the record (bounded), for dead letters */
     size_t raw_len;
 };
 

@@ -59,24 +59,19 @@ int cmd_preview(int argc, char **argv)
         if (r)
             continue;
         switch (opt) {
-        case 'd':
-            dest = optarg;
-            break;
+        case 'd': dest = optarg; break;
         case 'n':
             if (osc_parse_int(optarg, 1, 1000000, &n)) {
                 fprintf(stderr, "osconnect preview: -n takes a number from 1 to 1000000\n");
                 return cli_usage_error("preview");
             }
             break;
-        case OPT_COMMIT:
-            opts.commit = optarg;
-            break;
+        case OPT_COMMIT: opts.commit = optarg; break;
         case OPT_INPUT_FORMAT:
             if (osc_records_format_parse(optarg, &fmt))
                 return cli_usage_error("preview");
             break;
-        default:
-            return cli_usage_error("preview");
+        default: return cli_usage_error("preview");
         }
     }
     if (common.help) {

@@ -119,8 +119,10 @@ static void print_summary(const char *dest, const char *dl_path,
                (unsigned long long)st->unsent, (unsigned long long)st->dead_lettered,
                (unsigned long long)st->requests, (unsigned long long)st->retries, st->seconds,
                dry_run ? "true" : "false", st->auth_failed ? "true" : "false",
-               st->commit == 1 ? "triggered" : st->commit == -1 ? "suppressed"
-                               : st->commit == -2 ? "failed" : "none");
+               st->commit == 1    ? "triggered"
+               : st->commit == -1 ? "suppressed"
+               : st->commit == -2 ? "failed"
+                                  : "none");
         if (st->dead_lettered)
             printf(",\"dead_letter\":\"%s\"", dl_path);
         printf(",\"exit\":%d}\n", osc_delivery_exit_code(st));
@@ -138,8 +140,10 @@ static void print_summary(const char *dest, const char *dl_path,
             st->dead_lettered ? dl_path : "", (unsigned long long)st->requests,
             (unsigned long long)st->retries, st->seconds);
     if (st->resumed)
-        fprintf(stderr, "resumed from a checkpoint: %llu records were done by earlier runs and "
-                        "not read again\n", (unsigned long long)st->skipped);
+        fprintf(stderr,
+                "resumed from a checkpoint: %llu records were done by earlier runs and "
+                "not read again\n",
+                (unsigned long long)st->skipped);
     if (st->unsent)
         fprintf(stderr, "%llu records were not sent.\n", (unsigned long long)st->unsent);
     if (st->commit)
@@ -186,48 +190,27 @@ int cmd_send(int argc, char **argv)
         if (r)
             continue;
         switch (opt) {
-        case 'd':
-            dest = optarg;
-            break;
-        case OPT_COMMIT:
-            opts.commit = optarg;
-            break;
-        case OPT_NO_COMMIT:
-            opts.commit = "";
-            break;
+        case 'd': dest = optarg; break;
+        case OPT_COMMIT: opts.commit = optarg; break;
+        case OPT_NO_COMMIT: opts.commit = ""; break;
         case OPT_INPUT_FORMAT:
             if (osc_records_format_parse(optarg, &fmt)) {
-                fprintf(stderr, "osconnect send: --input-format takes jsonl, json, csv or "
-                                "deadletter, not '%s'\n", optarg);
+                fprintf(stderr,
+                        "osconnect send: --input-format takes jsonl, json, csv or "
+                        "deadletter, not '%s'\n",
+                        optarg);
                 return cli_usage_error("send");
             }
             break;
-        case OPT_DRY_RUN:
-            opts.dry_run = 1;
-            break;
-        case OPT_JSON_SUMMARY:
-            json_summary = 1;
-            break;
-        case OPT_NO_PROGRESS:
-            no_progress = 1;
-            break;
-        case OPT_PROGRESS:
-            progress = 1;
-            break;
-        case OPT_DEAD_LETTER:
-            opts.dead_letter = optarg;
-            break;
-        case OPT_RESTART:
-            restart = 1;
-            break;
-        case OPT_CHECKPOINT:
-            cp_path = optarg;
-            break;
-        case OPT_NO_CHECKPOINT:
-            no_cp = 1;
-            break;
-        default:
-            return cli_usage_error("send");
+        case OPT_DRY_RUN: opts.dry_run = 1; break;
+        case OPT_JSON_SUMMARY: json_summary = 1; break;
+        case OPT_NO_PROGRESS: no_progress = 1; break;
+        case OPT_PROGRESS: progress = 1; break;
+        case OPT_DEAD_LETTER: opts.dead_letter = optarg; break;
+        case OPT_RESTART: restart = 1; break;
+        case OPT_CHECKPOINT: cp_path = optarg; break;
+        case OPT_NO_CHECKPOINT: no_cp = 1; break;
+        default: return cli_usage_error("send");
         }
     }
     if (common.help) {
@@ -281,8 +264,10 @@ int cmd_send(int argc, char **argv)
     signal(SIGTERM, on_signal);
     if (osc_delivery_takes_no_records(d)) {
         if (optind < argc)
-            fprintf(stderr, "osconnect send: %s is a trigger_directory_import destination; "
-                            "the input is not read\n", dest);
+            fprintf(stderr,
+                    "osconnect send: %s is a trigger_directory_import destination; "
+                    "the input is not read\n",
+                    dest);
     } else if (optind >= argc) {
         rc = osc_delivery_feed(d, "-", fmt, 0, &err);
     } else {

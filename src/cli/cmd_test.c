@@ -131,18 +131,13 @@ int cmd_test(int argc, char **argv)
         if (x)
             continue;
         switch (opt) {
-        case 'd':
-            dest = optarg;
-            break;
-        case OPT_PAYLOAD:
-            payload_path = optarg;
-            break;
+        case 'd': dest = optarg; break;
+        case OPT_PAYLOAD: payload_path = optarg; break;
         case OPT_INPUT_FORMAT:
             if (osc_records_format_parse(optarg, &fmt))
                 return cli_usage_error("test");
             break;
-        default:
-            return cli_usage_error("test");
+        default: return cli_usage_error("test");
         }
     }
     if (common.help) {

@@ -72,8 +72,10 @@ static int migrate(struct osc_checkpoint *c, struct osc_err *err)
     }
     v = sqlite3_column_int(st, 0);
     if (v > (int)NMIGRATIONS) {
-        rc = osc_err_set(err, OSC_EDB, "checkpoint file %s has schema version %d; this "
-                         "osconnect knows up to %d", c->path, v, (int)NMIGRATIONS);
+        rc = osc_err_set(err, OSC_EDB,
+                         "checkpoint file %s has schema version %d; this "
+                         "osconnect knows up to %d",
+                         c->path, v, (int)NMIGRATIONS);
         goto out;
     }
     for (; v < (int)NMIGRATIONS; v++) {
@@ -143,8 +145,8 @@ int osc_checkpoint_open(const char *path, struct osc_checkpoint **out, struct os
                            " staged = ?5, failed = ?6, sent = ?7, dead = ?8, updated_at = ?9"
                            " WHERE rowid = ?1",
                            -1, &c->upd, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(c->db, "DELETE FROM send_checkpoint WHERE run = ?", -1, &c->del,
-                           NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(c->db, "DELETE FROM send_checkpoint WHERE run = ?", -1, &c->del, NULL) !=
+            SQLITE_OK) {
         rc = db_fail(c, err, "preparing statements");
         goto out;
     }
@@ -184,8 +186,8 @@ int osc_checkpoint_input_id(const char *path, char *out, size_t cap, struct osc_
         rc = osc_err_set(err, OSC_ENOINPUT, "%s is not a regular file", path);
         goto out;
     }
-    while (n < (ssize_t)sizeof(head) &&
-           ((got = read(fd, head + n, sizeof(head) - (size_t)n)) > 0 || (got < 0 && errno == EINTR)))
+    while (n < (ssize_t)sizeof(head) && ((got = read(fd, head + n, sizeof(head) - (size_t)n)) > 0 ||
+                                         (got < 0 && errno == EINTR)))
         if (got > 0)
             n += got;
     {
@@ -203,8 +205,8 @@ out:
     return rc;
 }
 
-int osc_checkpoint_load(struct osc_checkpoint *c, const char *key,
-                        struct osc_checkpoint_pos *pos, struct osc_err *err)
+int osc_checkpoint_load(struct osc_checkpoint *c, const char *key, struct osc_checkpoint_pos *pos,
+                        struct osc_err *err)
 {
     int rc = 0, step;
 

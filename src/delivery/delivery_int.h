@@ -14,7 +14,7 @@
 
 /* ---- Lua grouping (lua_batch.c) ---------------------------------------- */
 
-#define LUA_BATCH_MEM_LIMIT (32u * 1024 * 1024)
+#define LUA_BATCH_MEM_LIMIT   (32u * 1024 * 1024)
 #define LUA_BATCH_INSTR_LIMIT 50000000L
 
 struct lua_batch;
@@ -38,19 +38,18 @@ void lua_batch_free(struct lua_batch *lb);
  * when a table is returned, which is JSON-encoded). Returns 0 or OSC_EDATA
  * (err says what the code did wrong) / OSC_ENOMEM.
  */
-int lua_batch_run(struct lua_batch *lb, const char *records_json, size_t len,
-                  struct osc_buf *body, char *ctype, size_t ctype_cap, struct osc_err *err);
+int lua_batch_run(struct lua_batch *lb, const char *records_json, size_t len, struct osc_buf *body,
+                  char *ctype, size_t ctype_cap, struct osc_err *err);
 
 /* ---- response webhook (webhook.c) --------------------------------------- */
 
 #define WEBHOOK_QUEUE_MAX 256
-#define WEBHOOK_ATTEMPTS 3
+#define WEBHOOK_ATTEMPTS  3
 
 struct webhook;
 
 /* POSTs JSON reports to url on its own HTTP client. NULL with err on failure. */
-struct webhook *webhook_new(const char *url, const struct osc_http_opts *opts,
-                            struct osc_err *err);
+struct webhook *webhook_new(const char *url, const struct osc_http_opts *opts, struct osc_err *err);
 void webhook_free(struct webhook *w);
 /* Queue a copy of doc; when the queue is full the oldest report is dropped. */
 void webhook_post(struct webhook *w, const char *doc, size_t len);

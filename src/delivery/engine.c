@@ -29,12 +29,12 @@
 #include "osc/retry.h"
 
 #define MAX_GROUPS_TEMPLATED 4
-#define MAX_USER_HEADERS 32
-#define URL_MAX 8192
-#define TICK_MS 250
-#define WEBHOOK_BODY_MAX 4096
-#define WEBHOOK_DRAIN_MS 5000
-#define PUMP_EVERY 64
+#define MAX_USER_HEADERS     32
+#define URL_MAX              8192
+#define TICK_MS              250
+#define WEBHOOK_BODY_MAX     4096
+#define WEBHOOK_DRAIN_MS     5000
+#define PUMP_EVERY           64
 
 enum bstate { B_FREE = 0, B_OPEN, B_READY, B_FLIGHT, B_WAIT };
 enum bkind { K_DATA = 0, K_STAGING, K_COMMIT };
@@ -73,7 +73,7 @@ struct batch {
 };
 
 struct url_part {
-    char *text;   /* literal text, or the field name */
+    char *text; /* literal text, or the field name */
     int is_field;
 };
 
@@ -101,8 +101,8 @@ struct osc_delivery {
     char *user_hdr[MAX_USER_HEADERS];
     size_t nuser_hdr;
     int user_ctype;
-    char *prop_prefix;  /* {"records":[ */
-    char *prop_suffix;  /* ],"other":1} */
+    char *prop_prefix; /* {"records":[ */
+    char *prop_suffix; /* ],"other":1} */
     struct url_part *url_parts;
     size_t nurl_parts;
     int url_templated;
@@ -122,9 +122,9 @@ struct osc_delivery {
     int failed_batches;
     uint64_t req_seq;
     int64_t start_ms, last_tick;
-    unsigned since_pump; /* records added since transfers were last driven */
+    unsigned since_pump;     /* records added since transfers were last driven */
     struct batch *last_open; /* the batch the previous record went to (a hint) */
-    size_t overhead; /* bytes a batch body adds around its records */
+    size_t overhead;         /* bytes a batch body adds around its records */
 
     /* the input being fed, for progress */
     struct osc_records_reader *reader;
@@ -137,7 +137,7 @@ struct osc_delivery {
     int resuming;
     uint32_t cur_input;
     uint64_t next_off, next_line; /* where the next unread record of cur_input starts */
-    char **input_names; /* per input index, for dead letters */
+    char **input_names;           /* per input index, for dead letters */
     size_t ninput_names;
     int cp_error;
 
@@ -353,8 +353,7 @@ static int setup_shape(struct osc_delivery *d, struct osc_err *err)
     } else if (d->templ == OSC_CONF_TEMPLATE_TRIGGER_DIRECTORY_IMPORT) {
         d->method = "POST";
         d->fmt = OSC_CONF_FORMAT_FORM;
-        if ((rc = make_fixed_url(d, t->url ? t->url : "/api/1/employee_directory",
-                                 &d->fixed_url)))
+        if ((rc = make_fixed_url(d, t->url ? t->url : "/api/1/employee_directory", &d->fixed_url)))
             return rc;
         d->url_auth = url_gets_key(d, d->fixed_url);
     } else {
@@ -378,8 +377,10 @@ static int setup_shape(struct osc_delivery *d, struct osc_err *err)
             free(abs);
         }
         if (!d->url_auth)
-            OSC_LOG_INFO("delivery", "%s: %s is not the OfficeSpace REST base; the API key is "
-                         "not sent to it", t->name, t->url);
+            OSC_LOG_INFO("delivery",
+                         "%s: %s is not the OfficeSpace REST base; the API key is "
+                         "not sent to it",
+                         t->name, t->url);
         if (d->fmt == OSC_CONF_FORMAT_FORM && !d->one_per_request) {
             OSC_LOG_DEBUG("delivery", "%s: format form sends one record per request", t->name);
             d->one_per_request = 1;
@@ -409,14 +410,14 @@ static int setup_shape(struct osc_delivery *d, struct osc_err *err)
         }
         if (d->grouping == OSC_CONF_GROUPING_CODE && !d->one_per_request) {
             size_t len = 0;
-            char *code = bc->code_file ? read_code_file(bc->code_file, &len, err)
-                                       : strdup(bc->code);
+            char *code =
+                bc->code_file ? read_code_file(bc->code_file, &len, err) : strdup(bc->code);
             if (!code)
                 return err && err->code ? err->code : OSC_ENOMEM;
             if (!bc->code_file)
                 len = strlen(code);
-            d->lua = lua_batch_new(code, len, bc->code_file ? bc->code_file : "batch.code", 0, 0,
-                                   err);
+            d->lua =
+                lua_batch_new(code, len, bc->code_file ? bc->code_file : "batch.code", 0, 0, err);
             free(code);
             if (!d->lua) {
                 char m[OSC_ERR_MSG_MAX];
@@ -445,8 +446,8 @@ static int setup_shape(struct osc_delivery *d, struct osc_err *err)
                             t->headers.keys[i]);
         if (strcasecmp(t->headers.keys[i], "content-type") == 0)
             d->user_ctype = 1;
-        if (asprintf(&d->user_hdr[d->nuser_hdr], "%s: %s", t->headers.keys[i],
-                     t->headers.vals[i]) < 0)
+        if (asprintf(&d->user_hdr[d->nuser_hdr], "%s: %s", t->headers.keys[i], t->headers.vals[i]) <
+            0)
             return osc_err_set(err, OSC_ENOMEM, "out of memory");
         d->nuser_hdr++;
     }
@@ -466,8 +467,10 @@ struct osc_delivery *osc_delivery_new(const struct osc_config *cfg, const char *
         return NULL;
     }
     if (!t->active) {
-        osc_err_set(err, OSC_ECONFIG, "destination %s is inactive (active: false in %s); "
-                    "set active: true to send to it", t->name, cfg->path);
+        osc_err_set(err, OSC_ECONFIG,
+                    "destination %s is inactive (active: false in %s); "
+                    "set active: true to send to it",
+                    t->name, cfg->path);
         return NULL;
     }
     if (!(d = calloc(1, sizeof(*d))))
@@ -492,8 +495,10 @@ struct osc_delivery *osc_delivery_new(const struct osc_config *cfg, const char *
             goto fail;
         }
         if (d->commit->template_ != OSC_CONF_TEMPLATE_TRIGGER_DIRECTORY_IMPORT) {
-            osc_err_set(err, OSC_ECONFIG, "commit destination %s must have template: "
-                        "trigger_directory_import", commit);
+            osc_err_set(err, OSC_ECONFIG,
+                        "commit destination %s must have template: "
+                        "trigger_directory_import",
+                        commit);
             goto fail;
         }
         if (!d->commit->active) {
@@ -502,7 +507,8 @@ struct osc_delivery *osc_delivery_new(const struct osc_config *cfg, const char *
         }
         if (t->template_ == OSC_CONF_TEMPLATE_UPSERT_EMPLOYEES &&
             strcmp(d->commit->source_name, t->source_name) != 0) {
-            osc_err_set(err, OSC_ECONFIG, "destination %s stages source '%s' but commit "
+            osc_err_set(err, OSC_ECONFIG,
+                        "destination %s stages source '%s' but commit "
                         "destination %s triggers source '%s'; set the same source_name on both",
                         t->name, t->source_name, commit, d->commit->source_name);
             goto fail;
@@ -576,18 +582,18 @@ int osc_delivery_exit_code(const struct osc_delivery_stats *s)
 
 /* ---- dead letters --------------------------------------------------------- */
 
-static int dead_letter(struct osc_delivery *d, const char *json, size_t json_len,
-                       const char *raw, size_t raw_len, const char *file, uint64_t line,
-                       uint64_t offset, long status, const char *resp, size_t resp_len,
-                       const char *reason, unsigned attempts)
+static int dead_letter(struct osc_delivery *d, const char *json, size_t json_len, const char *raw,
+                       size_t raw_len, const char *file, uint64_t line, uint64_t offset,
+                       long status, const char *resp, size_t resp_len, const char *reason,
+                       unsigned attempts)
 {
     struct osc_err err = {0};
 
     /* preview, dry-run and test report; they never write the file */
     if (d->opts.dry_run || d->opts.single_request)
         return 0;
-    if (osc_deadletter_write(d->dl, json, json_len, raw, raw_len, file, line, offset, status,
-                             resp, resp_len, reason, attempts, &err)) {
+    if (osc_deadletter_write(d->dl, json, json_len, raw, raw_len, file, line, offset, status, resp,
+                             resp_len, reason, attempts, &err)) {
         if (!d->st.dead_letter_error)
             OSC_LOG_ERROR("delivery", "%s", err.msg);
         d->st.dead_letter_error = 1;
@@ -640,7 +646,8 @@ static size_t partial_rejects(struct osc_delivery *d, struct batch *b,
     unsigned char *done;
     size_t i, n = 0;
 
-    if (!r->body.len || r->body.data[0] != '{' || !memmem(r->body.data, r->body.len, "\"errors\"", 8))
+    if (!r->body.len || r->body.data[0] != '{' ||
+        !memmem(r->body.data, r->body.len, "\"errors\"", 8))
         return 0;
     if (!(root = json_loadb(r->body.data, r->body.len, 0, NULL)))
         return 0;
@@ -649,13 +656,14 @@ static size_t partial_rejects(struct osc_delivery *d, struct batch *b,
         json_decref(root);
         return 0;
     }
-    json_array_foreach(errs, i, e) {
+    json_array_foreach(errs, i, e)
+    {
         json_t *idx = json_object_get(e, "index");
         const char *msg = json_string_value(json_object_get(e, "error"));
         char reason[512];
         json_int_t k;
-        if (!json_is_integer(idx) || (k = json_integer_value(idx)) < 0 ||
-            (size_t)k >= b->nrecs || done[k])
+        if (!json_is_integer(idx) || (k = json_integer_value(idx)) < 0 || (size_t)k >= b->nrecs ||
+            done[k])
             continue;
         done[k] = 1;
         snprintf(reason, sizeof(reason), "rejected by the API (row %lld of the batch): %s",
@@ -668,8 +676,7 @@ static size_t partial_rejects(struct osc_delivery *d, struct batch *b,
     return n;
 }
 
-int osc_delivery_malformed(struct osc_delivery *d, const struct osc_record *rec,
-                           const char *reason)
+int osc_delivery_malformed(struct osc_delivery *d, const struct osc_record *rec, const char *reason)
 {
     d->st.records++;
     d->st.malformed++;
@@ -683,10 +690,9 @@ static int reject_local(struct osc_delivery *d, const struct osc_record *rec, co
     d->st.invalid++;
     OSC_LOG_WARN("delivery", "%s:%llu: %s: %s", cur_file(d, rec->file),
                  (unsigned long long)rec->line, d->dest->name, why);
-    return dead_letter(d, rec->json, rec->json_len, rec->raw, rec->raw_len,
-                       cur_file(d, rec->file), rec->line, rec->offset, 0, NULL, 0, why, 0);
+    return dead_letter(d, rec->json, rec->json_len, rec->raw, rec->raw_len, cur_file(d, rec->file),
+                       rec->line, rec->offset, 0, NULL, 0, why, 0);
 }
-
 
 /* ---- checkpoint ------------------------------------------------------------ */
 
@@ -735,8 +741,10 @@ static void cp_update(struct osc_delivery *d, int force)
         p.staged == d->cp_pos.staged && p.failed == d->cp_pos.failed)
         return;
     if (osc_checkpoint_save(d->cp, d->cp_key, &p, &err)) {
-        OSC_LOG_ERROR("delivery", "%s: %s; continuing without a checkpoint (an interrupted run "
-                      "will start over)", d->dest->name, err.msg);
+        OSC_LOG_ERROR("delivery",
+                      "%s: %s; continuing without a checkpoint (an interrupted run "
+                      "will start over)",
+                      d->dest->name, err.msg);
         d->cp_error = 1;
         return;
     }
@@ -761,8 +769,10 @@ int osc_delivery_checkpoint(struct osc_delivery *d, struct osc_checkpoint *c,
     for (size_t i = 0; i < n; i++) {
         struct osc_err ierr = {0};
         if (osc_checkpoint_input_id(paths[i], id, sizeof(id), &ierr)) {
-            OSC_LOG_WARN("delivery", "%s: %s: no checkpoint is kept; an interrupted run cannot "
-                         "resume and starts over", d->dest->name, ierr.msg);
+            OSC_LOG_WARN("delivery",
+                         "%s: %s: no checkpoint is kept; an interrupted run cannot "
+                         "resume and starts over",
+                         d->dest->name, ierr.msg);
             goto out;
         }
         if (osc_buf_printf(&key, "\n%s", id)) {
@@ -784,7 +794,8 @@ int osc_delivery_checkpoint(struct osc_delivery *d, struct osc_checkpoint *c,
         d->failed_batches = pos.failed;
         d->staged = 1; /* never clear what an earlier run staged */
         d->staged_ok = pos.staged;
-        OSC_LOG_INFO("delivery", "%s: resuming at input %u, line %llu (offset %llu): %llu "
+        OSC_LOG_INFO("delivery",
+                     "%s: resuming at input %u, line %llu (offset %llu): %llu "
                      "records accepted and %llu dead-lettered by earlier runs%s",
                      d->dest->name, pos.input + 1, (unsigned long long)pos.line,
                      (unsigned long long)pos.offset, (unsigned long long)pos.sent,
@@ -845,8 +856,8 @@ static int apply_exclude(struct osc_delivery *d, const struct osc_record *rec, c
             size_t n = strlen(e);
             if (n == f->key_len && memcmp(e, f->key, n) == 0)
                 drop = 1;
-            else if (n > f->key_len && e[f->key_len] == '.' &&
-                     memcmp(e, f->key, f->key_len) == 0 && f->val[0] == '{') {
+            else if (n > f->key_len && e[f->key_len] == '.' && memcmp(e, f->key, f->key_len) == 0 &&
+                     f->val[0] == '{') {
                 if (!sub)
                     sub = json_loadb(f->val, f->val_len, 0, NULL);
                 json_del_path(sub, e + f->key_len + 1);
@@ -932,7 +943,7 @@ static int resolve_url(struct osc_delivery *d, const struct osc_record *rec, cha
         return 0; /* the caller uses d->fixed_url */
     if (!is_absolute(d->url_parts[0].text)) {
         rc = osc_buf_adds(u, d->cfg->officespace.rest_base);
-        if (!rc && d->url_parts[0].text[0] != '/' )
+        if (!rc && d->url_parts[0].text[0] != '/')
             rc = osc_buf_addc(u, '/');
     }
     for (size_t i = 0; i < d->nurl_parts && !rc; i++) {
@@ -954,7 +965,6 @@ static int resolve_url(struct osc_delivery *d, const struct osc_record *rec, cha
         snprintf(why, why_cap, "url longer than %d bytes", URL_MAX);
     return rc ? OSC_EDATA : 0;
 }
-
 
 /* ---- duplicate keys in one batch --------------------------------------------- */
 
@@ -1013,8 +1023,8 @@ static void key_add(struct batch *b, uint64_t hash, uint64_t line)
  * Returns 1 for a duplicate. Batches beyond KEYS_MAX/2 records are checked
  * only up to that many keys.
  */
-static int duplicate_in_batch(struct osc_delivery *d, struct batch *b,
-                              const struct osc_record *rec, char *why, size_t cap)
+static int duplicate_in_batch(struct osc_delivery *d, struct batch *b, const struct osc_record *rec,
+                              char *why, size_t cap)
 {
     const char *id, *email;
     size_t id_len, email_len;
@@ -1034,10 +1044,10 @@ static int duplicate_in_batch(struct osc_delivery *d, struct batch *b,
         return 0;
     }
     osc_buf_reset(t);
-    osc_json_value_text(at == key_find(b, hid) ? id : email, at == key_find(b, hid) ? id_len
-                                                                                   : email_len,
-                        t);
-    snprintf(why, cap, "duplicate employee in one batch: '%.*s' is also on line %llu, which was "
+    osc_json_value_text(at == key_find(b, hid) ? id : email,
+                        at == key_find(b, hid) ? id_len : email_len, t);
+    snprintf(why, cap,
+             "duplicate employee in one batch: '%.*s' is also on line %llu, which was "
              "sent; this record was not (fix the input and send it again)",
              (int)(t->len > 200 ? 200 : t->len), osc_buf_str(t), (unsigned long long)at);
     return 1;
@@ -1142,11 +1152,19 @@ static void emit_call(struct osc_delivery *d, struct batch *b, const struct osc_
                       enum osc_http_outcome outcome)
 {
     const char *body = b->body.data ? b->body.data : "";
-    struct osc_delivery_call call = {b->request_id, d->dest->name,
-                                     b->kind == K_STAGING ? "DELETE" : b->kind == K_COMMIT ? "POST"
-                                                                                            : d->method,
-                                     b->url, b->hdrs, body, b->body.len, b->nrecs,
-                                     b->attempts, r, outcome};
+    struct osc_delivery_call call = {b->request_id,
+                                     d->dest->name,
+                                     b->kind == K_STAGING  ? "DELETE"
+                                     : b->kind == K_COMMIT ? "POST"
+                                                           : d->method,
+                                     b->url,
+                                     b->hdrs,
+                                     body,
+                                     b->body.len,
+                                     b->nrecs,
+                                     b->attempts,
+                                     r,
+                                     outcome};
 
     if (d->webhook && r) {
         json_t *doc = json_object(), *hdrs = json_object();
@@ -1283,9 +1301,9 @@ static void on_done(void *ud, struct osc_http_response *r)
 {
     struct batch *b = ud;
     struct osc_delivery *d = b->d;
-    enum osc_http_outcome o = d->opts.dry_run ? OSC_HTTP_SENT
-                                              : osc_retry_classify(&d->dest->retry, r->status,
-                                                                   r->transport);
+    enum osc_http_outcome o = d->opts.dry_run
+                                  ? OSC_HTTP_SENT
+                                  : osc_retry_classify(&d->dest->retry, r->status, r->transport);
     char reason[512];
     int64_t now = now_ms(d);
 
@@ -1301,9 +1319,10 @@ static void on_done(void *ud, struct osc_http_response *r)
                 /* a commit would drop these employees from the directory */
                 d->st.rejected += bad;
                 d->failed_batches++;
-                OSC_LOG_WARN("delivery", "%s: %s %s: the API skipped %zu of %zu record(s); "
-                             "dead-lettered to %s", d->dest->name, d->method, b->url, bad,
-                             b->nrecs, d->dl_path);
+                OSC_LOG_WARN("delivery",
+                             "%s: %s %s: the API skipped %zu of %zu record(s); "
+                             "dead-lettered to %s",
+                             d->dest->name, d->method, b->url, bad, b->nrecs, d->dl_path);
             }
         }
         OSC_LOG_DEBUG("delivery", "%s: %s %s -> %ld (%zu records)", d->dest->name,
@@ -1316,8 +1335,10 @@ static void on_done(void *ud, struct osc_http_response *r)
     if (o == OSC_HTTP_REJECT) {
         if ((r->status == 401 || r->status == 403) && !d->accepted) {
             if (!d->st.auth_failed)
-                OSC_LOG_ERROR("delivery", "%s: OfficeSpace refused the API key (HTTP %ld from %s); "
-                              "check officespace.api_key", d->dest->name, r->status, b->url);
+                OSC_LOG_ERROR("delivery",
+                              "%s: OfficeSpace refused the API key (HTTP %ld from %s); "
+                              "check officespace.api_key",
+                              d->dest->name, r->status, b->url);
             d->st.auth_failed = 1;
             d->stop = 1;
             d->st.unsent += b->nrecs;
@@ -1363,8 +1384,10 @@ static void on_done(void *ud, struct osc_http_response *r)
             } else if ((r->status == 429 || r->status == 503) && now + delay > d->paused_until) {
                 /* the server asked everyone to wait: pause the whole destination */
                 d->paused_until = now + delay;
-                OSC_LOG_INFO("delivery", "%s: HTTP %ld with Retry-After: pausing the destination "
-                             "for %lld ms", d->dest->name, r->status, (long long)delay);
+                OSC_LOG_INFO("delivery",
+                             "%s: HTTP %ld with Retry-After: pausing the destination "
+                             "for %lld ms",
+                             d->dest->name, r->status, (long long)delay);
             }
         } else {
             delay = osc_retry_backoff_ms(rp, b->attempts, &d->rng);
@@ -1374,9 +1397,10 @@ static void on_done(void *ud, struct osc_http_response *r)
             char why[700];
             if (delay >= 0 && (int64_t)b->attempts < rp->max_attempts && !d->stop &&
                 !d->opts.single_request)
-                snprintf(why, sizeof(why), "gave up after %u attempt(s) (retry.max_elapsed "
-                         "%llds would pass): %s", b->attempts,
-                         (long long)(rp->max_elapsed_ms / 1000), reason);
+                snprintf(why, sizeof(why),
+                         "gave up after %u attempt(s) (retry.max_elapsed "
+                         "%llds would pass): %s",
+                         b->attempts, (long long)(rp->max_elapsed_ms / 1000), reason);
             else
                 snprintf(why, sizeof(why), "gave up after %u attempt(s): %s", b->attempts, reason);
             OSC_LOG_ERROR("delivery", "%s: %s %s: %s; %zu record(s) dead-lettered to %s",
@@ -1522,8 +1546,8 @@ static int staging_delete(struct osc_delivery *d)
         return OSC_EAUTH;
     b->kind = K_STAGING;
     enc = osc_http_urlencode(d->dest->source_name, strlen(d->dest->source_name));
-    if (!enc || asprintf(&b->url, "%s/api/1/employee_directory/%s",
-                         d->cfg->officespace.rest_base, enc) < 0) {
+    if (!enc || asprintf(&b->url, "%s/api/1/employee_directory/%s", d->cfg->officespace.rest_base,
+                         enc) < 0) {
         free(enc);
         b->url = NULL;
         return OSC_ENOMEM;
@@ -1537,9 +1561,10 @@ static int staging_delete(struct osc_delivery *d)
     if (d->stop)
         return OSC_EAUTH;
     if (o != OSC_HTTP_SENT || d->failed_batches > failed_before) {
-        OSC_LOG_ERROR("delivery", "%s: clearing the staging area for source '%s' failed; "
-                      "the directory import will not be triggered", d->dest->name,
-                      d->dest->source_name);
+        OSC_LOG_ERROR("delivery",
+                      "%s: clearing the staging area for source '%s' failed; "
+                      "the directory import will not be triggered",
+                      d->dest->name, d->dest->source_name);
         d->failed_batches++;
     } else {
         d->staged_ok = 1;
@@ -1582,10 +1607,7 @@ static int batch_append(struct osc_delivery *d, struct batch *b, const struct os
     return 0;
 }
 
-static size_t overhead(const struct osc_delivery *d)
-{
-    return d->overhead;
-}
+static size_t overhead(const struct osc_delivery *d) { return d->overhead; }
 
 int osc_delivery_add(struct osc_delivery *d, const struct osc_record *rec)
 {
@@ -1839,8 +1861,9 @@ int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records
         d->next_off = osc_records_bytes_read(r);
         d->next_line = osc_records_line(r);
         if (rc == OSC_EAUTH || rc == OSC_EIO || rc == OSC_ENOMEM) {
-            osc_err_set(err, rc, "%s", rc == OSC_EAUTH ? "OfficeSpace refused the API key"
-                                                       : "cannot write the dead-letter file");
+            osc_err_set(err, rc, "%s",
+                        rc == OSC_EAUTH ? "OfficeSpace refused the API key"
+                                        : "cannot write the dead-letter file");
             break;
         }
         rc = 0;

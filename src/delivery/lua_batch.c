@@ -64,36 +64,26 @@ static void push_json(lua_State *L, json_t *v, int depth)
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         lua_createtable(L, 0, (int)json_object_size(v));
-        json_object_foreach(v, k, x) {
+        json_object_foreach(v, k, x)
+        {
             push_json(L, x, depth + 1);
             lua_setfield(L, -2, k);
         }
         break;
     case JSON_ARRAY:
         lua_createtable(L, (int)json_array_size(v), 0);
-        json_array_foreach(v, i, x) {
+        json_array_foreach(v, i, x)
+        {
             push_json(L, x, depth + 1);
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
         break;
-    case JSON_STRING:
-        lua_pushlstring(L, json_string_value(v), json_string_length(v));
-        break;
-    case JSON_INTEGER:
-        lua_pushinteger(L, (lua_Integer)json_integer_value(v));
-        break;
-    case JSON_REAL:
-        lua_pushnumber(L, json_real_value(v));
-        break;
-    case JSON_TRUE:
-        lua_pushboolean(L, 1);
-        break;
-    case JSON_FALSE:
-        lua_pushboolean(L, 0);
-        break;
-    default:
-        lua_getfield(L, LUA_REGISTRYINDEX, "osc_json_null");
-        break;
+    case JSON_STRING: lua_pushlstring(L, json_string_value(v), json_string_length(v)); break;
+    case JSON_INTEGER: lua_pushinteger(L, (lua_Integer)json_integer_value(v)); break;
+    case JSON_REAL: lua_pushnumber(L, json_real_value(v)); break;
+    case JSON_TRUE: lua_pushboolean(L, 1); break;
+    case JSON_FALSE: lua_pushboolean(L, 0); break;
+    default: lua_getfield(L, LUA_REGISTRYINDEX, "osc_json_null"); break;
     }
 }
 
@@ -106,10 +96,8 @@ static json_t *to_json(lua_State *L, int idx, int depth, const char **why)
         return NULL;
     }
     switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        return json_null();
-    case LUA_TBOOLEAN:
-        return json_boolean(lua_toboolean(L, idx));
+    case LUA_TNIL: return json_null();
+    case LUA_TBOOLEAN: return json_boolean(lua_toboolean(L, idx));
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx))
             return json_integer((json_int_t)lua_tointeger(L, idx));
@@ -122,8 +110,7 @@ static json_t *to_json(lua_State *L, int idx, int depth, const char **why)
             *why = "string is not valid UTF-8";
         return j;
     }
-    case LUA_TLIGHTUSERDATA:
-        return json_null(); /* json.null */
+    case LUA_TLIGHTUSERDATA: return json_null(); /* json.null */
     case LUA_TTABLE: {
         lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
         int is_array = n > 0;
@@ -170,9 +157,7 @@ static json_t *to_json(lua_State *L, int idx, int depth, const char **why)
         }
         return out;
     }
-    default:
-        *why = "functions and userdata cannot be encoded as JSON";
-        return NULL;
+    default: *why = "functions and userdata cannot be encoded as JSON"; return NULL;
     }
 }
 
@@ -213,14 +198,12 @@ static int l_json_decode(lua_State *L)
 
 static int open_sandbox(lua_State *L)
 {
-    static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
-                                    {LUA_STRLIBNAME, luaopen_string},
-                                    {LUA_TABLIBNAME, luaopen_table},
-                                    {LUA_MATHLIBNAME, luaopen_math},
-                                    {LUA_UTF8LIBNAME, luaopen_utf8},
-                                    {NULL, NULL}};
-    static const char *const banned[] = {"dofile", "loadfile", "load", "require",
-                                         "collectgarbage", NULL};
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
+        {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8}, {NULL, NULL}};
+    static const char *const banned[] = {"dofile",  "loadfile",       "load",
+                                         "require", "collectgarbage", NULL};
 
     for (const luaL_Reg *l = libs; l->func; l++) {
         luaL_requiref(L, l->name, l->func, 1);
@@ -292,8 +275,9 @@ struct lua_batch *lua_batch_new(const char *code, size_t len, const char *chunkn
         goto fail;
     }
     if (lua_getglobal(lb->L, "batch") != LUA_TFUNCTION) {
-        osc_err_set(err, OSC_ECONFIG, "batch code: define a function batch(records) that "
-                                      "returns body, content_type");
+        osc_err_set(err, OSC_ECONFIG,
+                    "batch code: define a function batch(records) that "
+                    "returns body, content_type");
         goto fail;
     }
     lua_pop(lb->L, 1);
@@ -303,8 +287,8 @@ fail:
     return NULL;
 }
 
-int lua_batch_run(struct lua_batch *lb, const char *records_json, size_t len,
-                  struct osc_buf *body, char *ctype, size_t ctype_cap, struct osc_err *err)
+int lua_batch_run(struct lua_batch *lb, const char *records_json, size_t len, struct osc_buf *body,
+                  char *ctype, size_t ctype_cap, struct osc_err *err)
 {
     lua_State *L = lb->L;
     json_error_t je;

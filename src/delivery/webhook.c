@@ -17,7 +17,7 @@
 #include "osc/clock.h"
 #include "osc/log.h"
 
-#define IN_FLIGHT 2
+#define IN_FLIGHT      2
 #define RETRY_DELAY_MS 500
 
 struct report {
@@ -43,8 +43,7 @@ struct webhook {
     uint64_t failed, delivered;
 };
 
-struct webhook *webhook_new(const char *url, const struct osc_http_opts *opts,
-                            struct osc_err *err)
+struct webhook *webhook_new(const char *url, const struct osc_http_opts *opts, struct osc_err *err)
 {
     struct webhook *w = calloc(1, sizeof(*w));
     struct osc_http_opts o = opts ? *opts : (struct osc_http_opts){0};
@@ -149,8 +148,8 @@ void webhook_pump(struct webhook *w)
         struct slot *s = &w->slots[i];
         struct report *r = &w->q[w->head];
         static const char *const hdrs[] = {"Content-Type: application/json", NULL};
-        struct osc_http_request req = {"POST", w->url, hdrs, OSC_HTTP_AUTH_NONE, NULL,
-                                       NULL, 0, 0, 0};
+        struct osc_http_request req = {"POST", w->url, hdrs, OSC_HTTP_AUTH_NONE, NULL, NULL,
+                                       0,      0,      0};
         if (s->busy)
             continue;
         if (r->due > now)

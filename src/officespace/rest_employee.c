@@ -19,13 +19,13 @@
 
 /* Known OfficeSpace batch keys, in output order. */
 static const char *const known_keys[] = {
-    "EmployeeId", "Source",    "FirstName", "LastName", "Email",   "Title",   "Department",
+    "EmployeeId", "Source",    "FirstName", "LastName", "Email",     "Title",     "Department",
     "WorkPhone",  "Extension", "Bio",       "Photo",    "ImageData", "StartDate", "EndDate",
-    "ShowInVd",   "Udf0",      "Udf1",      "Udf2",     "Udf3",    "Udf4",    "Udf5",
-    "Udf6",       "Udf7",      "Udf8",      "Udf9",     "Udf10",   "Udf11",   "Udf12",
-    "Udf13",      "Udf14",     "Udf15",     "Udf16",    "Udf17",   "Udf18",   "Udf19",
-    "Udf20",      "Udf21",     "Udf22",     "Udf23",    "Udf24",   "Udf25",   "Udf26",
-    "Udf27",      "Udf28",     "Udf29",     "Udf30",    "Udf31",   "Udf32",   "Udf33",
+    "ShowInVd",   "Udf0",      "Udf1",      "Udf2",     "Udf3",      "Udf4",      "Udf5",
+    "Udf6",       "Udf7",      "Udf8",      "Udf9",     "Udf10",     "Udf11",     "Udf12",
+    "Udf13",      "Udf14",     "Udf15",     "Udf16",    "Udf17",     "Udf18",     "Udf19",
+    "Udf20",      "Udf21",     "Udf22",     "Udf23",    "Udf24",     "Udf25",     "Udf26",
+    "Udf27",      "Udf28",     "Udf29",     "Udf30",    "Udf31",     "Udf32",     "Udf33",
     "Udf34"};
 #define NKNOWN (sizeof(known_keys) / sizeof(known_keys[0]))
 enum { K_ID = 0, K_SOURCE = 1, K_FIRST = 2, K_LAST = 3, K_EMAIL = 4 };
@@ -35,26 +35,50 @@ static const struct {
     const char *alias;
     int slot;
 } aliases[] = {
-    {"employeeid", K_ID},     {"id", K_ID},             {"clientemployeeid", K_ID},
-    {"externalid", K_ID},     {"empid", K_ID},          {"employeenumber", K_ID},
-    {"firstname", K_FIRST},   {"givenname", K_FIRST},   {"first", K_FIRST},
-    {"lastname", K_LAST},     {"surname", K_LAST},      {"familyname", K_LAST},
-    {"last", K_LAST},         {"email", K_EMAIL},       {"mail", K_EMAIL},
-    {"emailaddress", K_EMAIL}, {"workemail", K_EMAIL},  {"title", 5},
-    {"jobtitle", 5},          {"department", 6},        {"dept", 6},
-    {"workphone", 7},         {"phone", 7},             {"telephone", 7},
-    {"phonenumber", 7},       {"extension", 8},         {"ext", 8},
-    {"bio", 9},               {"photo", 10},            {"photourl", 10},
-    {"imagedata", 11},        {"startdate", 12},        {"hiredate", 12},
-    {"enddate", 13},          {"terminationdate", 13},  {"showinvd", 14},
+    {"employeeid", K_ID},
+    {"id", K_ID},
+    {"clientemployeeid", K_ID},
+    {"externalid", K_ID},
+    {"empid", K_ID},
+    {"employeenumber", K_ID},
+    {"firstname", K_FIRST},
+    {"givenname", K_FIRST},
+    {"first", K_FIRST},
+    {"lastname", K_LAST},
+    {"surname", K_LAST},
+    {"familyname", K_LAST},
+    {"last", K_LAST},
+    {"email", K_EMAIL},
+    {"mail", K_EMAIL},
+    {"emailaddress", K_EMAIL},
+    {"workemail", K_EMAIL},
+    {"title", 5},
+    {"jobtitle", 5},
+    {"department", 6},
+    {"dept", 6},
+    {"workphone", 7},
+    {"phone", 7},
+    {"telephone", 7},
+    {"phonenumber", 7},
+    {"extension", 8},
+    {"ext", 8},
+    {"bio", 9},
+    {"photo", 10},
+    {"photourl", 10},
+    {"imagedata", 11},
+    {"startdate", 12},
+    {"hiredate", 12},
+    {"enddate", 13},
+    {"terminationdate", 13},
+    {"showinvd", 14},
     {"source", K_SOURCE},
 };
 
-#define SLOT_NAME (-2)  /* a full name to split */
-#define SLOT_DROP (-1)  /* not sent */
-#define CACHE_N 64
-#define WARN_MAX 32
-#define KEY_MAX 128
+#define SLOT_NAME (-2) /* a full name to split */
+#define SLOT_DROP (-1) /* not sent */
+#define CACHE_N   64
+#define WARN_MAX  32
+#define KEY_MAX   128
 
 static int is_empty(const char *v, size_t n);
 
@@ -75,7 +99,7 @@ struct osc_employee_map {
     struct cache_ent cache[CACHE_N];
     const char **val; /* per slot, this record's value, or NULL */
     size_t *vlen;
-    char **keylit;    /* per slot, the key as written: "Key": */
+    char **keylit; /* per slot, the key as written: "Key": */
     size_t *keylen;
     size_t source_len;
     char *warned[WARN_MAX];
@@ -123,8 +147,8 @@ void osc_employee_last_keys(const struct osc_employee_map *m, const char **id, s
     *id = m->val[K_ID];
     *id_len = m->val[K_ID] ? m->vlen[K_ID] : 0;
     *email = m->val[K_EMAIL];
-    *email_len = m->val[K_EMAIL] && !is_empty(m->val[K_EMAIL], m->vlen[K_EMAIL]) ? m->vlen[K_EMAIL]
-                                                                                 : 0;
+    *email_len =
+        m->val[K_EMAIL] && !is_empty(m->val[K_EMAIL], m->vlen[K_EMAIL]) ? m->vlen[K_EMAIL] : 0;
 }
 
 const char *osc_employee_default_key(const char *column)
@@ -190,8 +214,8 @@ void osc_employee_map_free(struct osc_employee_map *m)
 }
 
 struct osc_employee_map *osc_employee_map_new(const struct osc_strmap *fields,
-                                              const char *source_name,
-                                              const char *destination, struct osc_err *err)
+                                              const char *source_name, const char *destination,
+                                              struct osc_err *err)
 {
     struct osc_employee_map *m = calloc(1, sizeof(*m));
     struct osc_buf b;
@@ -261,8 +285,10 @@ static void warn_unmapped(struct osc_employee_map *m, const char *key, size_t n)
     if (!(m->warned[m->nwarned] = strndup(key, n)))
         return;
     m->nwarned++;
-    OSC_LOG_INFO("delivery", "%s: column '%.*s' is not an OfficeSpace field and is not sent "
-                 "(map it with fields:)", m->dest, (int)n, key);
+    OSC_LOG_INFO("delivery",
+                 "%s: column '%.*s' is not an OfficeSpace field and is not sent "
+                 "(map it with fields:)",
+                 m->dest, (int)n, key);
 }
 
 static int slot_of(struct osc_employee_map *m, size_t pos, const struct osc_record_field *f)
@@ -349,7 +375,8 @@ int osc_employee_encode(struct osc_employee_map *m, const struct osc_record *rec
     }
     /* a single name column fills whichever of FirstName/LastName is missing */
     if (name && !is_empty(name, name_len) &&
-        (is_empty(m->val[K_FIRST], m->vlen[K_FIRST]) || is_empty(m->val[K_LAST], m->vlen[K_LAST]))) {
+        (is_empty(m->val[K_FIRST], m->vlen[K_FIRST]) ||
+         is_empty(m->val[K_LAST], m->vlen[K_LAST]))) {
         size_t n, cut;
         osc_buf_reset(&m->tmp);
         if ((rc = osc_json_value_text(name, name_len, &m->tmp)) < 0)
@@ -407,7 +434,8 @@ int osc_employee_encode(struct osc_employee_map *m, const struct osc_record *rec
             }
             o = put_key(o, any, m, k);
             any = 1;
-            if (v[0] == '"' || v[0] == '{' || v[0] == '[' || (n == 4 && memcmp(v, "null", 4) == 0)) {
+            if (v[0] == '"' || v[0] == '{' || v[0] == '[' ||
+                (n == 4 && memcmp(v, "null", 4) == 0)) {
                 memcpy(o, v, n);
                 o += n;
             } else { /* a number or boolean: its text, as a string */

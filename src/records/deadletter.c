@@ -21,7 +21,7 @@
 #include "osc/log.h"
 
 #define RESPONSE_MAX 1024
-#define LINE_CAP (8u * 1024 * 1024)
+#define LINE_CAP     (8u * 1024 * 1024)
 
 struct osc_deadletter {
     char *path;

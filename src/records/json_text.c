@@ -39,15 +39,17 @@ static int hexval(char c)
 }
 
 /* 1 for bytes that pass through a string unchanged: printable ASCII but '"' and '\\'. */
+/* clang-format off */
 static const unsigned char plain_ascii[256] = {
 #define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
-    R16(0), R16(0), /* 0x00-0x1f: control characters */
+    R16(0), R16(0),                                 /* 0x00-0x1f: control characters */
     1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20-0x2f: '"' is 0x22 */
-    R16(1), R16(1), /* 0x30-0x4f */
+    R16(1), R16(1),                                 /* 0x30-0x4f */
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50-0x5f: '\\' is 0x5c */
-    R16(1), R16(1), /* 0x60-0x7f */
+    R16(1), R16(1),                                 /* 0x60-0x7f */
 #undef R16
 };
+/* clang-format on */
 
 /* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), 0 if invalid. */
 static size_t utf8_len(const unsigned char *p, const unsigned char *end)
@@ -112,7 +114,14 @@ static int scan_string(struct scan *s)
                 return -1;
             }
             switch (p[1]) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
                 *o++ = '\\';
                 *o++ = p[1];
                 p += 2;
@@ -157,9 +166,7 @@ static int scan_string(struct scan *s)
                 o += 6;
                 p += 6;
                 break;
-            default:
-                s->why = "bad escape in a string";
-                return -1;
+            default: s->why = "bad escape in a string"; return -1;
             }
             continue;
         }
@@ -260,7 +267,8 @@ static int scan_container(struct scan *s, int depth, char close)
                 return 0;
             }
             if (*s->p != ',') {
-                s->why = close == '}' ? "expected , or } in an object" : "expected , or ] in an array";
+                s->why =
+                    close == '}' ? "expected , or } in an object" : "expected , or ] in an array";
                 return -1;
             }
             *s->o++ = *s->p++;
@@ -313,18 +321,12 @@ static int scan_value(struct scan *s, int depth)
         return -1;
     }
     switch (*s->p) {
-    case '{':
-        return scan_container(s, depth, '}');
-    case '[':
-        return scan_container(s, depth, ']');
-    case '"':
-        return scan_string(s);
-    case 't':
-        return scan_word(s, "true", 4);
-    case 'f':
-        return scan_word(s, "false", 5);
-    case 'n':
-        return scan_word(s, "null", 4);
+    case '{': return scan_container(s, depth, '}');
+    case '[': return scan_container(s, depth, ']');
+    case '"': return scan_string(s);
+    case 't': return scan_word(s, "true", 4);
+    case 'f': return scan_word(s, "false", 5);
+    case 'n': return scan_word(s, "null", 4);
     default:
         if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
             return scan_number(s);

@@ -27,8 +27,8 @@
 #include "records_int.h"
 
 #define WINDOW_INITIAL (256u * 1024)
-#define WINDOW_SLACK 4096u
-#define RAW_MAX (64u * 1024) /* raw text kept for a dead letter */
+#define WINDOW_SLACK   4096u
+#define RAW_MAX        (64u * 1024) /* raw text kept for a dead letter */
 
 struct osc_records_reader {
     int fd;
@@ -64,7 +64,7 @@ int osc_records_format_parse(const char *s, enum osc_records_format *out)
     static const struct {
         const char *name;
         enum osc_records_format f;
-    } m[] = {{"auto", OSC_RECORDS_AUTO},  {"jsonl", OSC_RECORDS_JSONL},
+    } m[] = {{"auto", OSC_RECORDS_AUTO},    {"jsonl", OSC_RECORDS_JSONL},
              {"ndjson", OSC_RECORDS_JSONL}, {"json", OSC_RECORDS_JSON},
              {"csv", OSC_RECORDS_CSV},      {"deadletter", OSC_RECORDS_DEADLETTER}};
 
@@ -172,8 +172,7 @@ struct osc_records_reader *osc_records_open(const char *path, enum osc_records_f
 }
 
 struct osc_records_reader *osc_records_open_mem(const char *data, size_t len, const char *name,
-                                                enum osc_records_format format,
-                                                struct osc_err *err)
+                                                enum osc_records_format format, struct osc_err *err)
 {
     struct osc_records_reader *r;
 
@@ -325,8 +324,7 @@ static int malformed(struct osc_records_reader *r, struct osc_record *rec, struc
     rec->json_len = 0;
     rec->fields = NULL;
     rec->nfields = 0;
-    return osc_err_set(err, OSC_EDATA, "%s:%llu: %s", r->name, (unsigned long long)rec->line,
-                       why);
+    return osc_err_set(err, OSC_EDATA, "%s:%llu: %s", r->name, (unsigned long long)rec->line, why);
 }
 
 static int fatal(struct osc_records_reader *r, int rc, struct osc_err *err)
@@ -347,8 +345,8 @@ static int parse_object(struct osc_records_reader *r, struct osc_record *rec, co
     int rc;
 
     osc_buf_reset(&r->scratch);
-    rc = json_compact_object(text, len, &used, &r->scratch, r->fields, OSC_RECORDS_MAX_FIELDS,
-                             &nf, &why);
+    rc = json_compact_object(text, len, &used, &r->scratch, r->fields, OSC_RECORDS_MAX_FIELDS, &nf,
+                             &why);
     if (rc == OSC_EDATA) {
         char msg[160];
         snprintf(msg, sizeof(msg), "%s (column %zu)", why, used + 1);
@@ -356,8 +354,8 @@ static int parse_object(struct osc_records_reader *r, struct osc_record *rec, co
     }
     if (rc)
         return malformed(r, rec, err, "record too large");
-    while (used < len && (text[used] == ' ' || text[used] == '\t' || text[used] == '\r' ||
-                          text[used] == '\n'))
+    while (used < len &&
+           (text[used] == ' ' || text[used] == '\t' || text[used] == '\r' || text[used] == '\n'))
         used++;
     if (used < len) {
         char msg[96];
@@ -389,8 +387,9 @@ static int unwrap_deadletter(struct osc_records_reader *r, struct osc_record *re
     if (!f)
         return malformed(r, rec, err, "not an osconnect dead letter (no \"record\")");
     if (f->val[0] != '{')
-        return malformed(r, rec, err,
-                         "the dead letter holds input that was never a JSON object; fix it by hand");
+        return malformed(
+            r, rec, err,
+            "the dead letter holds input that was never a JSON object; fix it by hand");
     osc_buf_reset(&r->scratch2);
     rc = json_compact_object(f->val, f->val_len, NULL, &r->scratch2, r->fields2,
                              OSC_RECORDS_MAX_FIELDS, &nf, &why);
@@ -533,9 +532,10 @@ static int next_json_array(struct osc_records_reader *r, struct osc_record *rec,
         r->done = 1;
         rec->offset = r->base + r->start;
         rec->line = r->line;
-        return malformed(r, rec, err, c == -1 ? "unterminated JSON array (missing ']')"
-                                              : "expected ',' or ']' between records; the rest "
-                                                "of the file cannot be read");
+        return malformed(r, rec, err,
+                         c == -1 ? "unterminated JSON array (missing ']')"
+                                 : "expected ',' or ']' between records; the rest "
+                                   "of the file cannot be read");
     }
     if (c == ']') {
         r->start++;
@@ -595,8 +595,9 @@ static int next_json_array(struct osc_records_reader *r, struct osc_record *rec,
         if (rc == OSC_ETOOBIG) {
             r->done = 1;
             set_raw(r, rec, r->end - r->start);
-            return malformed(r, rec, err, "record is longer than the per-record limit; the rest "
-                                          "of the file cannot be read");
+            return malformed(r, rec, err,
+                             "record is longer than the per-record limit; the rest "
+                             "of the file cannot be read");
         }
         if (rc < 0)
             return fatal(r, rc, err);
@@ -661,8 +662,8 @@ static long frame_csv(struct osc_records_reader *r, int *too_big)
  * and doubled quotes resolved into tmp). Returns the number of fields, or
  * -1 with *why set.
  */
-static long csv_fields(const char *text, size_t len, struct osc_buf *tmp, size_t *offs,
-                       size_t max, const char **why)
+static long csv_fields(const char *text, size_t len, struct osc_buf *tmp, size_t *offs, size_t max,
+                       const char **why)
 {
     const char *p = text, *end = text + len;
     size_t n = 0;
@@ -812,8 +813,8 @@ static int next_csv(struct osc_records_reader *r, struct osc_record *rec, struct
         }
         if ((size_t)n != r->ncols) {
             char msg[128];
-            snprintf(msg, sizeof(msg), "expected %zu fields (as in the header), got %ld",
-                     r->ncols, n);
+            snprintf(msg, sizeof(msg), "expected %zu fields (as in the header), got %ld", r->ncols,
+                     n);
             return malformed(r, rec, err, msg);
         }
         /* build the compact JSON object and its field index */
@@ -867,16 +868,14 @@ int osc_records_next(struct osc_records_reader *r, struct osc_record *rec, struc
         int c = peek_nonws(r);
         if (c < -1)
             return fatal(r, c + 1000, err);
-        r->fmt = c == '[' ? OSC_RECORDS_JSON : c == '{' || c == -1 ? OSC_RECORDS_JSONL
-                                                                    : OSC_RECORDS_CSV;
+        r->fmt = c == '['              ? OSC_RECORDS_JSON
+                 : c == '{' || c == -1 ? OSC_RECORDS_JSONL
+                                       : OSC_RECORDS_CSV;
         /* peek_nonws consumed leading blank lines, harmless for every format */
     }
     switch (r->fmt) {
-    case OSC_RECORDS_JSON:
-        return next_json_array(r, rec, err);
-    case OSC_RECORDS_CSV:
-        return next_csv(r, rec, err);
-    default:
-        return next_jsonl(r, rec, err);
+    case OSC_RECORDS_JSON: return next_json_array(r, rec, err);
+    case OSC_RECORDS_CSV: return next_csv(r, rec, err);
+    default: return next_jsonl(r, rec, err);
     }
 }

@@ -27,10 +27,10 @@
 #include "osc/buf.h"
 #include "testserver.h"
 
-#define NREC 20000
-#define BATCH 50
+#define NREC      20000
+#define BATCH     50
 #define IN_FLIGHT 4
-#define KILLS 5
+#define KILLS     5
 
 static void test_crash_resume(void **state)
 {
@@ -57,8 +57,7 @@ static void test_crash_resume(void **state)
         if (i % 997 == 500) /* a row with no id and no email: dead-lettered, never sent */
             osc_buf_printf(&in, ",Nobody,%d,,Ghosts\n", i);
         else
-            osc_buf_printf(&in, "E%05d,First%d,Last%d,u%d@example.com,Dept%d\n", i, i, i, i,
-                           i % 7);
+            osc_buf_printf(&in, "E%05d,First%d,Last%d,u%d@example.com,Dept%d\n", i, i, i, i, i % 7);
     }
     input = th_write_file("employees.csv", osc_buf_str(&in));
     osc_buf_free(&in);
@@ -75,8 +74,8 @@ static void test_crash_resume(void **state)
     free(text);
 
     {
-        const char *argv[] = {"send", "-q", "-c", cfg, "-d", "employees", "--commit", "commit",
-                              input, NULL};
+        const char *argv[] = {"send",      "-q",       "-c",     cfg,   "-d",
+                              "employees", "--commit", "commit", input, NULL};
         /* a full run takes ~2.5 s here: kill it early, several times, until one completes */
         int done = 0;
         for (int k = 0; k < KILLS && !done; k++) {
@@ -123,7 +122,8 @@ static void test_crash_resume(void **state)
             arr = json_loads(r.body, 0, NULL);
             assert_non_null(arr);
             last_batch = i;
-            json_array_foreach(arr, k, v) {
+            json_array_foreach(arr, k, v)
+            {
                 const char *id = json_string_value(json_object_get(v, "EmployeeId"));
                 int n;
                 assert_non_null(id);
@@ -148,8 +148,8 @@ static void test_crash_resume(void **state)
             int row = (int)json_integer_value(json_object_get(src, "line")) - 2;
             assert_non_null(j);
             assert_true(row >= 0 && row < NREC && row % 997 == 500);
-            assert_non_null(strstr(json_string_value(json_object_get(j, "reason")),
-                                   "no EmployeeId or Email"));
+            assert_non_null(
+                strstr(json_string_value(json_object_get(j, "reason")), "no EmployeeId or Email"));
             if (seen[row]++)
                 dup++;
             bad_seen++;

@@ -31,13 +31,13 @@
 #include "osc/log.h"
 #include "testserver.h"
 
-#define NREC 100000
-#define BATCH 100
+#define NREC         100000
+#define BATCH        100
 #define MAX_SCRIPTED 200000
 
 enum fault { F_OK = 0, F_429, F_500, F_503, F_SLOW, F_RESET, F_400, F_NFAULTS };
-static const char *const fault_names[] = {"200", "429+Retry-After", "500", "503", "slow",
-                                          "reset", "400"};
+static const char *const fault_names[] = {"200",  "429+Retry-After", "500", "503",
+                                          "slow", "reset",           "400"};
 
 struct matrix {
     struct ts_server *ts;
@@ -59,8 +59,13 @@ static uint64_t rnd(struct matrix *m)
 static void push_one(struct matrix *m)
 {
     unsigned r = (unsigned)(rnd(m) % 1000);
-    enum fault f = r < 780 ? F_OK : r < 800 ? F_429 : r < 850 ? F_500 : r < 890 ? F_503
-                 : r < 920 ? F_SLOW : r < 960 ? F_RESET : F_400;
+    enum fault f = r < 780   ? F_OK
+                   : r < 800 ? F_429
+                   : r < 850 ? F_500
+                   : r < 890 ? F_503
+                   : r < 920 ? F_SLOW
+                   : r < 960 ? F_RESET
+                             : F_400;
     struct ts_response resp = {200, NULL, "{\"imported\":true}", 0, 0};
 
     switch (f) {
@@ -91,8 +96,7 @@ static void push_one(struct matrix *m)
         resp.status = 400;
         resp.body = "{\"error\":\"invalid record\"}";
         break;
-    default:
-        break;
+    default: break;
     }
     assert_true(m->pushed < MAX_SCRIPTED);
     m->script[m->pushed++] = (unsigned char)f;
@@ -139,8 +143,8 @@ static void test_fault_matrix(void **state)
 
     osc_buf_init(&in, 1u << 27);
     for (int i = 0; i < NREC; i++)
-        osc_buf_printf(&in, "{\"employee_id\":\"%d\",\"email\":\"u%d@example.com\",\"name\":\"A B\"}\n",
-                       i, i);
+        osc_buf_printf(
+            &in, "{\"employee_id\":\"%d\",\"email\":\"u%d@example.com\",\"name\":\"A B\"}\n", i, i);
     input = th_write_file("in.jsonl", osc_buf_str(&in));
     osc_buf_free(&in);
     dl = th_write_file("faults.dead.jsonl", "");
@@ -177,7 +181,8 @@ static void test_fault_matrix(void **state)
         assert_int_equal(ts_get(m.ts, i, &r), 0);
         arr = json_loads(r.body, 0, NULL);
         assert_non_null(arr);
-        json_array_foreach(arr, k, v) {
+        json_array_foreach(arr, k, v)
+        {
             int id = atoi(json_string_value(json_object_get(v, "EmployeeId")));
             assert_true(id >= 0 && id < NREC);
             if (delivered[id]++)
@@ -193,8 +198,8 @@ static void test_fault_matrix(void **state)
         for (line = t ? strtok_r(t, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
             json_t *j = json_loads(line, 0, NULL);
             const char *reason = json_string_value(json_object_get(j, "reason"));
-            int id = atoi(json_string_value(
-                json_object_get(json_object_get(j, "record"), "employee_id")));
+            int id = atoi(
+                json_string_value(json_object_get(json_object_get(j, "record"), "employee_id")));
             assert_true(id >= 0 && id < NREC);
             assert_non_null(reason);
             assert_true(strstr(reason, "HTTP 400") || strstr(reason, "gave up after"));

@@ -61,15 +61,16 @@ static void set_faults(const char *rules)
 static char *config(const char *extra, const char *dl, const char *key)
 {
     char *text = NULL, *path;
-    assert_true(asprintf(&text,
-                         "officespace:\n  hostname: acme\n  base_url: %s\n  api_key: %s\n"
-                         "destinations:\n"
-                         "  employees:\n    template: upsert_employees\n    source_name: HRIS\n"
-                         "    batch: {size: 20}\n    dead_letter: %s\n"
-                         "    retry: {base: 5ms, cap: 50ms, max_attempts: 4}\n"
-                         "  commit:\n    template: trigger_directory_import\n    source_name: HRIS\n"
-                         "%s",
-                         os_url, key ? key : TH_SIM_OS_KEY, dl, extra ? extra : "") > 0);
+    assert_true(
+        asprintf(&text,
+                 "officespace:\n  hostname: acme\n  base_url: %s\n  api_key: %s\n"
+                 "destinations:\n"
+                 "  employees:\n    template: upsert_employees\n    source_name: HRIS\n"
+                 "    batch: {size: 20}\n    dead_letter: %s\n"
+                 "    retry: {base: 5ms, cap: 50ms, max_attempts: 4}\n"
+                 "  commit:\n    template: trigger_directory_import\n    source_name: HRIS\n"
+                 "%s",
+                 os_url, key ? key : TH_SIM_OS_KEY, dl, extra ? extra : "") > 0);
     path = th_write_file("send.yaml", text);
     free(text);
     return path;
@@ -88,7 +89,8 @@ static char *request_lines(void)
     json_t *j = sim_json("requests"), *r;
     size_t i, len = 0;
     char *out = calloc(1, 1 << 16);
-    json_array_foreach(json_object_get(j, "requests"), i, r) {
+    json_array_foreach(json_object_get(j, "requests"), i, r)
+    {
         len += (size_t)snprintf(out + len, (1 << 16) - len, "%s %s %lld\n",
                                 json_string_value(json_object_get(r, "method")),
                                 json_string_value(json_object_get(r, "path")),
@@ -152,12 +154,15 @@ static void test_upsert_and_commit(void **state)
     {
         json_t *e;
         size_t i, from_hris = 0;
-        json_array_foreach(json_object_get(emp, "live"), i, e) {
+        json_array_foreach(json_object_get(emp, "live"), i, e)
+        {
             const char *src = json_string_value(json_object_get(e, "source"));
             if (src && strcmp(src, "HRIS") == 0) {
                 from_hris++;
-                if (strcmp(json_string_value(json_object_get(e, "client_employee_id")), "1001") == 0) {
-                    assert_string_equal(json_string_value(json_object_get(e, "first_name")), "Alice");
+                if (strcmp(json_string_value(json_object_get(e, "client_employee_id")), "1001") ==
+                    0) {
+                    assert_string_equal(json_string_value(json_object_get(e, "first_name")),
+                                        "Alice");
                     assert_string_equal(json_string_value(json_object_get(e, "email")),
                                         "alice.smith@example.com");
                     assert_string_equal(json_string_value(json_object_get(e, "title")),
@@ -188,7 +193,8 @@ static void test_commit_suppressed(void **state)
     set_faults("422x1:path=/api/1/employee_batch_imports");
     assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
     assert_int_equal(res.status, 65);
-    assert_non_null(strstr(res.err, "directory import NOT triggered: not every batch was accepted"));
+    assert_non_null(
+        strstr(res.err, "directory import NOT triggered: not every batch was accepted"));
     assert_no_key(&res);
     th_result_free(&res);
     reqs = request_lines();
@@ -240,7 +246,8 @@ static void test_retry_after_storm(void **state)
     cfg = config(NULL, dl, NULL);
     argv[2] = cfg;
     argv[5] = sample_csv();
-    set_faults("429x4:retry-after=1:path=/api/1/employee_batch_imports,503@0.3:path=/api/1/employee_batch_imports");
+    set_faults("429x4:retry-after=1:path=/api/1/employee_batch_imports,503@0.3:path=/api/1/"
+               "employee_batch_imports");
     t0 = osc_clock_mono_ms(NULL);
     assert_int_equal(th_run(argv, NULL, 60000, &res), 0);
     if (res.status != 0)
@@ -250,7 +257,8 @@ static void test_retry_after_storm(void **state)
     assert_non_null(strstr(res.err, "50 sent"));
     th_result_free(&res);
     j = sim_json("requests");
-    json_array_foreach(json_object_get(j, "requests"), i, r) {
+    json_array_foreach(json_object_get(j, "requests"), i, r)
+    {
         long st = (long)json_integer_value(json_object_get(r, "status"));
         if (strcmp(json_string_value(json_object_get(r, "path")), "/api/1/employee_batch_imports"))
             continue;
@@ -280,13 +288,14 @@ static void test_preview_and_test(void **state)
     cfg = config(seat_yaml, dl, NULL);
 
     {
-        const char *argv[] = {"preview", "-c", cfg, "-d", "employees", "-n", "2", "--commit",
-                              "commit", sample_csv(), NULL};
+        const char *argv[] = {"preview", "-c",       cfg,      "-d",         "employees", "-n",
+                              "2",       "--commit", "commit", sample_csv(), NULL};
         assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
         assert_int_equal(res.status, 0);
         assert_no_key(&res);
         assert_non_null(strstr(res.out, "DELETE "));
-        assert_non_null(strstr(res.out, "/api/1/employee_directory/HRIS\nAuthorization: Token token=***\n"));
+        assert_non_null(
+            strstr(res.out, "/api/1/employee_directory/HRIS\nAuthorization: Token token=***\n"));
         assert_non_null(strstr(res.out, "\"EmployeeId\": \"1001\""));
         assert_non_null(strstr(res.out, "\"EmployeeId\": \"1002\""));
         assert_null(strstr(res.out, "\"EmployeeId\": \"1003\""));
@@ -376,8 +385,8 @@ static void test_malformed_inputs(void **state)
          "{\"email\":\"a@x.io\"}\n{\"email\": broken}\n{\"email\":\"b@x.io\"}\n\xff\xfe{\"x\":1}\n"
          "{\"email\":\"c@x.io\"}\n{\"email\":\"trunc@x.io\"",
          "line 2", 3, 3},
-        {"m.json", "[{\"email\":\"a@x.io\"},{\"name\":\"No Id\"},{\"email\":\"b@x.io\"}]", "line 1", 2,
-         1},
+        {"m.json", "[{\"email\":\"a@x.io\"},{\"name\":\"No Id\"},{\"email\":\"b@x.io\"}]", "line 1",
+         2, 1},
         {"m.csv", "email,first_name\na@x.io,A\n\"b@x.io,B\nc@x.io,C\n", "line", 1, 1},
         {"r.csv", "email,first_name\na@x.io,A\nb@x.io,B,extra\nc@x.io,C\n", "line 3", 2, 1},
     };
@@ -438,13 +447,14 @@ static void test_partial_rejects(void **state)
     t = th_read_file(dl);
     j = json_loads(t, 0, NULL);
     free(t);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "record"), "FirstName")),
-                        "NoId");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(j, "record"), "FirstName")), "NoId");
     assert_non_null(strstr(json_string_value(json_object_get(j, "reason")), "row 1 of the batch"));
     assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "source"), "line")), 2);
     json_decref(j);
     j = sim_json("employees");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "staged_counts"), "HRIS")), 2);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(j, "staged_counts"), "HRIS")), 2);
     json_decref(j);
     free(in);
     free(cfg);
@@ -469,9 +479,10 @@ static char *dead_reasons(const char *path)
     for (line = t ? strtok_r(t, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
         json_t *j = json_loads(line, JSON_ALLOW_NUL, NULL); /* a NUL byte comes back as \u0000 */
         assert_non_null(j);
-        len += (size_t)snprintf(out + len, (1 << 16) - len, "%lld: %s\n",
-                                json_integer_value(json_object_get(json_object_get(j, "source"), "line")),
-                                json_string_value(json_object_get(j, "reason")));
+        len += (size_t)snprintf(
+            out + len, (1 << 16) - len, "%lld: %s\n",
+            json_integer_value(json_object_get(json_object_get(j, "source"), "line")),
+            json_string_value(json_object_get(j, "reason")));
         json_decref(j);
     }
     free(t);
@@ -491,33 +502,34 @@ static void test_bad_input(void **state)
     cfg = config(NULL, dl, NULL);
     osc_buf_init(&in, 16u << 20);
     osc_buf_adds(&in, "{\"email\":\"g1@x.io\"}\n");
-    osc_buf_adds(&in, "{\"email\":\"bad\xff\xfe@x.io\"}\n");          /* line 2: invalid UTF-8 */
-    osc_buf_add(&in, "{\"email\":\"n\0l@x.io\"}\n", 21);                /* line 3: a NUL byte */
+    osc_buf_adds(&in, "{\"email\":\"bad\xff\xfe@x.io\"}\n"); /* line 2: invalid UTF-8 */
+    osc_buf_add(&in, "{\"email\":\"n\0l@x.io\"}\n", 21);     /* line 3: a NUL byte */
     osc_buf_adds(&in, "{\"email\":\"g2@x.io\"}\n");
-    osc_buf_adds(&in, "{\"email\":\"big@x.io\",\"bio\":\"");             /* line 5: 10 MB */
+    osc_buf_adds(&in, "{\"email\":\"big@x.io\",\"bio\":\""); /* line 5: 10 MB */
     for (int i = 0; i < 10 * 1024; i++)
-        osc_buf_add(&in, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                   1024);
+        osc_buf_add(&in,
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                    1024);
     osc_buf_adds(&in, "\"}\n");
     osc_buf_adds(&in, "{\"email\":\"g3@x.io\"}\n");
     osc_buf_adds(&in, "{\"email\":\"G1@X.io\",\"first_name\":\"Again\"}\n"); /* line 7: duplicate */
     osc_buf_adds(&in, "{\"email\":\"g4@x.io\"}\n");
-    osc_buf_adds(&in, "{\"email\":\"trunc@x.io\"");                    /* line 9: cut off */
+    osc_buf_adds(&in, "{\"email\":\"trunc@x.io\""); /* line 9: cut off */
     path = write_bin("bad.jsonl", in.data, in.len);
     osc_buf_free(&in);
     {
@@ -536,12 +548,14 @@ static void test_bad_input(void **state)
     assert_non_null(strstr(reasons, "3: "));
     assert_non_null(strstr(reasons, "5: "));
     assert_non_null(strstr(reasons, "limit"));
-    assert_non_null(strstr(reasons, "7: duplicate employee in one batch: 'G1@X.io' is also on line 1"));
+    assert_non_null(
+        strstr(reasons, "7: duplicate employee in one batch: 'G1@X.io' is also on line 1"));
     assert_non_null(strstr(reasons, "9: "));
     assert_int_equal(count_lines(dl), 5);
     free(reasons);
     emp = sim_json("employees");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(emp, "staged_counts"), "HRIS")), 4);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(emp, "staged_counts"), "HRIS")), 4);
     json_decref(emp);
     free(path);
     remove(dl);
@@ -550,12 +564,12 @@ static void test_bad_input(void **state)
     reset(NULL);
     {
         static const char csv[] = "email,first_name\n"
-                                   "c1@x.io,A\n"
-                                   "c2@x.io,B,extra\n"
-                                   "c3@x.io,\xc3\x28\n"
-                                   "c4@x.io,N\0L\n"
-                                   "c5@x.io,E\n"
-                                   "\"c6@x.io,unterminated\n";
+                                  "c1@x.io,A\n"
+                                  "c2@x.io,B,extra\n"
+                                  "c3@x.io,\xc3\x28\n"
+                                  "c4@x.io,N\0L\n"
+                                  "c5@x.io,E\n"
+                                  "\"c6@x.io,unterminated\n";
         const char *argv[] = {"send", "-c", cfg, "-d", "employees", NULL, NULL};
         path = write_bin("bad.csv", csv, sizeof(csv) - 1);
         argv[5] = path;

@@ -126,8 +126,8 @@ static void count_calls(void *ud, const struct osc_delivery_call *c)
 }
 
 /* One send run over paths; returns its stats. */
-static struct osc_delivery_stats run(struct fx *f, const char *const *paths, size_t n,
-                                     int restart, int expect_resume)
+static struct osc_delivery_stats run(struct fx *f, const char *const *paths, size_t n, int restart,
+                                     int expect_resume)
 {
     struct osc_delivery_opts o = {.on_call = count_calls, .ud = f, .interrupt = &f->stop};
     struct osc_err err = {0};
@@ -161,7 +161,8 @@ static void received_ids(struct fx *f, char *out, size_t cap, size_t *deletes, s
         else if (strcmp(r.url, "/api/1/employee_directory") == 0)
             (*commits)++;
         else if ((arr = json_loads(r.body, 0, NULL)) != NULL) {
-            json_array_foreach(arr, k, v) {
+            json_array_foreach(arr, k, v)
+            {
                 len += (size_t)snprintf(out + len, cap - len, "%s,",
                                         json_string_value(json_object_get(v, "EmployeeId")));
             }
@@ -179,8 +180,8 @@ static char *make_input(const char *name, int csv, int from, int to)
     if (csv)
         osc_buf_adds(&b, "employee_id,email\n");
     for (int i = from; i < to; i++)
-        osc_buf_printf(&b, csv ? "%d,u%d@x.io\n" : "{\"employee_id\":\"%d\",\"email\":\"u%d@x.io\"}\n",
-                       i, i);
+        osc_buf_printf(
+            &b, csv ? "%d,u%d@x.io\n" : "{\"employee_id\":\"%d\",\"email\":\"u%d@x.io\"}\n", i, i);
     p = th_write_file(name, osc_buf_str(&b));
     osc_buf_free(&b);
     return p;
@@ -217,7 +218,8 @@ static void test_resume_after_interrupt(void **state)
         f.stop_after = 2; /* interrupted after the second batch */
         st = run(&f, paths, 2, 0, 0);
         if (!st.interrupted)
-            fail_msg("not interrupted: %llu records, %u calls", (unsigned long long)st.records, f.calls);
+            fail_msg("not interrupted: %llu records, %u calls", (unsigned long long)st.records,
+                     f.calls);
         assert_int_equal(st.commit, -1);
         received_ids(&f, ids, sizeof(ids), &dels, &commits);
         assert_int_equal(dels, 1);

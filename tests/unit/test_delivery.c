@@ -148,8 +148,8 @@ static json_t *dead_letters(struct fx *f)
 }
 
 #define EMP_DEST                                                                                   \
-    "  employees:\n    template: upsert_employees\n    source_name: HR\n    commit: commit\n"   \
-    "    retry: {base: 5ms, cap: 20ms, max_attempts: 3}\n    max_in_flight: 1\n"                  \
+    "  employees:\n    template: upsert_employees\n    source_name: HR\n    commit: commit\n"      \
+    "    retry: {base: 5ms, cap: 20ms, max_attempts: 3}\n    max_in_flight: 1\n"                   \
     "  commit:\n    template: trigger_directory_import\n    source_name: HR\n"
 
 static void test_upsert_and_commit(void **state)
@@ -169,12 +169,13 @@ static void test_upsert_and_commit(void **state)
     assert_int_equal(ts_count(f.ts), 3);
     expect_req(&f, 0, "DELETE", "/api/1/employee_directory/HR", "", NULL);
     expect_auth(&f, 0, 1);
-    expect_req(&f, 1, "POST", "/api/1/employee_batch_imports",
-               "[{\"EmployeeId\":\"1\",\"Source\":\"HR\",\"FirstName\":\"Alice\",\"LastName\":\"Smith\","
-               "\"Email\":\"alice@example.com\"},"
-               "{\"EmployeeId\":\"carol@example.com\",\"Source\":\"HR\",\"FirstName\":\"Carol\","
-               "\"LastName\":\"Jones\",\"Email\":\"carol@example.com\"}]",
-               "application/json; charset=utf-8");
+    expect_req(
+        &f, 1, "POST", "/api/1/employee_batch_imports",
+        "[{\"EmployeeId\":\"1\",\"Source\":\"HR\",\"FirstName\":\"Alice\",\"LastName\":\"Smith\","
+        "\"Email\":\"alice@example.com\"},"
+        "{\"EmployeeId\":\"carol@example.com\",\"Source\":\"HR\",\"FirstName\":\"Carol\","
+        "\"LastName\":\"Jones\",\"Email\":\"carol@example.com\"}]",
+        "application/json; charset=utf-8");
     expect_auth(&f, 1, 1);
     expect_req(&f, 2, "POST", "/api/1/employee_directory", "Source=HR",
                "application/x-www-form-urlencoded");
@@ -192,8 +193,8 @@ static void test_upsert_and_commit(void **state)
                         "Bob");
     assert_non_null(strstr(json_string_value(json_object_get(json_array_get(dl, 0), "reason")),
                            "no EmployeeId or Email"));
-    assert_int_equal(json_integer_value(json_object_get(
-                         json_object_get(json_array_get(dl, 0), "source"), "line")),
+    assert_int_equal(json_integer_value(
+                         json_object_get(json_object_get(json_array_get(dl, 0), "source"), "line")),
                      3);
     json_decref(dl);
     teardown_fx(&f);
@@ -203,7 +204,8 @@ static void test_batches_and_failed_commit(void **state)
 {
     struct fx f = {0};
     struct osc_buf in;
-    struct ts_response bad = {422, "Content-Type: application/json\n", "{\"error\":\"invalid\"}", 0, 0};
+    struct ts_response bad = {422, "Content-Type: application/json\n", "{\"error\":\"invalid\"}", 0,
+                              0};
     json_t *dl;
     (void)state;
 
@@ -255,7 +257,9 @@ static void test_retry_and_retry_after(void **state)
 
     setup_cfg(&f, "  d:\n    url: /api/1/things\n    retry: {base: 5ms, cap: 20ms}\n");
     ts_push(f.ts, &(struct ts_response){500, NULL, "oops", 0, 0});
-    ts_push(f.ts, &(struct ts_response){200, NULL, "{\"accepted\":true,\"padding\":\"xxxxxxxxxxxxxxxx\"}", 0, 1}); /* reset mid-body */
+    ts_push(f.ts,
+            &(struct ts_response){200, NULL, "{\"accepted\":true,\"padding\":\"xxxxxxxxxxxxxxxx\"}",
+                                  0, 1}); /* reset mid-body */
     ts_push(f.ts, &(struct ts_response){429, "Retry-After: 1\n", "slow down", 0, 0});
     t0 = osc_clock_mono_ms(NULL);
     deliver(&f, "d", "{\"a\":1}\n{\"a\":2}\n", "a.jsonl", NULL);
@@ -272,7 +276,8 @@ static void test_retry_and_retry_after(void **state)
     teardown_fx(&f);
 
     /* a 503 storm exhausts the attempts: dead letters, exit 69 */
-    setup_cfg(&f, "  d:\n    url: /api/1/things\n    retry: {base: 1ms, cap: 2ms, max_attempts: 3}\n");
+    setup_cfg(&f,
+              "  d:\n    url: /api/1/things\n    retry: {base: 1ms, cap: 2ms, max_attempts: 3}\n");
     ts_set_default(f.ts, &(struct ts_response){503, NULL, "down", 0, 0});
     deliver(&f, "d", "{\"a\":1}\n", "a.jsonl", NULL);
     assert_int_equal(ts_count(f.ts), 3);
@@ -289,8 +294,9 @@ static void test_auth_refused(void **state)
     (void)state;
 
     setup_cfg(&f, EMP_DEST);
-    ts_set_default(f.ts, &(struct ts_response){401, "WWW-Authenticate: Token realm=\"Application\"\n",
-                                               "HTTP Token: Access denied.", 0, 0});
+    ts_set_default(f.ts,
+                   &(struct ts_response){401, "WWW-Authenticate: Token realm=\"Application\"\n",
+                                         "HTTP Token: Access denied.", 0, 0});
     osc_buf_init(&in, 1 << 20);
     for (int i = 0; i < 500; i++)
         osc_buf_printf(&in, "{\"email\":\"u%d@x.io\"}\n", i);
@@ -337,8 +343,8 @@ static void test_manual_options(void **state)
     assert_int_equal(ts_count(f.ts), 2);
     /* the field value is percent-encoded in the URL sent (the server sees it decoded) */
     assert_non_null(strstr(urls_seen, "/api/1/employees/a%20b%2F1\n"));
-    expect_req(&f, 0, "PUT", "/api/1/employees/a b/1", "{\"title\":\"T\",\"secret\":{\"keep\":true}}",
-               "application/json; charset=utf-8");
+    expect_req(&f, 0, "PUT", "/api/1/employees/a b/1",
+               "{\"title\":\"T\",\"secret\":{\"keep\":true}}", "application/json; charset=utf-8");
     expect_req(&f, 1, "PUT", "/api/1/employees/7", "{\"title\":\"U\"}", NULL);
     ts_get(f.ts, 0, &r);
     assert_int_equal(ts_header(&r, "x-tenant", v, sizeof(v)), 0);
@@ -355,9 +361,11 @@ static void test_manual_options(void **state)
     teardown_fx(&f);
 
     /* form and ndjson, DELETE without a body, an absolute foreign URL gets no key */
-    setup_cfg(&f, "  form:\n    url: /api/1/seats/{seat}/assets\n    format: form\n    exclude: [seat]\n"
-                  "  nd:\n    url: http://127.0.0.1:1/never\n    format: ndjson\n"
-                  "  del:\n    url: /api/1/employees/{id}\n    method: DELETE\n    batch: {enabled: false}\n");
+    setup_cfg(
+        &f, "  form:\n    url: /api/1/seats/{seat}/assets\n    format: form\n    exclude: [seat]\n"
+            "  nd:\n    url: http://127.0.0.1:1/never\n    format: ndjson\n"
+            "  del:\n    url: /api/1/employees/{id}\n    method: DELETE\n    batch: {enabled: "
+            "false}\n");
     deliver(&f, "form", "{\"seat\":5,\"name\":\"Desk phone & dock\",\"n\":1}\n", "f.jsonl", NULL);
     expect_req(&f, 0, "POST", "/api/1/seats/5/assets", "name=Desk%20phone%20%26%20dock&n=1",
                "application/x-www-form-urlencoded");
@@ -373,9 +381,10 @@ static void test_manual_options(void **state)
         struct osc_err err;
         struct ts_server *other = ts_start();
         osc_config_free(f.cfg);
-        assert_true(asprintf(&text, "officespace: {hostname: acme, base_url: http://127.0.0.1:9, "
-                                    "api_key: " KEY "}\ndestinations:\n  nd:\n    url: %s/ingest\n"
-                                    "    format: ndjson\n    dead_letter: %s\n",
+        assert_true(asprintf(&text,
+                             "officespace: {hostname: acme, base_url: http://127.0.0.1:9, "
+                             "api_key: " KEY "}\ndestinations:\n  nd:\n    url: %s/ingest\n"
+                             "    format: ndjson\n    dead_letter: %s\n",
                              ts_url(other), f.dl_path) > 0);
         assert_int_equal(osc_config_load_string(text, strlen(text), "t.yaml", &f.cfg, &err), 0);
         free(text);
@@ -405,9 +414,11 @@ static void test_partition_and_max_bytes(void **state)
             struct ts_request r;
             ts_get(f.ts, i, &r);
             if (strcmp(r.url, "/api/1/sites/A/things") == 0)
-                assert_string_equal(r.body, "[{\"site\":\"A\",\"n\":1},{\"site\":\"A\",\"n\":3}]"), seen |= 1;
+                assert_string_equal(r.body, "[{\"site\":\"A\",\"n\":1},{\"site\":\"A\",\"n\":3}]"),
+                    seen |= 1;
             else if (strcmp(r.url, "/api/1/sites/B/things") == 0)
-                assert_string_equal(r.body, "[{\"site\":\"B\",\"n\":2},{\"site\":\"B\",\"n\":5}]"), seen |= 2;
+                assert_string_equal(r.body, "[{\"site\":\"B\",\"n\":2},{\"site\":\"B\",\"n\":5}]"),
+                    seen |= 2;
             else if (strcmp(r.url, "/api/1/sites/C/things") == 0)
                 assert_string_equal(r.body, "[{\"site\":\"C\",\"n\":4}]"), seen |= 4;
             ts_request_free(&r);
@@ -445,20 +456,23 @@ static void test_grouping(void **state)
     json_t *dl;
     (void)state;
 
-    setup_cfg(&f, "  prop:\n    url: /p\n    batch:\n      grouping: property\n      property_name: records\n"
-                  "      other_props: {mode: upsert, n: 3}\n"
-                  "  lua:\n    url: /l\n    batch:\n      grouping: code\n      code: |\n"
-                  "        function batch(records)\n"
-                  "          local ids = {}\n"
-                  "          for i, r in ipairs(records) do ids[i] = string.upper(r.id) end\n"
-                  "          return json.encode({count = #records, ids = ids}), 'application/vnd.x+json'\n"
-                  "        end\n"
-                  "  evil:\n    url: /e\n    batch:\n      grouping: code\n      code: |\n"
-                  "        function batch(records) return os.execute('touch /tmp/osc-pwned') end\n"
-                  "  spin:\n    url: /s\n    batch:\n      grouping: code\n      code: |\n"
-                  "        function batch(records) while true do end end\n");
+    setup_cfg(
+        &f,
+        "  prop:\n    url: /p\n    batch:\n      grouping: property\n      property_name: records\n"
+        "      other_props: {mode: upsert, n: 3}\n"
+        "  lua:\n    url: /l\n    batch:\n      grouping: code\n      code: |\n"
+        "        function batch(records)\n"
+        "          local ids = {}\n"
+        "          for i, r in ipairs(records) do ids[i] = string.upper(r.id) end\n"
+        "          return json.encode({count = #records, ids = ids}), 'application/vnd.x+json'\n"
+        "        end\n"
+        "  evil:\n    url: /e\n    batch:\n      grouping: code\n      code: |\n"
+        "        function batch(records) return os.execute('touch /tmp/osc-pwned') end\n"
+        "  spin:\n    url: /s\n    batch:\n      grouping: code\n      code: |\n"
+        "        function batch(records) while true do end end\n");
     deliver(&f, "prop", "{\"id\":\"a\"}\n{\"id\":\"b\"}\n", "g.jsonl", NULL);
-    expect_req(&f, 0, "POST", "/p", "{\"records\":[{\"id\":\"a\"},{\"id\":\"b\"}],\"mode\":\"upsert\",\"n\":3}",
+    expect_req(&f, 0, "POST", "/p",
+               "{\"records\":[{\"id\":\"a\"},{\"id\":\"b\"}],\"mode\":\"upsert\",\"n\":3}",
                "application/json; charset=utf-8");
     osc_delivery_free(f.d);
     deliver(&f, "lua", "{\"id\":\"a\"}\n{\"id\":\"b\"}\n", "g.jsonl", NULL);
@@ -484,8 +498,8 @@ static void test_grouping(void **state)
     assert_int_equal(access("/tmp/osc-pwned", F_OK), -1);
     dl = dead_letters(&f);
     assert_int_equal(json_array_size(dl), 2);
-    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(dl, 0), "reason")),
-                           "global 'os'"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_array_get(dl, 0), "reason")), "global 'os'"));
     assert_non_null(strstr(json_string_value(json_object_get(json_array_get(dl, 1), "reason")),
                            "instruction limit"));
     json_decref(dl);
@@ -496,7 +510,8 @@ static void test_grouping(void **state)
         struct osc_config *cfg;
         struct osc_err err = {0};
         const char *y = "officespace: {hostname: acme, api_key: " KEY "}\ndestinations:\n"
-                        "  x:\n    url: /x\n    batch: {grouping: code, code: \"local f = io.open('/etc/passwd')\"}\n"
+                        "  x:\n    url: /x\n    batch: {grouping: code, code: \"local f = "
+                        "io.open('/etc/passwd')\"}\n"
                         "  y:\n    url: /y\n    batch: {grouping: code, code: \"require('os')\"}\n";
         assert_int_equal(osc_config_load_string(y, strlen(y), "t.yaml", &cfg, &err), 0);
         assert_null(osc_delivery_new(cfg, "x", NULL, &err));
@@ -518,11 +533,14 @@ static void test_webhook(void **state)
     json_t *j;
     (void)state;
 
-    snprintf(yaml, sizeof(yaml), "  d:\n    url: /api/1/things\n    response_webhook: %s/hook\n"
-                                 "    retry: {base: 1ms, cap: 2ms}\n", ts_url(hook));
+    snprintf(yaml, sizeof(yaml),
+             "  d:\n    url: /api/1/things\n    response_webhook: %s/hook\n"
+             "    retry: {base: 1ms, cap: 2ms}\n",
+             ts_url(hook));
     setup_cfg(&f, yaml);
     ts_push(f.ts, &(struct ts_response){503, "X-Why: busy\n", "busy", 0, 0});
-    ts_push(f.ts, &(struct ts_response){201, "Content-Type: application/json\n", "{\"ok\":1}", 0, 0});
+    ts_push(f.ts,
+            &(struct ts_response){201, "Content-Type: application/json\n", "{\"ok\":1}", 0, 0});
     deliver(&f, "d", "{\"a\":1}\n", "w.jsonl", NULL);
     assert_int_equal(f.st.sent, 1);
     assert_int_equal(ts_count(hook), 2);
@@ -545,9 +563,9 @@ static void test_webhook(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "records")), 1);
     assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 2);
     assert_string_equal(json_string_value(json_object_get(j, "response_body")), "{\"ok\":1}");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "response_headers"),
-                                                          "content-type")),
-                        "application/json");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(j, "response_headers"), "content-type")),
+        "application/json");
     assert_non_null(strstr(json_string_value(json_object_get(j, "request_id")), "osc-"));
     assert_true(json_is_integer(json_object_get(j, "duration_ms")));
     json_decref(j);
@@ -566,8 +584,10 @@ static void test_webhook(void **state)
 
     /* a failing webhook: every delivery still goes through */
     ts_set_default(hook, &(struct ts_response){500, NULL, "hook down", 0, 0});
-    snprintf(yaml, sizeof(yaml), "  d:\n    url: /api/1/things\n    response_webhook: %s/hook\n"
-                                 "    batch: {size: 1}\n", ts_url(hook));
+    snprintf(yaml, sizeof(yaml),
+             "  d:\n    url: /api/1/things\n    response_webhook: %s/hook\n"
+             "    batch: {size: 1}\n",
+             ts_url(hook));
     setup_cfg(&f, yaml);
     deliver(&f, "d", "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n", "w.jsonl", NULL);
     assert_int_equal(f.st.sent, 3);
@@ -596,14 +616,16 @@ static void test_preview_and_inactive(void **state)
     assert_non_null(strstr(out, "DELETE "));
     {
         char want[1024];
-        snprintf(want, sizeof(want),
-                 "DELETE %s/api/1/employee_directory/HR\nAuthorization: Token token=***\n\n"
-                 "POST %s/api/1/employee_batch_imports\nAuthorization: Token token=***\n"
-                 "Content-Type: application/json; charset=utf-8\n\n[\n  {\n    \"EmployeeId\": \"1\",\n"
-                 "    \"Source\": \"HR\",\n    \"FirstName\": \"Ann\",\n    \"LastName\": \"Lee\"\n  }\n]\n\n"
-                 "POST %s/api/1/employee_directory\nAuthorization: Token token=***\n"
-                 "Content-Type: application/x-www-form-urlencoded\n\nSource=HR\n\n",
-                 ts_url(f.ts), ts_url(f.ts), ts_url(f.ts));
+        snprintf(
+            want, sizeof(want),
+            "DELETE %s/api/1/employee_directory/HR\nAuthorization: Token token=***\n\n"
+            "POST %s/api/1/employee_batch_imports\nAuthorization: Token token=***\n"
+            "Content-Type: application/json; charset=utf-8\n\n[\n  {\n    \"EmployeeId\": \"1\",\n"
+            "    \"Source\": \"HR\",\n    \"FirstName\": \"Ann\",\n    \"LastName\": \"Lee\"\n  "
+            "}\n]\n\n"
+            "POST %s/api/1/employee_directory\nAuthorization: Token token=***\n"
+            "Content-Type: application/x-www-form-urlencoded\n\nSource=HR\n\n",
+            ts_url(f.ts), ts_url(f.ts), ts_url(f.ts));
         assert_string_equal(out, want);
     }
     free(out);

@@ -19,8 +19,8 @@
 static int encode(struct osc_employee_map *m, const char *json, char *out, size_t cap,
                   struct osc_err *err)
 {
-    struct osc_records_reader *r = osc_records_open_mem(json, strlen(json), "t.jsonl",
-                                                        OSC_RECORDS_JSONL, NULL);
+    struct osc_records_reader *r =
+        osc_records_open_mem(json, strlen(json), "t.jsonl", OSC_RECORDS_JSONL, NULL);
     struct osc_record rec;
     struct osc_buf b;
     int rc;
@@ -42,23 +42,29 @@ static void test_default_mapping(void **state)
     (void)state;
 
     osc_log_set_level(OSC_LOG_LEVEL_ERROR);
-    assert_int_equal(encode(m, "{\"employee_id\":1001,\"first_name\":\"Alice\",\"last_name\":\"Smith\","
-                               "\"email\":\"alice@example.com\",\"department\":\"R&D\",\"title\":\"Eng\","
-                               "\"work_phone\":\"+1 555\",\"start_date\":\"2024-01-02\",\"udf3\":\"x\","
-                               "\"manager\":\"bob\",\"extension\":null,\"Udf24\":true}",
-                            out, sizeof(out), &err),
-                     0);
-    assert_string_equal(out, "{\"EmployeeId\":\"1001\",\"Source\":\"HR\",\"FirstName\":\"Alice\","
-                             "\"LastName\":\"Smith\",\"Email\":\"alice@example.com\",\"Title\":\"Eng\","
-                             "\"Department\":\"R&D\",\"WorkPhone\":\"+1 555\",\"Extension\":null,"
-                             "\"StartDate\":\"2024-01-02\",\"Udf3\":\"x\",\"Udf24\":\"true\"}");
+    assert_int_equal(
+        encode(m,
+               "{\"employee_id\":1001,\"first_name\":\"Alice\",\"last_name\":\"Smith\","
+               "\"email\":\"alice@example.com\",\"department\":\"R&D\",\"title\":\"Eng\","
+               "\"work_phone\":\"+1 555\",\"start_date\":\"2024-01-02\",\"udf3\":\"x\","
+               "\"manager\":\"bob\",\"extension\":null,\"Udf24\":true}",
+               out, sizeof(out), &err),
+        0);
+    assert_string_equal(out,
+                        "{\"EmployeeId\":\"1001\",\"Source\":\"HR\",\"FirstName\":\"Alice\","
+                        "\"LastName\":\"Smith\",\"Email\":\"alice@example.com\",\"Title\":\"Eng\","
+                        "\"Department\":\"R&D\",\"WorkPhone\":\"+1 555\",\"Extension\":null,"
+                        "\"StartDate\":\"2024-01-02\",\"Udf3\":\"x\",\"Udf24\":\"true\"}");
     /* camelCase, a full name, Email as the id, Source overridden */
-    assert_int_equal(encode(m, "{\"firstName\":\"\",\"name\":\"Mary Ann  O'Neil\",\"Email\":\"m@x.io\","
-                               "\"Source\":\"other\",\"id\":\"\"}",
-                            out, sizeof(out), &err),
-                     0);
-    assert_string_equal(out, "{\"EmployeeId\":\"m@x.io\",\"Source\":\"HR\",\"FirstName\":\"Mary Ann\","
-                             "\"LastName\":\"O'Neil\",\"Email\":\"m@x.io\"}");
+    assert_int_equal(
+        encode(m,
+               "{\"firstName\":\"\",\"name\":\"Mary Ann  O'Neil\",\"Email\":\"m@x.io\","
+               "\"Source\":\"other\",\"id\":\"\"}",
+               out, sizeof(out), &err),
+        0);
+    assert_string_equal(out,
+                        "{\"EmployeeId\":\"m@x.io\",\"Source\":\"HR\",\"FirstName\":\"Mary Ann\","
+                        "\"LastName\":\"O'Neil\",\"Email\":\"m@x.io\"}");
     assert_int_equal(encode(m, "{\"first_name\":\"No\",\"last_name\":\"Id\",\"email\":\"\"}", out,
                             sizeof(out), &err),
                      OSC_EDATA);
@@ -79,8 +85,9 @@ static void test_fields_override(void **state)
     struct osc_err err;
     (void)state;
 
-    assert_int_equal(encode(m, "{\"emp_no\":\"E7\",\"email\":\"hidden@x\",\"manager_email\":\"b@x\","
-                               "\"Cost Center\":\"42\",\"title\":\"T\"}",
+    assert_int_equal(encode(m,
+                            "{\"emp_no\":\"E7\",\"email\":\"hidden@x\",\"manager_email\":\"b@x\","
+                            "\"Cost Center\":\"42\",\"title\":\"T\"}",
                             out, sizeof(out), &err),
                      0);
     assert_string_equal(out, "{\"EmployeeId\":\"E7\",\"Source\":\"osconnect\",\"Title\":\"T\","

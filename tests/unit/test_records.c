@@ -87,8 +87,8 @@ static void test_json_errors(void **state)
 {
     struct got g;
     (void)state;
-    read_mem("{\"a\":\"\x01\"}\n{\"a\":\"\xff\"}\n{\"a\":01}\n{\"a\":1} x\n{\"a\":\"\\q\"}\n", "e.jsonl",
-             OSC_RECORDS_JSONL, &g);
+    read_mem("{\"a\":\"\x01\"}\n{\"a\":\"\xff\"}\n{\"a\":01}\n{\"a\":1} x\n{\"a\":\"\\q\"}\n",
+             "e.jsonl", OSC_RECORDS_JSONL, &g);
     assert_int_equal(g.n, 5);
     assert_non_null(strstr(g.err[0], "e.jsonl:1: control character"));
     assert_non_null(strstr(g.err[1], "e.jsonl:2: invalid UTF-8"));
@@ -101,9 +101,10 @@ static void test_json_array(void **state)
 {
     struct got g;
     (void)state;
-    read_mem("\xEF\xBB\xBF[\n  {\"a\": 1},\n  {\"b\": \"],}\"},\n  {\"c\": [1,\n 2]},\n  {\"d\": }, \n"
-             "  {\"e\": 5}\n]\n",
-             "in.json", OSC_RECORDS_AUTO, &g);
+    read_mem(
+        "\xEF\xBB\xBF[\n  {\"a\": 1},\n  {\"b\": \"],}\"},\n  {\"c\": [1,\n 2]},\n  {\"d\": }, \n"
+        "  {\"e\": 5}\n]\n",
+        "in.json", OSC_RECORDS_AUTO, &g);
     assert_int_equal(g.n, 5);
     assert_string_equal(g.json[0], "{\"a\":1}");
     assert_int_equal(g.line[0], 2);
@@ -135,7 +136,8 @@ static void test_csv(void **state)
 {
     struct got g;
     (void)state;
-    read_mem("\xEF\xBB\xBF" "employee_id,name,note\r\n"
+    read_mem("\xEF\xBB\xBF"
+             "employee_id,name,note\r\n"
              "1,\"Smith, Alice\",\"said \"\"hi\"\"\"\r\n"
              "\r\n"
              "2,Bob,\"two\nlines\"\n"
@@ -144,11 +146,13 @@ static void test_csv(void **state)
              "5,Éva,ünï\n",
              "hr.csv", OSC_RECORDS_AUTO, &g);
     assert_int_equal(g.n, 5);
-    assert_string_equal(g.json[0],
-                        "{\"employee_id\":\"1\",\"name\":\"Smith, Alice\",\"note\":\"said \\\"hi\\\"\"}");
+    assert_string_equal(
+        g.json[0],
+        "{\"employee_id\":\"1\",\"name\":\"Smith, Alice\",\"note\":\"said \\\"hi\\\"\"}");
     assert_int_equal(g.line[0], 2);
     assert_int_equal(g.offset[0], 26);
-    assert_string_equal(g.json[1], "{\"employee_id\":\"2\",\"name\":\"Bob\",\"note\":\"two\\nlines\"}");
+    assert_string_equal(g.json[1],
+                        "{\"employee_id\":\"2\",\"name\":\"Bob\",\"note\":\"two\\nlines\"}");
     assert_int_equal(g.line[1], 4);
     assert_non_null(strstr(g.err[2], "hr.csv:6: expected 3 fields (as in the header), got 2"));
     assert_non_null(strstr(g.err[3], "hr.csv:7: text after a closing quote"));
@@ -263,8 +267,8 @@ static void test_deadletter_roundtrip(void **state)
     remove(path);
     dl = osc_deadletter_new(path, "employees");
     assert_int_equal(osc_deadletter_write(dl, "{\"email\":\"a@x\"}", 15, NULL, 0, "hr.csv", 7, 120,
-                                          422, "{\"error\":\"bad\"}", 15, "rejected by the API: HTTP 422",
-                                          1, &err),
+                                          422, "{\"error\":\"bad\"}", 15,
+                                          "rejected by the API: HTTP 422", 1, &err),
                      0);
     assert_int_equal(osc_deadletter_write(dl, NULL, 0, "{broken", 7, "hr.jsonl", 9, 300, 0, NULL, 0,
                                           "hr.jsonl:9: missing value", 0, &err),
@@ -274,7 +278,8 @@ static void test_deadletter_roundtrip(void **state)
     text = th_read_file(path);
     j = json_loadb(text, strchr(text, '\n') - text, 0, NULL);
     assert_non_null(j);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "record"), "email")), "a@x");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "record"), "email")),
+                        "a@x");
     assert_string_equal(json_string_value(json_object_get(j, "destination")), "employees");
     assert_int_equal(json_integer_value(json_object_get(j, "status")), 422);
     assert_string_equal(json_string_value(json_object_get(j, "response")), "{\"error\":\"bad\"}");
