@@ -812,7 +812,11 @@ enum {
     OF_ERRORS,
     OF_ATTRIBUTE,
     OF_ERRLIST,
-    OF_ERRLABEL
+    OF_ERRLABEL,
+    OF_SEED,
+    OF_LOAD,
+    OF_CANCEL,
+    OF_FIELD /* a payload field read from its JSON object by name */
 };
 
 static const char *const presence_enum[] = {"PRESENCE", "NO_PRESENCE", "PASSIVE_PRESENCE", NULL};
@@ -841,8 +845,99 @@ static const struct gql_itype it_presence_input_nn = {GQL_I_NONNULL, NULL, &it_p
                                                       NULL};
 static const struct gql_argdef presence_args[] = {{"employeePresence", &it_presence_input_nn},
                                                   {NULL, NULL}};
-static const struct gql_itype *const os_inputs[] = {&it_presence_input, &it_presence, &it_idtype,
-                                                    NULL};
+/* employeeSeed's input: CreateEmployeeInput's fields, all optional, plus photos and a site */
+static const struct gql_itype it_boolean = {GQL_I_BOOLEAN, "Boolean", NULL, NULL, NULL};
+static const struct gql_argdef named_fields[] = {{"name", &it_string}, {NULL, NULL}};
+static const struct gql_itype it_seating_need = {GQL_I_INPUT, "SeatingNeedInput", NULL,
+                                                 named_fields, NULL};
+static const struct gql_itype it_assigned_site = {GQL_I_INPUT, "AssignedSiteInput", NULL,
+                                                  named_fields, NULL};
+#define S(n)                                                                                       \
+    {                                                                                              \
+        n, &it_string                                                                              \
+    }
+static const struct gql_argdef seed_fields[] = {S("employeeId"),
+                                                S("assignedSiteId"),
+                                                S("bio"),
+                                                S("building"),
+                                                S("company"),
+                                                S("costCenter"),
+                                                S("department"),
+                                                S("division"),
+                                                S("email"),
+                                                S("employeeType"),
+                                                S("endDate"),
+                                                S("extension"),
+                                                S("firstName"),
+                                                S("homeAddress"),
+                                                S("homeOffice"),
+                                                S("lastName"),
+                                                S("location"),
+                                                S("notes"),
+                                                S("preferredName"),
+                                                {"seatingNeed", &it_seating_need},
+                                                {"showInVd", &it_boolean},
+                                                S("source"),
+                                                S("startDate"),
+                                                S("supervisorEmail"),
+                                                S("supervisorId"),
+                                                S("supervisorName"),
+                                                S("supervisorPhone"),
+                                                S("team"),
+                                                S("title"),
+                                                S("workLocation"),
+                                                S("workPhone"),
+                                                S("imageData"),
+                                                S("photo"),
+                                                {"assignedSite", &it_assigned_site},
+                                                S("udf0"),
+                                                S("udf1"),
+                                                S("udf2"),
+                                                S("udf3"),
+                                                S("udf4"),
+                                                S("udf5"),
+                                                S("udf6"),
+                                                S("udf7"),
+                                                S("udf8"),
+                                                S("udf9"),
+                                                S("udf10"),
+                                                S("udf11"),
+                                                S("udf12"),
+                                                S("udf13"),
+                                                S("udf14"),
+                                                S("udf15"),
+                                                S("udf16"),
+                                                S("udf17"),
+                                                S("udf18"),
+                                                S("udf19"),
+                                                S("udf20"),
+                                                S("udf21"),
+                                                S("udf22"),
+                                                S("udf23"),
+                                                S("udf24"),
+                                                S("udf25"),
+                                                S("udf26"),
+                                                S("udf27"),
+                                                S("udf28"),
+                                                S("udf29"),
+                                                S("udf30"),
+                                                S("udf31"),
+                                                S("udf32"),
+                                                S("udf33"),
+                                                S("udf34"),
+                                                {NULL, NULL}};
+#undef S
+static const struct gql_itype it_seed_input = {GQL_I_INPUT, "EmployeeSeedInput", NULL, seed_fields,
+                                               NULL};
+static const struct gql_itype it_seed_input_nn = {GQL_I_NONNULL, NULL, &it_seed_input, NULL, NULL};
+static const struct gql_itype it_seed_list = {GQL_I_LIST, NULL, &it_seed_input_nn, NULL, NULL};
+static const struct gql_itype it_seed_list_nn = {GQL_I_NONNULL, NULL, &it_seed_list, NULL, NULL};
+static const struct gql_argdef seed_args[] = {{"employees", &it_seed_list_nn}, {NULL, NULL}};
+static const struct gql_argdef source_args[] = {{"source", &it_string_nn}, {NULL, NULL}};
+
+static const struct gql_itype *const os_inputs[] = {
+    &it_presence_input, &it_presence,      &it_idtype, &it_seed_input,
+    &it_seating_need,   &it_assigned_site, NULL};
 
 static const struct gql_fielddef os_query_fields[] = {
     {"sites", "Site", 1, NULL, OF_SITES},
@@ -853,6 +948,23 @@ static const struct gql_fielddef os_query_fields[] = {
     {NULL, NULL, 0, NULL, 0}};
 static const struct gql_fielddef os_mutation_fields[] = {
     {"createEmployeePresence", "CreateEmployeePresencePayload", 0, presence_args, OF_PRESENCE},
+    {"employeeSeed", "EmployeeSeedPayload", 0, seed_args, OF_SEED},
+    {"employeeLoad", "EmployeeLoadPayload", 0, source_args, OF_LOAD},
+    {"cancelEmployeeLoad", "CancelEmployeeLoadPayload", 0, source_args, OF_CANCEL},
+    {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_seed_payload_fields[] = {
+    {"errorIds", "String", 1, NULL, OF_FIELD},
+    {"imported", "Int", 0, NULL, OF_FIELD},
+    {"skipped", "Int", 0, NULL, OF_FIELD},
+    {"status", "String", 0, NULL, OF_FIELD},
+    {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_load_payload_fields[] = {
+    {"error", "String", 0, NULL, OF_FIELD},
+    {"status", "String", 0, NULL, OF_FIELD},
+    {NULL, NULL, 0, NULL, 0}};
+static const struct gql_fielddef os_cancel_payload_fields[] = {
+    {"message", "String", 0, NULL, OF_FIELD},
+    {"status", "String", 0, NULL, OF_FIELD},
     {NULL, NULL, 0, NULL, 0}};
 static const struct gql_fielddef os_site_fields[] = {{"id", "ID", 0, NULL, OF_ID},
                                                      {"name", "String", 0, NULL, OF_NAME},
@@ -896,6 +1008,9 @@ static const struct gql_typedef os_types[] = {
     {"Seat", GQL_O_OBJECT, os_seat_fields, NULL},
     {"CreateEmployeePresencePayload", GQL_O_OBJECT, os_payload_fields, NULL},
     {"Error", GQL_O_OBJECT, os_error_fields, NULL},
+    {"EmployeeSeedPayload", GQL_O_OBJECT, os_seed_payload_fields, NULL},
+    {"EmployeeLoadPayload", GQL_O_OBJECT, os_load_payload_fields, NULL},
+    {"CancelEmployeeLoadPayload", GQL_O_OBJECT, os_cancel_payload_fields, NULL},
     {"String", GQL_O_SCALAR, NULL, NULL},
     {"ID", GQL_O_SCALAR, NULL, NULL},
     {"Boolean", GQL_O_SCALAR, NULL, NULL},
@@ -1010,6 +1125,65 @@ static json_t *create_presence(struct sim_os *os, json_t *in)
     return json_pack("{s:b,s:n}", "success", 1, "errors");
 }
 
+/* employeeSeed: stage each record under its source (GraphQL twin of employee_batch_imports);
+ * a record without employeeId or email is skipped. All or nothing like the REST call. */
+static json_t *employee_seed(struct sim_os *os, json_t *list)
+{
+    json_t *errids = json_array(), *it;
+    json_int_t imported = 0, skipped = 0;
+    size_t i;
+
+    if (!errids || sim_dir_begin(os->dir)) {
+        json_decref(errids);
+        return NULL;
+    }
+    json_array_foreach(list, i, it)
+    {
+        const char *key = json_string_value(json_object_get(it, "employeeId"));
+        const char *src = json_string_value(json_object_get(it, "source"));
+        if (!key || !*key)
+            key = json_string_value(json_object_get(it, "email"));
+        if (!key || !*key) {
+            char idx[32];
+            snprintf(idx, sizeof(idx), "#%zu", i);
+            json_array_append_new(errids, json_string(idx));
+            skipped++;
+            continue;
+        }
+        if (sim_dir_stage(os->dir, src && *src ? src : "API", key, it)) {
+            sim_dir_undo(os->dir);
+            json_decref(errids);
+            return json_pack("{s:[],s:i,s:i,s:s}", "errorIds", "imported", 0, "skipped", 0,
+                             "status", "error");
+        }
+        imported++;
+    }
+    sim_dir_end(os->dir);
+    return json_pack("{s:o,s:I,s:I,s:s}", "errorIds", errids, "imported", imported, "skipped",
+                     skipped, "status", "success");
+}
+
+static json_t *employee_load(struct sim_os *os, json_t *source)
+{
+    size_t created, updated;
+    int rc = json_is_string(source)
+                 ? sim_dir_commit(os->dir, json_string_value(source), &created, &updated)
+                 : OSC_EINVAL;
+
+    if (rc)
+        return json_pack("{s:s,s:s}", "error", osc_strerror(rc), "status", "error");
+    return json_pack("{s:n,s:s}", "error", "status", "success");
+}
+
+static json_t *cancel_load(struct sim_os *os, json_t *source)
+{
+    char msg[96];
+
+    snprintf(msg, sizeof(msg), "Cleared %zu seed records",
+             json_is_string(source) ? sim_dir_clear(os->dir, json_string_value(source)) : 0);
+    return json_pack("{s:s,s:s}", "message", msg, "status", "success");
+}
+
 static int os_resolve(void *ud, struct gql_exec *x, struct gql_ref self,
                       const struct gql_fielddef *f, json_t *args, struct gql_out *out)
 {
@@ -1076,6 +1250,19 @@ static int os_resolve(void *ud, struct gql_exec *x, struct gql_ref self,
     case OF_ATTRIBUTE: out->scalar = json_incref(json_object_get(o, "attribute")); return 0;
     case OF_ERRLIST: out->scalar = json_incref(json_object_get(o, "errors")); return 0;
     case OF_ERRLABEL: out->scalar = json_incref(json_object_get(o, "label")); return 0;
+    case OF_SEED:
+    case OF_LOAD:
+    case OF_CANCEL: {
+        json_t *p = f->id == OF_SEED   ? employee_seed(c->os, json_object_get(args, "employees"))
+                    : f->id == OF_LOAD ? employee_load(c->os, json_object_get(args, "source"))
+                                       : cancel_load(c->os, json_object_get(args, "source"));
+        if (!p || json_array_append_new(c->keep, p))
+            return -1;
+        out->one.type = f->type;
+        out->one.obj = p;
+        return 0;
+    }
+    case OF_FIELD: out->scalar = json_incref(json_object_get(o, f->name)); return 0;
     }
     return -1;
 }

@@ -363,6 +363,51 @@ static void test_presence_mutations(void **state)
     json_decref(j);
 }
 
+/* The GraphQL twins of the REST import: employeeSeed, employeeLoad, cancelEmployeeLoad. */
+static void test_graphql_employee_load(void **state)
+{
+    long st;
+    json_t *j;
+    (void)state;
+
+    j = os_gql(
+        GQL_AUTH,
+        "mutation { s: employeeSeed(employees: [{employeeId: \"G1\", firstName: \"Gail\", "
+        "source: \"GQL\", udf7: \"seven\"}, {firstName: \"NoId\", source: \"GQL\"}, "
+        "{email: \"g2@example.com\", source: \"GQL\"}]) { imported skipped errorIds status } }",
+        NULL, &st);
+    assert_int_equal(st, 200);
+    assert_int_equal(jint_at(j, "data.s.imported"), 2);
+    assert_int_equal(jint_at(j, "data.s.skipped"), 1);
+    assert_string_equal(jstr_at(j, "data.s.errorIds.0"), "#1");
+    json_decref(j);
+    j = os_gql(GQL_AUTH,
+               "mutation { c: cancelEmployeeLoad(source: \"OTHER\") { message status } "
+               "l: employeeLoad(source: \"GQL\") { error status } }",
+               NULL, &st);
+    assert_string_equal(jstr_at(j, "data.c.status"), "success");
+    assert_string_equal(jstr_at(j, "data.l.status"), "success");
+    assert_true(json_is_null(jpath(j, "data.l.error")));
+    json_decref(j);
+    j = rest("GET", "/api/1/employees?client_employee_id=G1", NULL, NULL, &st);
+    assert_string_equal(jstr_at(j, "response.0.first_name"), "Gail");
+    assert_string_equal(jstr_at(j, "response.0.udf7"), "seven");
+    json_decref(j);
+    j = rest("GET", "/api/1/employees?client_employee_id=g2@example.com", NULL, NULL, &st);
+    assert_int_equal(jint_at(j, "count"), 1);
+    json_decref(j);
+    /* an unknown input field is a validation error: nothing staged */
+    j = os_gql(GQL_AUTH,
+               "mutation { employeeSeed(employees: [{employeeId: \"G3\", shoeSize: \"9\"}]) { "
+               "imported } }",
+               NULL, &st);
+    assert_non_null(strstr(jstr_at(j, "errors.0.message"), "shoeSize"));
+    json_decref(j);
+    j = sim_get("/_sim/employees?summary=1");
+    assert_int_equal(jint_at(j, "staged_total"), 0);
+    json_decref(j);
+}
+
 static void test_request_log_redacts(void **state)
 {
     long st;
@@ -436,6 +481,7 @@ int main(void)
         cmocka_unit_test_setup(test_generic_resources, reset),
         cmocka_unit_test_setup(test_graphql_auth_and_sites, reset),
         cmocka_unit_test_setup(test_presence_mutations, reset),
+        cmocka_unit_test_setup(test_graphql_employee_load, reset),
         cmocka_unit_test_setup(test_request_log_redacts, reset),
         cmocka_unit_test_setup(test_control_misc, reset),
     };
