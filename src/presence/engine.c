@@ -292,18 +292,26 @@ out:
 
 /*
  * Latest values of the known points, every building in one request (the
- * topology is known, so the answer is small: ids and values only). On
- * failure no point has a value and nothing is pushed this cycle.
+ * topology is known, so the answer is small: ids and values only); if that
+ * answer is larger than presence.max_response, one request per building.
+ * On failure no point has a value and nothing is pushed this cycle.
  */
 static int read_values(struct osc_presence *p, int64_t deadline, struct osc_metrics_cycle *rep,
                        struct osc_err *err)
 {
     const struct osc_conf_presence *pc = &p->cfg->presence;
+    const char *const *ids = (const char *const *)pc->buildings.v;
     int rc;
 
     osc_mapped_topo_clear_values(p->topo);
-    rc = fetch_buildings(p, (const char *const *)pc->buildings.v, pc->buildings.n, 0, p->topo,
-                         deadline, rep, err);
+    rc = fetch_buildings(p, ids, pc->buildings.n, 0, p->topo, deadline, rep, err);
+    if (rc == OSC_ETOOBIG && pc->buildings.n > 1) {
+        OSC_LOG_INFO("presence", "%s; reading one building per request", osc_err_text(err, rc));
+        osc_mapped_topo_clear_values(p->topo);
+        rc = 0;
+        for (size_t i = 0; i < pc->buildings.n && !rc; i++)
+            rc = fetch_buildings(p, &ids[i], 1, 0, p->topo, deadline, rep, err);
+    }
     if (rc)
         osc_mapped_topo_clear_values(p->topo); /* a half-read answer is not a reading */
     return rc;

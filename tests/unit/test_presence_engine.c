@@ -400,6 +400,69 @@ static void test_retry_after_across_cycles(void **state)
     osc_presence_free(p);
 }
 
+/* Two buildings read in one request; an answer above max_response falls back to one each. */
+static void test_read_fallback_per_building(void **state)
+{
+    struct fx *f = *state;
+    struct osc_presence *p;
+    struct osc_metrics_cycle rep;
+    struct osc_err err = {0};
+    struct osc_config *cfg = NULL;
+    struct ts_request rq;
+    char *yaml = NULL, *path, *body = building(1, 0, 2), *big;
+    struct ts_response normal = {200, NULL, body, 0, 0}, huge = {200, NULL, NULL, 0, 0};
+    size_t n0;
+
+    /* the same answer padded past 4 KiB with a field the walker skips */
+    assert_true(asprintf(&big, "{\"extensions\":\"%0*d\",%s", 5000, 0, body + 1) > 0);
+    huge.body = big;
+    assert_true(asprintf(&yaml,
+                         "officespace:\n  base_url: %s\n  api_key: restkey-abcdef123\n"
+                         "  graphql_url: %s/graphql\n  graphql_api_key: " GQL_KEY "\n"
+                         "mapped:\n  url: %s/graphql\n  token: " MAPPED_TOKEN "\n"
+                         "presence:\n  buildings: [B1, B2]\n  max_response: 4KiB\n  state: %s\n",
+                         ts_url(f->os), ts_url(f->os), ts_url(f->mapped), f->state) > 0);
+    path = th_write_file("two.yaml", yaml);
+    assert_int_equal(osc_config_load(path, &cfg, &err), 0);
+    {
+        struct osc_presence_opts o = {&fake, f->m, 0, NULL, NULL};
+        assert_int_equal(osc_presence_new(cfg, &o, &p, &err), 0);
+    }
+    ts_set_default(f->mapped, &normal);
+    assert_int_equal(cycle(f, p, &rep), 0); /* discovery: one request per building */
+    assert_int_equal(rep.mapped_requests, 2);
+    assert_int_equal(rep.pushes_accepted, 3);
+
+    /* a read: one request for both */
+    mapped_answer(f, 0, 0, 2);
+    fake_mono_now += 60000;
+    n0 = ts_count(f->mapped);
+    assert_int_equal(cycle(f, p, &rep), 0);
+    assert_int_equal(rep.mapped_requests, 1);
+    assert_int_equal(ts_get(f->mapped, n0, &rq), 0);
+    assert_non_null(strstr(rq.body, "in: [\\\"B1\\\", \\\"B2\\\"]"));
+    ts_request_free(&rq);
+    assert_int_equal(rep.pushes_accepted, 1); /* room 1 emptied */
+
+    /* the combined answer is too big: each building alone */
+    ts_push(f->mapped, &huge);
+    mapped_answer(f, 1, 0, 2);
+    fake_mono_now += 60000;
+    n0 = ts_count(f->mapped);
+    assert_int_equal(cycle(f, p, &rep), 0);
+    assert_int_equal(rep.mapped_requests, 3);
+    assert_int_equal(ts_get(f->mapped, n0 + 2, &rq), 0);
+    assert_non_null(strstr(rq.body, "in: [\\\"B2\\\"]"));
+    ts_request_free(&rq);
+    assert_int_equal(rep.pushes_accepted, 1); /* room 1 occupied again */
+    osc_presence_free(p);
+    osc_config_free(cfg);
+    free(yaml);
+    free(path);
+    free(body);
+    free(big);
+}
+
 static void test_dry_run(void **state)
 {
     struct fx *f = *state;
@@ -436,6 +499,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_change_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_item_errors_and_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_across_cycles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_fallback_per_building, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
     };
     osc_log_set_level(OSC_LOG_LEVEL_ERROR);
