@@ -43,8 +43,10 @@ struct osc_mapped_point {
     enum osc_point_kind kind;
     int has_value; /* a finite latest value was read */
     double value;
-    int64_t at_ms;  /* its timestamp */
-    int bad_warned; /* an unusable value was logged; quiet until a usable one is read */
+    int64_t at_ms;       /* its timestamp */
+    int linked;          /* a location uses it (a place with an identity lists it) */
+    int bad_warned;      /* an unusable value was logged; quiet until a usable one is read */
+    const char *bad_why; /* discovery: an unusable value, reported once the point is linked */
 };
 
 struct osc_mapped_link {
@@ -58,12 +60,14 @@ struct osc_mapped_topo {
     size_t npoints;
     struct osc_mapped_link *links; /* sorted by (loc, point), unique after _finish */
     size_t nlinks;
+    size_t npoints_used; /* points linked to a location (after _finish) */
     /* discovery report */
     size_t places;             /* places seen */
     size_t invalid_identities; /* urn:officespace: values that do not parse */
     size_t conflicting_places; /* places with more than one distinct valid URN */
     size_t shared_urns;        /* URNs found on more than one place */
-    /* last read */
+    /* last read; only points a location uses count (points of places without
+     * an identity are read along but neither counted nor reported) */
     size_t values_read; /* points with a finite value */
     size_t bad_values;  /* NaN, infinite or non-numeric values */
     /* private */
@@ -78,7 +82,7 @@ struct osc_mapped_topo *osc_mapped_topo_new(void);
 void osc_mapped_topo_free(struct osc_mapped_topo *t);
 /* Forget every point's value (before a read). */
 void osc_mapped_topo_clear_values(struct osc_mapped_topo *t);
-/* Sort and de-duplicate the links (after the last discovery parse). */
+/* Sort and de-duplicate the links; count the used points and their values (after discovery). */
 void osc_mapped_topo_finish(struct osc_mapped_topo *t);
 /* Point index by Mapped id, or -1. */
 long osc_mapped_topo_point(const struct osc_mapped_topo *t, const char *id, size_t len);

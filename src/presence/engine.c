@@ -276,7 +276,7 @@ static int discover(struct osc_presence *p, int64_t deadline, struct osc_metrics
     OSC_LOG_INFO("presence",
                  "discovered %zu locations and %zu occupancy points in %zu places of %zu "
                  "building(s); %zu invalid or conflicting identities",
-                 t->nlocs, t->npoints, t->places, p->cfg->presence.buildings.n,
+                 t->nlocs, t->npoints_used, t->places, p->cfg->presence.buildings.n,
                  t->invalid_identities);
     osc_mapped_topo_free(p->topo);
     p->topo = t;
@@ -467,7 +467,7 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
     }
     t = p->topo;
     rep->locations_discovered = t->nlocs;
-    rep->points = t->npoints;
+    rep->points = t->npoints_used;
     rep->points_read = t->values_read;
     rep->invalid_values = t->bad_values;
 

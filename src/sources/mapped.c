@@ -91,8 +91,10 @@ void osc_mapped_topo_free(struct osc_mapped_topo *t)
 
 void osc_mapped_topo_clear_values(struct osc_mapped_topo *t)
 {
-    for (size_t i = 0; i < t->npoints; i++)
+    for (size_t i = 0; i < t->npoints; i++) {
         t->points[i].has_value = 0;
+        t->points[i].bad_why = NULL;
+    }
     t->values_read = 0;
     t->bad_values = 0;
 }
@@ -249,6 +251,12 @@ void osc_mapped_topo_finish(struct osc_mapped_topo *t)
 {
     size_t n = 0;
 
+    t->npoints_used = 0;
+    t->values_read = 0;
+    for (size_t i = 0; i < t->npoints; i++) {
+        t->npoints_used += t->points[i].linked != 0;
+        t->values_read += t->points[i].linked && t->points[i].has_value;
+    }
     if (!t->nlinks)
         return;
     qsort(t->links, t->nlinks, sizeof(*t->links), link_cmp);
@@ -442,6 +450,23 @@ static int proto(struct walk *w, const char *what)
     return osc_err_set(w->err, OSC_EPROTO, "Mapped response: %s", what);
 }
 
+/*
+ * An unusable reading of p: counted and logged (once until it reads well
+ * again, not once per cycle) if a location uses the point; during a
+ * discovery, before that is known, kept in bad_why for finish_place().
+ */
+static void bad_value(struct osc_mapped_topo *t, struct osc_mapped_point *p, const char *why)
+{
+    if (!p->linked) {
+        p->bad_why = why;
+        return;
+    }
+    t->bad_values++;
+    if (!p->bad_warned)
+        OSC_LOG_WARN("presence", "point %s: %s; ignored", p->id, why);
+    p->bad_warned = 1;
+}
+
 /* One series row: keeps the newest timestamp's value in *p. */
 static int walk_row(struct walk *w, struct osc_mapped_point *p, int *seen_ts, int64_t *best_ts)
 {
@@ -474,11 +499,7 @@ static int walk_row(struct walk *w, struct osc_mapped_point *p, int *seen_ts, in
     if (vrc == OSC_ENOTFOUND)
         return 0; /* no value yet */
     if (!have_ts) {
-        if (!p->bad_warned)
-            OSC_LOG_WARN("presence", "point %s: latest value has no valid timestamp; ignored",
-                         p->id);
-        p->bad_warned = 1;
-        w->t->bad_values++;
+        bad_value(w->t, p, "latest value has no valid timestamp");
         return 0;
     }
     if (*seen_ts && at <= *best_ts)
@@ -486,16 +507,12 @@ static int walk_row(struct walk *w, struct osc_mapped_point *p, int *seen_ts, in
     *seen_ts = 1;
     *best_ts = at;
     if (vrc == OSC_EDATA) {
-        /* once per point until it reads well again, not once per cycle */
-        if (!p->bad_warned)
-            OSC_LOG_WARN("presence",
-                         "point %s: latest value is NaN, infinite or not a number; ignored", p->id);
-        p->bad_warned = 1;
-        w->t->bad_values++;
         p->has_value = 0;
+        bad_value(w->t, p, "latest value is NaN, infinite or not a number");
         return 0;
     }
     p->bad_warned = 0;
+    p->bad_why = NULL;
     p->has_value = 1;
     p->value = v;
     p->at_ms = at;
@@ -587,7 +604,7 @@ static int walk_point(struct walk *w, struct place *pl)
             return proto(w, "series");
         }
         w->c = saved;
-        if (p->has_value && !had)
+        if (p->has_value && !had && p->linked)
             w->t->values_read++;
     }
     return 0;
@@ -741,9 +758,16 @@ static int finish_place(struct walk *w, struct place *pl)
         t->shared_urns++;
     }
     t->locs[loc].nplaces++;
-    for (size_t i = 0; i < pl->npts; i++)
+    for (size_t i = 0; i < pl->npts; i++) {
+        struct osc_mapped_point *p = &t->points[pl->pts[i]];
         if ((rc = add_link(t, (uint32_t)loc, pl->pts[i])))
             return osc_err_set(w->err, rc, "cannot grow the topology");
+        if (!p->linked) {
+            p->linked = 1;
+            if (p->bad_why)
+                bad_value(t, p, p->bad_why);
+        }
+    }
     return 0;
 }
 

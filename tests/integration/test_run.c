@@ -296,7 +296,7 @@ static void test_health_metrics_refresh(void **state)
     assert_true(sample(body, "osconnect_presence_locations{status=\"NO_PRESENCE\"}") == 2);
     assert_true(sample(body, "osconnect_presence_locations{status=\"unknown\"}") == 3);
     assert_true(sample(body, "osconnect_presence_locations_discovered") == 11);
-    assert_true(sample(body, "osconnect_presence_points") == 18);
+    assert_true(sample(body, "osconnect_presence_points") == 13);
     assert_true(sample(body, "osconnect_presence_invalid_identities") == 2);
     assert_true(sample(body, "osconnect_presence_invalid_values_total") >= 1); /* the NaN */
     assert_true(sample(body, "osconnect_presence_pushes_total{result=\"accepted\"}") >= 8);

@@ -184,8 +184,12 @@ static void test_discovery(void **state)
     assert_int_equal(t->invalid_identities, 2); /* SPC2's bad id, SPC3's conflict */
     assert_int_equal(t->conflicting_places, 1);
     assert_int_equal(t->shared_urns, 1);
-    assert_int_equal(t->values_read, 7);
-    assert_int_equal(t->bad_values, 1); /* PNT8: "NaN" */
+    assert_int_equal(t->npoints_used, 8); /* PNT3 (no identity), PNT9 (bad identity) unused */
+    assert_int_equal(t->values_read, 6);  /* PNT3's value is not counted */
+    assert_int_equal(t->bad_values, 1);   /* PNT8: "NaN" */
+    assert_false(point(t, "PNT3")->linked);
+    assert_false(point(t, "PNT9")->linked);
+    assert_true(point(t, "PNT8")->linked);
 
     assert_non_null(l = loc(t, OSC_URN_SITE, 1, &li));
     assert_string_equal(l->place_id, "BLDG1");
