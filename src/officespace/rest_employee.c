@@ -99,6 +99,8 @@ struct osc_employee_map {
     struct cache_ent cache[CACHE_N];
     const char **val; /* per slot, this record's value, or NULL */
     size_t *vlen;
+    size_t *filled; /* slots with a value in this record, then sorted: output order */
+    size_t nfilled;
     char **keylit; /* per slot, the key as written: "Key": */
     size_t *keylen;
     size_t source_len;
@@ -203,6 +205,7 @@ void osc_employee_map_free(struct osc_employee_map *m)
     free(m->extra);
     free(m->val);
     free(m->vlen);
+    free(m->filled);
     for (size_t i = 0; m->keylit && i < m->nslots; i++)
         free(m->keylit[i]);
     free(m->keylit);
@@ -255,7 +258,8 @@ struct osc_employee_map *osc_employee_map_new(const struct osc_strmap *fields,
     m->vlen = calloc(m->nslots, sizeof(*m->vlen));
     m->keylit = calloc(m->nslots, sizeof(*m->keylit));
     m->keylen = calloc(m->nslots, sizeof(*m->keylen));
-    if (!m->val || !m->vlen || !m->keylit || !m->keylen)
+    m->filled = calloc(m->nslots, sizeof(*m->filled));
+    if (!m->val || !m->vlen || !m->keylit || !m->keylen || !m->filled)
         goto nomem;
     for (size_t i = 0; i < m->nslots; i++) {
         const char *key = i < NKNOWN ? known_keys[i] : m->extra[i - NKNOWN];
@@ -353,13 +357,17 @@ int osc_employee_encode(struct osc_employee_map *m, const struct osc_record *rec
     int rc = 0, any = 0;
 
     memset(m->val, 0, m->nslots * sizeof(*m->val));
+    m->nfilled = 0;
+    m->filled[m->nfilled++] = K_SOURCE; /* always sent, from source_name */
     for (size_t i = 0; i < rec->nfields; i++) {
         const struct osc_record_field *f = &rec->fields[i];
         int s = slot_of(m, i, f);
         if (s == SLOT_NAME) {
             name = f->val;
             name_len = f->val_len;
-        } else if (s >= 0 && (!m->val[s] || is_empty(m->val[s], m->vlen[s]))) {
+        } else if (s >= 0 && s != K_SOURCE && (!m->val[s] || is_empty(m->val[s], m->vlen[s]))) {
+            if (!m->val[s])
+                m->filled[m->nfilled++] = (size_t)s;
             m->val[s] = f->val;
             m->vlen[s] = f->val_len;
         }
@@ -370,6 +378,8 @@ int osc_employee_encode(struct osc_employee_map *m, const struct osc_record *rec
             return osc_err_set(err, OSC_EDATA,
                                "no EmployeeId or Email (give it an employee_id, id or email "
                                "column, or map one with fields:)");
+        if (!m->val[K_ID])
+            m->filled[m->nfilled++] = K_ID;
         m->val[K_ID] = m->val[K_EMAIL];
         m->vlen[K_ID] = m->vlen[K_EMAIL];
     }
@@ -405,15 +415,27 @@ int osc_employee_encode(struct osc_employee_map *m, const struct osc_record *rec
     {
         size_t need = 2 + m->keylen[K_SOURCE] + 1 + m->source_len;
         char *o;
-        for (size_t k = 0; k < m->nslots; k++)
-            if (m->val[k])
-                need += m->keylen[k] + 1 + m->vlen[k] + 2;
+        if (first && !m->val[K_FIRST])
+            m->filled[m->nfilled++] = K_FIRST;
+        if (last && !m->val[K_LAST])
+            m->filled[m->nfilled++] = K_LAST;
+        /* output in table order: a few slots, insertion sort */
+        for (size_t i = 1; i < m->nfilled; i++) {
+            size_t v = m->filled[i], j = i;
+            for (; j > 0 && m->filled[j - 1] > v; j--)
+                m->filled[j] = m->filled[j - 1];
+            m->filled[j] = v;
+        }
+        for (size_t i = 0; i < m->nfilled; i++)
+            if (m->val[m->filled[i]])
+                need += m->keylen[m->filled[i]] + 1 + m->vlen[m->filled[i]] + 2;
         need += 2 * (6 * (first_len + last_len) + m->keylen[K_FIRST] + m->keylen[K_LAST] + 6);
         if ((rc = osc_buf_reserve(out, need)))
             goto fail;
         o = out->data + out->len;
         *o++ = '{';
-        for (size_t k = 0; k < m->nslots; k++) {
+        for (size_t i = 0; i < m->nfilled; i++) {
+            size_t k = m->filled[i];
             const char *v = m->val[k];
             size_t n = m->vlen[k];
             if (k == K_SOURCE) {
