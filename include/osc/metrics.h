@@ -12,7 +12,7 @@
  *   last_cycle_duration_seconds          gauge
  *   locations{status}                    gauge    PRESENCE|PASSIVE_PRESENCE|NO_PRESENCE|unknown
  *   locations_discovered                 gauge
- *   points                               gauge    occupancy points discovered
+ *   points                               gauge    occupancy points used by a location
  *   points_read_total                    counter  latest values read
  *   invalid_values_total                 counter  NaN/inf/non-numeric values
  *   pushes_total{result}                 counter  accepted|failed|unsent (locations)

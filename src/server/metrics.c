@@ -167,7 +167,7 @@ int osc_metrics_render(struct osc_metrics *m, struct osc_buf *b)
     TRY(head(b, "locations_discovered", "gauge", "Locations with one valid OfficeSpace identity."));
     TRY(osc_buf_printf(b, P "locations_discovered %llu\n",
                        (unsigned long long)m->seen.locations_discovered));
-    TRY(head(b, "points", "gauge", "Occupancy points discovered."));
+    TRY(head(b, "points", "gauge", "Occupancy points used by a location."));
     TRY(osc_buf_printf(b, P "points %llu\n", (unsigned long long)m->seen.points));
     TRY(head(b, "points_read_total", "counter", "Latest point values read from Mapped."));
     TRY(osc_buf_printf(b, P "points_read_total %llu\n", (unsigned long long)m->points_read_total));
