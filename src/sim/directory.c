@@ -217,10 +217,10 @@ static struct source *find_source(struct sim_dir *d, const char *name, int creat
     return p;
 }
 
-int sim_dir_stage(struct sim_dir *d, const char *source, const char *key, json_t *rec)
+int sim_dir_stage_text(struct sim_dir *d, const char *source, const char *key, char *json)
 {
     struct source *s;
-    char *k, *j;
+    char *k;
 
     if (d->staged_total >= SIM_DIR_MAX_STAGED)
         return OSC_ETOOBIG;
@@ -234,18 +234,23 @@ int sim_dir_stage(struct sim_dir *d, const char *source, const char *key, json_t
         s->v = p;
         s->alloc = na;
     }
-    k = strdup(key);
-    j = json_dumps(rec, JSON_COMPACT);
-    if (!k || !j) {
-        free(k);
-        free(j);
+    if (!(k = strdup(key)))
         return OSC_ENOMEM;
-    }
     s->v[s->n].key = k;
-    s->v[s->n].json = j;
+    s->v[s->n].json = json;
     s->n++;
     d->staged_total++;
     return 0;
+}
+
+int sim_dir_stage(struct sim_dir *d, const char *source, const char *key, json_t *rec)
+{
+    char *j = json_dumps(rec, JSON_COMPACT);
+    int rc = j ? sim_dir_stage_text(d, source, key, j) : OSC_ENOMEM;
+
+    if (rc)
+        free(j);
+    return rc;
 }
 
 int sim_dir_begin(struct sim_dir *d)

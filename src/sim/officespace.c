@@ -386,57 +386,112 @@ static const char *record_key(json_t *rec)
     return id && *id ? id : NULL;
 }
 
-static void batch_import(struct sim_os *os, const char *ctype, const char *body, size_t len,
-                         struct sim_reply *r)
-{
-    const char *why;
-    json_t *recs = body_records(ctype, body, len, &why), *it, *errids, *errs;
-    size_t i;
-    json_int_t imported = 0, skipped = 0;
+/* A batch import body parsed and serialised ahead, outside the simulator lock. */
+struct sim_batch {
+    struct {
+        char *src, *key, *json; /* json: NULL once handed to the directory */
+    } * v;
+    size_t n;
+    json_t *errids, *errs; /* skipped records */
+    json_int_t skipped;
+    const char *why; /* the body cannot be read: why (static) */
+};
 
+void sim_batch_free(struct sim_batch *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->v[i].src);
+        free(b->v[i].key);
+        free(b->v[i].json);
+    }
+    free(b->v);
+    json_decref(b->errids);
+    json_decref(b->errs);
+    free(b);
+}
+
+struct sim_batch *sim_batch_prepare(const char *ctype, const char *body, size_t len)
+{
+    struct sim_batch *b = calloc(1, sizeof(*b));
+    json_t *recs, *it;
+    size_t i;
+
+    if (!b)
+        return NULL;
+    b->errids = json_array();
+    b->errs = json_array();
+    recs = body_records(ctype, body, len, &b->why);
     if (!recs) {
-        reply_error(r, 400, why);
-        return;
+        if (!b->why)
+            b->why = "out of memory";
+        return b;
     }
-    if (sim_dir_begin(os->dir)) {
+    b->v = calloc(json_array_size(recs) ? json_array_size(recs) : 1, sizeof(*b->v));
+    if (!b->v || !b->errids || !b->errs) {
         json_decref(recs);
-        reply_error(r, 500, "out of memory");
-        return;
+        sim_batch_free(b);
+        return NULL;
     }
-    errids = json_array();
-    errs = json_array();
     json_array_foreach(recs, i, it)
     {
         const char *src, *key;
-        char idx[32];
-        int rc;
         if (!json_is_object(it) || !(key = record_key(it))) {
+            char idx[32];
             snprintf(idx, sizeof(idx), "#%zu", i);
-            json_array_append_new(errids, json_string(idx));
-            json_array_append_new(errs, json_pack("{s:I,s:s}", "index", (json_int_t)i, "error",
-                                                  "record has neither EmployeeId nor Email"));
-            skipped++;
+            json_array_append_new(b->errids, json_string(idx));
+            json_array_append_new(b->errs, json_pack("{s:I,s:s}", "index", (json_int_t)i, "error",
+                                                     "record has neither EmployeeId nor Email"));
+            b->skipped++;
             continue;
         }
         src = json_string_value(json_object_get(it, "Source"));
-        if (!src || !*src)
-            src = "API";
-        if ((rc = sim_dir_stage(os->dir, src, key, it))) {
-            sim_dir_undo(os->dir); /* a refused batch stages nothing */
+        b->v[b->n].src = strdup(src && *src ? src : "API");
+        b->v[b->n].key = strdup(key);
+        b->v[b->n].json = json_dumps(it, JSON_COMPACT);
+        b->n++;
+        if (!b->v[b->n - 1].src || !b->v[b->n - 1].key || !b->v[b->n - 1].json) {
             json_decref(recs);
-            json_decref(errids);
-            json_decref(errs);
+            sim_batch_free(b);
+            return NULL;
+        }
+    }
+    json_decref(recs);
+    return b;
+}
+
+/* Stage a prepared batch, all or nothing. */
+static void batch_import(struct sim_os *os, struct sim_batch *b, struct sim_reply *r)
+{
+    int rc;
+
+    if (!b) {
+        reply_error(r, 500, "out of memory");
+        return;
+    }
+    if (b->why) {
+        reply_error(r, 400, b->why);
+        return;
+    }
+    if (sim_dir_begin(os->dir)) {
+        reply_error(r, 500, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        if ((rc = sim_dir_stage_text(os->dir, b->v[i].src, b->v[i].key, b->v[i].json))) {
+            sim_dir_undo(os->dir); /* a refused batch stages nothing */
             reply_error(r, rc == OSC_ETOOBIG ? 413 : 500,
                         rc == OSC_ETOOBIG ? "too many staged records" : "out of memory");
             return;
         }
-        imported++;
+        b->v[i].json = NULL; /* the directory owns it now */
     }
     sim_dir_end(os->dir);
-    json_decref(recs);
     sim_reply_json(r, 200,
-                   json_pack("{s:I,s:I,s:o,s:o,s:s}", "imported", imported, "skipped", skipped,
-                             "errorIds", errids, "errors", errs, "status", "staged"));
+                   json_pack("{s:I,s:I,s:O,s:O,s:s}", "imported", (json_int_t)b->n, "skipped",
+                             b->skipped, "errorIds", b->errids, "errors", b->errs, "status",
+                             "staged"));
 }
 
 static void directory_commit(struct sim_os *os, const char *body, size_t len, struct sim_reply *r)
@@ -681,8 +736,8 @@ static void serve_generic(struct sim_os *os, const char *method, const char *res
 }
 
 void sim_os_rest(struct sim_os *os, const char *method, const char *rest, json_t *query,
-                 const char *ctype, const char *body, size_t len, int64_t now_wall_ms,
-                 struct sim_reply *r)
+                 const char *ctype, const char *body, size_t len, struct sim_batch *pre,
+                 int64_t now_wall_ms, struct sim_reply *r)
 {
     char seg[4][128];
     int nseg = 0;
@@ -713,8 +768,12 @@ void sim_os_rest(struct sim_os *os, const char *method, const char *rest, json_t
     if (strcmp(res, "employee_batch_imports") == 0 && nseg == 1) {
         if (strcmp(method, "POST") != 0)
             reply_error(r, 405, "method not allowed");
-        else
-            batch_import(os, ctype, body, len, r);
+        else {
+            struct sim_batch *b = pre ? pre : sim_batch_prepare(ctype, body, len);
+            batch_import(os, b, r);
+            if (!pre)
+                sim_batch_free(b);
+        }
         return;
     }
     if (strcmp(res, "employee_directory") == 0 && nseg <= 2) {

@@ -394,7 +394,8 @@ static void serve_control(struct osc_sim *sim, struct MHD_Connection *c, const c
 /* ---- the APIs ----------------------------------------------------------------- */
 
 static void serve_api(struct osc_sim *sim, int which, struct MHD_Connection *c, const char *path,
-                      const char *method, const char *body, size_t len, struct sim_reply *r)
+                      const char *method, const char *body, size_t len, struct sim_batch *pre,
+                      struct sim_reply *r)
 {
     int post = strcmp(method, "POST") == 0;
 
@@ -432,7 +433,7 @@ static void serve_api(struct osc_sim *sim, int which, struct MHD_Connection *c, 
             sim_reply_header(r, "WWW-Authenticate", "Token realm=\"Application\"");
         } else {
             json_t *q = conn_values(c, MHD_GET_ARGUMENT_KIND, 0);
-            sim_os_rest(sim->os, method, path + 7, q, header(c, "Content-Type"), body, len,
+            sim_os_rest(sim->os, method, path + 7, q, header(c, "Content-Type"), body, len, pre,
                         osc_clock_wall_ms(sim->clock), r);
             json_decref(q);
         }
@@ -535,6 +536,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     json_t *headers, *q;
     int64_t seq, wait;
     const char *fault = NULL;
+    struct sim_batch *pre = NULL;
 
     (void)version;
     if (!rq) {
@@ -620,10 +622,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         sim_reply_json(&r, 413, json_pack("{s:s}", "error", msg));
         goto answer;
     }
+    /* the costly part of a batch import needs no state: do it before taking the lock */
+    if (srv->which == SRV_OS && strcmp(method, "POST") == 0 &&
+        strcmp(url, "/api/1/employee_batch_imports") == 0)
+        pre = sim_batch_prepare(header(c, "Content-Type"), rq->body, rq->len);
     pthread_mutex_lock(&sim->lock);
-    serve_api(sim, srv->which, c, url, method, rq->body, rq->len, &r);
+    serve_api(sim, srv->which, c, url, method, rq->body, rq->len, pre, &r);
     sim_reqlog_status(sim->log, seq, r.status, act.reset == 2 ? "reset-after" : NULL);
     pthread_mutex_unlock(&sim->lock);
+    sim_batch_free(pre);
     return send_reply(c, &r, act.reset == 2);
 
 answer:

@@ -46,13 +46,24 @@ struct sim_os *sim_os_new(const struct sim_graph *g);
 void sim_os_free(struct sim_os *os);
 
 /*
+ * An employee_batch_imports body, parsed and serialised without touching any
+ * state, so the server can do that work outside its lock. Never NULL unless
+ * out of memory; a body that cannot be read gives a batch that answers 400.
+ * Caller frees with sim_batch_free() (accepts NULL).
+ */
+struct sim_batch;
+struct sim_batch *sim_batch_prepare(const char *ctype, const char *body, size_t len);
+void sim_batch_free(struct sim_batch *b);
+
+/*
  * Serve a REST request under /api/1/ (rest: the path after "/api/1/",
- * query: object of query arguments, borrowed; body may be binary).
+ * query: object of query arguments, borrowed; body may be binary; pre: the
+ * prepared batch of a POST employee_batch_imports, borrowed, or NULL).
  * now_wall_ms is for timestamps.
  */
 void sim_os_rest(struct sim_os *os, const char *method, const char *rest, json_t *query,
-                 const char *ctype, const char *body, size_t len, int64_t now_wall_ms,
-                 struct sim_reply *reply);
+                 const char *ctype, const char *body, size_t len, struct sim_batch *pre,
+                 int64_t now_wall_ms, struct sim_reply *reply);
 /* Serve POST /graphql (already authenticated). */
 void sim_os_graphql(struct sim_os *os, const char *body, size_t len, int64_t now_wall_ms,
                     struct sim_reply *reply);
@@ -75,6 +86,8 @@ void sim_dir_free(struct sim_dir *d);
 /* Append rec (borrowed; serialised) to source's staging under key (its
  * EmployeeId). 0, OSC_ENOMEM or OSC_ETOOBIG; nothing staged on failure. */
 int sim_dir_stage(struct sim_dir *d, const char *source, const char *key, json_t *rec);
+/* The same with the record already serialised: json is taken over on success only. */
+int sim_dir_stage_text(struct sim_dir *d, const char *source, const char *key, char *json);
 /* A batch is all or nothing: sim_dir_begin() (0 or OSC_ENOMEM) marks the
  * staging, sim_dir_undo() drops everything staged since, sim_dir_end() keeps it. */
 int sim_dir_begin(struct sim_dir *d);
