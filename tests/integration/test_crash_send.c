@@ -20,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -172,8 +175,130 @@ static void test_crash_resume(void **state)
     th_tmpdir_cleanup();
 }
 
+/* Start $OSC_BIN with argv, stdout and stderr to errfile; returns the pid. */
+static pid_t spawn(const char *const *argv, const char *errfile)
+{
+    const char *bin = getenv("OSC_BIN");
+    char *av[16];
+    size_t n = 0;
+    pid_t pid;
+
+    av[n++] = (char *)"osconnect";
+    for (size_t i = 0; argv[i] && n < 15; i++)
+        av[n++] = (char *)argv[i];
+    av[n] = NULL;
+    pid = fork();
+    if (pid == 0) {
+        int fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(bin ? bin : "osconnect", av);
+        _exit(127);
+    }
+    return pid;
+}
+
+/*
+ * SIGTERM: stop reading, deliver what was read, keep the checkpoint, exit 75;
+ * a second send on the same checkpoint meanwhile is refused (locked); the
+ * rerun completes the rest, each record once.
+ */
+static void test_sigterm_and_lock(void **state)
+{
+    struct ts_server *ts = ts_start();
+    struct osc_buf in;
+    char *input, *cfg, *text = NULL, *dl, *errf, *out;
+    unsigned *seen = calloc(NREC, sizeof(*seen));
+    unsigned dup = 0;
+    struct th_result res;
+    int status = 0;
+    pid_t pid;
+    (void)state;
+
+    assert_non_null(ts);
+    ts_set_default(ts, &(struct ts_response){200, NULL, "{}", 40, 0});
+    osc_buf_init(&in, 1u << 26);
+    for (int i = 0; i < NREC; i++)
+        osc_buf_printf(&in, "{\"employee_id\":\"E%05d\",\"email\":\"u%d@example.com\"}\n", i, i);
+    input = th_write_file("term.jsonl", osc_buf_str(&in));
+    osc_buf_free(&in);
+    dl = th_write_file("term.dead.jsonl", "");
+    remove(dl);
+    errf = th_write_file("term.err", "");
+    assert_true(asprintf(&text,
+                         "officespace:\n  base_url: %s\n  api_key: crash-key-0123456789abcdef\n"
+                         "destinations:\n  employees:\n    template: upsert_employees\n"
+                         "    batch: {size: %d}\n    max_in_flight: %d\n    dead_letter: %s\n",
+                         ts_url(ts), BATCH, IN_FLIGHT, dl) > 0);
+    cfg = th_write_file("term.yaml", text);
+    free(text);
+    {
+        const char *argv[] = {"send", "-c", cfg, "-d", "employees", input, NULL};
+        struct timespec t = {0, 20 * 1000000L};
+        char *cp = NULL;
+        assert_true(asprintf(&cp, "%.*s.checkpoint.db", (int)(strlen(dl) - 11), dl) > 0);
+        pid = spawn(argv, errf);
+        assert_true(pid > 0);
+        /* wait (with a deadline) until the first run holds its checkpoint and is sending */
+        for (int i = 0; i < 500 && (access(cp, F_OK) != 0 || ts_count(ts) < 3); i++)
+            nanosleep(&t, NULL);
+        assert_true(ts_count(ts) >= 3);
+        free(cp);
+        /* the checkpoint file is locked while the first run holds it */
+        assert_int_equal(th_run(argv, NULL, 20000, &res), 0);
+        assert_int_equal(res.status, 74);
+        assert_non_null(strstr(res.err, "another osconnect send"));
+        th_result_free(&res);
+        kill(pid, SIGTERM);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        out = th_read_file(errf);
+        if (WEXITSTATUS(status) != 75)
+            fail_msg("exit %d after SIGTERM: %s", WEXITSTATUS(status), out);
+        assert_non_null(strstr(out, "interrupted"));
+        free(out);
+        /* everything the stopped run read was delivered; the rerun sends the rest */
+        assert_int_equal(th_run(argv, NULL, 60000, &res), 0);
+        if (res.status != 0)
+            fail_msg("rerun exited %d: %s", res.status, res.err);
+        assert_non_null(strstr(res.err, "resumed from a checkpoint"));
+        th_result_free(&res);
+    }
+    for (size_t i = 0; i < ts_count(ts); i++) {
+        struct ts_request r;
+        json_t *arr, *v;
+        size_t k;
+        assert_int_equal(ts_get(ts, i, &r), 0);
+        if (strcmp(r.method, "POST") == 0) {
+            arr = json_loads(r.body, 0, NULL);
+            json_array_foreach(arr, k, v)
+            {
+                int n = atoi(json_string_value(json_object_get(v, "EmployeeId")) + 1);
+                if (seen[n]++)
+                    dup++;
+            }
+            json_decref(arr);
+        }
+        ts_request_free(&r);
+    }
+    for (int i = 0; i < NREC; i++)
+        if (!seen[i])
+            fail_msg("record %d was not delivered", i);
+    /* a clean stop delivers what was read before the checkpoint is saved: no duplicates */
+    assert_int_equal(dup, 0);
+    assert_int_equal(access(dl, F_OK), -1);
+    free(seen);
+    free(input);
+    free(cfg);
+    free(dl);
+    free(errf);
+    ts_stop(ts);
+    th_tmpdir_cleanup();
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_crash_resume)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_crash_resume),
+                                       cmocka_unit_test(test_sigterm_and_lock)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
