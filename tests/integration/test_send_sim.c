@@ -461,6 +461,130 @@ static void test_partial_rejects(void **state)
     free(dl);
 }
 
+/* data of every stored item of resource res in the simulator, as one JSON array text */
+static char *resource_data(const char *res)
+{
+    json_t *j = sim_json("resources"), *items, *it, *arr = json_array();
+    const char *k;
+    char *out;
+    items = json_object_get(json_object_get(j, "resources"), res);
+    json_object_foreach(items, k, it) { json_array_append(arr, json_object_get(it, "data")); }
+    out = json_dumps(arr, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(arr);
+    json_decref(j);
+    return out;
+}
+
+/* Manual destinations against the simulator's generic store: URL partitioning, exclude,
+ * headers, property and Lua grouping, form, the response webhook. */
+static void test_manual_sim(void **state)
+{
+    struct ts_server *hook = ts_start();
+    char *dl = th_write_file("man.dead.jsonl", ""), *cfg, *in, *data, extra[2048];
+    struct th_result res;
+    (void)state;
+
+    remove(dl);
+    snprintf(
+        extra, sizeof(extra),
+        "  part:\n    url: /api/1/{kind}\n    exclude: [kind, secret.pin]\n"
+        "    headers: 'X-Tenant: acme, X-Trace: 7'\n    batch: {size: 2}\n"
+        "    response_webhook: %s/hook\n    max_in_flight: 1\n"
+        "  prop:\n    url: /api/1/props\n    batch: {grouping: property, property_name: records,"
+        " other_props: {\"mode\": \"bulk\"}}\n"
+        "  lua:\n    url: /api/1/luas\n    batch:\n      grouping: code\n      code: |\n"
+        "        function batch(records)\n"
+        "          return json.encode({count = #records, first = records[1].name}),"
+        " 'application/json'\n"
+        "        end\n"
+        "  form:\n    url: /api/1/forms\n    format: form\n    exclude: [kind, secret]\n",
+        ts_url(hook));
+    cfg = config(extra, dl, NULL);
+    in = th_write_file(
+        "man.jsonl", "{\"kind\":\"widgets\",\"name\":\"w1\",\"secret\":{\"pin\":1,\"keep\":true}}\n"
+                     "{\"kind\":\"gadgets\",\"name\":\"g1\"}\n"
+                     "{\"kind\":\"widgets\",\"name\":\"w2\"}\n"
+                     "{\"kind\":\"widgets\",\"name\":\"w3\"}\n"
+                     "{\"name\":\"no kind\"}\n");
+    {
+        const char *argv[] = {"send", "-c", cfg, "-d", "part", in, NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 65); /* the record without a kind */
+        assert_non_null(strstr(res.err, "no value for {kind} in the url"));
+        th_result_free(&res);
+    }
+    /* the simulator stores each element of an array body as one item */
+    data = resource_data("widgets");
+    assert_string_equal(data, "[{\"name\":\"w1\",\"secret\":{\"keep\":true}},{\"name\":\"w2\"},"
+                              "{\"name\":\"w3\"}]");
+    free(data);
+    data = resource_data("gadgets");
+    assert_string_equal(data, "[{\"name\":\"g1\"}]");
+    free(data);
+    {
+        /* batches of 2, one URL per request: widgets 2+1, gadgets 1 */
+        char *reqs = request_lines();
+        assert_string_equal(reqs, "POST /api/1/widgets 201\nPOST /api/1/gadgets 201\n"
+                                  "POST /api/1/widgets 201\n");
+        free(reqs);
+    }
+    {
+        json_t *j = sim_json("requests"), *r;
+        size_t i, n = 0;
+        json_array_foreach(json_object_get(j, "requests"), i, r)
+        {
+            json_t *h = json_object_get(r, "headers");
+            assert_string_equal(json_string_value(json_object_get(h, "x-tenant")), "acme");
+            assert_string_equal(json_string_value(json_object_get(h, "x-trace")), "7");
+            assert_string_equal(json_string_value(json_object_get(h, "authorization")),
+                                "Token ***");
+            n++;
+        }
+        assert_int_equal(n, 3);
+        json_decref(j);
+    }
+    /* one webhook report per call, without the key */
+    for (int i = 0; i < 100 && ts_count(hook) < 3; i++)
+        usleep(20000);
+    assert_int_equal(ts_count(hook), 3);
+    for (size_t i = 0; i < 3; i++) {
+        struct ts_request r;
+        json_t *j;
+        ts_get(hook, i, &r);
+        assert_null(strstr(r.body, TH_SIM_OS_KEY));
+        j = json_loads(r.body, 0, NULL);
+        assert_int_equal(json_integer_value(json_object_get(j, "status")), 201);
+        assert_string_equal(json_string_value(json_object_get(j, "destination")), "part");
+        json_decref(j);
+        ts_request_free(&r);
+    }
+    free(in);
+
+    in = th_write_file("p.jsonl", "{\"kind\":\"a\",\"name\":\"p1\"}\n{\"name\":\"p2 & co\"}\n");
+    for (int k = 0; k < 3; k++) {
+        const char *dest[] = {"prop", "lua", "form"};
+        const char *argv[] = {"send", "-c", cfg, "-d", dest[k], in, NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        if (res.status != 0)
+            fail_msg("%s: exit %d: %s", dest[k], res.status, res.err);
+        th_result_free(&res);
+    }
+    data = resource_data("props");
+    assert_string_equal(data, "[{\"mode\":\"bulk\",\"records\":[{\"kind\":\"a\",\"name\":\"p1\"},"
+                              "{\"name\":\"p2 & co\"}]}]");
+    free(data);
+    data = resource_data("luas");
+    assert_string_equal(data, "[{\"count\":2,\"first\":\"p1\"}]");
+    free(data);
+    data = resource_data("forms");
+    assert_string_equal(data, "[{\"name\":\"p1\"},{\"name\":\"p2 & co\"}]");
+    free(data);
+    free(in);
+    free(cfg);
+    free(dl);
+    ts_stop(hook);
+}
+
 static char *write_bin(const char *name, const char *data, size_t len)
 {
     char *path = th_write_file(name, "");
@@ -604,6 +728,7 @@ int main(void)
         cmocka_unit_test_setup(test_malformed_inputs, reset),
         cmocka_unit_test_setup(test_partial_rejects, reset),
         cmocka_unit_test_setup(test_bad_input, reset),
+        cmocka_unit_test_setup(test_manual_sim, reset),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
