@@ -273,7 +273,7 @@ static void test_health_metrics_refresh(void **state)
 
     (void)state;
     start_run(&pr, cfg);
-    deadline = now_ms() + 10000;
+    deadline = now_ms() + 30000;
     while (get(&pr, "/healthz", &body) != 200) {
         free(body);
         body = NULL;
@@ -312,7 +312,7 @@ static void test_health_metrics_refresh(void **state)
     /* unchanged locations are pushed again once resend_after (1 s) has passed */
     acc1 = metric(&pr, "osconnect_presence_pushes_total{result=\"accepted\"}");
     ok1 = metric(&pr, "osconnect_presence_cycles_total{result=\"ok\"}");
-    deadline = now_ms() + 10000;
+    deadline = now_ms() + 30000;
     while (updates_of("floor", "10") < 2) {
         assert_true(now_ms() < deadline);
         nap_ms(50);
@@ -386,7 +386,7 @@ static void test_sigterm_finishes_cycle(void **state)
     snprintf(url, sizeof(url), "%s/_sim/faults", sim.officespace_url);
     assert_int_equal(th_http("POST", url, "delay=2500ms:server=officespace", NULL), 200);
     start_run(&pr, cfg);
-    deadline = now_ms() + 10000;
+    deadline = now_ms() + 30000;
     while (sim_requests("officespace") == 0) {
         assert_true(now_ms() < deadline);
         nap_ms(10);
