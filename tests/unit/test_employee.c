@@ -95,11 +95,47 @@ static void test_fields_override(void **state)
     osc_employee_map_free(m);
 }
 
+/* Output is in table order whatever the column order; extras last; a name fills only gaps. */
+static void test_order_and_keys(void **state)
+{
+    char *keys[] = {"office", "id2"}, *vals[] = {"Location", ""};
+    struct osc_strmap f = {keys, vals, 2};
+    struct osc_employee_map *m = osc_employee_map_new(&f, "HR", "employees", NULL);
+    char out[1024];
+    struct osc_err err;
+    const char *id, *email;
+    size_t id_len, email_len;
+    (void)state;
+
+    assert_int_equal(encode(m,
+                            "{\"udf3\":\"u3\",\"office\":\"HQ\",\"email\":\"A@x.io\","
+                            "\"name\":\"Ann Marie Lee\",\"department\":\"R&D\","
+                            "\"employee_id\":7,\"id2\":\"x\",\"last_name\":\"Kept\"}",
+                            out, sizeof(out), &err),
+                     0);
+    assert_string_equal(out, "{\"EmployeeId\":\"7\",\"Source\":\"HR\",\"FirstName\":\"Ann Marie\","
+                             "\"LastName\":\"Kept\",\"Email\":\"A@x.io\",\"Department\":\"R&D\","
+                             "\"Udf3\":\"u3\",\"Location\":\"HQ\"}");
+    /* the keys the duplicate check uses: EmployeeId and Email as JSON text */
+    osc_employee_last_keys(m, &id, &id_len, &email, &email_len);
+    assert_int_equal(id_len, 1);
+    assert_memory_equal(id, "7", 1);
+    assert_int_equal(email_len, 8);
+    assert_memory_equal(email, "\"A@x.io\"", 8);
+    /* the same map again: nothing left over from the previous record */
+    assert_int_equal(encode(m, "{\"email\":\"b@x.io\",\"name\":\"Bo\"}", out, sizeof(out), &err),
+                     0);
+    assert_string_equal(out, "{\"EmployeeId\":\"b@x.io\",\"Source\":\"HR\",\"FirstName\":\"Bo\","
+                             "\"Email\":\"b@x.io\"}");
+    osc_employee_map_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_mapping),
         cmocka_unit_test(test_fields_override),
+        cmocka_unit_test(test_order_and_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
