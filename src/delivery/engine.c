@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "delivery_int.h"
 #include "osc/employee.h"
@@ -768,10 +769,11 @@ int osc_delivery_checkpoint(struct osc_delivery *d, struct osc_checkpoint *c,
     }
     for (size_t i = 0; i < n; i++) {
         struct osc_err ierr = {0};
+        if (strcmp(paths[i], "-") != 0 && access(paths[i], R_OK) != 0)
+            goto out; /* reading it will report why */
         if (osc_checkpoint_input_id(paths[i], id, sizeof(id), &ierr)) {
-            OSC_LOG_WARN("delivery",
-                         "%s: %s: no checkpoint is kept; an interrupted run cannot "
-                         "resume and starts over",
+            OSC_LOG_INFO("delivery",
+                         "%s: %s: no checkpoint is kept (an interrupted run starts over)",
                          d->dest->name, ierr.msg);
             goto out;
         }
