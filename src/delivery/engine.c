@@ -116,9 +116,10 @@ struct osc_delivery {
     struct batch *ready_head, *ready_tail;
     int64_t paused_until;
     uint64_t rng;
-    int staged;    /* staging DELETE done (or not needed) */
-    int staged_ok; /* the staging DELETE was accepted */
-    int accepted;  /* some request was accepted: 401/403 is no longer "the key" */
+    int staged;       /* staging DELETE done (or not needed) */
+    int staged_ok;    /* the staging DELETE was accepted */
+    int input_failed; /* an input could not be read: the commit must not run */
+    int accepted;     /* some request was accepted: 401/403 is no longer "the key" */
     int stop;
     int failed_batches;
     uint64_t req_seq;
@@ -1748,7 +1749,12 @@ int osc_delivery_finish(struct osc_delivery *d)
             batch_close(d, &d->pool[i]);
     while (pump(d, 100) > 0)
         ;
-    if (d->st.interrupted) {
+    if (d->input_failed && d->commit) {
+        d->st.commit = -1;
+        snprintf(d->st.commit_reason, sizeof(d->st.commit_reason),
+                 "directory import NOT triggered: an input could not be read completely");
+        OSC_LOG_ERROR("delivery", "%s: %s", d->dest->name, d->st.commit_reason);
+    } else if (d->st.interrupted) {
         if (d->commit) {
             d->st.commit = -1;
             snprintf(d->st.commit_reason, sizeof(d->st.commit_reason),
@@ -1776,7 +1782,8 @@ int osc_delivery_finish(struct osc_delivery *d)
     }
     if (d->cp) {
         struct osc_err err = {0};
-        if (d->stop || d->st.interrupted || d->st.dead_letter_error || d->cp_error) {
+        if (d->stop || d->st.interrupted || d->input_failed || d->st.dead_letter_error ||
+            d->cp_error) {
             cp_update(d, 1);
         } else if (osc_checkpoint_clear(d->cp, d->cp_key, &err)) {
             OSC_LOG_WARN("delivery", "%s: %s", d->dest->name, err.msg);
@@ -1816,8 +1823,10 @@ int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records
                      path);
         goto next_input;
     }
-    if (!(r = osc_records_open(path, format, 0, err)))
+    if (!(r = osc_records_open(path, format, 0, err))) {
+        d->input_failed = 1;
         return err && err->code ? err->code : OSC_ENOINPUT;
+    }
     d->reader = r;
     if (d->ninput_names <= d->cur_input) {
         char **nn = realloc(d->input_names, (d->cur_input + 1) * sizeof(*nn));
@@ -1857,6 +1866,7 @@ int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records
         } else if (got == OSC_EDATA) {
             rc = osc_delivery_malformed(d, &rec, rerr.msg);
         } else {
+            d->input_failed = 1; /* a read error: the rest of this input is unknown */
             rc = osc_err_set(err, got, "%s", rerr.msg);
             break;
         }
