@@ -50,7 +50,8 @@ static void usage(void)
         "locations, 77 Mapped or OfficeSpace refused the credentials, 69 an API was\n"
         "unavailable or refused the request, 76 unexpected response, 65 a Mapped\n"
         "answer above presence.max_response, 74 state database error,\n"
-        "78 configuration error, 64 usage.\n" CLI_EXIT_HELP);
+        "78 configuration error, 64 usage. Without --once: 0 after a signal,\n"
+        "78 configuration error, 64 usage, 74 state database error.\n");
 }
 
 /* SIGTERM/SIGINT set stop_flag, SIGHUP reload_flag; no SA_RESTART so sleeps wake. */
