@@ -66,7 +66,7 @@ static char *config(const char *extra, const char *dl, const char *key)
                  "officespace:\n  hostname: acme\n  base_url: %s\n  api_key: %s\n"
                  "destinations:\n"
                  "  employees:\n    template: upsert_employees\n    source_name: HRIS\n"
-                 "    batch: {size: 20}\n    dead_letter: %s\n"
+                 "    batch: {size: 20}\n    dead_letter: %s\n    max_in_flight: 1\n"
                  "    retry: {base: 5ms, cap: 50ms, max_attempts: 4}\n"
                  "  commit:\n    template: trigger_directory_import\n    source_name: HRIS\n"
                  "%s",
@@ -235,7 +235,7 @@ static void test_commit_suppressed(void **state)
 static void test_retry_after_storm(void **state)
 {
     char *dl = th_write_file("c.dead.jsonl", ""), *cfg;
-    const char *argv[] = {"send", "-c", NULL, "-d", "employees", NULL, NULL};
+    const char *argv[] = {"send", "-c", NULL, "-d", "storm", "--dead-letter", NULL, NULL, NULL};
     struct th_result res;
     int64_t t0;
     json_t *j, *r;
@@ -243,9 +243,15 @@ static void test_retry_after_storm(void **state)
     (void)state;
 
     remove(dl);
-    cfg = config(NULL, dl, NULL);
+    /* four batches in flight at once: the 429s pause all of them, not one */
+    cfg = config(
+        "  storm:\n    template: upsert_employees\n    source_name: HRIS\n"
+        "    batch: {size: 20}\n    max_in_flight: 4\n"
+        "    retry: {base: 5ms, cap: 50ms, max_attempts: 8}\n    dead_letter: c.dead.jsonl\n",
+        dl, NULL);
     argv[2] = cfg;
-    argv[5] = sample_csv();
+    argv[6] = dl;
+    argv[7] = sample_csv();
     set_faults("429x4:retry-after=1:path=/api/1/employee_batch_imports,503@0.3:path=/api/1/"
                "employee_batch_imports");
     t0 = osc_clock_mono_ms(NULL);
@@ -507,7 +513,7 @@ static void test_manual_sim(void **state)
                      "{\"kind\":\"widgets\",\"name\":\"w3\"}\n"
                      "{\"name\":\"no kind\"}\n");
     {
-        const char *argv[] = {"send", "-c", cfg, "-d", "part", in, NULL};
+        const char *argv[] = {"send", "-c", cfg, "-d", "part", "--dead-letter", dl, in, NULL};
         assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
         assert_int_equal(res.status, 65); /* the record without a kind */
         assert_non_null(strstr(res.err, "no value for {kind} in the url"));
@@ -563,7 +569,7 @@ static void test_manual_sim(void **state)
     in = th_write_file("p.jsonl", "{\"kind\":\"a\",\"name\":\"p1\"}\n{\"name\":\"p2 & co\"}\n");
     for (int k = 0; k < 3; k++) {
         const char *dest[] = {"prop", "lua", "form"};
-        const char *argv[] = {"send", "-c", cfg, "-d", dest[k], in, NULL};
+        const char *argv[] = {"send", "-c", cfg, "-d", dest[k], "--dead-letter", dl, in, NULL};
         assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
         if (res.status != 0)
             fail_msg("%s: exit %d: %s", dest[k], res.status, res.err);
