@@ -3,16 +3,19 @@
  * records through 429 with Retry-After, 500, 503, answers slower than the
  * timeout, connections reset mid-response and random permanent 400s.
  *
- * The engine runs in-process against the scripted test server, whose
- * responses are drawn at random (seeded; the seed is printed) and queued
- * ahead of the requests, so request i got scripted response i. Afterwards
- * what the server accepted plus the dead-letter file must account for every
- * record: each input record delivered or dead-lettered; a record delivered
- * twice, or both delivered and dead-lettered, only when one of its requests
- * was answered 2xx by the server but lost on the way back (reset or
+ * test_fault_matrix: the engine runs in-process against the scripted test
+ * server, whose responses are drawn at random (seeded; the seed is printed)
+ * and queued ahead of the requests, so request i got scripted response i.
+ * Afterwards what the server accepted plus the dead-letter file must account
+ * for every record: each input record delivered or dead-lettered; a record
+ * delivered twice, or both delivered and dead-lettered, only when one of its
+ * requests was answered 2xx by the server but lost on the way back (reset or
  * timeout), which a client cannot tell from a failure. The client side of
  * that is taken from the engine (a call without an answer), matched to the
  * server's log by X-Request-Id, so a slow machine cannot fake a pass.
+ *
+ * test_fault_matrix_sim: 20,000 records through the real binary and the
+ * simulator's fault rules, accounted from the simulator's staging area.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -271,9 +274,114 @@ static void test_fault_matrix(void **state)
     osc_log_secret_clear();
 }
 
+/*
+ * The same through the real binary and the simulator's own fault rules
+ * (docs/simulator.md): what the simulator staged plus the dead-letter file
+ * must hold every record; a record staged twice, or staged and
+ * dead-lettered, only through `reset-after` (applied, then the connection
+ * dropped), never through a fault the simulator did not apply.
+ */
+static void test_fault_matrix_sim(void **state)
+{
+    struct th_sim sim;
+    struct osc_buf in;
+    char *input, *dl, *cfg, *text = NULL, url[300];
+    const int n = 20000;
+    unsigned char *staged = calloc((size_t)n, 1), *dead = calloc((size_t)n, 1);
+    size_t dups = 0, both = 0, n_dead = 0, i;
+    json_t *emp, *r;
+    struct th_result res;
+    (void)state;
+
+    assert_int_equal(th_sim_start(&sim, (const char *const[]){"--seed", "7", NULL}), 0);
+    snprintf(url, sizeof(url), "%s/_sim/faults", sim.officespace_url);
+    assert_int_equal(th_http("POST", url,
+                             "429x2:retry-after=1:path=/api/1/employee_batch_imports,"
+                             "429@0.04:retry-after=0:path=/api/1/employee_batch_imports,"
+                             "500@0.05:path=/api/1/employee_batch_imports,"
+                             "503@0.04:path=/api/1/employee_batch_imports,"
+                             "reset@0.03:path=/api/1/employee_batch_imports,"
+                             "reset-after@0.03:path=/api/1/employee_batch_imports,"
+                             "timeout@0.02:hold=600ms:path=/api/1/employee_batch_imports,"
+                             "400@0.02:path=/api/1/employee_batch_imports",
+                             NULL),
+                     200);
+    osc_buf_init(&in, 1u << 24);
+    for (int k = 0; k < n; k++)
+        osc_buf_printf(&in, "{\"employee_id\":\"%d\",\"email\":\"u%d@example.com\"}\n", k, k);
+    input = th_write_file("sim.jsonl", osc_buf_str(&in));
+    osc_buf_free(&in);
+    dl = th_write_file("sim.dead.jsonl", "");
+    remove(dl);
+    assert_true(asprintf(&text,
+                         "officespace:\n  base_url: %s\n  api_key: %s\n"
+                         "destinations:\n  employees:\n    template: upsert_employees\n"
+                         "    source_name: FM\n    batch: {size: 100}\n    max_in_flight: 4\n"
+                         "    timeout: 300ms\n    dead_letter: %s\n"
+                         "    retry: {base: 1ms, cap: 5ms, max_attempts: 6}\n",
+                         sim.officespace_url, TH_SIM_OS_KEY, dl) > 0);
+    cfg = th_write_file("sim.yaml", text);
+    free(text);
+    {
+        const char *argv[] = {"send", "-q", "-c", cfg, "-d", "employees", input, NULL};
+        assert_int_equal(th_run(argv, NULL, 60000, &res), 0);
+        /* 65: some batches were refused (400); 69: some gave up after retries */
+        if (res.status != 0 && res.status != 65 && res.status != 69)
+            fail_msg("exit %d: %s", res.status, res.err);
+        assert_null(strstr(res.err, TH_SIM_OS_KEY));
+        printf("# %s", res.err);
+        th_result_free(&res);
+    }
+    snprintf(url, sizeof(url), "%s/_sim/employees", sim.officespace_url);
+    emp = th_get_json(url);
+    assert_non_null(emp);
+    json_array_foreach(json_object_get(json_object_get(emp, "staged"), "FM"), i, r)
+    {
+        int id = atoi(json_string_value(json_object_get(r, "EmployeeId")));
+        assert_true(id >= 0 && id < n);
+        if (staged[id]++)
+            dups++;
+    }
+    json_decref(emp);
+    {
+        char *t = th_read_file(dl), *line, *save = NULL;
+        for (line = t ? strtok_r(t, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+            json_t *j = json_loads(line, 0, NULL);
+            int id = atoi(
+                json_string_value(json_object_get(json_object_get(j, "record"), "employee_id")));
+            const char *reason = json_string_value(json_object_get(j, "reason"));
+            assert_true(id >= 0 && id < n);
+            assert_true(strstr(reason, "HTTP 400") || strstr(reason, "gave up after"));
+            assert_false(dead[id]++);
+            n_dead++;
+            json_decref(j);
+        }
+        free(t);
+    }
+    for (int k = 0; k < n; k++) {
+        if (!staged[k] && !dead[k])
+            fail_msg("record %d was neither staged nor dead-lettered", k);
+        both += staged[k] && dead[k];
+    }
+    printf("# simulator: %d records, %zu dead-lettered, %zu staged twice, %zu staged and "
+           "dead-lettered (reset-after)\n",
+           n, n_dead, dups, both);
+    /* only reset-after applies a request the client then retries: whole batches of 100 */
+    assert_int_equal(dups % 100, 0);
+    assert_int_equal(both % 100, 0);
+    assert_int_equal(th_sim_stop(&sim), 0);
+    free(staged);
+    free(dead);
+    free(input);
+    free(dl);
+    free(cfg);
+    th_tmpdir_cleanup();
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_fault_matrix)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_fault_matrix),
+                                       cmocka_unit_test(test_fault_matrix_sim)};
     osc_log_set_level(OSC_LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
