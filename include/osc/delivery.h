@@ -9,16 +9,26 @@
  * is closed (array, property or Lua grouping) and queued -> sent on the
  * libcurl multi interface, at most max_in_flight at once.
  *
- * Outcomes come from osc_retry_classify(): sent; retry (408, 429, 5xx,
- * transport errors: capped full-jitter backoff, Retry-After honoured up to
- * max_retry_wait; a 429/503 with Retry-After pauses the whole destination);
- * reject (other statuses: the batch's records go to the dead-letter file
- * with the status and a response excerpt). 401/403 before anything was
- * accepted stops the run: the key was refused.
+ * Outcomes come from osc_retry_classify(): sent (a 2xx; rows the answer
+ * names as skipped, {"errors":[{"index":N}]}, are dead-lettered alone);
+ * retry (408, 429, 5xx, transport errors: capped full-jitter backoff,
+ * Retry-After honoured up to max_retry_wait, beyond which the batch is
+ * dead-lettered; a 429/503 with Retry-After pauses the whole destination;
+ * retry.max_attempts and retry.max_elapsed bound each batch); reject (other
+ * statuses: the batch's records go to the dead-letter file with the status
+ * and a response excerpt). 401/403 before anything was accepted stops the
+ * run: the key was refused, and what was not sent stays unsent.
+ *
+ * Locally (before sending) a record without EmployeeId/Email, with a URL
+ * placeholder it cannot fill, larger than batch.max_bytes, or a second
+ * record for the same employee in one batch is dead-lettered alone.
+ *
+ * With a checkpoint (osc_delivery_checkpoint()) the position before which
+ * every record is accepted or dead-lettered is saved after each batch.
  *
  * Memory: at most max_in_flight + open-group batches exist; each keeps its
- * body and the compact original records (for dead letters and, later,
- * per-record checkpoints by offset). Not thread-safe.
+ * body and the compact original records (for dead letters). Not
+ * thread-safe.
  */
 #ifndef OSC_DELIVERY_H
 #define OSC_DELIVERY_H
