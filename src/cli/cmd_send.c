@@ -97,7 +97,7 @@ static void progress_tick(void *ud)
     rate = st.seconds > 0 ? (double)st.records / st.seconds : 0;
     if (size > 0 && bytes > 0 && bytes < (uint64_t)size && st.seconds > 0.5) {
         double left = st.seconds * ((double)size / (double)bytes - 1.0);
-        snprintf(eta, sizeof(eta), ", ETA %.0fs", left);
+        snprintf(eta, sizeof(eta), left < 10 ? ", ETA %.1fs" : ", ETA %.0fs", left);
     }
     fprintf(stderr, "\r\033[K%llu records, %llu sent, %llu requests, %.0f records/s%s",
             (unsigned long long)st.records, (unsigned long long)st.sent,
