@@ -503,7 +503,8 @@ static void test_manual_sim(void **state)
         "          return json.encode({count = #records, first = records[1].name}),"
         " 'application/json'\n"
         "        end\n"
-        "  form:\n    url: /api/1/forms\n    format: form\n    exclude: [kind, secret]\n",
+        "  form:\n    url: /api/1/forms\n    format: form\n    max_in_flight: 1\n    exclude: "
+        "[kind, secret]\n",
         ts_url(hook));
     cfg = config(extra, dl, NULL);
     in = th_write_file(
