@@ -349,8 +349,7 @@ int cmd_demo(int argc, char **argv)
         json_decref(resp);
         rc = run_child(&d, a);
         resp = sim_json(&d, "GET", url, NULL, OSC_HTTP_AUTH_NONE, NULL);
-        printf("OfficeSpace's live directory held %zu employees before the import and holds %zu "
-               "now.\n",
+        printf("OfficeSpace's live directory: %zu employee(s) before the import, %zu now.\n",
                before, live_count(resp));
         json_decref(resp);
         resp = NULL;
@@ -358,7 +357,7 @@ int cmd_demo(int argc, char **argv)
             goto out;
     }
 
-    printf("\n== 4. presence sync: %d cycles, %lld ms apart\n", d.cycles,
+    printf("\n== 4. presence sync: %d cycle(s), %lld ms apart\n", d.cycles,
            (long long)d.interval_ms);
     for (int i = 0; i < d.cycles; i++) {
         const char *a[] = {"presence", "-c", d.config, "--once", NULL};

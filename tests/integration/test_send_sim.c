@@ -119,7 +119,7 @@ static size_t count_lines(const char *path)
 static const char *sample_csv(void)
 {
     static char path[1024];
-    snprintf(path, sizeof(path), "%s/examples/hr-sample.csv", getenv("OSC_SRC"));
+    snprintf(path, sizeof(path), "%s/delivery/hr-50.csv", getenv("OSC_FIXTURES"));
     return path;
 }
 
@@ -214,7 +214,7 @@ static void test_commit_suppressed(void **state)
     assert_string_equal(json_string_value(json_object_get(first, "destination")), "employees");
     assert_non_null(json_object_get(json_object_get(first, "record"), "email"));
     j = json_object_get(first, "source");
-    assert_non_null(strstr(json_string_value(json_object_get(j, "file")), "hr-sample.csv"));
+    assert_non_null(strstr(json_string_value(json_object_get(j, "file")), "hr-50.csv"));
     assert_int_equal(json_integer_value(json_object_get(j, "line")), 2);
     assert_int_equal(json_integer_value(json_object_get(first, "attempts")), 1);
     json_decref(first);
