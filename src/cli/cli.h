@@ -39,9 +39,10 @@ enum { CLI_OPT_LOG_FORMAT = 1000, CLI_OPT_FIRST_PRIVATE = 1100 };
     "  -h, --help             this help\n"
 
 #define CLI_EXIT_HELP                                                      \
-    "Exit status: 0 success, 1 some records or pushes failed, 64 usage,\n"  \
+    "Exit status: 0 success, 1 presence: some locations refused, 64 usage,\n" \
     "65 bad input data, 66 cannot open input, 69 service unavailable,\n"    \
-    "70 internal error, 75 temporary failure, 77 authentication failed,\n"  \
+    "70 internal error, 74 cannot write a file, 75 temporary failure or\n"  \
+    "interrupted, 76 unexpected response, 77 authentication failed,\n"     \
     "78 configuration error.\n"
 
 /* Handle a common option; returns 1 if handled, 0 if not, -1 on a bad value. */
