@@ -529,10 +529,12 @@ static void test_manual_sim(void **state)
     assert_string_equal(data, "[{\"name\":\"g1\"}]");
     free(data);
     {
-        /* batches of 2, one URL per request: widgets 2+1, gadgets 1 */
+        /* batches of 2, one URL per request: widgets 2+1, gadgets 1. The two
+         * batches left open at the end of input may go in either order. */
         char *reqs = request_lines();
-        assert_string_equal(reqs, "POST /api/1/widgets 201\nPOST /api/1/gadgets 201\n"
-                                  "POST /api/1/widgets 201\n");
+        assert_true(strncmp(reqs, "POST /api/1/widgets 201\n", 24) == 0);
+        assert_true(strcmp(reqs + 24, "POST /api/1/gadgets 201\nPOST /api/1/widgets 201\n") == 0 ||
+                    strcmp(reqs + 24, "POST /api/1/widgets 201\nPOST /api/1/gadgets 201\n") == 0);
         free(reqs);
     }
     {
