@@ -29,8 +29,7 @@ void osc_buf_reset(struct osc_buf *b);
 int osc_buf_add(struct osc_buf *b, const void *data, size_t len);
 int osc_buf_adds(struct osc_buf *b, const char *s);
 int osc_buf_addc(struct osc_buf *b, char c);
-int osc_buf_printf(struct osc_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int osc_buf_printf(struct osc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Make room for n more bytes without changing len. */
 int osc_buf_reserve(struct osc_buf *b, size_t n);
 

@@ -117,9 +117,18 @@ enum osc_conf_template {
     OSC_CONF_TEMPLATE_UPSERT_EMPLOYEES,
     OSC_CONF_TEMPLATE_TRIGGER_DIRECTORY_IMPORT
 };
-enum osc_conf_method { OSC_CONF_METHOD_POST = 0, OSC_CONF_METHOD_PUT, OSC_CONF_METHOD_PATCH, OSC_CONF_METHOD_DELETE };
+enum osc_conf_method {
+    OSC_CONF_METHOD_POST = 0,
+    OSC_CONF_METHOD_PUT,
+    OSC_CONF_METHOD_PATCH,
+    OSC_CONF_METHOD_DELETE
+};
 enum osc_conf_format { OSC_CONF_FORMAT_JSON = 0, OSC_CONF_FORMAT_FORM, OSC_CONF_FORMAT_NDJSON };
-enum osc_conf_grouping { OSC_CONF_GROUPING_ARRAY = 0, OSC_CONF_GROUPING_PROPERTY, OSC_CONF_GROUPING_CODE };
+enum osc_conf_grouping {
+    OSC_CONF_GROUPING_ARRAY = 0,
+    OSC_CONF_GROUPING_PROPERTY,
+    OSC_CONF_GROUPING_CODE
+};
 
 struct osc_conf_batch {
     struct osc_conf_meta meta;
@@ -138,9 +147,9 @@ struct osc_conf_destination {
     const char *name; /* borrowed from the named list */
     int template_;    /* enum osc_conf_template */
     int active;
-    int method;       /* enum osc_conf_method */
-    int format;       /* enum osc_conf_format */
-    char *url;        /* NULL: the template's URL */
+    int method; /* enum osc_conf_method */
+    int format; /* enum osc_conf_format */
+    char *url;  /* NULL: the template's URL */
     struct osc_strmap headers;
     struct osc_strlist exclude;
     struct osc_strmap fields;
@@ -174,8 +183,8 @@ struct osc_config {
  */
 int osc_config_load(const char *path, struct osc_config **out, struct osc_err *err);
 /* Same from memory; name is used in messages. */
-int osc_config_load_string(const char *text, size_t len, const char *name,
-                           struct osc_config **out, struct osc_err *err);
+int osc_config_load_string(const char *text, size_t len, const char *name, struct osc_config **out,
+                           struct osc_err *err);
 void osc_config_free(struct osc_config *cfg);
 
 /* Destination by name, or NULL. Borrowed from cfg. */

@@ -13,28 +13,28 @@
 #include <stddef.h>
 
 /* X(name, sysexits exit code, message) */
-#define OSC_ERRNO_MAP(X)                                                   \
-    X(NOMEM, 71, "out of memory")                                          \
-    X(INVAL, 70, "invalid argument")                                       \
-    X(USAGE, 64, "usage error")                                            \
-    X(CONFIG, 78, "configuration error")                                   \
-    X(DATA, 65, "malformed input")                                         \
-    X(NOINPUT, 66, "cannot open input")                                    \
-    X(IO, 74, "input/output error")                                        \
-    X(TOOBIG, 65, "value exceeds its limit")                               \
-    X(AUTH, 77, "authentication failed")                                   \
-    X(HTTP, 69, "HTTP request failed")                                     \
-    X(TRANSPORT, 75, "network transfer failed")                            \
-    X(REJECTED, 65, "request rejected by the server")                      \
-    X(PROTO, 76, "unexpected response from the server")                    \
-    X(UNAVAIL, 69, "service unavailable")                                  \
-    X(DB, 74, "state database error")                                      \
-    X(NOTFOUND, 66, "not found")                                           \
-    X(EXISTS, 73, "already exists")                                        \
-    X(PERM, 77, "permission denied")                                       \
-    X(INTERRUPTED, 75, "interrupted")                                      \
-    X(BUSY, 75, "too many requests in flight")                             \
-    X(NOTIMPL, 70, "not yet implemented")                                  \
+#define OSC_ERRNO_MAP(X)                                                                           \
+    X(NOMEM, 71, "out of memory")                                                                  \
+    X(INVAL, 70, "invalid argument")                                                               \
+    X(USAGE, 64, "usage error")                                                                    \
+    X(CONFIG, 78, "configuration error")                                                           \
+    X(DATA, 65, "malformed input")                                                                 \
+    X(NOINPUT, 66, "cannot open input")                                                            \
+    X(IO, 74, "input/output error")                                                                \
+    X(TOOBIG, 65, "value exceeds its limit")                                                       \
+    X(AUTH, 77, "authentication failed")                                                           \
+    X(HTTP, 69, "HTTP request failed")                                                             \
+    X(TRANSPORT, 75, "network transfer failed")                                                    \
+    X(REJECTED, 65, "request rejected by the server")                                              \
+    X(PROTO, 76, "unexpected response from the server")                                            \
+    X(UNAVAIL, 69, "service unavailable")                                                          \
+    X(DB, 74, "state database error")                                                              \
+    X(NOTFOUND, 66, "not found")                                                                   \
+    X(EXISTS, 73, "already exists")                                                                \
+    X(PERM, 77, "permission denied")                                                               \
+    X(INTERRUPTED, 75, "interrupted")                                                              \
+    X(BUSY, 75, "too many requests in flight")                                                     \
+    X(NOTIMPL, 70, "not yet implemented")                                                          \
     X(INTERNAL, 70, "internal error")
 
 enum osc_errno {
@@ -43,7 +43,7 @@ enum osc_errno {
     OSC_E__FIRST = -1000,
     OSC_ERRNO_MAP(OSC_ERR_ENUM)
 #undef OSC_ERR_ENUM
-    OSC_E__LAST
+        OSC_E__LAST
 };
 
 #define OSC_ERR_MSG_MAX 512

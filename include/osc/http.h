@@ -57,15 +57,15 @@ struct osc_http_request {
 };
 
 struct osc_http_response {
-    long status;               /* 0 when no response arrived */
-    int transport;             /* CURLcode; 0 when the exchange completed */
-    char error[256];           /* transport error text */
-    struct osc_buf body;       /* up to max_response bytes */
-    int truncated;             /* the body was longer than max_response */
-    struct osc_buf headers;    /* raw response header lines (bounded) */
+    long status;            /* 0 when no response arrived */
+    int transport;          /* CURLcode; 0 when the exchange completed */
+    char error[256];        /* transport error text */
+    struct osc_buf body;    /* up to max_response bytes */
+    int truncated;          /* the body was longer than max_response */
+    struct osc_buf headers; /* raw response header lines (bounded) */
     char content_type[128];
-    int64_t retry_after_ms;    /* from Retry-After; -1 when absent or invalid */
-    double seconds;            /* total time of the transfer */
+    int64_t retry_after_ms; /* from Retry-After; -1 when absent or invalid */
+    double seconds;         /* total time of the transfer */
     enum osc_http_outcome outcome;
 };
 

@@ -30,15 +30,15 @@ enum osc_log_format { OSC_LOG_FORMAT_TEXT = 0, OSC_LOG_FORMAT_JSON };
 
 extern int osc_log_level_current;
 
-#define OSC_LOG_AT(lvl, mod, ...)                                          \
-    do {                                                                   \
-        if ((lvl) <= osc_log_level_current)                                \
-            osc_log_write((lvl), (mod), __VA_ARGS__);                      \
+#define OSC_LOG_AT(lvl, mod, ...)                                                                  \
+    do {                                                                                           \
+        if ((lvl) <= osc_log_level_current)                                                        \
+            osc_log_write((lvl), (mod), __VA_ARGS__);                                              \
     } while (0)
 
 #define OSC_LOG_ERROR(mod, ...) OSC_LOG_AT(OSC_LOG_LEVEL_ERROR, mod, __VA_ARGS__)
-#define OSC_LOG_WARN(mod, ...) OSC_LOG_AT(OSC_LOG_LEVEL_WARN, mod, __VA_ARGS__)
-#define OSC_LOG_INFO(mod, ...) OSC_LOG_AT(OSC_LOG_LEVEL_INFO, mod, __VA_ARGS__)
+#define OSC_LOG_WARN(mod, ...)  OSC_LOG_AT(OSC_LOG_LEVEL_WARN, mod, __VA_ARGS__)
+#define OSC_LOG_INFO(mod, ...)  OSC_LOG_AT(OSC_LOG_LEVEL_INFO, mod, __VA_ARGS__)
 #define OSC_LOG_DEBUG(mod, ...) OSC_LOG_AT(OSC_LOG_LEVEL_DEBUG, mod, __VA_ARGS__)
 
 /* Format and write one line (use the macros, which test the level first). */

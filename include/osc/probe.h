@@ -15,8 +15,8 @@ struct osc_probe_result {
     const char *name; /* "officespace rest", "officespace graphql", "mapped" */
     char method[8];
     char url[512];
-    int code;        /* 0 or OSC_E* */
-    long status;     /* HTTP status, 0 if none */
+    int code;    /* 0 or OSC_E* */
+    long status; /* HTTP status, 0 if none */
     double seconds;
     char detail[384]; /* "3 sites", "key refused (HTTP 401)", ... */
 };

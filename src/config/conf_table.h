@@ -26,9 +26,9 @@ enum conf_type {
     CONF_NAMED     /* struct osc_conf_named of sub sections */
 };
 
-#define CONF_F_SECRET 0x1u   /* redacted in dumps, registered with the logger */
+#define CONF_F_SECRET   0x1u /* redacted in dumps, registered with the logger */
 #define CONF_F_REQUIRED 0x2u /* must be present (checked when the section is) */
-#define CONF_F_MAPSTR 0x4u   /* CONF_MAP also accepts "name:value,name2:value2" */
+#define CONF_F_MAPSTR   0x4u /* CONF_MAP also accepts "name:value,name2:value2" */
 
 struct conf_section;
 
@@ -64,11 +64,11 @@ struct conf_section {
 /* Position of key in the section (or of the section itself) for messages. */
 void conf_pos(const struct conf_ctx *ctx, const char *key, unsigned *line, unsigned *col);
 /* Set err to "file:line:col: path.key: message". Returns OSC_ECONFIG. */
-int conf_fail(const struct conf_ctx *ctx, const char *key, struct osc_err *err,
-              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int conf_fail(const struct conf_ctx *ctx, const char *key, struct osc_err *err, const char *fmt,
+              ...) __attribute__((format(printf, 4, 5)));
 /* Read a secret from a file that only its owner may read; trailing newline trimmed. */
-int conf_read_secret_file(const struct conf_ctx *ctx, const char *key, const char *path,
-                          char **out, struct osc_err *err);
+int conf_read_secret_file(const struct conf_ctx *ctx, const char *key, const char *path, char **out,
+                          struct osc_err *err);
 
 extern const struct conf_section conf_root;
 

@@ -26,7 +26,7 @@
 
 #define MAX_CONFIG_BYTES (4 * 1024 * 1024)
 #define MAX_SECRET_BYTES 4096
-#define MAX_VALUE_BYTES (1024 * 1024)
+#define MAX_VALUE_BYTES  (1024 * 1024)
 
 #define FIELD(obj, key, type) ((type *)((char *)(obj) + (key)->offset))
 
@@ -103,8 +103,8 @@ int conf_fail(const struct conf_ctx *ctx, const char *key, struct osc_err *err, 
     return OSC_ECONFIG;
 }
 
-int conf_read_secret_file(const struct conf_ctx *ctx, const char *key, const char *path,
-                          char **out, struct osc_err *err)
+int conf_read_secret_file(const struct conf_ctx *ctx, const char *key, const char *path, char **out,
+                          struct osc_err *err)
 {
     char buf[MAX_SECRET_BYTES + 1];
     struct stat st;
@@ -252,15 +252,9 @@ static int set_scalar(const struct conf_key *k, void *obj, const char *text, con
             return osc_log_secret_add(copy);
         return 0;
     }
-    case CONF_INT:
-        rc = osc_parse_int(text, k->min, k->max, &v);
-        break;
-    case CONF_DURATION:
-        rc = osc_parse_duration_ms(text, k->min, k->max, &v);
-        break;
-    case CONF_SIZE:
-        rc = osc_parse_size(text, k->min, k->max, &v);
-        break;
+    case CONF_INT: rc = osc_parse_int(text, k->min, k->max, &v); break;
+    case CONF_DURATION: rc = osc_parse_duration_ms(text, k->min, k->max, &v); break;
+    case CONF_SIZE: rc = osc_parse_size(text, k->min, k->max, &v); break;
     case CONF_BOOL:
         if (osc_parse_bool(text, &b))
             return fail_at(err, file, node, "%s: expected true or false, got '%s'", path, text);
@@ -281,8 +275,7 @@ static int set_scalar(const struct conf_key *k, void *obj, const char *text, con
             }
             return fail_at(err, file, node, "%s: expected one of %s, got '%s'", path, list, text);
         }
-    default:
-        return fail_at(err, file, node, "%s: internal: not a scalar key", path);
+    default: return fail_at(err, file, node, "%s: internal: not a scalar key", path);
     }
     if (rc == OSC_ETOOBIG)
         return fail_at(err, file, node, "%s: '%s' is out of range (%s from %lld to %lld)", path,
@@ -428,8 +421,8 @@ static json_t *yaml_to_json(yaml_document_t *doc, yaml_node_t *n, int depth)
         return j;
     case YAML_MAPPING_NODE:
         j = json_object();
-        for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
-             j && p < n->data.mapping.pairs.top; p++) {
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; j && p < n->data.mapping.pairs.top;
+             p++) {
             yaml_node_t *k = yaml_document_get_node(doc, p->key);
             json_t *c = yaml_to_json(doc, yaml_document_get_node(doc, p->value), depth + 1);
             if (!c || !k || k->type != YAML_SCALAR_NODE ||
@@ -439,8 +432,7 @@ static json_t *yaml_to_json(yaml_document_t *doc, yaml_node_t *n, int depth)
             }
         }
         return j;
-    default:
-        return NULL;
+    default: return NULL;
     }
 }
 
@@ -494,8 +486,7 @@ static int parse_value(struct walk *w, const struct conf_key *k, void *obj, yaml
         if (v->type == YAML_SCALAR_NODE && is_null_scalar(v))
             return 0;
         if (v->type != YAML_MAPPING_NODE)
-            return fail_at(w->err, w->file, v, "%s: expected a mapping of names to sections",
-                           path);
+            return fail_at(w->err, w->file, v, "%s: expected a mapping of names to sections", path);
         count = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
         nm->items = calloc(count ? count : 1, k->sub->size);
         nm->names = calloc(count ? count : 1, sizeof(char *));
@@ -630,7 +621,8 @@ static int parse_section(struct walk *w, const struct conf_section *s, void *obj
         char sub[256];
 
         if (!kn || kn->type != YAML_SCALAR_NODE)
-            return fail_at(w->err, w->file, kn, "%s: keys must be plain names", *path ? path : "top level");
+            return fail_at(w->err, w->file, kn, "%s: keys must be plain names",
+                           *path ? path : "top level");
         for (yaml_node_pair_t *q = node->data.mapping.pairs.start; q < p; q++) {
             yaml_node_t *prev = yaml_document_get_node(w->doc, q->key);
             if (prev && prev->type == YAML_SCALAR_NODE &&
@@ -668,21 +660,11 @@ static void free_section(const struct conf_section *s, void *obj)
     for (size_t i = 0; i < s->nkeys; i++) {
         const struct conf_key *k = &s->keys[i];
         switch (k->type) {
-        case CONF_STR:
-            free(*FIELD(obj, k, char *));
-            break;
-        case CONF_LIST:
-            list_free(FIELD(obj, k, struct osc_strlist));
-            break;
-        case CONF_MAP:
-            map_free(FIELD(obj, k, struct osc_strmap));
-            break;
-        case CONF_JSON:
-            json_decref(*FIELD(obj, k, json_t *));
-            break;
-        case CONF_SECTION:
-            free_section(k->sub, (char *)obj + k->offset);
-            break;
+        case CONF_STR: free(*FIELD(obj, k, char *)); break;
+        case CONF_LIST: list_free(FIELD(obj, k, struct osc_strlist)); break;
+        case CONF_MAP: map_free(FIELD(obj, k, struct osc_strmap)); break;
+        case CONF_JSON: json_decref(*FIELD(obj, k, json_t *)); break;
+        case CONF_SECTION: free_section(k->sub, (char *)obj + k->offset); break;
         case CONF_NAMED: {
             struct osc_conf_named *nm = FIELD(obj, k, struct osc_conf_named);
             for (size_t j = 0; j < nm->n; j++) {
@@ -693,8 +675,7 @@ static void free_section(const struct conf_section *s, void *obj)
             free(nm->names);
             break;
         }
-        default:
-            break;
+        default: break;
         }
     }
 }
@@ -711,8 +692,8 @@ void osc_config_free(struct osc_config *cfg)
 
 /* ---- loading ------------------------------------------------------------------ */
 
-int osc_config_load_string(const char *text, size_t len, const char *name,
-                           struct osc_config **out, struct osc_err *err)
+int osc_config_load_string(const char *text, size_t len, const char *name, struct osc_config **out,
+                           struct osc_err *err)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -828,18 +809,10 @@ static void dump_section(FILE *out, const struct conf_section *s, const void *ob
             break;
         }
         case CONF_INT:
-        case CONF_SIZE:
-            fprintf(out, " %lld", (long long)*FIELD(o, k, const int64_t));
-            break;
-        case CONF_DURATION:
-            fprintf(out, " %lldms", (long long)*FIELD(o, k, const int64_t));
-            break;
-        case CONF_BOOL:
-            fputs(*FIELD(o, k, const int) ? " true" : " false", out);
-            break;
-        case CONF_ENUM:
-            fprintf(out, " %s", k->choices[*FIELD(o, k, const int)]);
-            break;
+        case CONF_SIZE: fprintf(out, " %lld", (long long)*FIELD(o, k, const int64_t)); break;
+        case CONF_DURATION: fprintf(out, " %lldms", (long long)*FIELD(o, k, const int64_t)); break;
+        case CONF_BOOL: fputs(*FIELD(o, k, const int) ? " true" : " false", out); break;
+        case CONF_ENUM: fprintf(out, " %s", k->choices[*FIELD(o, k, const int)]); break;
         case CONF_LIST: {
             const struct osc_strlist *l = FIELD(o, k, const struct osc_strlist);
             fputs(" [", out);
@@ -894,9 +867,9 @@ void osc_config_dump(const struct osc_config *cfg, FILE *out)
 
 static const char *type_name(const struct conf_key *k)
 {
-    static const char *const names[] = {"string", "integer", "boolean", "duration", "size",
-                                        "enum",   "list",    "map",     "any",      "section",
-                                        "named sections"};
+    static const char *const names[] = {"string", "integer", "boolean",       "duration",
+                                        "size",   "enum",    "list",          "map",
+                                        "any",    "section", "named sections"};
     return names[k->type];
 }
 
@@ -930,7 +903,4 @@ static void describe_section(FILE *out, const struct conf_section *s, const char
     }
 }
 
-void osc_config_describe(FILE *out, int man)
-{
-    describe_section(out, &conf_root, "", man);
-}
+void osc_config_describe(FILE *out, int man) { describe_section(out, &conf_root, "", man); }

@@ -13,12 +13,13 @@
 #include "osc/log.h"
 
 #define OFF(type, field) offsetof(struct type, field)
-#define N(a) (sizeof(a) / sizeof((a)[0]))
-#define DAY_MS (86400LL * 1000)
+#define N(a)             (sizeof(a) / sizeof((a)[0]))
+#define DAY_MS           (86400LL * 1000)
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
-static const char *const templates[] = {"manual", "upsert_employees", "trigger_directory_import", NULL};
+static const char *const templates[] = {"manual", "upsert_employees", "trigger_directory_import",
+                                        NULL};
 static const char *const methods[] = {"POST", "PUT", "PATCH", "DELETE", NULL};
 static const char *const formats[] = {"json", "form", "ndjson", NULL};
 static const char *const groupings[] = {"array", "property", "code", NULL};
@@ -41,11 +42,12 @@ static int officespace_check(void *obj, const struct conf_ctx *ctx, struct osc_e
                          "expected the subdomain only (\"acme\" for acme.officespacesoftware.com)");
     if (o->api_key && o->api_key_file)
         return conf_fail(ctx, "api_key_file", err, "set api_key or api_key_file, not both");
-    if (o->api_key_file && (rc = conf_read_secret_file(ctx, "api_key_file", o->api_key_file,
-                                                       &o->api_key, err)))
+    if (o->api_key_file &&
+        (rc = conf_read_secret_file(ctx, "api_key_file", o->api_key_file, &o->api_key, err)))
         return rc;
     if (!o->api_key)
-        return conf_fail(ctx, NULL, err, "set api_key (e.g. ${OFFICESPACE_API_KEY}) or api_key_file");
+        return conf_fail(ctx, NULL, err,
+                         "set api_key (e.g. ${OFFICESPACE_API_KEY}) or api_key_file");
     if (o->graphql_api_key && o->graphql_api_key_file)
         return conf_fail(ctx, "graphql_api_key_file", err,
                          "set graphql_api_key or graphql_api_key_file, not both");
@@ -80,8 +82,8 @@ static const struct conf_key officespace_keys[] = {
      "OfficeSpace GraphQL endpoint (presence writes, credential test)."},
     {"graphql_api_key", CONF_STR, OFF(osc_conf_officespace, graphql_api_key), NULL, 0, 0,
      CONF_F_SECRET, NULL, NULL, "GraphQL key, sent as apikey: KEY; defaults to api_key."},
-    {"graphql_api_key_file", CONF_STR, OFF(osc_conf_officespace, graphql_api_key_file), NULL, 0,
-     0, 0, NULL, NULL, "File holding the GraphQL key (mode 0600 or stricter)."},
+    {"graphql_api_key_file", CONF_STR, OFF(osc_conf_officespace, graphql_api_key_file), NULL, 0, 0,
+     0, NULL, NULL, "File holding the GraphQL key (mode 0600 or stricter)."},
     {"timeout", CONF_DURATION, OFF(osc_conf_officespace, timeout_ms), "30s", 100, DAY_MS, 0, NULL,
      NULL, "Whole-request timeout."},
     {"connect_timeout", CONF_DURATION, OFF(osc_conf_officespace, connect_timeout_ms), "10s", 100,
@@ -144,9 +146,11 @@ static int retry_check(void *obj, const struct conf_ctx *ctx, struct osc_err *er
                       ((k[1] >= '0' && k[1] <= '9' && k[2] >= '0' && k[2] <= '9') ||
                        strcmp(k + 1, "xx") == 0);
         if (!code_ok)
-            return conf_fail(ctx, "classes", err, "'%s' is not a status code like 409 or a class like 4xx", k);
+            return conf_fail(ctx, "classes", err,
+                             "'%s' is not a status code like 409 or a class like 4xx", k);
         if (strcmp(v, "sent") && strcmp(v, "retry") && strcmp(v, "reject"))
-            return conf_fail(ctx, "classes", err, "%s: expected sent, retry or reject, got '%s'", k, v);
+            return conf_fail(ctx, "classes", err, "%s: expected sent, retry or reject, got '%s'", k,
+                             v);
     }
     return 0;
 }
@@ -185,8 +189,8 @@ static const struct conf_key presence_keys[] = {
      NULL, "Time between the starts of two cycles."},
     {"topology_refresh", CONF_DURATION, OFF(osc_conf_presence, topology_refresh_ms), "15m", 100,
      7 * DAY_MS, 0, NULL, NULL, "How often locations and identities are rediscovered."},
-    {"resend_after", CONF_DURATION, OFF(osc_conf_presence, resend_after_ms), "15m", 100,
-     7 * DAY_MS, 0, NULL, NULL, "Push an unchanged location again after this long."},
+    {"resend_after", CONF_DURATION, OFF(osc_conf_presence, resend_after_ms), "15m", 100, 7 * DAY_MS,
+     0, NULL, NULL, "Push an unchanged location again after this long."},
     {"stale_after", CONF_DURATION, OFF(osc_conf_presence, stale_after_ms), "0", 0, 365 * DAY_MS, 0,
      NULL, NULL, "Ignore readings older than this; 0 turns it off."},
     {"mutations_per_request", CONF_INT, OFF(osc_conf_presence, mutations_per_request), "50", 1, 500,
@@ -289,8 +293,8 @@ static const struct conf_key destination_keys[] = {
      "Body encoding: json, form or ndjson."},
     {"url", CONF_STR, OFF(osc_conf_destination, url), NULL, 0, 0, 0, NULL, NULL,
      "Absolute (may use {hostname}) or relative to the REST base; {field} is filled per record."},
-    {"headers", CONF_MAP, OFF(osc_conf_destination, headers), NULL, 0, 0, CONF_F_MAPSTR, NULL,
-     NULL, "Extra headers: a mapping or \"name:value,name2:value2\"."},
+    {"headers", CONF_MAP, OFF(osc_conf_destination, headers), NULL, 0, 0, CONF_F_MAPSTR, NULL, NULL,
+     "Extra headers: a mapping or \"name:value,name2:value2\"."},
     {"exclude", CONF_LIST, OFF(osc_conf_destination, exclude), NULL, 0, 0, 0, NULL, NULL,
      "Attributes removed before encoding: top-level names or dotted paths."},
     {"fields", CONF_MAP, OFF(osc_conf_destination, fields), NULL, 0, 0, 0, NULL, NULL,
@@ -305,10 +309,10 @@ static const struct conf_key destination_keys[] = {
      "Batching and grouping."},
     {"retry", CONF_SECTION, OFF(osc_conf_destination, retry), NULL, 0, 0, 0, NULL, &retry_section,
      "Retry policy."},
-    {"max_retry_wait", CONF_DURATION, OFF(osc_conf_destination, max_retry_wait_ms), "5m", 0,
-     DAY_MS, 0, NULL, NULL, "Longest Retry-After honoured; longer waits dead-letter the batch."},
-    {"response_webhook", CONF_STR, OFF(osc_conf_destination, response_webhook), NULL, 0, 0, 0,
-     NULL, NULL, "URL that receives a JSON report of every API call."},
+    {"max_retry_wait", CONF_DURATION, OFF(osc_conf_destination, max_retry_wait_ms), "5m", 0, DAY_MS,
+     0, NULL, NULL, "Longest Retry-After honoured; longer waits dead-letter the batch."},
+    {"response_webhook", CONF_STR, OFF(osc_conf_destination, response_webhook), NULL, 0, 0, 0, NULL,
+     NULL, "URL that receives a JSON report of every API call."},
     {"dead_letter", CONF_STR, OFF(osc_conf_destination, dead_letter), NULL, 0, 0, 0, NULL, NULL,
      "JSON Lines file for rejected records (default: NAME.dead.jsonl)."},
     {"max_in_flight", CONF_INT, OFF(osc_conf_destination, max_in_flight), "4", 1, 64, 0, NULL, NULL,
@@ -336,8 +340,8 @@ static int root_check(void *obj, const struct conf_ctx *ctx, struct osc_err *err
         d[i].name = c->destinations.names[i];
         if (d[i].commit && !osc_config_destination(c, d[i].commit))
             return conf_fail(ctx, "destinations", err,
-                             "destination %s: commit names unknown destination '%s'",
-                             d[i].name, d[i].commit);
+                             "destination %s: commit names unknown destination '%s'", d[i].name,
+                             d[i].commit);
     }
     return 0;
 }

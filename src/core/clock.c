@@ -60,8 +60,7 @@ int osc_clock_parse_iso8601(const char *s, int64_t *out_ms)
 
     if (!s)
         return OSC_EINVAL;
-    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
-        digits(&p, 2, &d))
+    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d))
         return OSC_EINVAL;
     if (*p != 'T' && *p != 't' && *p != ' ')
         return OSC_EINVAL;

@@ -9,7 +9,7 @@
 
 #include "osc/log.h"
 
-#define IDX(code) ((code) - OSC_E__FIRST - 1)
+#define IDX(code)   ((code)-OSC_E__FIRST - 1)
 #define VALID(code) ((code) > OSC_E__FIRST && (code) < OSC_E__LAST)
 
 static const char *const messages[] = {

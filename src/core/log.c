@@ -18,8 +18,8 @@
 #include "osc/err.h"
 
 #define MAX_SECRETS 64
-#define MIN_SECRET 4
-#define MASK "***"
+#define MIN_SECRET  4
+#define MASK        "***"
 
 int osc_log_level_current = OSC_LOG_LEVEL_INFO;
 
@@ -117,9 +117,8 @@ static void timestamp(char *out, size_t cap)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             ts.tv_nsec / 1000000L);
+    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
 }
 
 static void emit(enum osc_log_level level, const char *module, const char *msg)
@@ -168,8 +167,7 @@ void osc_log_write(enum osc_log_level level, const char *module, const char *fmt
         memcpy(line + sizeof(line) - 4, "...", 4);
     osc_redact(line, sizeof(line));
 
-    if (level == last_level && strcmp(module, last_module) == 0 &&
-        strcmp(line, last_line) == 0) {
+    if (level == last_level && strcmp(module, last_module) == 0 && strcmp(line, last_line) == 0) {
         repeats++;
         return;
     }

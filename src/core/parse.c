@@ -54,7 +54,10 @@ int osc_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
 
 int osc_parse_duration_ms(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-    static const struct { const char *unit; int64_t ms; } units[] = {
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {
         {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
     };
     const char *rest;
@@ -71,9 +74,12 @@ int osc_parse_duration_ms(const char *s, int64_t min, int64_t max, int64_t *out)
 
 int osc_parse_size(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-    static const struct { const char *unit; int64_t mult; } units[] = {
-        {"", 1}, {"b", 1}, {"k", 1024}, {"kb", 1024}, {"kib", 1024},
-        {"m", 1048576}, {"mb", 1048576}, {"mib", 1048576},
+    static const struct {
+        const char *unit;
+        int64_t mult;
+    } units[] = {
+        {"", 1},           {"b", 1},           {"k", 1024},         {"kb", 1024},
+        {"kib", 1024},     {"m", 1048576},     {"mb", 1048576},     {"mib", 1048576},
         {"g", 1073741824}, {"gb", 1073741824}, {"gib", 1073741824},
     };
     const char *rest;

@@ -20,11 +20,11 @@
 #include "osc/log.h"
 #include "osc/version.h"
 
-#define DEFAULT_CONNECT_MS 10000L
-#define DEFAULT_TIMEOUT_MS 30000L
+#define DEFAULT_CONNECT_MS   10000L
+#define DEFAULT_TIMEOUT_MS   30000L
 #define DEFAULT_MAX_RESPONSE (1024 * 1024)
-#define DEFAULT_IN_FLIGHT 4
-#define MAX_HEADER_BYTES (16 * 1024)
+#define DEFAULT_IN_FLIGHT    4
+#define MAX_HEADER_BYTES     (16 * 1024)
 
 struct xfer {
     struct osc_http *h;
@@ -55,8 +55,7 @@ enum osc_http_outcome osc_http_classify(long status, int transport)
         switch (transport) {
         case CURLE_URL_MALFORMAT:
         case CURLE_UNSUPPORTED_PROTOCOL:
-        case CURLE_NOT_BUILT_IN:
-            return OSC_HTTP_REJECT;
+        case CURLE_NOT_BUILT_IN: return OSC_HTTP_REJECT;
         default:
             /* refused, reset, timed out, DNS, TLS handshake: the next try may work */
             return OSC_HTTP_RETRY;

@@ -16,8 +16,7 @@
 
 #define GRAPHQL_CT "Content-Type: application/json"
 
-static void start(struct osc_probe_result *r, const char *name, const char *method,
-                  const char *url)
+static void start(struct osc_probe_result *r, const char *name, const char *method, const char *url)
 {
     memset(r, 0, sizeof(*r));
     r->name = name;
@@ -109,8 +108,8 @@ int osc_probe_officespace_rest(struct osc_http *h, const struct osc_config *cfg,
     list = json_object_get(body, "response");
     if (!json_is_array(list)) {
         r->code = OSC_EPROTO;
-        snprintf(r->detail, sizeof(r->detail), "HTTP %ld but no \"response\" list: is base_url right?",
-                 resp.status);
+        snprintf(r->detail, sizeof(r->detail),
+                 "HTTP %ld but no \"response\" list: is base_url right?", resp.status);
         goto out;
     }
     snprintf(r->detail, sizeof(r->detail), "%zu site%s", json_array_size(list),
@@ -221,9 +220,9 @@ int osc_probe_mapped(struct osc_http *h, const struct osc_config *cfg, struct os
         int found = 0;
         size_t j;
         json_t *b;
-        json_array_foreach(list, j, b)
-            found |= json_is_string(json_object_get(b, "id")) &&
-                     strcmp(json_string_value(json_object_get(b, "id")), want->v[i]) == 0;
+        json_array_foreach(list, j, b) found |=
+            json_is_string(json_object_get(b, "id")) &&
+            strcmp(json_string_value(json_object_get(b, "id")), want->v[i]) == 0;
         if (!found) {
             size_t len = strlen(r->detail);
             r->code = OSC_ECONFIG; /* the config names a building Mapped does not have */

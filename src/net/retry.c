@@ -19,8 +19,9 @@ enum osc_http_outcome osc_retry_classify(const struct osc_conf_retry *policy, lo
     snprintf(cls, sizeof(cls), "%cxx", code[0]);
     for (size_t i = 0; i < policy->classes.n; i++) {
         const char *v = policy->classes.vals[i];
-        int o = strcmp(v, "sent") == 0 ? OSC_HTTP_SENT
-                : strcmp(v, "retry") == 0 ? OSC_HTTP_RETRY : OSC_HTTP_REJECT;
+        int o = strcmp(v, "sent") == 0    ? OSC_HTTP_SENT
+                : strcmp(v, "retry") == 0 ? OSC_HTTP_RETRY
+                                          : OSC_HTTP_REJECT;
         if (strcmp(policy->classes.keys[i], code) == 0)
             return (enum osc_http_outcome)o; /* an exact code wins over a class */
         if (strcmp(policy->classes.keys[i], cls) == 0)

@@ -17,8 +17,8 @@
 #include "testserver.h"
 
 #define REST_KEY "check-rest-key-0123456789"
-#define GQL_KEY "check-gql-key-0123456789"
-#define PAT "check-mapped-pat-0123456789"
+#define GQL_KEY  "check-gql-key-0123456789"
+#define PAT      "check-mapped-pat-0123456789"
 
 static char *config_for(struct ts_server *s, const char *extra)
 {
@@ -46,10 +46,12 @@ static void test_all_ok(void **state)
     struct ts_server *s = ts_start();
     struct ts_response rest = {200, "Content-Type: application/json\n",
                                "{\"count\":1,\"response\":[{\"id\":1,\"name\":\"HQ\"}]}", 0, 0};
-    struct ts_response gql = {200, NULL, "{\"data\":{\"sites\":[{\"id\":\"1\",\"name\":\"HQ\"}]}}", 0, 0};
+    struct ts_response gql = {200, NULL, "{\"data\":{\"sites\":[{\"id\":\"1\",\"name\":\"HQ\"}]}}",
+                              0, 0};
     struct ts_response mapped = {200, NULL,
                                  "{\"data\":{\"buildings\":[{\"id\":\"BLDG1\",\"name\":\"A\"},"
-                                 "{\"id\":\"BLDG2\",\"name\":\"B\"}]}}", 0, 0};
+                                 "{\"id\":\"BLDG2\",\"name\":\"B\"}]}}",
+                                 0, 0};
     char *cfg = config_for(s, NULL), v[512];
     const char *argv[] = {"check", "-c", cfg, NULL};
     struct th_result res;
@@ -84,7 +86,8 @@ static void test_all_ok(void **state)
 
     ts_get(s, 2, &rq);
     assert_string_equal(rq.url, "/mapped/graphql");
-    assert_non_null(strstr(rq.body, "buildings(filter: {id: {in: [\\\"BLDG1\\\",\\\"BLDG2\\\"]}})"));
+    assert_non_null(
+        strstr(rq.body, "buildings(filter: {id: {in: [\\\"BLDG1\\\",\\\"BLDG2\\\"]}})"));
     ts_header(&rq, "authorization", v, sizeof(v));
     assert_string_equal(v, "token " PAT);
     ts_request_free(&rq);
@@ -100,8 +103,8 @@ static void test_wrong_key_is_auth_failure(void **state)
     struct ts_server *s = ts_start();
     struct ts_response denied = {401, "WWW-Authenticate: Token realm=\"Application\"\n",
                                  "HTTP Token: Access denied.", 0, 0};
-    struct ts_response mapped = {200, NULL,
-                                 "{\"data\":{\"buildings\":[{\"id\":\"BLDG1\",\"name\":\"A\"}]}}", 0, 0};
+    struct ts_response mapped = {
+        200, NULL, "{\"data\":{\"buildings\":[{\"id\":\"BLDG1\",\"name\":\"A\"}]}}", 0, 0};
     char *cfg = config_for(s, NULL);
     const char *argv[] = {"check", "-c", cfg, NULL};
     struct th_result res;
@@ -158,7 +161,8 @@ static void test_config_errors(void **state)
 
 static void test_offline_print_config(void **state)
 {
-    char *cfg = th_write_file("p.yaml", "officespace:\n  hostname: acme\n  api_key: printed-key-123456\n");
+    char *cfg =
+        th_write_file("p.yaml", "officespace:\n  hostname: acme\n  api_key: printed-key-123456\n");
     const char *argv[] = {"check", "-c", cfg, "--offline", "--print-config", NULL};
     struct th_result res;
 

@@ -227,13 +227,19 @@ int th_sim_stop(struct th_sim *sim)
 
 static size_t collect(char *data, size_t size, size_t n, void *ud)
 {
-    struct { char *buf; size_t len; } *acc = ud;
+    struct {
+        char *buf;
+        size_t len;
+    } *acc = ud;
     return append(&acc->buf, &acc->len, data, size * n) ? 0 : size * n;
 }
 
 long th_http(const char *method, const char *url, const char *body, char **resp_body)
 {
-    struct { char *buf; size_t len; } acc = {calloc(1, 1), 0};
+    struct {
+        char *buf;
+        size_t len;
+    } acc = {calloc(1, 1), 0};
     CURL *e = curl_easy_init();
     long status = 0;
 

@@ -13,13 +13,13 @@
 #include <sys/types.h>
 
 /* The simulator's default credentials (see docs/simulator.md). */
-#define TH_SIM_OS_KEY "sim-officespace-key-0123456789abcdef"
+#define TH_SIM_OS_KEY       "sim-officespace-key-0123456789abcdef"
 #define TH_SIM_MAPPED_TOKEN "sim-mapped-token-0123456789abcdef"
 
 struct th_result {
-    int status;   /* exit code, or 128 + signal */
-    char *out;    /* captured stdout (NUL-terminated) */
-    char *err;    /* captured stderr */
+    int status; /* exit code, or 128 + signal */
+    char *out;  /* captured stdout (NUL-terminated) */
+    char *err;  /* captured stderr */
 };
 
 /*

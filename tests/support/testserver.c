@@ -14,8 +14,8 @@
 #include <time.h>
 
 #define MAX_SCRIPT 256
-#define MAX_LOG 100000
-#define MAX_BODY (64 * 1024 * 1024)
+#define MAX_LOG    100000
+#define MAX_BODY   (64 * 1024 * 1024)
 
 struct owned_response {
     int status;

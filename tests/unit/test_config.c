@@ -43,7 +43,8 @@ static void test_minimal_defaults(void **state)
     cfg = load("officespace:\n  hostname: acme\n  api_key: abcdefgh12345678\n", &err);
     assert_non_null(cfg);
     assert_string_equal(cfg->officespace.rest_base, "https://acme.officespacesoftware.com");
-    assert_string_equal(cfg->officespace.graphql_url, "https://api.officespacesoftware.com/graphql");
+    assert_string_equal(cfg->officespace.graphql_url,
+                        "https://api.officespacesoftware.com/graphql");
     assert_string_equal(cfg->officespace.graphql_api_key, "abcdefgh12345678");
     assert_int_equal(cfg->officespace.timeout_ms, 30000);
     assert_int_equal(cfg->presence.interval_ms, 60000);
@@ -115,7 +116,8 @@ static void test_errors_name_position(void **state)
                  "t.yaml:4:12: officespace.timeout: expected a duration");
     expect_error("officespace:\n  hostname: acme\n  api_key: abcdefgh\n  verify_tls: maybe\n",
                  "t.yaml:4:15: officespace.verify_tls: expected true or false");
-    expect_error("officespace:\n  hostname: acme\n  api_key: [a]\n", "t.yaml:3:12: officespace.api_key: expected");
+    expect_error("officespace:\n  hostname: acme\n  api_key: [a]\n",
+                 "t.yaml:3:12: officespace.api_key: expected");
     expect_error("officespace:\n  hostname: acme\n  api_key: ${OSC_SURELY_UNSET_1}\n",
                  "t.yaml:3:12: environment variable OSC_SURELY_UNSET_1 is not set");
     expect_error("officespace:\n  hostname: acme\n", "set api_key");

@@ -145,9 +145,9 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_redact),   cmocka_unit_test(test_log_repeats),
-        cmocka_unit_test(test_buf_cap),  cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_iso8601),  cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_redact),  cmocka_unit_test(test_log_repeats),
+        cmocka_unit_test(test_buf_cap), cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_iso8601), cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,8 +85,8 @@ static void test_request_and_auth(void **state)
     struct ts_request got;
     char url[128], v[256];
     const char *hdrs[] = {"Content-Type: application/json; charset=utf-8", NULL};
-    struct osc_http_request req = {"POST", url, hdrs, OSC_HTTP_AUTH_OS_TOKEN,
-                                   "restkey-abcdef123", "[{\"a\":1}]", 9, 0, 0};
+    struct osc_http_request req = {
+        "POST", url, hdrs, OSC_HTTP_AUTH_OS_TOKEN, "restkey-abcdef123", "[{\"a\":1}]", 9, 0, 0};
     struct ts_response ok = {201, "Retry-After: 3\nContent-Type: application/json\n",
                              "{\"ok\":true}", 0, 0};
 
@@ -148,9 +148,11 @@ static void test_status_classes_and_cap(void **state)
     struct osc_err err;
     char big[5000];
     struct osc_http_request req = {"GET", ts_url(s), NULL, 0, NULL, NULL, 0, 0, 0};
-    static const struct { int status; enum osc_http_outcome out; } cases[] = {
-        {200, OSC_HTTP_SENT}, {400, OSC_HTTP_REJECT}, {401, OSC_HTTP_REJECT},
-        {429, OSC_HTTP_RETRY}, {500, OSC_HTTP_RETRY}, {503, OSC_HTTP_RETRY}};
+    static const struct {
+        int status;
+        enum osc_http_outcome out;
+    } cases[] = {{200, OSC_HTTP_SENT},  {400, OSC_HTTP_REJECT}, {401, OSC_HTTP_REJECT},
+                 {429, OSC_HTTP_RETRY}, {500, OSC_HTTP_RETRY},  {503, OSC_HTTP_RETRY}};
 
     (void)state;
     o.max_response = 1000;
