@@ -3,6 +3,7 @@
  */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,9 +22,7 @@ int cli_common_option(struct cli_common *c, int opt, const char *arg)
     enum osc_log_format f;
 
     switch (opt) {
-    case 'c':
-        c->config_path = arg;
-        return 1;
+    case 'c': c->config_path = arg; return 1;
     case 'v':
         c->verbose++;
         osc_log_set_level((enum osc_log_level)verbosity_level(c, OSC_LOG_LEVEL_INFO));
@@ -32,9 +31,7 @@ int cli_common_option(struct cli_common *c, int opt, const char *arg)
         c->quiet = 1;
         osc_log_set_level(OSC_LOG_LEVEL_ERROR);
         return 1;
-    case 'h':
-        c->help = 1;
-        return 1;
+    case 'h': c->help = 1; return 1;
     case CLI_OPT_LOG_FORMAT:
         if (osc_log_format_parse(arg, &f)) {
             fprintf(stderr, "osconnect: --log-format takes text or json, not '%s'\n", arg);
@@ -43,8 +40,7 @@ int cli_common_option(struct cli_common *c, int opt, const char *arg)
         c->log_format = arg;
         osc_log_set_format(f);
         return 1;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -87,4 +83,43 @@ int cli_usage_error(const char *cmd)
 {
     fprintf(stderr, "Try 'osconnect %s --help'.\n", cmd);
     return EX_USAGE;
+}
+
+int cli_pick_destination(const char *cmd, const struct osc_config *cfg, const char **dest)
+{
+    if (!*dest && cfg->destinations.n == 1)
+        *dest = cfg->destinations.names[0];
+    if (*dest)
+        return 0;
+    fprintf(stderr, "osconnect %s: name the destination with -d (%zu in %s)\n", cmd,
+            cfg->destinations.n, cfg->path);
+    return cfg->destinations.n ? EX_USAGE : EX_CONFIG;
+}
+
+volatile int cli_stop, cli_reload;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    cli_stop = 1;
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    cli_reload = 1;
+}
+
+void cli_daemon_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }

@@ -24,25 +24,26 @@ struct cli_common {
 enum { CLI_OPT_LOG_FORMAT = 1000, CLI_OPT_FIRST_PRIVATE = 1100 };
 
 #define CLI_COMMON_SHORT "c:vqh"
-#define CLI_COMMON_LONG                                                    \
-    {"config", required_argument, NULL, 'c'},                              \
-    {"verbose", no_argument, NULL, 'v'},                                   \
-    {"quiet", no_argument, NULL, 'q'},                                     \
-    {"log-format", required_argument, NULL, CLI_OPT_LOG_FORMAT},           \
-    {"help", no_argument, NULL, 'h'}
+#define CLI_COMMON_LONG                                                                            \
+    {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},                 \
+        {"quiet", no_argument, NULL, 'q'},                                                         \
+        {"log-format", required_argument, NULL, CLI_OPT_LOG_FORMAT},                               \
+    {                                                                                              \
+        "help", no_argument, NULL, 'h'                                                             \
+    }
 
-#define CLI_COMMON_HELP                                                    \
-    "  -c, --config FILE      configuration file (YAML)\n"                 \
-    "  -v, --verbose          more log output (repeat for debug)\n"         \
-    "  -q, --quiet            errors only\n"                               \
-    "      --log-format FMT   text (default) or json\n"                    \
+#define CLI_COMMON_HELP                                                                            \
+    "  -c, --config FILE      configuration file (YAML)\n"                                         \
+    "  -v, --verbose          more log output (repeat for debug)\n"                                \
+    "  -q, --quiet            errors only\n"                                                       \
+    "      --log-format FMT   text (default) or json\n"                                            \
     "  -h, --help             this help\n"
 
-#define CLI_EXIT_HELP                                                      \
-    "Exit status: 0 success, 1 presence: some locations refused, 64 usage,\n" \
-    "65 bad input data, 66 cannot open input, 69 service unavailable,\n"    \
-    "70 internal error, 74 cannot write a file, 75 temporary failure or\n"  \
-    "interrupted, 76 unexpected response, 77 authentication failed,\n"     \
+#define CLI_EXIT_HELP                                                                              \
+    "Exit status: 0 success, 1 presence: some locations refused, 64 usage,\n"                      \
+    "65 bad input data, 66 cannot open input, 69 service unavailable,\n"                           \
+    "70 internal error, 74 cannot write a file, 75 temporary failure or\n"                         \
+    "interrupted, 76 unexpected response, 77 authentication failed,\n"                             \
     "78 configuration error.\n"
 
 /* Handle a common option; returns 1 if handled, 0 if not, -1 on a bad value. */
@@ -54,6 +55,14 @@ void cli_common_apply(const struct cli_common *c, const struct osc_config *cfg);
  * Prints the error and returns its exit code on failure; 0 and *out on success.
  */
 int cli_load_config(const struct cli_common *c, struct osc_config **out);
+/* Daemon signals for presence and run: SIGTERM/SIGINT set cli_stop, SIGHUP
+ * cli_reload (no SA_RESTART, so sleeps wake up); SIGPIPE is ignored. */
+extern volatile int cli_stop, cli_reload;
+void cli_daemon_signals(void);
+
+/* The destination named by -d, or the only one the config has. 0, or an exit
+ * code after saying what is missing (64 with destinations, 78 without). */
+int cli_pick_destination(const char *cmd, const struct osc_config *cfg, const char **dest);
 /* Print "osconnect CMD: MSG" to stderr, return the exit code for code. */
 int cli_fail(const char *cmd, int code, const struct osc_err *err);
 /* Report an unknown option or missing argument; returns EX_USAGE. */

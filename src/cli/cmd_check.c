@@ -19,8 +19,8 @@ static void usage(void)
            "presence buildings by id). One line per result.\n\n"
            "Options:\n" CLI_COMMON_HELP
            "      --offline          validate the file only; send nothing\n"
-           "      --print-config     print the effective configuration (secrets as ***)\n\n"
-           CLI_EXIT_HELP);
+           "      --print-config     print the effective configuration (secrets as "
+           "***)\n\n" CLI_EXIT_HELP);
 }
 
 static int worst(int a, int b)
@@ -33,18 +33,17 @@ static int worst(int a, int b)
 
 static int report(const struct osc_probe_result *r)
 {
-    printf("%-20s %s %s: %s, %s (%.2fs)\n", r->name, r->method, r->url,
-           r->code ? "FAILED" : "ok", r->detail, r->seconds);
+    printf("%-20s %s %s: %s, %s (%.2fs)\n", r->name, r->method, r->url, r->code ? "FAILED" : "ok",
+           r->detail, r->seconds);
     return r->code;
 }
 
 int cmd_check(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        CLI_COMMON_LONG,
-        {"print-config", no_argument, NULL, OPT_PRINT},
-        {"offline", no_argument, NULL, OPT_OFFLINE},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {CLI_COMMON_LONG,
+                                             {"print-config", no_argument, NULL, OPT_PRINT},
+                                             {"offline", no_argument, NULL, OPT_OFFLINE},
+                                             {NULL, 0, NULL, 0}};
     struct cli_common common = {0};
     struct osc_config *cfg = NULL;
     struct osc_http *http = NULL;

@@ -24,7 +24,7 @@
 #include "osc/clock.h"
 #include "osc/http.h"
 
-#define SIM_REST_KEY "sim-officespace-key-0123456789abcdef"
+#define SIM_REST_KEY     "sim-officespace-key-0123456789abcdef"
 #define SIM_MAPPED_TOKEN "sim-mapped-token-0123456789abcdef"
 
 struct demo {
@@ -69,8 +69,8 @@ static int start_sim(struct demo *d)
     if (d->sim == 0) {
         dup2(out[1], 1);
         close(out[0]);
-        execl(d->self, d->self, "sim", "--mapped-port", "0", "--officespace-port", "0",
-              "--seed", "7", (char *)NULL);
+        execl(d->self, d->self, "sim", "--mapped-port", "0", "--officespace-port", "0", "--seed",
+              "7", (char *)NULL);
         _exit(127);
     }
     close(out[1]);
@@ -141,8 +141,8 @@ static json_t *sim_json(struct demo *d, const char *method, const char *url, con
                         enum osc_http_auth auth, const char *secret)
 {
     const char *hdrs[] = {"Content-Type: application/json", NULL};
-    struct osc_http_request req = {method, url, hdrs, auth, secret, body,
-                                   body ? strlen(body) : 0, 10000, 64 * 1024 * 1024};
+    struct osc_http_request req = {
+        method, url, hdrs, auth, secret, body, body ? strlen(body) : 0, 10000, 64 * 1024 * 1024};
     struct osc_http_response resp;
     json_t *j = NULL;
 
@@ -226,14 +226,17 @@ static void print_presence(json_t *p)
         printf("OfficeSpace has received no presence.\n");
         return;
     }
-    printf("%-13s %-7s %-17s %5s  %-21s %7s\n", "LOCATION", "ID", "STATUS", "COUNT",
-           "DETECTED AT", "UPDATES");
-    json_array_foreach(list, i, loc) {
+    printf("%-13s %-7s %-17s %5s  %-21s %7s\n", "LOCATION", "ID", "STATUS", "COUNT", "DETECTED AT",
+           "UPDATES");
+    json_array_foreach(list, i, loc)
+    {
         const char *status = str_of(loc, "occupancyStatus", "status");
         printf("%-13s %-7s %-17s %5lld  %-21s %7lld\n", str_of(loc, "type", NULL),
                str_of(loc, "id", NULL), status, int_of(loc, "occupancyCount", "count"),
                str_of(loc, "presenceDetectedAt", "detectedAt"), int_of(loc, "updates", NULL));
-        counts[strcmp(status, "PRESENCE") == 0 ? 0 : strcmp(status, "PASSIVE_PRESENCE") == 0 ? 1 : 2]++;
+        counts[strcmp(status, "PRESENCE") == 0           ? 0
+               : strcmp(status, "PASSIVE_PRESENCE") == 0 ? 1
+                                                         : 2]++;
     }
     printf("%zu locations: %zu PRESENCE, %zu PASSIVE_PRESENCE, %zu NO_PRESENCE\n",
            json_array_size(list), counts[0], counts[1], counts[2]);
@@ -270,12 +273,8 @@ int cmd_demo(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         char *end;
         switch (opt) {
-        case 'h':
-            usage();
-            return 0;
-        case OPT_DATA:
-            d.data = optarg;
-            break;
+        case 'h': usage(); return 0;
+        case OPT_DATA: d.data = optarg; break;
         case OPT_CYCLES:
             d.cycles = (int)strtol(optarg, &end, 10);
             if (*end || d.cycles < 1 || d.cycles > 100)
@@ -286,11 +285,8 @@ int cmd_demo(int argc, char **argv)
             if ((*end && strcmp(end, "s") && strcmp(end, "ms")) || d.interval_ms < 100)
                 return cli_usage_error("demo");
             break;
-        case OPT_KEEP:
-            keep = 1;
-            break;
-        default:
-            return cli_usage_error("demo");
+        case OPT_KEEP: keep = 1; break;
+        default: return cli_usage_error("demo");
         }
     }
     if ((n = readlink("/proc/self/exe", d.self, sizeof(d.self) - 1)) <= 0) {
@@ -299,7 +295,8 @@ int cmd_demo(int argc, char **argv)
     }
     d.self[n] = '\0';
     if (access(d.data, R_OK) != 0) {
-        fprintf(stderr, "osconnect demo: cannot read %s (run from the source tree or pass --data)\n",
+        fprintf(stderr,
+                "osconnect demo: cannot read %s (run from the source tree or pass --data)\n",
                 d.data);
         return EX_NOINPUT;
     }
@@ -324,7 +321,8 @@ int cmd_demo(int argc, char **argv)
     buildings = json_incref(json_object_get(json_object_get(resp, "data"), "buildings"));
     json_decref(resp);
     resp = NULL;
-    if (!json_is_array(buildings) || json_array_size(buildings) == 0 || write_config(&d, buildings)) {
+    if (!json_is_array(buildings) || json_array_size(buildings) == 0 ||
+        write_config(&d, buildings)) {
         fprintf(stderr, "osconnect demo: cannot list the simulated buildings\n");
         rc = EX_SOFTWARE;
         goto out;
@@ -340,8 +338,8 @@ int cmd_demo(int argc, char **argv)
 
     printf("\n== 3. import an HR export into the employee directory, then commit it\n");
     {
-        const char *a[] = {"send", "-c", d.config, "-d", "employees", "--commit", "commit",
-                           d.data, NULL};
+        const char *a[] = {"send",     "-c",     d.config, "-d", "employees",
+                           "--commit", "commit", d.data,   NULL};
         size_t before;
         snprintf(url, sizeof(url), "%s/_sim/employees", d.officespace);
         resp = sim_json(&d, "GET", url, NULL, OSC_HTTP_AUTH_NONE, NULL);

@@ -3,7 +3,6 @@
  * OfficeSpace presence, continuously or once. Thin: options, signals,
  * exit codes; the work is osc_presence_loop().
  */
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,20 +11,6 @@
 #include "osc/presence.h"
 
 enum { OPT_ONCE = CLI_OPT_FIRST_PRIVATE, OPT_DRY_RUN };
-
-static volatile int stop_flag, reload_flag;
-
-static void on_stop(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
-static void on_hup(int sig)
-{
-    (void)sig;
-    reload_flag = 1;
-}
 
 static void usage(void)
 {
@@ -52,21 +37,6 @@ static void usage(void)
         "answer above presence.max_response, 74 state database error,\n"
         "78 configuration error, 64 usage. Without --once: 0 after a signal,\n"
         "78 configuration error, 64 usage, 74 state database error.\n");
-}
-
-/* SIGTERM/SIGINT set stop_flag, SIGHUP reload_flag; no SA_RESTART so sleeps wake. */
-static void install_signals(void)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof(sa));
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = on_hup;
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
 }
 
 int cmd_presence(int argc, char **argv)
@@ -108,14 +78,14 @@ int cmd_presence(int argc, char **argv)
         rc = cli_fail("presence", OSC_ENOMEM, NULL);
         goto out;
     }
-    install_signals();
+    cli_daemon_signals();
     lo.config_path = cfg->path;
     lo.once = once;
     lo.dry_run = dry;
     lo.dry_out = stdout;
     lo.metrics = metrics;
-    lo.stop = &stop_flag;
-    lo.reload = &reload_flag;
+    lo.stop = &cli_stop;
+    lo.reload = &cli_reload;
     rc = osc_presence_loop(&cfg, &lo, &err);
     if (rc == OSC_EREJECTED) {
         fprintf(stderr, "osconnect presence: %s\n", osc_err_text(&err, rc));

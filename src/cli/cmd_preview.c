@@ -80,13 +80,8 @@ int cmd_preview(int argc, char **argv)
     }
     if ((rc = cli_load_config(&common, &cfg)))
         return rc;
-    if (!dest && cfg->destinations.n == 1)
-        dest = cfg->destinations.names[0];
-    if (!dest) {
-        fprintf(stderr, "osconnect preview: name the destination with -d\n");
-        rc = EX_USAGE;
+    if ((rc = cli_pick_destination("preview", cfg, &dest)))
         goto out;
-    }
     opts.preview = stdout;
     if (!(d = osc_delivery_new(cfg, dest, &opts, &err))) {
         rc = cli_fail("preview", err.code ? err.code : OSC_ECONFIG, &err);

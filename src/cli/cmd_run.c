@@ -3,7 +3,6 @@
  * (/healthz, /metrics). Thin: options, signals, the server's lifetime;
  * the work is osc_presence_loop() and osc_status_start().
  */
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,20 +11,6 @@
 #include "osc/metrics.h"
 #include "osc/presence.h"
 #include "osc/status.h"
-
-static volatile int stop_flag, reload_flag;
-
-static void on_stop(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
-static void on_hup(int sig)
-{
-    (void)sig;
-    reload_flag = 1;
-}
 
 static void usage(void)
 {
@@ -54,7 +39,6 @@ int cmd_run(int argc, char **argv)
     struct osc_metrics *metrics = NULL;
     struct osc_status *status = NULL;
     struct osc_err err = {0};
-    struct sigaction sa;
     int opt, rc;
 
     while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT, longopts, NULL)) != -1)
@@ -79,14 +63,7 @@ int cmd_run(int argc, char **argv)
         rc = cli_fail("run", OSC_ENOMEM, NULL);
         goto out;
     }
-    memset(&sa, 0, sizeof(sa));
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = on_hup;
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_daemon_signals();
     if (cfg->status.enabled) {
         if ((rc = osc_status_start(cfg->status.listen, metrics, &status, &err))) {
             rc = cli_fail("run", rc, &err);
@@ -99,8 +76,8 @@ int cmd_run(int argc, char **argv)
     }
     lo.config_path = cfg->path;
     lo.metrics = metrics;
-    lo.stop = &stop_flag;
-    lo.reload = &reload_flag;
+    lo.stop = &cli_stop;
+    lo.reload = &cli_reload;
     rc = osc_presence_loop(&cfg, &lo, &err);
     if (rc)
         rc = cli_fail("run", rc, &err);

@@ -219,14 +219,8 @@ int cmd_send(int argc, char **argv)
     }
     if ((rc = cli_load_config(&common, &cfg)))
         return rc;
-    if (!dest && cfg->destinations.n == 1)
-        dest = cfg->destinations.names[0];
-    if (!dest) {
-        fprintf(stderr, "osconnect send: name the destination with -d (%zu in %s)\n",
-                cfg->destinations.n, cfg->path);
-        rc = cfg->destinations.n ? EX_USAGE : EX_CONFIG;
+    if ((rc = cli_pick_destination("send", cfg, &dest)))
         goto out;
-    }
     prog.on = !no_progress && (progress || (!common.quiet && isatty(STDERR_FILENO)));
     opts.tick = progress_tick;
     opts.ud = &prog;

@@ -146,13 +146,8 @@ int cmd_test(int argc, char **argv)
     }
     if ((rc = cli_load_config(&common, &cfg)))
         return rc;
-    if (!dest && cfg->destinations.n == 1)
-        dest = cfg->destinations.names[0];
-    if (!dest) {
-        fprintf(stderr, "osconnect test: name the destination with -d\n");
-        rc = EX_USAGE;
+    if ((rc = cli_pick_destination("test", cfg, &dest)))
         goto out;
-    }
     if (payload_path && !(payload = slurp(payload_path, &payload_len, &err))) {
         rc = cli_fail("test", err.code, &err);
         goto out;
