@@ -121,6 +121,55 @@ static void timestamp(char *out, size_t cap)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
 }
 
+/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no
+ * surrogates, at most U+10FFFF), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    unsigned c = p[0];
+    size_t n, i;
+    unsigned cp;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4, cp = c & 0x07;
+    else
+        return 0;
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return n;
+}
+
+/*
+ * Messages carry text from the outside (API answers, input files): make each
+ * one a single line of valid UTF-8, so a value cannot forge a log line and a
+ * JSON log line is never dropped. Control bytes and invalid UTF-8 become '?'
+ * (a cut at the line cap may also split a character).
+ */
+static void sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7F))) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 static void emit(enum osc_log_level level, const char *module, const char *msg)
 {
     FILE *out = log_stream ? log_stream : stderr;
@@ -166,6 +215,7 @@ void osc_log_write(enum osc_log_level level, const char *module, const char *fmt
     if ((size_t)n >= sizeof(line))
         memcpy(line + sizeof(line) - 4, "...", 4);
     osc_redact(line, sizeof(line));
+    sanitize(line);
 
     if (level == last_level && strcmp(module, last_module) == 0 && strcmp(line, last_line) == 0) {
         repeats++;

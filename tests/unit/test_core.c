@@ -70,6 +70,29 @@ static void test_log_repeats(void **state)
     free(buf);
 }
 
+/* Outside text cannot forge a log line, and a JSON line survives bad UTF-8. */
+static void test_log_sanitize(void **state)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    (void)state;
+    osc_log_set_stream(f);
+    OSC_LOG_WARN("san", "id '%s'", "urn:x\n2026-01-01T00:00:00.000Z error [fake] forged");
+    osc_log_set_format(OSC_LOG_FORMAT_JSON);
+    OSC_LOG_WARN("san", "bad utf8 \xff\xc3 and caf\xc3\xa9 and \xed\xa0\x80");
+    osc_log_set_format(OSC_LOG_FORMAT_TEXT);
+    osc_log_set_stream(NULL);
+    fclose(f);
+    assert_non_null(strstr(buf, "urn:x?2026-01-01T00:00:00.000Z error [fake] forged'\n"));
+    assert_non_null(strstr(buf, "\"msg\":\"bad utf8 ?? and caf\\u00E9 and ???\"}\n"));
+    /* exactly two lines */
+    assert_non_null(strchr(buf, '\n'));
+    assert_null(strchr(strchr(strchr(buf, '\n') + 1, '\n') + 1, '\n'));
+    free(buf);
+}
+
 static void test_buf_cap(void **state)
 {
     struct osc_buf b;
@@ -145,9 +168,10 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_redact),  cmocka_unit_test(test_log_repeats),
-        cmocka_unit_test(test_buf_cap), cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_iso8601), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_redact),       cmocka_unit_test(test_log_repeats),
+        cmocka_unit_test(test_log_sanitize), cmocka_unit_test(test_buf_cap),
+        cmocka_unit_test(test_parse),        cmocka_unit_test(test_iso8601),
+        cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
