@@ -179,6 +179,8 @@ static void api_error(struct osc_presence *p, enum osc_metrics_api api, enum osc
         osc_metrics_api_error(p->opts.metrics, api, c);
 }
 
+#define RETRY_AFTER_MAX_MS (3600 * 1000)
+
 /*
  * Wait before retry number `attempt`, unless that would pass the deadline
  * or a stop was asked. 1 if the caller may retry, 0 if not. A Retry-After
@@ -192,6 +194,15 @@ static int retry_wait(struct osc_presence *p, enum osc_metrics_api api, unsigned
         retry_after_ms >= 0 ? retry_after_ms : osc_retry_backoff_ms(pol, attempt, &p->rng);
     int64_t now = osc_clock_mono_ms(p->opts.clock);
 
+    /* a server's Retry-After is honoured up to an hour: one odd header (a
+     * year, a date far ahead) must not silence an API until a restart */
+    if (retry_after_ms > RETRY_AFTER_MAX_MS) {
+        OSC_LOG_WARN("presence", "%s asked to wait %llds (Retry-After); waiting %ds at most",
+                     api == OSC_METRICS_MAPPED ? "Mapped" : "OfficeSpace",
+                     (long long)(retry_after_ms / 1000), RETRY_AFTER_MAX_MS / 1000);
+        retry_after_ms = RETRY_AFTER_MAX_MS;
+        wait = retry_after_ms;
+    }
     if (retry_after_ms >= 0 && now + retry_after_ms >= deadline)
         p->pause_until[api] = now + retry_after_ms;
     if (attempt >= (unsigned)pol->max_attempts || stopping(p) || now + wait >= deadline)
