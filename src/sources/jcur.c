@@ -8,6 +8,7 @@
 #include "jcur.h"
 
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 static int fail(struct jcur *c, const char *msg)
@@ -172,8 +173,10 @@ int jc_num(struct jcur *c, double *out)
     n = (size_t)(q - s);
     c->p = q;
     if (n >= sizeof(tmp)) {
-        /* absurdly long digit strings: precision is lost anyway */
-        n = sizeof(tmp) - 1;
+        /* cutting it could drop the exponent: not a usable number (NaN is
+         * refused per value, the rest of the answer still counts) */
+        *out = NAN;
+        return 0;
     }
     memcpy(tmp, s, n);
     tmp[n] = '\0';
