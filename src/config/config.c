@@ -32,6 +32,15 @@
 
 static void free_section(const struct conf_section *s, void *obj);
 
+/* Secrets go into HTTP headers: no byte below 0x20 and no DEL. */
+static int has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
 /* ---- positions and messages ------------------------------------------ */
 
 static yaml_node_t *map_get(yaml_document_t *doc, yaml_node_t *map, const char *key,
@@ -142,6 +151,10 @@ int conf_read_secret_file(const struct conf_ctx *ctx, const char *key, const cha
         rc = conf_fail(ctx, key, err, "%s is empty", path);
         goto out;
     }
+    if (has_control(buf)) {
+        rc = conf_fail(ctx, key, err, "%s holds a control character inside the secret", path);
+        goto out;
+    }
     free(*out);
     *out = strdup(buf);
     if (!*out)
@@ -243,8 +256,15 @@ static int set_scalar(const struct conf_key *k, void *obj, const char *text, con
     switch (k->type) {
     case CONF_STR: {
         char **dst = FIELD(obj, k, char *);
-        char *copy = strdup(text);
-        if (!copy)
+        char *copy;
+        /* a key with a stray \r (a CRLF .env file) would be refused by every
+         * header; say so here, without echoing it */
+        if ((k->flags & CONF_F_SECRET) && has_control(text))
+            return fail_at(err, file, node,
+                           "%s: contains a control character (a line ending from a CRLF "
+                           "file?); the value is not shown",
+                           path);
+        if (!(copy = strdup(text)))
             return OSC_ENOMEM;
         free(*dst);
         *dst = copy;

@@ -54,6 +54,20 @@ static void test_minimal_defaults(void **state)
     osc_config_free(cfg);
 }
 
+/* A key from a CRLF .env file would break every request: refused, not shown. */
+static void test_secret_control_chars(void **state)
+{
+    struct osc_err err;
+    (void)state;
+
+    setenv("OSC_TEST_CRLF_KEY", "crlf-key-0123456789\r", 1);
+    assert_null(load("officespace:\n  hostname: acme\n  api_key: ${OSC_TEST_CRLF_KEY}\n", &err));
+    assert_int_equal(err.code, OSC_ECONFIG);
+    assert_non_null(strstr(err.msg, "officespace.api_key: contains a control character"));
+    assert_null(strstr(err.msg, "crlf-key"));
+    unsetenv("OSC_TEST_CRLF_KEY");
+}
+
 static void test_full_file(void **state)
 {
     struct osc_err err;
@@ -206,6 +220,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_minimal_defaults),
         cmocka_unit_test(test_full_file),
+        cmocka_unit_test(test_secret_control_chars),
         cmocka_unit_test(test_errors_name_position),
         cmocka_unit_test(test_key_file_permissions),
         cmocka_unit_test(test_dump_redacts),
