@@ -258,9 +258,10 @@ int64_t sim_bucket_take(struct sim_bucket *b, int64_t now_ms)
     if (b->rate <= 0)
         return 0;
     cap = b->rate < 1 ? 1 : b->rate;
-    if (b->last_ms == 0) {
+    if (!b->started) {
         b->tokens = cap;
         b->last_ms = now_ms;
+        b->started = 1;
     }
     if (now_ms > b->last_ms) {
         b->tokens += (double)(now_ms - b->last_ms) * b->rate / 1000.0;

@@ -668,7 +668,7 @@ static void serve_generic(struct sim_os *os, const char *method, const char *res
     json_t *coll = json_object_get(os->resources, resource), *recs, *it, *out;
     const char *why;
     size_t i;
-    char key[32], ts[40];
+    char key[160], ts[40]; /* key: any path segment (the router caps them below this) */
 
     osc_clock_iso8601(now, ts, sizeof(ts));
     if (strcmp(method, "GET") == 0) {

@@ -62,6 +62,8 @@ struct osc_sim {
     struct sim_faults faults;
     struct sim_bucket bucket[2];
     struct sim_reqlog *log;
+    uint64_t
+        generation; /* +1 per reset: a request that outlives one must not touch the new state */
 
     pthread_mutex_t wait_mu; /* with wait_cv: interruptible sleeps */
     pthread_cond_t wait_cv;
@@ -283,6 +285,7 @@ static int reset_state(struct osc_sim *sim, char *msg, size_t cap)
     sim->os = os;
     sim_graph_reset(sim->graph);
     sim_reqlog_clear(sim->log);
+    sim->generation++;
     if (sim_faults_parse(&sim->faults, sim->faults_text, msg, cap))
         return -1;
     sim->faults.rng = sim->seed;
@@ -535,6 +538,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     char qtext[512], rbuf[32];
     json_t *headers, *q;
     int64_t seq, wait;
+    uint64_t gen;
     const char *fault = NULL;
     struct sim_batch *pre = NULL;
 
@@ -584,6 +588,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     pthread_mutex_lock(&sim->lock);
     seq = sim_reqlog_add(sim->log, srv_names[srv->which], method, url, qtext, headers, rq->body,
                          rq->len, osc_clock_wall_ms(sim->clock));
+    gen = sim->generation;
     wait = sim_bucket_take(&sim->bucket[srv->which], osc_clock_mono_ms(sim->clock));
     if (wait)
         memset(&act, 0, sizeof(act));
@@ -603,7 +608,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (act.hold_ms > 0)
             sim_sleep(sim, act.hold_ms);
         pthread_mutex_lock(&sim->lock);
-        sim_reqlog_status(sim->log, seq, 0, act.hold_ms > 0 ? "timeout" : "reset");
+        if (gen == sim->generation)
+            sim_reqlog_status(sim->log, seq, 0, act.hold_ms > 0 ? "timeout" : "reset");
         pthread_mutex_unlock(&sim->lock);
         return MHD_NO; /* close without a response */
     }
@@ -627,15 +633,21 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         strcmp(url, "/api/1/employee_batch_imports") == 0)
         pre = sim_batch_prepare(header(c, "Content-Type"), rq->body, rq->len);
     pthread_mutex_lock(&sim->lock);
-    serve_api(sim, srv->which, c, url, method, rq->body, rq->len, pre, &r);
-    sim_reqlog_status(sim->log, seq, r.status, act.reset == 2 ? "reset-after" : NULL);
+    if (gen != sim->generation) {
+        /* a reset came while this request was delayed: it belongs to the old state */
+        fault_body(&r, strcmp(url, "/graphql") == 0, 503, "the simulator was reset meanwhile");
+    } else {
+        serve_api(sim, srv->which, c, url, method, rq->body, rq->len, pre, &r);
+        sim_reqlog_status(sim->log, seq, r.status, act.reset == 2 ? "reset-after" : NULL);
+    }
     pthread_mutex_unlock(&sim->lock);
     sim_batch_free(pre);
     return send_reply(c, &r, act.reset == 2);
 
 answer:
     pthread_mutex_lock(&sim->lock);
-    sim_reqlog_status(sim->log, seq, r.status, fault);
+    if (gen == sim->generation)
+        sim_reqlog_status(sim->log, seq, r.status, fault);
     pthread_mutex_unlock(&sim->lock);
     return send_reply(c, &r, 0);
 }

@@ -176,6 +176,7 @@ struct sim_bucket {
     double rate; /* tokens per second; 0 = unlimited */
     double tokens;
     int64_t last_ms;
+    int started; /* last_ms is valid (a test clock may read 0) */
 };
 /* Take one token at now_ms; 0 when allowed, else the seconds to wait (>= 1). */
 int64_t sim_bucket_take(struct sim_bucket *b, int64_t now_ms);

@@ -60,6 +60,22 @@ check "faults" "$(curl -s -o /dev/null -w '%{http_code}' -X POST --data '503x1:r
 check "503" "$(curl -s -D - -o /dev/null "${R[@]}" "$O/api/1/sites" | tr -d '\r' | grep -i '^retry-after' )" "Retry-After: 7"
 check "after" "$(curl -s -o /dev/null -w '%{http_code}' "${R[@]}" "$O/api/1/sites")" 200
 
+# a request delayed across a reset belongs to the old state: refused, not applied
+curl -s -o /dev/null -X POST --data 'delay=1s:path=/api/1/employee_batch_imports' "$O/_sim/faults"
+code=$(mktemp)
+curl -s -o /dev/null -w '%{http_code}' -X POST "${R[@]}" -H 'Content-Type: application/json' \
+  --data '[{"EmployeeId":"late@example.com","Source":"Late"}]' "$O/api/1/employee_batch_imports" >"$code" &
+cpid=$!
+for _ in $(seq 100); do
+  [ "$(curl -s "$O/_sim/requests?path=/api/1/employee_batch_imports" | jq '.count')" -ge 2 ] && break
+  sleep 0.02
+done
+check "reset" "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$O/_sim/reset")" 200
+wait $cpid
+check "delayed across a reset" "$(cat "$code")" 503
+check "not staged" "$(curl -s "$O/_sim/employees?summary=1" | jq '.staged_total')" 0
+rm -f "$code"
+
 kill -TERM $pid
 wait $pid
 check "exit status" $? 0

@@ -443,8 +443,12 @@ static void test_fault_rules(void **state)
 
 static void test_bucket(void **state)
 {
-    struct sim_bucket b = {2.0, 0, 0};
+    struct sim_bucket b = {.rate = 2.0}, z = {.rate = 2.0};
     (void)state;
+    /* a clock that starts at 0 is limited too */
+    assert_int_equal(sim_bucket_take(&z, 0), 0);
+    assert_int_equal(sim_bucket_take(&z, 0), 0);
+    assert_int_equal(sim_bucket_take(&z, 0), 1);
     assert_int_equal(sim_bucket_take(&b, 1000), 0);
     assert_int_equal(sim_bucket_take(&b, 1000), 0);
     assert_int_equal(sim_bucket_take(&b, 1000), 1);
