@@ -95,6 +95,13 @@ const char *osc_records_name(const struct osc_records_reader *r);
 /* Line number of the next unread byte. */
 uint64_t osc_records_line(const struct osc_records_reader *r);
 /*
+ * 1 once the reader stopped before the end of its input: a read error, or a
+ * malformed structure after which nothing more can be framed (a broken JSON
+ * array, an unreadable CSV header). What follows was never returned, so a
+ * consumer must not treat the input as delivered in full.
+ */
+int osc_records_incomplete(const struct osc_records_reader *r);
+/*
  * Before the first osc_records_next(): continue at byte offset (the start
  * of a record, from a checkpoint), counting lines from line. Only for JSON
  * Lines and dead-letter files opened by path; returns 0, or OSC_EINVAL

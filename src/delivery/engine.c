@@ -708,15 +708,17 @@ static int pos_before(uint32_t ia, uint64_t oa, uint32_t ib, uint64_t ob)
  * the earliest batch still open, queued, in flight or waiting for a retry,
  * else where reading stopped. Records of a batch are in input order, so its
  * first record is its earliest. Never moves backwards; frozen once the run
- * was stopped (records dropped then are not done). force writes even when
- * only the counters changed.
+ * was stopped (records dropped then are not done) or a dead letter failed
+ * (that record is not done either). force writes even when only the
+ * counters changed.
  */
 static void cp_update(struct osc_delivery *d, int force)
 {
     struct osc_checkpoint_pos p = d->cp_pos;
     struct osc_err err = {0};
 
-    if (!d->cp || d->cp_error || d->stop)
+    /* a record whose dead letter failed is not done: the position must stay before it */
+    if (!d->cp || d->cp_error || d->stop || d->st.dead_letter_error)
         return;
     p.input = d->cur_input;
     p.offset = d->next_off;
@@ -1749,10 +1751,12 @@ int osc_delivery_finish(struct osc_delivery *d)
             batch_close(d, &d->pool[i]);
     while (pump(d, 100) > 0)
         ;
-    if (d->input_failed && d->commit) {
+    if ((d->input_failed || d->st.dead_letter_error) && d->commit) {
         d->st.commit = -1;
-        snprintf(d->st.commit_reason, sizeof(d->st.commit_reason),
-                 "directory import NOT triggered: an input could not be read completely");
+        snprintf(d->st.commit_reason, sizeof(d->st.commit_reason), "%s",
+                 d->st.dead_letter_error
+                     ? "directory import NOT triggered: a dead letter could not be written"
+                     : "directory import NOT triggered: an input could not be read completely");
         OSC_LOG_ERROR("delivery", "%s: %s", d->dest->name, d->st.commit_reason);
     } else if (d->st.interrupted) {
         if (d->commit) {
@@ -1870,19 +1874,27 @@ int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records
             rc = osc_err_set(err, got, "%s", rerr.msg);
             break;
         }
-        d->next_off = osc_records_bytes_read(r);
-        d->next_line = osc_records_line(r);
         if (rc == OSC_EAUTH || rc == OSC_EIO || rc == OSC_ENOMEM) {
+            /* the position stays before this record: it may not be done (its dead letter
+             * failed); after a refused key the run stops and the commit is blocked anyway */
+            if (rc != OSC_EAUTH)
+                d->input_failed = 1;
             osc_err_set(err, rc, "%s",
                         rc == OSC_EAUTH ? "OfficeSpace refused the API key"
-                                        : "cannot write the dead-letter file");
+                        : rc == OSC_EIO ? "cannot write the dead-letter file"
+                                        : "out of memory");
             break;
         }
+        d->next_off = osc_records_bytes_read(r);
+        d->next_line = osc_records_line(r);
         rc = 0;
         /* a local reject is done at once: it may move the position without a batch */
         if (d->cp && (got != 1 || d->st.invalid != invalid_before))
             cp_update(d, 0);
     }
+    /* a broken JSON array or CSV header ends the input early: what follows was never sent */
+    if (osc_records_incomplete(r))
+        d->input_failed = 1;
     d->bytes_done += osc_records_bytes_read(r);
     d->reader = NULL;
     osc_records_close(r);

@@ -40,7 +40,9 @@ struct osc_records_reader {
     size_t alloc, start, end;
     size_t max_record;
     int eof;
-    int done; /* nothing more will be returned */
+    int done;               /* nothing more will be returned */
+    int incomplete;         /* stopped before the end: the rest of the input was never read */
+    struct osc_buf rawcopy; /* raw excerpt of a record the window no longer holds */
     uint64_t base;
     uint64_t line;
     int64_t size;
@@ -120,6 +122,7 @@ static struct osc_records_reader *reader_new(const char *name, enum osc_records_
     osc_buf_init(&r->scratch, r->max_record * 2 + 64);
     osc_buf_init(&r->scratch2, r->max_record * 2 + 64);
     osc_buf_init(&r->hdr, r->max_record * 2 + 64);
+    osc_buf_init(&r->rawcopy, RAW_MAX + 1);
     r->name = strdup(name);
     r->fields = calloc(OSC_RECORDS_MAX_FIELDS, sizeof(*r->fields));
     r->fields2 = calloc(OSC_RECORDS_MAX_FIELDS, sizeof(*r->fields2));
@@ -206,6 +209,7 @@ void osc_records_close(struct osc_records_reader *r)
     osc_buf_free(&r->scratch);
     osc_buf_free(&r->scratch2);
     osc_buf_free(&r->hdr);
+    osc_buf_free(&r->rawcopy);
     free(r);
 }
 
@@ -214,6 +218,7 @@ int64_t osc_records_size(const struct osc_records_reader *r) { return r->size; }
 enum osc_records_format osc_records_format_of(const struct osc_records_reader *r) { return r->fmt; }
 const char *osc_records_name(const struct osc_records_reader *r) { return r->name; }
 uint64_t osc_records_line(const struct osc_records_reader *r) { return r->line; }
+int osc_records_incomplete(const struct osc_records_reader *r) { return r->incomplete; }
 
 int osc_records_seek(struct osc_records_reader *r, uint64_t offset, uint64_t line)
 {
@@ -317,6 +322,21 @@ static void set_raw(struct osc_records_reader *r, struct osc_record *rec, size_t
     rec->raw_len = len > RAW_MAX ? RAW_MAX : len;
 }
 
+/*
+ * Keep rec->raw in reader-owned memory: skipping the rest of an oversized
+ * record refills the window over the bytes rec->raw points at.
+ */
+static void keep_raw(struct osc_records_reader *r, struct osc_record *rec)
+{
+    osc_buf_reset(&r->rawcopy);
+    if (rec->raw_len && osc_buf_add(&r->rawcopy, rec->raw, rec->raw_len) == 0) {
+        rec->raw = r->rawcopy.data;
+        return;
+    }
+    rec->raw = NULL; /* no excerpt beats a wrong one */
+    rec->raw_len = 0;
+}
+
 static int malformed(struct osc_records_reader *r, struct osc_record *rec, struct osc_err *err,
                      const char *why)
 {
@@ -327,9 +347,19 @@ static int malformed(struct osc_records_reader *r, struct osc_record *rec, struc
     return osc_err_set(err, OSC_EDATA, "%s:%llu: %s", r->name, (unsigned long long)rec->line, why);
 }
 
+/* A malformed record after which nothing more can be read from this input. */
+static int malformed_end(struct osc_records_reader *r, struct osc_record *rec, struct osc_err *err,
+                         const char *why)
+{
+    r->done = 1;
+    r->incomplete = 1;
+    return malformed(r, rec, err, why);
+}
+
 static int fatal(struct osc_records_reader *r, int rc, struct osc_err *err)
 {
     r->done = 1;
+    r->incomplete = 1;
     if (rc == OSC_ENOMEM)
         return osc_err_set(err, rc, "%s: out of memory", r->name);
     return osc_err_set(err, OSC_EIO, "%s: read error: %s", r->name, strerror(errno));
@@ -422,6 +452,7 @@ static int next_jsonl(struct osc_records_reader *r, struct osc_record *rec, stru
                 rec->offset = r->base + r->start;
                 rec->line = r->line;
                 set_raw(r, rec, r->end - r->start);
+                keep_raw(r, rec);
                 rc = malformed(r, rec, err, "record is longer than the per-record limit");
                 for (;;) {
                     nl = memchr(r->win + r->start, '\n', r->end - r->start);
@@ -513,10 +544,8 @@ static int next_json_array(struct osc_records_reader *r, struct osc_record *rec,
     if (r->arr_state == 0) {
         if (c == -1)
             return 0; /* an empty file holds no records */
-        if (c != '[') {
-            r->done = 1;
-            return malformed(r, rec, err, "expected a JSON array of records ('[')");
-        }
+        if (c != '[')
+            return malformed_end(r, rec, err, "expected a JSON array of records ('[')");
         r->start++;
         r->arr_state = 1;
         c = peek_nonws(r);
@@ -529,23 +558,20 @@ static int next_json_array(struct osc_records_reader *r, struct osc_record *rec,
         if (c < -1)
             return fatal(r, c + 1000, err);
     } else if (!r->arr_first && c != ']') {
-        r->done = 1;
         rec->offset = r->base + r->start;
         rec->line = r->line;
-        return malformed(r, rec, err,
-                         c == -1 ? "unterminated JSON array (missing ']')"
-                                 : "expected ',' or ']' between records; the rest "
-                                   "of the file cannot be read");
+        return malformed_end(r, rec, err,
+                             c == -1 ? "unterminated JSON array (missing ']')"
+                                     : "expected ',' or ']' between records; the rest "
+                                       "of the file cannot be read");
     }
     if (c == ']') {
         r->start++;
         r->arr_state = 2;
         goto after;
     }
-    if (c == -1) {
-        r->done = 1;
-        return malformed(r, rec, err, "unterminated JSON array (missing ']')");
-    }
+    if (c == -1)
+        return malformed_end(r, rec, err, "unterminated JSON array (missing ']')");
     r->arr_first = 0;
     rec->offset = r->base + r->start;
     rec->line = r->line;
@@ -588,16 +614,14 @@ static int next_json_array(struct osc_records_reader *r, struct osc_record *rec,
             break;
         rc = refill(r);
         if (rc == 0) {
-            r->done = 1;
             set_raw(r, rec, r->end - r->start);
-            return malformed(r, rec, err, "unterminated JSON array (missing ']')");
+            return malformed_end(r, rec, err, "unterminated JSON array (missing ']')");
         }
         if (rc == OSC_ETOOBIG) {
-            r->done = 1;
             set_raw(r, rec, r->end - r->start);
-            return malformed(r, rec, err,
-                             "record is longer than the per-record limit; the rest "
-                             "of the file cannot be read");
+            return malformed_end(r, rec, err,
+                                 "record is longer than the per-record limit; the rest "
+                                 "of the file cannot be read");
         }
         if (rc < 0)
             return fatal(r, rc, err);
@@ -613,12 +637,11 @@ after:
     if (c < -1)
         return fatal(r, c + 1000, err);
     if (c != -1) {
-        r->done = 1;
         rec->offset = r->base + r->start;
         rec->line = r->line;
         rec->raw = NULL;
         rec->raw_len = 0;
-        return malformed(r, rec, err, "unexpected text after the JSON array");
+        return malformed_end(r, rec, err, "unexpected text after the JSON array");
     }
     return 0;
 }
@@ -628,21 +651,34 @@ after:
 /*
  * Frame one CSV record (a line, or several when a quoted field holds
  * newlines). Returns its length including the newline, 0 at the end,
- * OSC_ETOOBIG, or another negative error.
+ * OSC_ETOOBIG, or another negative error. A quote opens a quoted field only
+ * at the start of a field, as csv_fields() reads it: `27" Monitor` is plain
+ * text and must not swallow the lines after it.
  */
 static long frame_csv(struct osc_records_reader *r, int *too_big)
 {
+    enum { F_START, F_PLAIN, F_QUOTED, F_QUOTE_SEEN } st = F_START;
     size_t scanned = 0;
-    int in_q = 0, rc;
+    int rc;
 
     *too_big = 0;
     for (;;) {
         const char *p = r->win + r->start + scanned, *end = r->win + r->end;
         for (; p < end; p++) {
-            if (*p == '"')
-                in_q = !in_q;
-            else if (*p == '\n' && !in_q)
+            char c = *p;
+            if (st == F_QUOTED) {
+                if (c == '"')
+                    st = F_QUOTE_SEEN;
+                continue;
+            }
+            if (c == '\n')
                 return (long)(p - (r->win + r->start)) + 1;
+            if (c == ',')
+                st = F_START;
+            else if (c == '"' && (st == F_START || st == F_QUOTE_SEEN))
+                st = F_QUOTED; /* an opening quote, or the second of a doubled "" */
+            else
+                st = F_PLAIN;
         }
         scanned = r->end - r->start;
         rc = refill(r);
@@ -725,6 +761,22 @@ nomem:
     return -1;
 }
 
+/*
+ * A row that cannot be read. A bad data row is dead-lettered and reading goes
+ * on; a bad header ends the file: taking the next row as the header would
+ * send every record under the wrong field names.
+ */
+static int bad_csv_row(struct osc_records_reader *r, struct osc_record *rec, struct osc_err *err,
+                       const char *why)
+{
+    char msg[192];
+
+    if (r->have_header)
+        return malformed(r, rec, err, why);
+    snprintf(msg, sizeof(msg), "the CSV header cannot be read (%s); the file cannot be read", why);
+    return malformed_end(r, rec, err, msg);
+}
+
 static int next_csv(struct osc_records_reader *r, struct osc_record *rec, struct osc_err *err)
 {
     size_t offs[OSC_RECORDS_MAX_FIELDS + 1];
@@ -743,7 +795,13 @@ static int next_csv(struct osc_records_reader *r, struct osc_record *rec, struct
         rec->line = r->line;
         set_raw(r, rec, (size_t)len);
         if (too_big) {
-            int rc = malformed(r, rec, err, "record is longer than the per-record limit");
+            int rc;
+            keep_raw(r, rec);
+            if (!r->have_header)
+                return malformed_end(r, rec, err,
+                                     "the CSV header is longer than the per-record limit; "
+                                     "the file cannot be read");
+            rc = malformed(r, rec, err, "record is longer than the per-record limit");
             /* skip to the end of this record */
             int rr;
             do {
@@ -771,19 +829,19 @@ static int next_csv(struct osc_records_reader *r, struct osc_record *rec, struct
         n = csv_fields(r->win + r->start, (size_t)len, tmp, offs, OSC_RECORDS_MAX_FIELDS, &why);
         consume(r, (size_t)len);
         if (n < 0)
-            return malformed(r, rec, err, why);
+            return bad_csv_row(r, rec, err, why);
         for (long i = 0; i < n; i++) {
             const char *fv = tmp->data + offs[i];
             size_t fl = offs[i + 1] - offs[i] - 1;
             char msg[96];
             if (!osc_json_utf8_valid(fv, fl)) {
                 snprintf(msg, sizeof(msg), "invalid UTF-8 in field %ld", i + 1);
-                return malformed(r, rec, err, msg);
+                return bad_csv_row(r, rec, err, msg);
             }
             /* text with a NUL cannot be stored by the API; one bad row must not sink its batch */
             if (memchr(fv, '\0', fl)) {
                 snprintf(msg, sizeof(msg), "NUL byte in field %ld", i + 1);
-                return malformed(r, rec, err, msg);
+                return bad_csv_row(r, rec, err, msg);
             }
         }
         if (!r->have_header) {

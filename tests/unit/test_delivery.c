@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -246,6 +247,73 @@ static void test_batches_and_failed_commit(void **state)
     assert_string_equal(json_string_value(json_object_get(json_array_get(dl, 0), "destination")),
                         "employees");
     json_decref(dl);
+    teardown_fx(&f);
+}
+
+/* 1 when the server saw the directory import trigger. */
+static int saw_trigger(struct fx *f)
+{
+    int found = 0;
+
+    for (size_t i = 0; i < ts_count(f->ts); i++) {
+        struct ts_request r;
+        assert_int_equal(ts_get(f->ts, i, &r), 0);
+        if (strcmp(r.method, "POST") == 0 && strcmp(r.url, "/api/1/employee_directory") == 0)
+            found = 1;
+        ts_request_free(&r);
+    }
+    return found;
+}
+
+static void deliver_fixture(struct fx *f, const char *fixture, const char *name)
+{
+    char *text = th_read_file(th_fixture(fixture));
+
+    assert_non_null(text);
+    deliver(f, "employees", text, name, NULL);
+    free(text);
+}
+
+/* An input that stops early (broken array, unreadable CSV header) or a dead letter that cannot
+ * be written must block the import trigger: it would delete everyone not yet staged. */
+static void test_incomplete_input_blocks_commit(void **state)
+{
+    struct fx f = {0};
+    char *dir;
+    (void)state;
+
+    setup_cfg(&f, EMP_DEST);
+    deliver_fixture(&f, "delivery/array-missing-comma.json", "hr.json");
+    assert_int_equal(f.st.sent, 1);
+    assert_int_equal(f.st.malformed, 1);
+    assert_false(saw_trigger(&f));
+    assert_int_equal(f.st.commit, -1);
+    assert_non_null(strstr(f.st.commit_reason, "could not be read completely"));
+    assert_int_equal(osc_delivery_exit_code(&f.st), 65);
+    teardown_fx(&f);
+
+    setup_cfg(&f, EMP_DEST);
+    deliver_fixture(&f, "delivery/csv-bad-header.csv", "hr.csv");
+    assert_int_equal(f.st.sent, 0);
+    assert_int_equal(f.st.malformed, 1);
+    assert_false(saw_trigger(&f));
+    assert_int_equal(f.st.commit, -1);
+    teardown_fx(&f);
+
+    /* the dead-letter path is a directory: the invalid row cannot be recorded */
+    setup_cfg(&f, EMP_DEST);
+    dir = strdup(f.dl_path);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    deliver(&f, "employees", "employee_id,first_name,email\n2,Bob,b@example.com\n,NoId,\n",
+            "hr.csv", NULL);
+    assert_int_equal(f.st.dead_letter_error, 1);
+    assert_int_equal(f.st.sent, 1);
+    assert_false(saw_trigger(&f));
+    assert_int_equal(f.st.commit, -1);
+    assert_non_null(strstr(f.st.commit_reason, "dead letter could not be written"));
+    assert_int_equal(osc_delivery_exit_code(&f.st), 74);
+    rmdir(dir);
+    free(dir);
     teardown_fx(&f);
 }
 
@@ -640,6 +708,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_upsert_and_commit),
         cmocka_unit_test(test_batches_and_failed_commit),
+        cmocka_unit_test(test_incomplete_input_blocks_commit),
         cmocka_unit_test(test_retry_and_retry_after),
         cmocka_unit_test(test_auth_refused),
         cmocka_unit_test(test_manual_options),

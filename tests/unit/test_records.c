@@ -242,6 +242,11 @@ static void test_window_and_offsets(void **state)
     r = osc_records_open(path, OSC_RECORDS_JSONL, 1000, &err);
     assert_int_equal(osc_records_next(r, &rec, &err), OSC_EDATA);
     assert_non_null(strstr(err.msg, "big.jsonl:1: record is longer than the per-record limit"));
+    /* the excerpt for the dead letter is the record's own start, not the bytes the skip read
+     * over it */
+    assert_non_null(rec.raw);
+    assert_true(rec.raw_len >= 16);
+    assert_memory_equal(rec.raw, "{\"a\":\"xxxxxxxxxx", 16);
     assert_int_equal(osc_records_next(r, &rec, &err), 1);
     assert_string_equal(rec.json, "{\"b\":1}");
     assert_int_equal(rec.line, 2);
@@ -299,6 +304,57 @@ static void test_deadletter_roundtrip(void **state)
     th_tmpdir_cleanup();
 }
 
+/* Reading that cannot go on says so: what follows was never returned. */
+static int incomplete_after(const char *fixture, enum osc_records_format fmt, struct got *g)
+{
+    struct osc_records_reader *r = osc_records_open(th_fixture(fixture), fmt, 0, NULL);
+    int inc;
+
+    assert_non_null(r);
+    assert_int_equal(osc_records_incomplete(r), 0);
+    read_all(r, g);
+    inc = osc_records_incomplete(r);
+    osc_records_close(r);
+    return inc;
+}
+
+static void test_incomplete_and_csv_framing(void **state)
+{
+    struct got g;
+    (void)state;
+
+    /* a missing comma: one record, the error, then nothing: the reader must say so */
+    assert_int_equal(incomplete_after("delivery/array-missing-comma.json", OSC_RECORDS_AUTO, &g),
+                     1);
+    assert_int_equal(g.n, 2);
+    assert_true(g.ok[0]);
+    assert_non_null(strstr(g.err[1], "expected ',' or ']'"));
+    /* a bad header ends the file: the first data row must not become the header */
+    assert_int_equal(incomplete_after("delivery/csv-bad-header.csv", OSC_RECORDS_AUTO, &g), 1);
+    assert_int_equal(g.n, 1);
+    assert_false(g.ok[0]);
+    assert_int_equal(g.line[0], 1);
+    assert_non_null(strstr(g.err[0], "csv-bad-header.csv:1: the CSV header cannot be read"));
+    /* a quote inside an unquoted field is text; it must not swallow the lines after it */
+    assert_int_equal(incomplete_after("delivery/csv-inch-quote.csv", OSC_RECORDS_AUTO, &g), 0);
+    assert_int_equal(g.n, 3);
+    assert_string_equal(
+        g.json[0],
+        "{\"employee_id\":\"1\",\"asset\":\"27\\\" Monitor\",\"email\":\"a@example.com\"}");
+    assert_int_equal(g.line[1], 3);
+    assert_string_equal(g.json[1],
+                        "{\"employee_id\":\"2\",\"asset\":\"Desk\",\"email\":\"b@example.com\"}");
+    assert_string_equal(g.json[2], "{\"employee_id\":\"3\",\"asset\":\"Chair, red\",\"email\":"
+                                   "\"c@example.com\"}");
+    /* a complete input is not incomplete; nor is a bad data row */
+    assert_int_equal(incomplete_after("delivery/fuzz-csv-nul.csv", OSC_RECORDS_CSV, &g), 0);
+    /* CSV header with a quote that opens mid-field, then a quoted newline further on */
+    read_mem("a,b\nx\"y,\"1\n2\"\nz,3\n", "m.csv", OSC_RECORDS_CSV, &g);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.json[0], "{\"a\":\"x\\\"y\",\"b\":\"1\\n2\"}");
+    assert_string_equal(g.json[1], "{\"a\":\"z\",\"b\":\"3\"}");
+}
+
 /* Inputs the fuzzer found (tests/fixtures/delivery/fuzz-*): each must stay a per-record error. */
 static void test_fuzz_fixtures(void **state)
 {
@@ -354,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_window_and_offsets),
         cmocka_unit_test(test_deadletter_roundtrip),
         cmocka_unit_test(test_fuzz_fixtures),
+        cmocka_unit_test(test_incomplete_and_csv_framing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
