@@ -4,11 +4,15 @@
  *
  * Invariants: the state is created with our allocator, which refuses to go
  * past mem_limit; a count hook raises an error after instr_limit VM
- * instructions per call (the counter is reset before each call); the global
- * table holds only safe libraries (no io, os, package, debug, and base
- * without dofile/loadfile/load/require/collectgarbage), so the code can
- * neither touch files nor run other code. JSON crosses the boundary through
- * jansson: records in, body out.
+ * instructions per call (the counter is reset before each call) and, once
+ * spent, on every instruction until the call returns, so a pcall in the
+ * user's code cannot swallow it; setmetatable refuses __gc, so no user code
+ * runs as a finalizer outside the hook; the global table holds only safe
+ * libraries (no io, os, package, debug, and base without
+ * dofile/loadfile/load/require/collectgarbage), so the code can neither
+ * touch files nor run other code. Every call that can raise a Lua error
+ * (memory, stack) runs under lua_pcall: an unprotected one would abort the
+ * process. JSON crosses the boundary through jansson: records in, body out.
  */
 #include "delivery_int.h"
 
@@ -26,6 +30,8 @@ struct lua_batch {
     lua_State *L;
     size_t used, limit;
     long instr_limit;
+    int spent;    /* the instruction budget of the current call is used up */
+    int batch_fn; /* registry reference to the user's batch function */
 };
 
 static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -48,8 +54,25 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 static void count_hook(lua_State *L, lua_Debug *ar)
 {
+    void *ud;
+    struct lua_batch *lb;
+
     (void)ar;
+    lua_getallocf(L, &ud);
+    lb = ud;
+    if (!lb->spent) {
+        /* from now on every instruction fails: a pcall in the code only delays the end */
+        lb->spent = 1;
+        lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    }
     luaL_error(L, "instruction limit exceeded");
+}
+
+/* The message of the error at the top; error({}) or error(nil) leave no string. */
+static const char *err_text(lua_State *L)
+{
+    const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    return m ? m : "(an error value that is not a string)";
 }
 
 /* ---- JSON <-> Lua ---------------------------------------------------------- */
@@ -91,7 +114,8 @@ static void push_json(lua_State *L, json_t *v, int depth)
 static json_t *to_json(lua_State *L, int idx, int depth, const char **why)
 {
     idx = lua_absindex(L, idx);
-    if (depth > JSON_DEPTH_MAX) {
+    /* each level pushes up to 2 slots; C code gets only LUA_MINSTACK unless it asks */
+    if (depth > JSON_DEPTH_MAX || !lua_checkstack(L, 3)) {
         *why = "value nested too deeply";
         return NULL;
     }
@@ -196,6 +220,30 @@ static int l_json_decode(lua_State *L)
 
 /* ---- the sandbox ----------------------------------------------------------- */
 
+/*
+ * setmetatable without __gc: a finalizer runs during collection, outside the
+ * instruction hook, where an endless loop would hang the run. Otherwise as
+ * the base library's: a table, a nil or table metatable, __metatable kept.
+ */
+static int l_setmetatable(lua_State *L)
+{
+    int t = lua_type(L, 2);
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return luaL_error(L, "cannot change a protected metatable");
+    if (t == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL) /* raw, as the collector looks it up */
+            return luaL_error(L, "__gc metamethods are not allowed in batch code");
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
 static int open_sandbox(lua_State *L)
 {
     static const luaL_Reg libs[] = {
@@ -213,6 +261,8 @@ static int open_sandbox(lua_State *L)
         lua_pushnil(L);
         lua_setglobal(L, *b);
     }
+    lua_pushcfunction(L, l_setmetatable);
+    lua_setglobal(L, "setmetatable");
     /* string.dump could expose bytecode; the string metatable stays for s:upper() */
     lua_getglobal(L, "string");
     lua_pushnil(L);
@@ -233,10 +283,39 @@ static int open_sandbox(lua_State *L)
 
 static int pcall_limited(struct lua_batch *lb, int nargs, int nres)
 {
+    int rc;
+
+    lb->spent = 0;
     lua_sethook(lb->L, count_hook, LUA_MASKCOUNT, (int)lb->instr_limit);
-    int rc = lua_pcall(lb->L, nargs, nres, 0);
+    rc = lua_pcall(lb->L, nargs, nres, 0);
     lua_sethook(lb->L, NULL, 0, 0);
+    if (lb->spent && rc == LUA_OK) {
+        /* cannot happen (returning is an instruction), but never accept a call past its budget */
+        lua_pop(lb->L, nres);
+        lua_pushliteral(lb->L, "instruction limit exceeded");
+        rc = LUA_ERRRUN;
+    } else if (lb->spent) {
+        /* whatever the code made of the error on its way out, this is why it stopped */
+        lua_pop(lb->L, 1);
+        lua_pushliteral(lb->L, "instruction limit exceeded");
+    }
     return rc;
+}
+
+/*
+ * Protected (light userdata: the lua_batch): keep the global batch function in
+ * the registry, read raw so no __index the code gave _G runs unhooked, and
+ * kept because the code may reassign the global while it runs.
+ */
+static int find_batch(lua_State *L)
+{
+    struct lua_batch *lb = lua_touserdata(L, 1);
+
+    lua_pushglobaltable(L);
+    lua_pushliteral(L, "batch");
+    if (lua_rawget(L, -2) == LUA_TFUNCTION)
+        lb->batch_fn = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
 }
 
 void lua_batch_free(struct lua_batch *lb)
@@ -259,6 +338,7 @@ struct lua_batch *lua_batch_new(const char *code, size_t len, const char *chunkn
     }
     lb->limit = mem_limit ? mem_limit : LUA_BATCH_MEM_LIMIT;
     lb->instr_limit = instr_limit > 0 ? instr_limit : LUA_BATCH_INSTR_LIMIT;
+    lb->batch_fn = LUA_NOREF;
     if (!(lb->L = lua_newstate(l_alloc, lb))) {
         osc_err_set(err, OSC_ENOMEM, "out of memory creating the Lua state");
         goto fail;
@@ -271,20 +351,50 @@ struct lua_batch *lua_batch_new(const char *code, size_t len, const char *chunkn
     /* text only: a precompiled chunk could break out of the VM's checks */
     if (luaL_loadbufferx(lb->L, code, len, chunkname, "t") != LUA_OK ||
         pcall_limited(lb, 0, 0) != LUA_OK) {
-        osc_err_set(err, OSC_ECONFIG, "batch code: %s", lua_tostring(lb->L, -1));
+        osc_err_set(err, OSC_ECONFIG, "batch code: %s", err_text(lb->L));
         goto fail;
     }
-    if (lua_getglobal(lb->L, "batch") != LUA_TFUNCTION) {
+    lua_pushcfunction(lb->L, find_batch);
+    lua_pushlightuserdata(lb->L, lb);
+    if (lua_pcall(lb->L, 1, 0, 0) != LUA_OK) {
+        osc_err_set(err, OSC_ENOMEM, "batch code: %s", err_text(lb->L));
+        goto fail;
+    }
+    if (lb->batch_fn == LUA_NOREF) {
         osc_err_set(err, OSC_ECONFIG,
                     "batch code: define a function batch(records) that "
                     "returns body, content_type");
         goto fail;
     }
-    lua_pop(lb->L, 1);
     return lb;
 fail:
     lua_batch_free(lb);
     return NULL;
+}
+
+/* Protected (light userdata: the records): push the batch function and its records. */
+static int push_call(lua_State *L)
+{
+    json_t *recs = lua_touserdata(L, 1);
+    struct lua_batch *lb = lua_touserdata(L, 2);
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lb->batch_fn);
+    push_json(L, recs, 0);
+    return 2;
+}
+
+struct conv {
+    json_t *j;
+    const char *why;
+};
+
+/* Protected (light userdata: a struct conv; the value): the returned table as JSON. */
+static int convert(lua_State *L)
+{
+    struct conv *c = lua_touserdata(L, 1);
+
+    c->j = to_json(L, 2, 0, &c->why);
+    return 0;
 }
 
 int lua_batch_run(struct lua_batch *lb, const char *records_json, size_t len, struct osc_buf *body,
@@ -293,26 +403,45 @@ int lua_batch_run(struct lua_batch *lb, const char *records_json, size_t len, st
     lua_State *L = lb->L;
     json_error_t je;
     json_t *recs = json_loadb(records_json, len, 0, &je);
-    int rc = 0, top = lua_gettop(L);
+    int rc = 0, top = lua_gettop(L), prc;
 
     if (!recs)
         return osc_err_set(err, OSC_EDATA, "batch code: records are not JSON: %s", je.text);
     snprintf(ctype, ctype_cap, "application/json; charset=utf-8");
-    lua_getglobal(L, "batch");
-    push_json(L, recs, 0);
+    /* building the records table can run out of the state's memory: protected, like the call */
+    lua_pushcfunction(L, push_call);
+    lua_pushlightuserdata(L, recs);
+    lua_pushlightuserdata(L, lb);
+    prc = lua_pcall(L, 2, 2, 0);
     json_decref(recs);
+    if (prc != LUA_OK) {
+        rc = osc_err_set(err, OSC_EDATA, "batch code failed: cannot pass the records: %s",
+                         err_text(L));
+        goto out;
+    }
     if (pcall_limited(lb, 1, 2) != LUA_OK) {
-        rc = osc_err_set(err, OSC_EDATA, "batch code failed: %s", lua_tostring(L, -1));
+        rc = osc_err_set(err, OSC_EDATA, "batch code failed: %s", err_text(L));
         goto out;
     }
     if (lua_type(L, -2) == LUA_TTABLE) {
-        const char *why = "out of memory";
-        json_t *j = to_json(L, -2, 0, &why);
-        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        struct conv c = {NULL, "out of memory"};
+        json_t *j;
+        char *s;
+        lua_pushcfunction(L, convert);
+        lua_pushlightuserdata(L, &c);
+        lua_pushvalue(L, -4);
+        if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+            /* to_json raises nothing itself; a parts-built value may leak, never the process */
+            c.why = err_text(L);
+            json_decref(c.j);
+            c.j = NULL;
+        }
+        j = c.j;
+        s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(j);
         if (!s) {
             rc = osc_err_set(err, OSC_EDATA, "batch code returned a table that is not JSON: %s",
-                             why);
+                             c.why);
             goto out;
         }
         osc_buf_reset(body);

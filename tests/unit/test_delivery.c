@@ -592,6 +592,104 @@ static void test_grouping(void **state)
     }
 }
 
+#define LUA_DEST(name, extra, code)                                                                \
+    "  " name ":\n    url: /" name "\n    batch:\n      grouping: code\n" extra                    \
+    "      code: |\n" code
+
+/* Dead letter i's reason. */
+static const char *dl_reason(json_t *dl, size_t i)
+{
+    const char *s = json_string_value(json_object_get(json_array_get(dl, i), "reason"));
+    return s ? s : "";
+}
+
+/* The sandbox holds whatever the code does: no escape from the instruction limit (a pcall
+ * loop, a finalizer), no crash on deep tables, odd error values or a full state. */
+static void test_lua_sandbox_limits(void **state)
+{
+    struct fx f = {0};
+    struct osc_buf in, want;
+    json_t *dl;
+    (void)state;
+
+    alarm(300); /* an escape from the limit would hang: fail instead */
+    setup_cfg(&f, LUA_DEST("pcallspin", "",
+                           "        function batch(r)\n"
+                           "          while true do pcall(function() while true do end end) end\n"
+                           "        end\n") LUA_DEST("gc", "",
+                                                     "        function batch(r)\n"
+                                                     "          setmetatable({}, {__gc = "
+                                                     "function() while true do end end})\n"
+                                                     "          return '[]'\n"
+                                                     "        end\n")
+                      LUA_DEST("deep", "",
+                               "        function batch(r)\n"
+                               "          local t = {}\n"
+                               "          for i = 1, 30 do t = {k = {t}} end\n"
+                               "          return t\n"
+                               "        end\n") LUA_DEST("deeper", "",
+                                                         "        function batch(r)\n"
+                                                         "          local t = {}\n"
+                                                         "          for i = 1, 200 do t = {k = t} "
+                                                         "end\n"
+                                                         "          return t\n"
+                                                         "        end\n")
+                          LUA_DEST("errtab", "", "        function batch(r) error({}) end\n")
+                              LUA_DEST("hog", "      size: 1\n",
+                                       "        keep = {}\n"
+                                       "        function batch(r)\n"
+                                       "          keep[#keep + 1] = r\n"
+                                       "          return '[]'\n"
+                                       "        end\n"));
+    deliver(&f, "pcallspin", "{\"id\":\"a\"}\n", "g.jsonl", NULL);
+    osc_delivery_free(f.d);
+    deliver(&f, "gc", "{\"id\":\"b\"}\n", "g.jsonl", NULL);
+    osc_delivery_free(f.d);
+    deliver(&f, "errtab", "{\"id\":\"c\"}\n", "g.jsonl", NULL);
+    osc_delivery_free(f.d);
+    deliver(&f, "deeper", "{\"id\":\"d\"}\n", "g.jsonl", NULL);
+    osc_delivery_free(f.d);
+    assert_int_equal(ts_count(f.ts), 0);
+    dl = dead_letters(&f);
+    assert_int_equal(json_array_size(dl), 4);
+    assert_non_null(strstr(dl_reason(dl, 0), "instruction limit exceeded"));
+    assert_non_null(strstr(dl_reason(dl, 1), "__gc metamethods are not allowed"));
+    assert_non_null(strstr(dl_reason(dl, 2), "not a string"));
+    assert_non_null(strstr(dl_reason(dl, 3), "nested too deeply"));
+    json_decref(dl);
+
+    /* 61 levels (90 Lua stack slots) while converting: the exact body arrives */
+    deliver(&f, "deep", "{\"id\":\"e\"}\n", "g.jsonl", NULL);
+    osc_delivery_free(f.d);
+    osc_buf_init(&want, 1 << 16);
+    for (int i = 0; i < 30; i++)
+        osc_buf_adds(&want, "{\"k\":[");
+    osc_buf_adds(&want, "{}");
+    for (int i = 0; i < 30; i++)
+        osc_buf_adds(&want, "]}");
+    expect_req(&f, 0, "POST", "/deep", osc_buf_str(&want), NULL);
+    osc_buf_free(&want);
+
+    /* records kept across calls fill the state's 32 MiB: passing the next ones fails
+     * cleanly (dead-lettered), it does not abort the process */
+    osc_buf_init(&in, 64u << 20);
+    for (int i = 0; i < 120; i++) {
+        osc_buf_printf(&in, "{\"id\":\"%d\",\"pad\":\"", i);
+        for (int k = 0; k < 300000; k++)
+            osc_buf_addc(&in, 'x');
+        osc_buf_adds(&in, "\"}\n");
+    }
+    deliver(&f, "hog", osc_buf_str(&in), "h.jsonl", NULL);
+    osc_buf_free(&in);
+    assert_true(f.st.sent > 0);
+    assert_true(f.st.sent < 120);
+    dl = dead_letters(&f);
+    assert_non_null(strstr(dl_reason(dl, json_array_size(dl) - 1), "memory"));
+    json_decref(dl);
+    alarm(0);
+    teardown_fx(&f);
+}
+
 static void test_webhook(void **state)
 {
     struct fx f = {0};
@@ -714,6 +812,7 @@ int main(void)
         cmocka_unit_test(test_manual_options),
         cmocka_unit_test(test_partition_and_max_bytes),
         cmocka_unit_test(test_grouping),
+        cmocka_unit_test(test_lua_sandbox_limits),
         cmocka_unit_test(test_webhook),
         cmocka_unit_test(test_preview_and_inactive),
     };
