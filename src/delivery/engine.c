@@ -225,21 +225,61 @@ static int is_absolute(const char *u)
     return strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0;
 }
 
-/* Send the key only to OfficeSpace: the REST base, or an officespacesoftware.com host. */
-static int url_gets_key(const struct osc_delivery *d, const char *url_tmpl)
+#define OS_DOMAIN ".officespacesoftware.com"
+
+/*
+ * Send the key only to OfficeSpace: the REST base, or an officespacesoftware.com
+ * host (officespacesoftware.com itself or a name ending in .officespacesoftware.com;
+ * x.officespacesoftware.co or evilofficespacesoftware.com are not). url is a
+ * complete URL, or a path under the base.
+ */
+static int url_gets_key(const struct osc_delivery *d, const char *url)
 {
     const char *base = d->cfg->officespace.rest_base, *host, *end;
-    size_t bl = strlen(base);
+    size_t bl = strlen(base), sl = strlen(OS_DOMAIN), hl;
 
-    if (!is_absolute(url_tmpl))
+    if (!is_absolute(url))
         return 1;
-    if (strncmp(url_tmpl, base, bl) == 0 && (url_tmpl[bl] == '/' || url_tmpl[bl] == '\0'))
+    if (strncmp(url, base, bl) == 0 && (url[bl] == '/' || url[bl] == '\0'))
         return 1;
-    host = strstr(url_tmpl, "://") + 3;
+    host = strstr(url, "://") + 3;
+    end = host + strcspn(host, "/?#");
+    if (memchr(host, '@', (size_t)(end - host)))
+        return 0; /* user info: what looks like the host may not be it */
     end = host + strcspn(host, "/:?#");
-    if (end - host >= 22 && strncmp(end - 22, ".officespacesoftware.com", 22) == 0)
+    hl = (size_t)(end - host);
+    if (hl == sl - 1 && strncasecmp(host, OS_DOMAIN + 1, hl) == 0)
         return 1;
-    return end - host >= 23 && strncmp(end - 23, ".officespacesoftware.com", 23) == 0;
+    return hl > sl && strncasecmp(end - sl, OS_DOMAIN, sl) == 0;
+}
+
+/*
+ * The key decision for a URL template: only its literal start is known before
+ * the records fill it in, so that start must hold the whole host (a '/' after
+ * the authority). {hostname} is config, substituted into the literal parts;
+ * a template relative to the base stays under the base whatever the fields.
+ */
+static int template_gets_key(struct osc_delivery *d)
+{
+    struct osc_buf pre;
+    const char *host;
+    int rc = 0;
+
+    osc_buf_init(&pre, URL_MAX);
+    for (size_t i = 0; i < d->nurl_parts && !d->url_parts[i].is_field; i++)
+        if (osc_buf_adds(&pre, d->url_parts[i].text))
+            goto out;
+    if (!d->nurl_parts || d->url_parts[0].is_field || !is_absolute(osc_buf_str(&pre))) {
+        rc = 1; /* resolve_url puts the base in front */
+        goto out;
+    }
+    host = strstr(osc_buf_str(&pre), "://") + 3;
+    if (host[strcspn(host, "/?#")] == '\0')
+        goto out; /* a field could still extend the host: no key */
+    rc = url_gets_key(d, osc_buf_str(&pre));
+out:
+    osc_buf_free(&pre);
+    return rc;
 }
 
 static void batch_reset(struct batch *b)
@@ -359,7 +399,6 @@ static int setup_shape(struct osc_delivery *d, struct osc_err *err)
             return rc;
         d->url_auth = url_gets_key(d, d->fixed_url);
     } else {
-        char *abs = NULL;
         if ((rc = parse_url(d, t->url, err)))
             return rc == OSC_ENOMEM ? osc_err_set(err, rc, "out of memory") : rc;
         if (!d->url_templated) {
@@ -373,10 +412,7 @@ static int setup_shape(struct osc_delivery *d, struct osc_err *err)
                 return rc;
             d->url_auth = url_gets_key(d, d->fixed_url);
         } else {
-            if ((rc = make_fixed_url(d, d->url_parts[0].text, &abs)))
-                return rc;
-            d->url_auth = url_gets_key(d, abs);
-            free(abs);
+            d->url_auth = template_gets_key(d);
         }
         if (!d->url_auth)
             OSC_LOG_INFO("delivery",
@@ -1230,13 +1266,19 @@ static void emit_call(struct osc_delivery *d, struct batch *b, const struct osc_
 
 static void on_done(void *ud, struct osc_http_response *r);
 
+/* The trigger's and staging's URLs are configured too: the same rule as for records. */
+static int batch_gets_key(const struct osc_delivery *d, const struct batch *b)
+{
+    return b->kind == K_DATA ? d->url_auth : url_gets_key(d, b->url);
+}
+
 static void preview_print(struct osc_delivery *d, struct batch *b, const char *method)
 {
     FILE *o = d->opts.preview;
     json_t *j;
 
     fprintf(o, "%s %s\n", method, b->url);
-    if (d->url_auth)
+    if (batch_gets_key(d, b))
         fprintf(o, "Authorization: Token token=***\n");
     for (size_t i = 0; b->hdrs[i]; i++)
         if (strncmp(b->hdrs[i], "X-Request-Id:", 13) != 0)
@@ -1264,15 +1306,44 @@ static void preview_print(struct osc_delivery *d, struct batch *b, const char *m
     fputc('\n', o);
 }
 
-/* Hand b to the HTTP client (or to the preview/dry-run sink). */
+/*
+ * The request could not even be built (a header HTTP cannot carry, out of
+ * memory). Sending it again would fail the same way, and requeueing it
+ * looped forever: the batch is given up at once, like a transport failure
+ * after its last attempt.
+ */
+static void submit_failed(struct osc_delivery *d, struct batch *b, int rc)
+{
+    char why[256];
+
+    snprintf(why, sizeof(why), "gave up: the request could not be sent: %s%s", osc_strerror(rc),
+             rc == OSC_EINVAL ? " (a header or the API key holds a character HTTP cannot carry)"
+                              : "");
+    OSC_LOG_ERROR("delivery", "%s: %s: %s; %zu record(s) dead-lettered to %s", d->dest->name,
+                  b->url, why, b->nrecs, d->dl_path);
+    d->failed_batches++;
+    if (b->kind == K_DATA) {
+        d->st.unavailable += b->nrecs;
+        dead_letter_batch(d, b, 0, why);
+    }
+    b->state = B_FREE;
+    if (b->kind == K_DATA)
+        cp_update(d, 0);
+}
+
+/*
+ * Hand b to the HTTP client (or to the preview/dry-run sink). Returns 0, or
+ * OSC_EBUSY when the client is full (b stays as it was: queue it again). A
+ * request that cannot be built is given up here (b is FREE after).
+ */
 static int submit(struct osc_delivery *d, struct batch *b)
 {
     const char *method = b->kind == K_STAGING ? "DELETE" : b->kind == K_COMMIT ? "POST" : d->method;
     struct osc_http_request req = {method,
                                    b->url,
                                    b->hdrs,
-                                   d->url_auth || b->kind != K_DATA ? OSC_HTTP_AUTH_OS_TOKEN
-                                                                    : OSC_HTTP_AUTH_NONE,
+                                   batch_gets_key(d, b) ? OSC_HTTP_AUTH_OS_TOKEN
+                                                        : OSC_HTTP_AUTH_NONE,
                                    d->cfg->officespace.api_key,
                                    NULL,
                                    0,
@@ -1299,7 +1370,9 @@ static int submit(struct osc_delivery *d, struct batch *b)
     rc = osc_http_submit(d->http, &req, &b->resp, on_done, b);
     if (rc == 0)
         b->state = B_FLIGHT;
-    return rc;
+    else if (rc != OSC_EBUSY)
+        submit_failed(d, b, rc);
+    return rc == OSC_EBUSY ? rc : 0;
 }
 
 static void on_done(void *ud, struct osc_http_response *r)
@@ -1522,10 +1595,8 @@ static struct batch *get_free(struct osc_delivery *d)
 static enum osc_http_outcome sync_request(struct osc_delivery *d, struct batch *b)
 {
     for (;;) {
-        if (submit(d, b) != 0) {
-            d->failed_batches++;
-            return OSC_HTTP_REJECT;
-        }
+        if (submit(d, b) != 0)
+            return OSC_HTTP_REJECT; /* busy: cannot happen, nothing else is in flight */
         while (b->state == B_FLIGHT)
             osc_http_run(d->http, 100);
         if (b->state == B_FREE)

@@ -317,6 +317,51 @@ static void test_incomplete_input_blocks_commit(void **state)
     teardown_fx(&f);
 }
 
+/* A request that cannot be built (here: a key longer than any header may carry) is given up
+ * and dead-lettered; it was requeued forever. */
+static void test_submit_error_gives_up(void **state)
+{
+    struct fx f = {0};
+    struct osc_err err = {0};
+    char *yaml = NULL, *path;
+    json_t *dl;
+    char key[5001];
+    (void)state;
+
+    alarm(120);
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    f.ts = ts_start();
+    assert_non_null(f.ts);
+    f.dl_path = th_write_file("out.dead.jsonl", "");
+    remove(f.dl_path);
+    assert_true(asprintf(&yaml,
+                         "officespace:\n  hostname: acme\n  base_url: %s\n  api_key: %s\n"
+                         "destinations:\n  d:\n    url: /api/1/things\n    dead_letter: %s\n"
+                         "    retry: {base: 5ms, cap: 20ms}\n",
+                         ts_url(f.ts), key, f.dl_path) > 0);
+    if (osc_config_load_string(yaml, strlen(yaml), "t.yaml", &f.cfg, &err))
+        fail_msg("%s", err.msg);
+    free(yaml);
+    f.d = osc_delivery_new(f.cfg, "d", NULL, &err);
+    assert_non_null(f.d);
+    path = th_write_file("in.jsonl", "{\"id\":1}\n{\"id\":2}\n");
+    assert_int_equal(osc_delivery_feed(f.d, path, OSC_RECORDS_AUTO, 0, &err), 0);
+    free(path);
+    osc_delivery_finish(f.d);
+    osc_delivery_get_stats(f.d, &f.st);
+    alarm(0);
+    assert_int_equal(ts_count(f.ts), 0);
+    assert_int_equal(f.st.unavailable, 2);
+    assert_int_equal(osc_delivery_exit_code(&f.st), 69);
+    dl = dead_letters(&f);
+    assert_int_equal(json_array_size(dl), 2);
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(dl, 0), "reason")),
+                           "could not be sent"));
+    json_decref(dl);
+    teardown_fx(&f);
+}
+
 static void test_retry_and_retry_after(void **state)
 {
     struct fx f = {0};
@@ -764,6 +809,88 @@ static void test_webhook(void **state)
     ts_stop(hook);
 }
 
+/* 1 when the preview of destination dest shows the key being sent. */
+static int preview_has_key(struct fx *f, const char *dest, const char *input)
+{
+    char *out = NULL;
+    size_t n = 0;
+    FILE *m = open_memstream(&out, &n);
+    struct osc_delivery_opts o = {.preview = m};
+    int has;
+
+    deliver(f, dest, input, "k.jsonl", &o);
+    osc_delivery_free(f->d);
+    f->d = NULL;
+    fclose(m);
+    assert_non_null(strstr(out, "POST "));
+    has = strstr(out, "Authorization: Token token=***") != NULL;
+    free(out);
+    return has;
+}
+
+/* The key goes to OfficeSpace hosts only, decided on the whole host name and, for a URL
+ * template, on the part fixed before any record field. */
+static void test_key_only_to_officespace(void **state)
+{
+    struct fx f = {0};
+    (void)state;
+
+    setup_cfg(&f, "  real:\n    url: https://acme.officespacesoftware.com/api/1/x\n"
+                  "  realtmpl:\n    url: https://{hostname}.officespacesoftware.com/api/1/x/{id}\n"
+                  "  bare:\n    url: https://officespacesoftware.com/api/1/x\n"
+                  "  upper:\n    url: https://ACME.OfficeSpaceSoftware.com/api/1/x\n"
+                  "  typo:\n    url: https://x.officespacesoftware.co/api/1/x\n"
+                  "  glued:\n    url: https://evilofficespacesoftware.com/api/1/x\n"
+                  "  userinfo:\n    url: https://acme.officespacesoftware.com@evil.example/x\n"
+                  "  fieldhost:\n    url: https://{id}.officespacesoftware.com/api/1/x\n"
+                  "  fieldtail:\n    url: https://acme.officespacesoftware.co{id}/x\n"
+                  "  relative:\n    url: /api/1/x/{id}\n");
+    assert_true(preview_has_key(&f, "real", "{\"id\":\"1\"}\n"));
+    assert_true(preview_has_key(&f, "realtmpl", "{\"id\":\"1\"}\n"));
+    assert_true(preview_has_key(&f, "bare", "{\"id\":\"1\"}\n"));
+    assert_true(preview_has_key(&f, "upper", "{\"id\":\"1\"}\n"));
+    assert_true(preview_has_key(&f, "relative", "{\"id\":\"1\"}\n"));
+    assert_false(preview_has_key(&f, "typo", "{\"id\":\"1\"}\n"));
+    assert_false(preview_has_key(&f, "glued", "{\"id\":\"1\"}\n"));
+    assert_false(preview_has_key(&f, "userinfo", "{\"id\":\"1\"}\n"));
+    /* a record could choose the host: evil.example/x?.officespacesoftware.com */
+    assert_false(preview_has_key(&f, "fieldhost", "{\"id\":\"1\"}\n"));
+    assert_false(preview_has_key(&f, "fieldtail", "{\"id\":\"m\"}\n"));
+    teardown_fx(&f);
+
+    /* a trigger on another host than the REST base does not get the key either */
+    {
+        struct osc_err err = {0};
+        char *yaml = NULL;
+        f.ts = ts_start();
+        assert_non_null(f.ts);
+        f.dl_path = th_write_file("out.dead.jsonl", "");
+        remove(f.dl_path);
+        assert_true(
+            asprintf(&yaml,
+                     "officespace:\n  hostname: acme\n  base_url: %s\n  api_key: " KEY "\n"
+                     "destinations:\n"
+                     "  employees:\n    template: upsert_employees\n    source_name: HR\n"
+                     "    commit: commit\n    dead_letter: %s\n"
+                     "  commit:\n    template: trigger_directory_import\n    source_name: HR\n"
+                     "    url: http://localhost:%d/api/1/employee_directory\n",
+                     ts_url(f.ts), f.dl_path, ts_port(f.ts)) > 0);
+        if (osc_config_load_string(yaml, strlen(yaml), "t.yaml", &f.cfg, &err))
+            fail_msg("%s", err.msg);
+        free(yaml);
+        deliver(&f, "employees", "{\"employee_id\":\"1\",\"email\":\"a@example.com\"}\n", "e.jsonl",
+                NULL);
+        assert_int_equal(ts_count(f.ts), 3);
+        expect_req(&f, 0, "DELETE", "/api/1/employee_directory/HR", NULL, NULL);
+        expect_auth(&f, 0, 1);
+        expect_auth(&f, 1, 1);
+        expect_req(&f, 2, "POST", "/api/1/employee_directory", "Source=HR", NULL);
+        expect_auth(&f, 2, 0);
+        assert_int_equal(f.st.commit, 1);
+        teardown_fx(&f);
+    }
+}
+
 static void test_preview_and_inactive(void **state)
 {
     struct fx f = {0};
@@ -807,6 +934,7 @@ int main(void)
         cmocka_unit_test(test_upsert_and_commit),
         cmocka_unit_test(test_batches_and_failed_commit),
         cmocka_unit_test(test_incomplete_input_blocks_commit),
+        cmocka_unit_test(test_submit_error_gives_up),
         cmocka_unit_test(test_retry_and_retry_after),
         cmocka_unit_test(test_auth_refused),
         cmocka_unit_test(test_manual_options),
@@ -814,6 +942,7 @@ int main(void)
         cmocka_unit_test(test_grouping),
         cmocka_unit_test(test_lua_sandbox_limits),
         cmocka_unit_test(test_webhook),
+        cmocka_unit_test(test_key_only_to_officespace),
         cmocka_unit_test(test_preview_and_inactive),
     };
     osc_log_set_level(OSC_LOG_LEVEL_ERROR);
