@@ -42,31 +42,66 @@ static void usage(void)
            "78 configuration error.\n");
 }
 
+/*
+ * Print text[0, len) with every registered secret shown as ***: an API may
+ * echo the key (or a record holding it) in its headers or body. osc_redact()
+ * stops at a NUL, so each NUL-separated piece is redacted on its own.
+ */
+static void put_redacted(const char *text, size_t len)
+{
+    char *copy = malloc(len + 1);
+    size_t i = 0;
+
+    if (!copy)
+        return;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    while (i < len) {
+        size_t seg = strlen(copy + i);
+        osc_redact(copy + i, seg + 1);
+        fputs(copy + i, stdout);
+        i += seg;
+        if (i < len) {
+            putchar('\0');
+            i++;
+        }
+    }
+    free(copy);
+}
+
 static void on_call(void *ud, const struct osc_delivery_call *c)
 {
     struct shown *s = ud;
     const struct osc_http_response *r = c->resp;
+    char *line = NULL;
+    int n;
 
     s->calls++;
-    printf("> %s %s (%zu bytes, %zu record%s, request id %s, attempt %u)\n", c->method, c->url,
-           c->body_len, c->records, c->records == 1 ? "" : "s", c->request_id, c->attempt);
+    n = asprintf(&line, "> %s %s (%zu bytes, %zu record%s, request id %s, attempt %u)\n", c->method,
+                 c->url, c->body_len, c->records, c->records == 1 ? "" : "s", c->request_id,
+                 c->attempt);
+    if (n > 0)
+        put_redacted(line, (size_t)n);
+    free(line);
     if (!r)
         return;
     s->status = r->status;
     s->outcome = (int)c->outcome;
     if (r->transport) {
-        printf("< no response: %s (%s)\n\n", r->error, osc_http_outcome_name(c->outcome));
+        fputs("< no response: ", stdout);
+        put_redacted(r->error, strlen(r->error));
+        printf(" (%s)\n\n", osc_http_outcome_name(c->outcome));
         return;
     }
     printf("< HTTP %ld in %.3fs (%s)\n", r->status, r->seconds, osc_http_outcome_name(c->outcome));
     if (r->headers.len) {
         /* the header block as received, minus the status line */
-        const char *h = strchr(osc_buf_str(&r->headers), '\n');
+        const char *h = memchr(r->headers.data, '\n', r->headers.len);
         if (h)
-            fputs(h + 1, stdout);
+            put_redacted(h + 1, r->headers.len - (size_t)(h + 1 - r->headers.data));
     }
     if (r->body.len) {
-        fwrite(r->body.data, 1, r->body.len, stdout);
+        put_redacted(r->body.data, r->body.len);
         if (r->body.data[r->body.len - 1] != '\n')
             putchar('\n');
         if (r->truncated)

@@ -1272,11 +1272,41 @@ static int batch_gets_key(const struct osc_delivery *d, const struct batch *b)
     return b->kind == K_DATA ? d->url_auth : url_gets_key(d, b->url);
 }
 
+/*
+ * Write buf[0, len) (buf[len] is NUL) with every registered secret shown as
+ * ***. osc_redact() stops at a NUL, so each NUL-separated piece is redacted
+ * on its own; redaction only shortens a piece, never moves the NUL after it.
+ */
+static void fput_redacted(FILE *o, char *buf, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        size_t seg = strlen(buf + i);
+        osc_redact(buf + i, seg + 1);
+        fputs(buf + i, o);
+        i += seg;
+        if (i < len) {
+            fputc('\0', o);
+            i++;
+        }
+    }
+}
+
+/*
+ * The request as it would be sent. Everything (URL, user headers, body,
+ * JSON or not) goes through redaction: a record or a header may hold the
+ * key, and the preview is meant to be pasted into tickets.
+ */
 static void preview_print(struct osc_delivery *d, struct batch *b, const char *method)
 {
-    FILE *o = d->opts.preview;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&text, &len);
     json_t *j;
 
+    if (!o)
+        return;
     fprintf(o, "%s %s\n", method, b->url);
     if (batch_gets_key(d, b))
         fprintf(o, "Authorization: Token token=***\n");
@@ -1293,17 +1323,15 @@ static void preview_print(struct osc_delivery *d, struct batch *b, const char *m
             fputc('\n', o);
             json_decref(j);
         } else {
-            char *copy = strndup(b->body.data, b->body.len);
-            if (copy) {
-                osc_redact(copy, b->body.len + 1);
-                fputs(copy, o);
-            }
-            free(copy);
+            fwrite(b->body.data, 1, b->body.len, o);
             if (b->body.data[b->body.len - 1] != '\n')
                 fputc('\n', o);
         }
     }
     fputc('\n', o);
+    if (fclose(o) == 0 && text)
+        fput_redacted(d->opts.preview, text, len);
+    free(text);
 }
 
 /*

@@ -481,6 +481,38 @@ static char *resource_data(const char *res)
     return out;
 }
 
+/* `test` shows the response as received, except that secrets become ***: an API that echoes
+ * the key (in a header or the body) must not put it on the terminal. */
+static void test_test_redacts_response(void **state)
+{
+    struct ts_server *ts = ts_start();
+    char *dl = th_write_file("echo.dead.jsonl", ""), *cfg, *payload, extra[512];
+    struct th_result res;
+    (void)state;
+
+    assert_non_null(ts);
+    ts_push(ts, &(struct ts_response){200, "X-Echo: " TH_SIM_OS_KEY "\n",
+                                      "{\"token\":\"" TH_SIM_OS_KEY "\"}", 0, 0});
+    snprintf(extra, sizeof(extra), "  echo:\n    url: %s/echo\n", ts_url(ts));
+    cfg = config(extra, dl, NULL);
+    payload = th_write_file("echo.json", "{\"a\":1}");
+    {
+        const char *argv[] = {"test", "-c", cfg, "-d", "echo", "--payload", payload, NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 0);
+        assert_non_null(strstr(res.out, "< HTTP 200"));
+        assert_no_key(&res);
+        assert_non_null(strstr(res.out, "X-Echo: ***"));
+        assert_non_null(strstr(res.out, "{\"token\":\"***\"}"));
+        th_result_free(&res);
+    }
+    assert_int_equal(ts_count(ts), 1);
+    ts_stop(ts);
+    free(payload);
+    free(cfg);
+    free(dl);
+}
+
 /* Manual destinations against the simulator's generic store: URL partitioning, exclude,
  * headers, property and Lua grouping, form, the response webhook. */
 static void test_manual_sim(void **state)
@@ -738,6 +770,7 @@ int main(void)
         cmocka_unit_test_setup(test_partial_rejects, reset),
         cmocka_unit_test_setup(test_bad_input, reset),
         cmocka_unit_test_setup(test_manual_sim, reset),
+        cmocka_unit_test_setup(test_test_redacts_response, reset),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -891,6 +891,29 @@ static void test_key_only_to_officespace(void **state)
     }
 }
 
+/* Whatever holds the key (a record field in the URL or the JSON body, a header) is shown as *** */
+static void test_preview_redacts(void **state)
+{
+    struct fx f = {0};
+    char *out = NULL;
+    size_t n = 0;
+    FILE *m = open_memstream(&out, &n);
+    struct osc_delivery_opts o = {.preview = m};
+    (void)state;
+
+    setup_cfg(&f, "  echo:\n    url: /x/{id}\n    headers: {X-Copy: \"" KEY "\"}\n");
+    deliver(&f, "echo", "{\"id\":\"" KEY "\",\"note\":\"key " KEY "\"}\n", "r.jsonl", &o);
+    fclose(m);
+    assert_int_equal(ts_count(f.ts), 0);
+    assert_non_null(strstr(out, "POST "));
+    assert_null(strstr(out, KEY));
+    assert_non_null(strstr(out, "/x/***"));
+    assert_non_null(strstr(out, "X-Copy: ***"));
+    assert_non_null(strstr(out, "\"key ***\""));
+    free(out);
+    teardown_fx(&f);
+}
+
 static void test_preview_and_inactive(void **state)
 {
     struct fx f = {0};
@@ -943,6 +966,7 @@ int main(void)
         cmocka_unit_test(test_lua_sandbox_limits),
         cmocka_unit_test(test_webhook),
         cmocka_unit_test(test_key_only_to_officespace),
+        cmocka_unit_test(test_preview_redacts),
         cmocka_unit_test(test_preview_and_inactive),
     };
     osc_log_set_level(OSC_LOG_LEVEL_ERROR);
