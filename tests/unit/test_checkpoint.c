@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -300,6 +301,39 @@ static void test_restart_and_failed_veto(void **state)
     teardown(&f);
 }
 
+/* A record whose dead letter could not be written is not done: the saved position stays
+ * before it, so the next run dead-letters it instead of skipping it for good. */
+static void test_dead_letter_failure_keeps_position(void **state)
+{
+    struct fx f = {0};
+    struct osc_delivery_stats st;
+    char *in, *text;
+    const char *paths[1];
+    (void)state;
+
+    setup(&f, NULL);
+    in = th_write_file("dl.jsonl", "{\"employee_id\":\"1\",\"email\":\"u1@x.io\"}\n"
+                                   "{\"employee_id\":\"2\",\"email\":\"u2@x.io\"}\n"
+                                   "{\"first_name\":\"NoId\"}\n"
+                                   "{\"employee_id\":\"4\",\"email\":\"u4@x.io\"}\n");
+    paths[0] = in;
+    assert_int_equal(mkdir(f.dl_path, 0700), 0); /* the dead letter cannot be written */
+    st = run(&f, paths, 1, 0, 0);
+    assert_int_equal(st.dead_letter_error, 1);
+    assert_int_not_equal(st.commit, 1);
+    assert_int_equal(rmdir(f.dl_path), 0);
+
+    st = run(&f, paths, 1, 0, 1);
+    assert_int_equal(st.dead_letter_error, 0);
+    assert_int_equal(st.invalid, 1);
+    text = th_read_file(f.dl_path);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "NoId"));
+    free(text);
+    free(in);
+    teardown(&f);
+}
+
 static void test_stdin(void **state)
 {
     struct fx f = {0};
@@ -328,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_file_roundtrip),
         cmocka_unit_test(test_resume_after_interrupt),
         cmocka_unit_test(test_restart_and_failed_veto),
+        cmocka_unit_test(test_dead_letter_failure_keeps_position),
         cmocka_unit_test(test_stdin),
     };
     osc_log_set_level(OSC_LOG_LEVEL_ERROR);
