@@ -1677,10 +1677,12 @@ static int staging_delete(struct osc_delivery *d)
     return 0;
 }
 
-/* Append the encoded record in d->enc to batch b, with the original record for dead letters. */
+/* Append the encoded record in d->enc to batch b, with the original record for dead letters.
+ * On failure b is left as it was. */
 static int batch_append(struct osc_delivery *d, struct batch *b, const struct osc_record *rec)
 {
     struct rec_ref *r;
+    size_t body_len = b->body.len, orig_len = b->orig.len;
     int rc = 0;
 
     if (b->nrecs == b->recs_alloc) {
@@ -1705,8 +1707,16 @@ static int batch_append(struct osc_delivery *d, struct batch *b, const struct os
     r->off = b->orig.len;
     r->len = rec->json_len;
     rc = rc ? rc : osc_buf_add(&b->orig, rec->json, rec->json_len);
-    if (rc)
+    if (rc) {
+        /* all or nothing: half a record in the body would be sent and dead-lettered too */
+        b->body.len = body_len;
+        b->orig.len = orig_len;
+        if (b->body.data)
+            b->body.data[body_len] = '\0';
+        if (b->orig.data)
+            b->orig.data[orig_len] = '\0';
         return rc;
+    }
     b->nrecs++;
     return 0;
 }
