@@ -6,6 +6,7 @@
  * this file parses options, prints progress and the summary, and maps the
  * outcome to an exit status.
  */
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,23 +110,38 @@ static void print_summary(const char *dest, const char *dl_path,
                           const struct osc_delivery_stats *st, int dry_run, int json)
 {
     if (json) {
-        printf("{\"destination\":\"%s\",\"records\":%llu,\"sent\":%llu,\"malformed\":%llu,"
-               "\"invalid\":%llu,\"rejected\":%llu,\"unavailable\":%llu,\"unsent\":%llu,"
-               "\"dead_lettered\":%llu,\"requests\":%llu,\"retries\":%llu,\"seconds\":%.3f,"
-               "\"dry_run\":%s,\"auth_failed\":%s,\"commit\":\"%s\"",
-               dest, (unsigned long long)st->records, (unsigned long long)st->sent,
-               (unsigned long long)st->malformed, (unsigned long long)st->invalid,
-               (unsigned long long)st->rejected, (unsigned long long)st->unavailable,
-               (unsigned long long)st->unsent, (unsigned long long)st->dead_lettered,
-               (unsigned long long)st->requests, (unsigned long long)st->retries, st->seconds,
-               dry_run ? "true" : "false", st->auth_failed ? "true" : "false",
-               st->commit == 1    ? "triggered"
-               : st->commit == -1 ? "suppressed"
-               : st->commit == -2 ? "failed"
-                                  : "none");
-        if (st->dead_lettered)
-            printf(",\"dead_letter\":\"%s\"", dl_path);
-        printf(",\"exit\":%d}\n", osc_delivery_exit_code(st));
+        /* built with jansson: the destination name and the path may hold any character */
+        json_t *o = json_object();
+        char *text;
+        json_object_set_new(o, "destination", json_string(dest));
+        json_object_set_new(o, "records", json_integer((json_int_t)st->records));
+        json_object_set_new(o, "sent", json_integer((json_int_t)st->sent));
+        json_object_set_new(o, "malformed", json_integer((json_int_t)st->malformed));
+        json_object_set_new(o, "invalid", json_integer((json_int_t)st->invalid));
+        json_object_set_new(o, "rejected", json_integer((json_int_t)st->rejected));
+        json_object_set_new(o, "unavailable", json_integer((json_int_t)st->unavailable));
+        json_object_set_new(o, "unsent", json_integer((json_int_t)st->unsent));
+        json_object_set_new(o, "dead_lettered", json_integer((json_int_t)st->dead_lettered));
+        json_object_set_new(o, "requests", json_integer((json_int_t)st->requests));
+        json_object_set_new(o, "retries", json_integer((json_int_t)st->retries));
+        json_object_set_new(o, "seconds",
+                            json_real((double)(long long)(st->seconds * 1000) / 1000));
+        json_object_set_new(o, "dry_run", json_boolean(dry_run));
+        json_object_set_new(o, "auth_failed", json_boolean(st->auth_failed));
+        json_object_set_new(o, "commit",
+                            json_string(st->commit == 1    ? "triggered"
+                                        : st->commit == -1 ? "suppressed"
+                                        : st->commit == -2 ? "failed"
+                                                           : "none"));
+        if (st->dead_lettered && dl_path)
+            json_object_set_new(o, "dead_letter", json_string(dl_path));
+        json_object_set_new(o, "exit", json_integer(osc_delivery_exit_code(st)));
+        /* a NULL from json_string (not UTF-8) leaves the key out; the rest still prints */
+        text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (text)
+            printf("%s\n", text);
+        free(text);
+        json_decref(o);
     }
     fprintf(stderr,
             "%s%s: %llu records read, %llu %s, %llu rejected (%llu malformed, %llu unmappable, "

@@ -513,6 +513,36 @@ static void test_test_redacts_response(void **state)
     free(dl);
 }
 
+/* --json-summary is JSON whatever the dead-letter path holds (a quote, a backslash). */
+static void test_json_summary_escapes(void **state)
+{
+    char *dl = th_write_file("q\"b\\s.dead.jsonl", ""), *cfg, *in;
+    struct th_result res;
+    json_t *j;
+    (void)state;
+
+    remove(dl);
+    cfg = config(NULL, dl, NULL);
+    in = th_write_file("js.jsonl", "{\"first_name\":\"NoId\"}\n");
+    {
+        const char *argv[] = {"send", "-c", cfg, "-d", "employees", "--json-summary", in, NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 65);
+        j = json_loads(res.out, 0, NULL);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(json_object_get(j, "destination")), "employees");
+        assert_string_equal(json_string_value(json_object_get(j, "dead_letter")), dl);
+        assert_int_equal(json_integer_value(json_object_get(j, "invalid")), 1);
+        assert_int_equal(json_integer_value(json_object_get(j, "exit")), 65);
+        json_decref(j);
+        th_result_free(&res);
+    }
+    remove(dl);
+    free(in);
+    free(cfg);
+    free(dl);
+}
+
 /* Manual destinations against the simulator's generic store: URL partitioning, exclude,
  * headers, property and Lua grouping, form, the response webhook. */
 static void test_manual_sim(void **state)
@@ -771,6 +801,7 @@ int main(void)
         cmocka_unit_test_setup(test_bad_input, reset),
         cmocka_unit_test_setup(test_manual_sim, reset),
         cmocka_unit_test_setup(test_test_redacts_response, reset),
+        cmocka_unit_test_setup(test_json_summary_escapes, reset),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
