@@ -96,6 +96,7 @@ struct osc_delivery_stats {
     int interrupted;       /* reading stopped early (a signal); the checkpoint stays */
     uint64_t skipped;      /* records done by an earlier run (resume), not sent again */
     int resumed;           /* a checkpoint was found and used */
+    int gave_up;           /* the staging DELETE or the import trigger was given up after retries */
     double seconds;
 };
 

@@ -292,7 +292,10 @@ int cmd_send(int argc, char **argv)
         osc_delivery_finish(d);
         osc_delivery_get_stats(d, &st);
         print_summary(dest, osc_delivery_dead_letter_path(d), &st, opts.dry_run, json_summary);
-        rc = EX_TEMPFAIL;
+        /* a refused key or a dead letter that was lost matters more than the interruption */
+        rc = osc_delivery_exit_code(&st);
+        if (rc != EX_NOPERM && rc != EX_IOERR)
+            rc = EX_TEMPFAIL;
         goto out;
     }
     if (rc == OSC_ENOINPUT || (rc && rc != OSC_EAUTH)) {

@@ -228,7 +228,7 @@ int cmd_test(int argc, char **argv)
     } else if (st.records == 0 && !osc_delivery_takes_no_records(d)) {
         fprintf(stderr, "osconnect test: the input holds no record to build a request from\n");
         rc = EX_DATAERR;
-    } else if (st.unavailable || (shown.calls && shown.status == 0)) {
+    } else if (st.unavailable || st.gave_up || (shown.calls && shown.status == 0)) {
         rc = shown.status ? EX_UNAVAILABLE : EX_TEMPFAIL;
     } else if (st.rejected || st.commit == -2) {
         rc = EX_DATAERR; /* the API refused the request: retrying cannot help */

@@ -609,7 +609,7 @@ int osc_delivery_exit_code(const struct osc_delivery_stats *s)
         return 77; /* EX_NOPERM */
     if (s->dead_letter_error)
         return 74; /* EX_IOERR */
-    if (s->unavailable || s->commit == -2)
+    if (s->unavailable || s->commit == -2 || s->gave_up)
         return 69; /* EX_UNAVAILABLE: retries exhausted */
     if (s->unsent)
         return 75; /* EX_TEMPFAIL: stopped early; run again to resume */
@@ -1515,6 +1515,8 @@ static void on_done(void *ud, struct osc_http_response *r)
             if (b->kind == K_DATA) {
                 d->st.unavailable += b->nrecs;
                 dead_letter_batch(d, b, r->status, why);
+            } else {
+                d->st.gave_up = 1; /* the API was unavailable, not the data wrong */
             }
             b->state = B_FREE;
             if (b->kind == K_DATA)

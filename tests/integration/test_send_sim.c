@@ -543,6 +543,40 @@ static void test_json_summary_escapes(void **state)
     free(dl);
 }
 
+/* An unavailable API (5xx) on the staging DELETE or the import trigger exits 69, as for a
+ * batch; 65 says the data was wrong and sent the operator looking at the input. */
+static void test_unavailable_exit_codes(void **state)
+{
+    char *dl = th_write_file("u.dead.jsonl", ""), *cfg, *reqs;
+    struct th_result res;
+    (void)state;
+
+    remove(dl);
+    cfg = config(NULL, dl, NULL);
+    set_faults("503x20:path=/api/1/employee_directory/HRIS");
+    {
+        const char *argv[] = {"send", "-c", cfg, "-d", "employees", sample_csv(), NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 69);
+        assert_no_key(&res);
+        th_result_free(&res);
+    }
+    reqs = request_lines();
+    assert_null(strstr(reqs, "POST /api/1/employee_directory 200"));
+    free(reqs);
+    set_faults("503x20:path=/api/1/employee_directory");
+    {
+        const char *argv[] = {"test", "-c", cfg, "-d", "commit", NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        assert_non_null(strstr(res.out, "< HTTP 503"));
+        assert_int_equal(res.status, 69);
+        th_result_free(&res);
+    }
+    set_faults("");
+    free(cfg);
+    free(dl);
+}
+
 /* Manual destinations against the simulator's generic store: URL partitioning, exclude,
  * headers, property and Lua grouping, form, the response webhook. */
 static void test_manual_sim(void **state)
@@ -802,6 +836,7 @@ int main(void)
         cmocka_unit_test_setup(test_manual_sim, reset),
         cmocka_unit_test_setup(test_test_redacts_response, reset),
         cmocka_unit_test_setup(test_json_summary_escapes, reset),
+        cmocka_unit_test_setup(test_unavailable_exit_codes, reset),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
