@@ -269,10 +269,13 @@ static int template_gets_key(struct osc_delivery *d)
     for (size_t i = 0; i < d->nurl_parts && !d->url_parts[i].is_field; i++)
         if (osc_buf_adds(&pre, d->url_parts[i].text))
             goto out;
-    if (!d->nurl_parts || d->url_parts[0].is_field || !is_absolute(osc_buf_str(&pre))) {
-        rc = 1; /* resolve_url puts the base in front */
+    /* the same test as resolve_url's, which puts the base in front of a relative template */
+    if (!d->nurl_parts || !is_absolute(d->url_parts[0].text)) {
+        rc = 1;
         goto out;
     }
+    if (d->url_parts[0].is_field)
+        goto out; /* {http://x} is a field name: the record would supply scheme and host */
     host = strstr(osc_buf_str(&pre), "://") + 3;
     if (host[strcspn(host, "/?#")] == '\0')
         goto out; /* a field could still extend the host: no key */
