@@ -5,7 +5,7 @@
 #   make demo     install deps, build, run the connector against the simulator
 #   make bench    delivery and presence benchmarks (figures printed)
 #   make lint     clang-format check and cppcheck
-#   make test-valgrind  the suite (without the long fault/crash tests) under valgrind memcheck
+#   make test-valgrind  the suite (without the fault-matrix and crash tests) under valgrind memcheck
 #   make fuzz     libFuzzer harnesses, FUZZ_SECONDS each (clang)
 #   make install  install binary and man page (PREFIX=/usr/local)
 BUILD    ?= build
@@ -33,7 +33,7 @@ test: deps build
 
 # Slow (memcheck is ~30x): not part of `make test`; VG_EXCLUDE drops the long tests.
 VG_DIR     ?= build-vg
-VG_EXCLUDE ?= fault|crash
+VG_EXCLUDE ?= faults_delivery|crash_send
 test-valgrind:
 	@scripts/install-deps.sh valgrind
 	@cmake -S . -B $(VG_DIR) -DCMAKE_BUILD_TYPE=Debug -DOSC_VALGRIND=ON >/dev/null
