@@ -34,7 +34,6 @@
     X(PERM, 77, "permission denied")                                                               \
     X(INTERRUPTED, 75, "interrupted")                                                              \
     X(BUSY, 75, "too many requests in flight")                                                     \
-    X(NOTIMPL, 70, "not yet implemented")                                                          \
     X(INTERNAL, 70, "internal error")
 
 enum osc_errno {
