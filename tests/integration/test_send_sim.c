@@ -49,9 +49,7 @@ static int group_teardown(void **state)
 static int reset(void **state)
 {
     (void)state;
-    char url[300];
-    snprintf(url, sizeof(url), "%s/_sim/reset", os_url);
-    return th_http("POST", url, "", NULL) == 200 ? 0 : -1;
+    return th_sim_reset(&sim);
 }
 
 static void set_faults(const char *rules)

@@ -42,9 +42,8 @@ static int teardown(void **state)
 
 static int reset(void **state)
 {
-    char url[256];
     (void)state;
-    return th_http("POST", os_url(url, sizeof(url), "/_sim/reset"), "", NULL) == 200 ? 0 : -1;
+    return th_sim_reset(&sim);
 }
 
 static void set_faults(const char *rules, long want)

@@ -35,12 +35,8 @@ static int teardown(void **state)
 /* Each test starts from a fresh simulator state. */
 static int reset(void **state)
 {
-    char url[256];
     (void)state;
-    return th_http("POST", url_of(url, sizeof(url), sim.officespace_url, "/_sim/reset"), "",
-                   NULL) == 200
-               ? 0
-               : -1;
+    return th_sim_reset(&sim);
 }
 
 static json_t *rest(const char *method, const char *path, const char *ctype, const char *body,

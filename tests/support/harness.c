@@ -202,6 +202,13 @@ fail:
     return -1;
 }
 
+int th_sim_reset(const struct th_sim *sim)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s/_sim/reset", sim->officespace_url);
+    return th_http("POST", url, "", NULL) == 200 ? 0 : -1;
+}
+
 int th_sim_stop(struct th_sim *sim)
 {
     int status = 0;

@@ -41,6 +41,8 @@ struct th_sim {
 int th_sim_start(struct th_sim *sim, const char *const *extra);
 /* SIGTERM, wait; returns the exit status (0 on a clean stop). */
 int th_sim_stop(struct th_sim *sim);
+/* POST /_sim/reset: 0 when the simulator is back at its start state, else -1. */
+int th_sim_reset(const struct th_sim *sim);
 
 /*
  * HTTP to a test endpoint (e.g. the simulator's /_sim/...). Returns the
