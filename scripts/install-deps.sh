@@ -3,9 +3,12 @@
 # Called by `make demo` and `make test` (and, with extra packages, by fuzz and test-valgrind), so each is one command on a fresh machine.
 set -euo pipefail
 
+# libsystemd (sd_notify), libnats + nats-server (JetStream sources), prometheus (promtool
+# validates /metrics in a test), openssl (test certificates)
 pkgs=(build-essential cmake pkg-config curl jq python3
       libcurl4-openssl-dev libjansson-dev libyaml-dev libsqlite3-dev
-      libmicrohttpd-dev libcmocka-dev liblua5.4-dev "$@")  # "$@": extra packages of a target
+      libmicrohttpd-dev libcmocka-dev liblua5.4-dev libsystemd-dev libnats-dev
+      nats-server prometheus openssl "$@")  # "$@": extra packages of a target
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
