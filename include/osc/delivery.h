@@ -1,13 +1,18 @@
 /*
- * delivery.h - deliver records to one destination: map or filter each
- * record, group records into request bodies, resolve the URL, send with
- * bounded concurrency, retry, dead-letter, and run the commit step.
+ * delivery.h - deliver records to one destination, and run the import job
+ * of an employee directory (staging, commit).
  *
- * Flow per record: exclude -> encode (employee mapping for
- * upsert_employees, json/form/ndjson otherwise) -> URL template -> the open
- * batch for that URL (one request never mixes URLs) -> when full, the batch
- * is closed (array, property or Lua grouping) and queued -> sent on the
- * libcurl multi interface, at most max_in_flight at once.
+ * Records flow through stages, one file each in src/delivery/:
+ *   input.c    positions in the inputs, resume, malformed records, error budget
+ *   shape.c    exclude, employee mapping (upsert_employees), form encoding
+ *   batcher.c  open batches per URL (one request never mixes URLs), max_bytes,
+ *              duplicates in a batch, the window of unacknowledged batches
+ *   request.c  URL templates, which host gets the key, body framing (array,
+ *              property, Lua, ndjson), headers, preview
+ *   sender.c   libcurl multi, adaptive concurrency, retries, Retry-After pauses
+ *   outcome.c  accepted / dead-lettered, checkpoint position, webhook reports
+ *   job.c      the import job: staging DELETE once per job, the commit exactly
+ *              once, the commit guard
  *
  * Outcomes come from osc_retry_classify(): sent (a 2xx; rows the answer
  * names as skipped, {"errors":[{"index":N}]}, are dead-lettered alone);
@@ -15,20 +20,12 @@
  * Retry-After honoured up to max_retry_wait, beyond which the batch is
  * dead-lettered; a 429/503 with Retry-After pauses the whole destination;
  * retry.max_attempts and retry.max_elapsed bound each batch); reject (other
- * statuses: the batch's records go to the dead-letter file with the status
- * and a response excerpt). 401/403 before anything was accepted stops the
- * run: the key was refused, and what was not sent stays unsent.
+ * statuses: the batch's records go to the dead-letter file). 401/403 before
+ * anything was accepted, and a permanent transport error (certificate,
+ * CA file, scheme), stop the destination: what was not sent stays unsent.
  *
- * Locally (before sending) a record without EmployeeId/Email, with a URL
- * placeholder it cannot fill, larger than batch.max_bytes, or a second
- * record for the same employee in one batch is dead-lettered alone.
- *
- * With a checkpoint (osc_delivery_checkpoint()) the position before which
- * every record is accepted or dead-lettered is saved after each batch.
- *
- * Memory: at most max_in_flight + open-group batches exist; each keeps its
- * body and the compact original records (for dead letters). Not
- * thread-safe.
+ * Memory: at most window + open-group batches exist; each keeps its body
+ * and the compact original records (for dead letters). Not thread-safe.
  */
 #ifndef OSC_DELIVERY_H
 #define OSC_DELIVERY_H
@@ -75,6 +72,10 @@ struct osc_delivery_opts {
     const char *dead_letter; /* overrides the destination's dead_letter path */
     /* stop reading when *interrupt becomes non-zero (a signal); may be NULL */
     volatile int *interrupt;
+    int append;         /* upsert_employees: stage into the open job, never clear staging */
+    int force;          /* commit: override the guard, unresolved records, an unknown outcome */
+    int commit_only;    /* run only the commit step of the destination's import job */
+    int allow_inactive; /* preview and test may use an inactive destination */
 };
 
 struct osc_delivery_stats {
@@ -90,11 +91,17 @@ struct osc_delivery_stats {
     uint64_t retries;
     uint64_t webhook_failed;
     int auth_failed; /* 401/403 on the first request */
-    int commit;      /* 0 none, 1 triggered, -1 suppressed, -2 trigger failed */
-    char commit_reason[256];
+    int fatal;       /* a permanent transport error stopped the destination */
+    /* 0 none, 1 triggered, -1 refused (a rule: nothing was sent), -2 the trigger failed
+     * (refused or given up: not applied), -3 its outcome is unknown (may be applied) */
+    int commit;
+    char commit_reason[512];
+    int cp_error;          /* the checkpoint could not be written */
+    int too_many_errors;   /* malformed and unmappable records passed max_errors */
+    uint64_t warnings_dropped; /* per-record warnings not logged (after the first 20) */
     int dead_letter_error; /* the dead-letter file could not be written */
     int interrupted;       /* reading stopped early (a signal); the checkpoint stays */
-    uint64_t skipped;      /* records done by an earlier run (resume), not sent again */
+    uint64_t skipped;      /* records before the checkpoint: done by earlier runs, not read again */
     int resumed;           /* a checkpoint was found and used */
     int gave_up;           /* the staging DELETE or the import trigger was given up after retries */
     double seconds;
@@ -144,20 +151,38 @@ int osc_delivery_finish(struct osc_delivery *d);
  */
 int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records_format format,
                       uint64_t max_records, struct osc_err *err);
+#define OSC_DELIVERY_RESTART   1 /* forget a saved position; start a new import job */
+#define OSC_DELIVERY_NO_RESUME 2 /* keep no position (the import job is still kept) */
+
 /*
- * Resume support, before the first feed: take checkpoint c (borrowed until
- * osc_delivery_free()) for a run over inputs paths[0..n) (in feed order).
- * The run key is the destination plus every input's identity. With restart
- * the saved position is forgotten; otherwise a saved one is used: inputs
- * and records before it are skipped, the staging DELETE is not repeated,
- * an earlier failed batch still suppresses the commit. The position is
- * saved after each acknowledged batch and cleared when the run completes.
- * An input that is not a regular file (stdin) cannot resume: then no
- * checkpoint is kept (logged) and 0 is returned. Returns 1 when resuming,
- * 0 when starting fresh, OSC_EDB.
+ * Before the first feed: take the checkpoint file c (borrowed until
+ * osc_delivery_free()) for a run over inputs paths[0..n) (in feed order;
+ * "-" is stdin). The run key is the destination plus every input's
+ * identity; a saved position of the same run in the same import job is
+ * resumed: inputs and records before it are skipped.
+ *
+ * For upsert_employees this is also where the import job is decided, and
+ * refused (OSC_EUSAGE, err says why and what to run instead) when: an input
+ * is a dead-letter file and opts.append is not set (resending dead letters
+ * must not clear the staging they belong to); the source's job has its
+ * commit sent with an unknown outcome (unless RESTART); or the source's job
+ * staged records that were never committed and this is another run of it
+ * (unless RESTART, or opts.append, which adds to that job).
+ *
+ * Returns 1 when resuming, 0 when starting fresh, OSC_EUSAGE, OSC_EDB.
  */
 int osc_delivery_checkpoint(struct osc_delivery *d, struct osc_checkpoint *c,
-                            const char *const *paths, size_t n, int restart, struct osc_err *err);
+                            const char *const *paths, size_t n, int flags, struct osc_err *err);
+
+/*
+ * The default checkpoint file of destination dest: next to its dead-letter
+ * file (NAME.dead.jsonl -> NAME.checkpoint.db; dead_letter overrides the
+ * configured one). A trigger_directory_import destination shares the file
+ * of the upsert_employees destination that stages its source. Caller frees.
+ * NULL on ENOMEM or when dest is unknown.
+ */
+char *osc_delivery_checkpoint_path(const struct osc_config *cfg, const char *dest,
+                                   const char *dead_letter);
 
 /* Progress of the input being fed: bytes read and its size (-1 unknown). */
 void osc_delivery_progress(const struct osc_delivery *d, uint64_t *bytes, int64_t *size);
@@ -170,11 +195,13 @@ const char *osc_delivery_dead_letter_path(const struct osc_delivery *d);
 
 /*
  * The exit status (sysexits) for a finished run: 0 all delivered; 77 the
- * key was refused; 74 the dead-letter file could not be written; 69 some
- * records gave up after retries (or the commit trigger did); 75 the run
- * stopped before every record was sent (resume by running it again); 65
- * some records were malformed, unmappable or rejected (all dead-lettered),
- * or the commit was suppressed.
+ * key was refused; 74 the dead-letter file or the checkpoint could not be
+ * written; 69 some records gave up after retries, the staging DELETE or the
+ * commit gave up or was refused, or a permanent transport error stopped the
+ * destination; 75 the run stopped before every record was sent (resume by
+ * running it again), or the commit's outcome is unknown; 65 some records
+ * were malformed, unmappable or rejected (all dead-lettered), more than
+ * max_errors were, or the commit was refused by a rule.
  */
 int osc_delivery_exit_code(const struct osc_delivery_stats *s);
 

@@ -73,6 +73,7 @@ int cmd_sim(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_send(int argc, char **argv);
+int cmd_commit(int argc, char **argv);
 int cmd_preview(int argc, char **argv);
 int cmd_test(int argc, char **argv);
 int cmd_presence(int argc, char **argv);

@@ -83,6 +83,7 @@ int cmd_preview(int argc, char **argv)
     if ((rc = cli_pick_destination("preview", cfg, &dest)))
         goto out;
     opts.preview = stdout;
+    opts.allow_inactive = 1; /* configure, preview, test, then activate */
     if (!(d = osc_delivery_new(cfg, dest, &opts, &err))) {
         rc = cli_fail("preview", err.code ? err.code : OSC_ECONFIG, &err);
         goto out;

@@ -29,7 +29,8 @@ enum {
     OPT_DEAD_LETTER,
     OPT_RESTART,
     OPT_CHECKPOINT,
-    OPT_NO_CHECKPOINT
+    OPT_NO_CHECKPOINT,
+    OPT_APPEND
 };
 
 /* set by SIGINT/SIGTERM: stop reading, deliver what was read, keep the checkpoint */
@@ -67,18 +68,28 @@ static void usage(void)
            "      --checkpoint FILE   checkpoint file (default: next to the dead-letter\n"
            "                          file, DEST.checkpoint.db); a run that is killed\n"
            "                          resumes when the same command is run again\n"
-           "      --restart           ignore a saved checkpoint and start from the top\n"
-           "      --no-checkpoint     keep no checkpoint\n"
+           "      --restart           ignore a saved checkpoint and start from the top;\n"
+           "                          for upsert_employees, discard the source's import\n"
+           "                          that was not committed and clear its staging again\n"
+           "      --append            upsert_employees: add to the source's open import\n"
+           "                          without clearing its staging (how dead letters\n"
+           "                          are resent)\n"
+           "      --no-checkpoint     keep no position (a killed run cannot resume; the\n"
+           "                          import job is still recorded)\n"
            "      --dry-run           read, map and batch everything, send nothing\n"
            "      --progress          progress line on stderr (default: when a terminal)\n"
            "      --no-progress       no progress line, even on a terminal\n"
            "      --json-summary      print the summary as JSON on stdout\n" CLI_COMMON_HELP
-           "\nExit status: 0 every record delivered; 64 usage; 65 some records were\n"
-           "malformed, unmappable or rejected by the API (all in the dead-letter file), or\n"
-           "the commit was not triggered; 66 input not found; 69 the API stayed\n"
-           "unavailable (retries exhausted); 74 dead-letter or checkpoint file not\n"
-           "writable; 75 interrupted (run the same command again to resume); 77 the API\n"
-           "key was refused (401/403 on the first request); 78 configuration error\n"
+           "\nExit status: 0 every record delivered; 64 usage, or the import job refuses\n"
+           "the run (a dead-letter file without --append, an import that was not\n"
+           "committed, a commit whose outcome is unknown: the message says what to run);\n"
+           "65 some records were malformed, unmappable or rejected by the API (all in the\n"
+           "dead-letter file), more than max_errors were, or a rule refused the commit;\n"
+           "66 input not found; 69 the API stayed unavailable (retries exhausted), the\n"
+           "commit failed, or a permanent transport error (certificate, CA file, scheme);\n"
+           "74 dead-letter or checkpoint file not writable; 75 interrupted (run the same\n"
+           "command again to resume), or the commit's outcome is unknown; 77 the API key\n"
+           "was refused (401/403 on the first request); 78 configuration error\n"
            "(including an inactive destination).\n");
 }
 
@@ -128,10 +139,12 @@ static void print_summary(const char *dest, const char *dl_path,
                             json_real((double)(long long)(st->seconds * 1000) / 1000));
         json_object_set_new(o, "dry_run", json_boolean(dry_run));
         json_object_set_new(o, "auth_failed", json_boolean(st->auth_failed));
+        json_object_set_new(o, "skipped", json_integer((json_int_t)st->skipped));
         json_object_set_new(o, "commit",
                             json_string(st->commit == 1    ? "triggered"
                                         : st->commit == -1 ? "suppressed"
                                         : st->commit == -2 ? "failed"
+                                        : st->commit == -3 ? "unknown"
                                                            : "none"));
         if (st->dead_lettered && dl_path)
             json_object_set_new(o, "dead_letter", json_string(dl_path));
@@ -157,9 +170,11 @@ static void print_summary(const char *dest, const char *dl_path,
             (unsigned long long)st->retries, st->seconds);
     if (st->resumed)
         fprintf(stderr,
-                "resumed from a checkpoint: %llu records were done by earlier runs and "
-                "not read again\n",
+                "resumed from a checkpoint: the %llu records before it were done by earlier "
+                "runs and not read again\n",
                 (unsigned long long)st->skipped);
+    if (st->too_many_errors)
+        fprintf(stderr, "stopped: more than max_errors records were malformed or unmappable\n");
     if (st->unsent)
         fprintf(stderr, "%llu records were not sent.\n", (unsigned long long)st->unsent);
     if (st->commit)
@@ -185,6 +200,7 @@ int cmd_send(int argc, char **argv)
         {"restart", no_argument, NULL, OPT_RESTART},
         {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
         {"no-checkpoint", no_argument, NULL, OPT_NO_CHECKPOINT},
+        {"append", no_argument, NULL, OPT_APPEND},
         {NULL, 0, NULL, 0}};
     struct cli_common common = {0};
     struct osc_config *cfg = NULL;
@@ -226,6 +242,7 @@ int cmd_send(int argc, char **argv)
         case OPT_RESTART: restart = 1; break;
         case OPT_CHECKPOINT: cp_path = optarg; break;
         case OPT_NO_CHECKPOINT: no_cp = 1; break;
+        case OPT_APPEND: opts.append = 1; break;
         default: return cli_usage_error("send");
         }
     }
@@ -246,26 +263,21 @@ int cmd_send(int argc, char **argv)
         goto out;
     }
     prog.d = d;
-    if (!opts.dry_run && !no_cp && !osc_delivery_takes_no_records(d)) {
+    if (!opts.dry_run) {
         static const char *const stdin_only[] = {"-"};
         const char *const *inputs = optind < argc ? (const char *const *)argv + optind : stdin_only;
         size_t ninputs = optind < argc ? (size_t)(argc - optind) : 1;
-        if (!cp_path) {
-            /* next to the dead-letter file: NAME.dead.jsonl -> NAME.checkpoint.db */
-            const char *dl = osc_delivery_dead_letter_path(d);
-            size_t n = strlen(dl);
-            if (n > 11 && strcmp(dl + n - 11, ".dead.jsonl") == 0)
-                n -= 11;
-            else if (n > 6 && strcmp(dl + n - 6, ".jsonl") == 0)
-                n -= 6;
-            if (asprintf(&cp_default, "%.*s.checkpoint.db", (int)n, dl) < 0) {
-                rc = cli_fail("send", OSC_ENOMEM, NULL);
-                goto out;
-            }
-            cp_path = cp_default;
+        /* an import job is always recorded; --no-checkpoint only drops the position */
+        if (!cp_path && !(cp_path = cp_default =
+                              osc_delivery_checkpoint_path(cfg, dest, opts.dead_letter))) {
+            rc = cli_fail("send", OSC_ENOMEM, NULL);
+            goto out;
         }
-        if (osc_checkpoint_open(cp_path, &cp, &err) ||
-            osc_delivery_checkpoint(d, cp, inputs, ninputs, restart, &err) < 0) {
+        if ((osc_checkpoint_open(cp_path, &cp, &err) ||
+             osc_delivery_checkpoint(d, cp, inputs, ninputs,
+                                     (restart ? OSC_DELIVERY_RESTART : 0) |
+                                         (no_cp ? OSC_DELIVERY_NO_RESUME : 0),
+                                     &err) < 0)) {
             rc = cli_fail("send", err.code ? err.code : OSC_EDB, &err);
             goto out;
         }

@@ -188,6 +188,7 @@ int cmd_test(int argc, char **argv)
         goto out;
     }
     opts.single_request = 1;
+    opts.allow_inactive = 1;
     opts.payload = payload;
     opts.payload_len = payload_len;
     opts.on_call = on_call;
@@ -197,7 +198,14 @@ int cmd_test(int argc, char **argv)
         goto out;
     }
     if (osc_delivery_takes_no_records(d)) {
-        /* the trigger itself is the sample request */
+        /* a test of the trigger would be the import itself: never as a side effect of a test */
+        fprintf(stderr,
+                "osconnect test: %s is a trigger_directory_import destination: sending it would "
+                "commit the staged import of its source. See the request with `osconnect commit "
+                "--dry-run -d %s`; commit with `osconnect commit -d %s`\n",
+                dest, dest, dest);
+        rc = EX_USAGE;
+        goto out;
     } else if (payload) {
         /* the payload is the body; as a record it only fills {field} placeholders */
         struct osc_record rec;

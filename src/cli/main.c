@@ -16,6 +16,7 @@ static const struct command {
 } commands[] = {
     {"check", cmd_check, "validate a config file and test its credentials"},
     {"send", cmd_send, "deliver records from files or stdin to a destination"},
+    {"commit", cmd_commit, "commit the staged employee import of a source (exactly once)"},
     {"preview", cmd_preview, "print the requests a destination would send, send nothing"},
     {"test", cmd_test, "send one sample request to a destination and show the response"},
     {"presence", cmd_presence, "sync occupancy from Mapped to OfficeSpace presence"},

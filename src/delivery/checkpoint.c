@@ -1,9 +1,11 @@
 /*
  * checkpoint.c - the `send` checkpoint file (see include/osc/checkpoint.h).
  *
- * Invariants: one table, one row per run key; statements are prepared once
- * at open and finalized at close; every write is its own transaction (a
- * row is either the old position or the new one, never half of each).
+ * Invariants: two tables, send_run (one row per run key) and import_job
+ * (one row per source); statements are prepared once at open and finalized
+ * at close; every write is one transaction (a row is either the old
+ * position or the new one, never half of each), and a transaction that
+ * touches a job is fsync'd before it returns.
  */
 #include "osc/checkpoint.h"
 
@@ -21,11 +23,26 @@
 #define HEAD_BYTES 4096
 
 static const char *const migrations[] = {
+    /* 1: positions only (kept so a v1 file migrates step by step) */
     "CREATE TABLE send_checkpoint ("
     " run TEXT PRIMARY KEY,"
     " input INTEGER NOT NULL, offset INTEGER NOT NULL, line INTEGER NOT NULL,"
     " staged INTEGER NOT NULL, failed INTEGER NOT NULL,"
     " sent INTEGER NOT NULL, dead INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL)",
+    /* 2: runs belong to import jobs. A v1 row cannot say which staging it went to, so it
+     * is dropped: that run starts over in a new job (its staging is cleared once more). */
+    "DROP TABLE send_checkpoint;"
+    "CREATE TABLE send_run ("
+    " run TEXT PRIMARY KEY, job INTEGER NOT NULL,"
+    " input INTEGER NOT NULL, offset INTEGER NOT NULL, line INTEGER NOT NULL,"
+    " done INTEGER NOT NULL, sent INTEGER NOT NULL, refused INTEGER NOT NULL,"
+    " resolved INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+    "CREATE INDEX send_run_job ON send_run(job);"
+    "CREATE TABLE import_job ("
+    " source TEXT PRIMARY KEY, id INTEGER NOT NULL, state INTEGER NOT NULL,"
+    " cleared INTEGER NOT NULL, staged INTEGER NOT NULL, unresolved INTEGER NOT NULL,"
+    " incomplete INTEGER NOT NULL, started_at INTEGER NOT NULL, commit_at INTEGER NOT NULL,"
     " updated_at INTEGER NOT NULL)"};
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -33,6 +50,7 @@ struct osc_checkpoint {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *get, *put, *upd, *del;
+    sqlite3_stmt *job_get, *job_put, *job_del, *job_runs, *runs_del;
     /* the row last written: later saves of the same run update it in place (one page) */
     char *last_key;
     sqlite3_int64 last_rowid;
@@ -40,8 +58,11 @@ struct osc_checkpoint {
 
 static int db_fail(struct osc_checkpoint *c, struct osc_err *err, const char *what)
 {
-    return osc_err_set(err, OSC_EDB, "checkpoint file %s: %s: %s", c->path, what,
-                       c->db ? sqlite3_errmsg(c->db) : "cannot open");
+    int code = c->db ? sqlite3_errcode(c->db) : SQLITE_CANTOPEN;
+
+    return osc_err_set(err, OSC_EDB, "checkpoint file %s: %s: %s%s", c->path, what,
+                       c->db ? sqlite3_errmsg(c->db) : "cannot open",
+                       code == SQLITE_FULL ? " (is the disk full?)" : "");
 }
 
 static int exec(struct osc_checkpoint *c, const char *sql, struct osc_err *err)
@@ -52,7 +73,7 @@ static int exec(struct osc_checkpoint *c, const char *sql, struct osc_err *err)
     if (rc != SQLITE_OK) {
         osc_err_set(err, OSC_EDB, "checkpoint file %s: %s%s", c->path,
                     msg ? msg : sqlite3_errstr(rc),
-                    rc == SQLITE_BUSY ? " (is another osconnect send using it?)" : "");
+                    rc == SQLITE_BUSY ? " (is another osconnect using it?)" : "");
         sqlite3_free(msg);
         return OSC_EDB;
     }
@@ -71,6 +92,8 @@ static int migrate(struct osc_checkpoint *c, struct osc_err *err)
         goto out;
     }
     v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st); /* a statement still open would lock the tables a migration drops */
+    st = NULL;
     if (v > (int)NMIGRATIONS) {
         rc = osc_err_set(err, OSC_EDB,
                          "checkpoint file %s has schema version %d; this "
@@ -102,10 +125,22 @@ void osc_checkpoint_close(struct osc_checkpoint *c)
     sqlite3_finalize(c->put);
     sqlite3_finalize(c->upd);
     sqlite3_finalize(c->del);
+    sqlite3_finalize(c->job_get);
+    sqlite3_finalize(c->job_put);
+    sqlite3_finalize(c->job_del);
+    sqlite3_finalize(c->job_runs);
+    sqlite3_finalize(c->runs_del);
     free(c->last_key);
     sqlite3_close(c->db);
     free(c->path);
     free(c);
+}
+
+const char *osc_checkpoint_path(const struct osc_checkpoint *c) { return c->path; }
+
+static int prepare(struct osc_checkpoint *c, const char *sql, sqlite3_stmt **st)
+{
+    return sqlite3_prepare_v2(c->db, sql, -1, st, NULL) == SQLITE_OK ? 0 : -1;
 }
 
 int osc_checkpoint_open(const char *path, struct osc_checkpoint **out, struct osc_err *err)
@@ -122,7 +157,7 @@ int osc_checkpoint_open(const char *path, struct osc_checkpoint **out, struct os
         rc = db_fail(c, err, "cannot open");
         goto out;
     }
-    /* exclusive: one send per checkpoint file at a time (a second would fight over the
+    /* exclusive: one process per checkpoint file at a time (a second would fight over the
      * rows), and no lock or shared-memory syscalls per save on the hot path */
     sqlite3_busy_timeout(c->db, 2000);
     /* small pages: a save rewrites one page of the WAL */
@@ -131,22 +166,31 @@ int osc_checkpoint_open(const char *path, struct osc_checkpoint **out, struct os
         (rc = exec(c, "PRAGMA journal_mode=WAL", err)) ||
         (rc = exec(c, "PRAGMA synchronous=NORMAL", err)) || (rc = migrate(c, err)))
         goto out;
-    if (sqlite3_prepare_v2(c->db,
-                           "SELECT input, offset, line, staged, failed, sent, dead"
-                           " FROM send_checkpoint WHERE run = ?",
-                           -1, &c->get, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(c->db,
-                           "INSERT OR REPLACE INTO send_checkpoint (run, input, offset, line,"
-                           " staged, failed, sent, dead, updated_at)"
-                           " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-                           -1, &c->put, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(c->db,
-                           "UPDATE send_checkpoint SET input = ?2, offset = ?3, line = ?4,"
-                           " staged = ?5, failed = ?6, sent = ?7, dead = ?8, updated_at = ?9"
-                           " WHERE rowid = ?1",
-                           -1, &c->upd, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(c->db, "DELETE FROM send_checkpoint WHERE run = ?", -1, &c->del, NULL) !=
-            SQLITE_OK) {
+    if (prepare(c,
+                "SELECT input, offset, line, done, sent, refused, resolved, job"
+                " FROM send_run WHERE run = ?",
+                &c->get) ||
+        prepare(c,
+                "INSERT OR REPLACE INTO send_run (run, input, offset, line, done, sent,"
+                " refused, resolved, job, updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                &c->put) ||
+        prepare(c,
+                "UPDATE send_run SET input = ?2, offset = ?3, line = ?4, done = ?5, sent = ?6,"
+                " refused = ?7, resolved = ?8, job = ?9, updated_at = ?10 WHERE rowid = ?1",
+                &c->upd) ||
+        prepare(c, "DELETE FROM send_run WHERE run = ?", &c->del) ||
+        prepare(c,
+                "SELECT id, state, cleared, staged, unresolved, incomplete, started_at,"
+                " commit_at FROM import_job WHERE source = ?",
+                &c->job_get) ||
+        prepare(c,
+                "INSERT OR REPLACE INTO import_job (source, id, state, cleared, staged,"
+                " unresolved, incomplete, started_at, commit_at, updated_at)"
+                " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                &c->job_put) ||
+        prepare(c, "DELETE FROM import_job WHERE source = ?", &c->job_del) ||
+        prepare(c, "SELECT count(*) FROM send_run WHERE job = ?", &c->job_runs) ||
+        prepare(c, "DELETE FROM send_run WHERE job = ?", &c->runs_del)) {
         rc = db_fail(c, err, "preparing statements");
         goto out;
     }
@@ -218,10 +262,11 @@ int osc_checkpoint_load(struct osc_checkpoint *c, const char *key, struct osc_ch
         pos->input = (uint32_t)sqlite3_column_int64(c->get, 0);
         pos->offset = (uint64_t)sqlite3_column_int64(c->get, 1);
         pos->line = (uint64_t)sqlite3_column_int64(c->get, 2);
-        pos->staged = sqlite3_column_int(c->get, 3);
-        pos->failed = sqlite3_column_int(c->get, 4);
-        pos->sent = (uint64_t)sqlite3_column_int64(c->get, 5);
-        pos->dead = (uint64_t)sqlite3_column_int64(c->get, 6);
+        pos->done = (uint64_t)sqlite3_column_int64(c->get, 3);
+        pos->sent = (uint64_t)sqlite3_column_int64(c->get, 4);
+        pos->refused = (uint64_t)sqlite3_column_int64(c->get, 5);
+        pos->resolved = (uint64_t)sqlite3_column_int64(c->get, 6);
+        pos->job = sqlite3_column_int64(c->get, 7);
         rc = 1;
     } else if (step != SQLITE_DONE) {
         rc = db_fail(c, err, "reading the checkpoint");
@@ -245,11 +290,12 @@ int osc_checkpoint_save(struct osc_checkpoint *c, const char *key,
     sqlite3_bind_int64(st, 2, pos->input);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)pos->offset);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)pos->line);
-    sqlite3_bind_int(st, 5, pos->staged);
-    sqlite3_bind_int(st, 6, pos->failed);
-    sqlite3_bind_int64(st, 7, (sqlite3_int64)pos->sent);
-    sqlite3_bind_int64(st, 8, (sqlite3_int64)pos->dead);
-    sqlite3_bind_int64(st, 9, (sqlite3_int64)time(NULL));
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)pos->done);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)pos->sent);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)pos->refused);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)pos->resolved);
+    sqlite3_bind_int64(st, 9, pos->job);
+    sqlite3_bind_int64(st, 10, (sqlite3_int64)time(NULL));
     if (sqlite3_step(st) != SQLITE_DONE || (same && sqlite3_changes(c->db) != 1)) {
         rc = db_fail(c, err, "writing the checkpoint");
     } else if (!same) {
@@ -261,14 +307,18 @@ int osc_checkpoint_save(struct osc_checkpoint *c, const char *key,
     return rc;
 }
 
-int osc_checkpoint_clear(struct osc_checkpoint *c, const char *key, struct osc_err *err)
+static void forget_last(struct osc_checkpoint *c)
+{
+    free(c->last_key);
+    c->last_key = NULL;
+}
+
+static int run_delete(struct osc_checkpoint *c, const char *key, struct osc_err *err)
 {
     int rc = 0;
 
-    if (c->last_key && strcmp(c->last_key, key) == 0) {
-        free(c->last_key);
-        c->last_key = NULL;
-    }
+    if (c->last_key && strcmp(c->last_key, key) == 0)
+        forget_last(c);
     sqlite3_reset(c->del);
     sqlite3_bind_text(c->del, 1, key, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(c->del) != SQLITE_DONE)
@@ -277,19 +327,201 @@ int osc_checkpoint_clear(struct osc_checkpoint *c, const char *key, struct osc_e
     return rc;
 }
 
-void osc_checkpoint_close_clean(struct osc_checkpoint *c)
+int osc_checkpoint_clear(struct osc_checkpoint *c, const char *key, struct osc_err *err)
+{
+    return run_delete(c, key, err);
+}
+
+/* ---- import jobs ------------------------------------------------------------ */
+
+/*
+ * Job writes must survive a power cut, not only a crash: "the commit was
+ * sent" is what stops a second commit. WAL with synchronous=FULL syncs the
+ * log at each commit; positions go back to NORMAL afterwards.
+ */
+static int durable_begin(struct osc_checkpoint *c, struct osc_err *err)
+{
+    int rc = exec(c, "PRAGMA synchronous=FULL", err);
+    return rc ? rc : exec(c, "BEGIN IMMEDIATE", err);
+}
+
+static int durable_end(struct osc_checkpoint *c, int rc, struct osc_err *err)
+{
+    if (rc == 0)
+        rc = exec(c, "COMMIT", err);
+    if (rc)
+        exec(c, "ROLLBACK", NULL);
+    exec(c, "PRAGMA synchronous=NORMAL", NULL);
+    return rc;
+}
+
+int osc_checkpoint_job_get(struct osc_checkpoint *c, const char *source,
+                           struct osc_checkpoint_job *job, struct osc_err *err)
+{
+    sqlite3_stmt *st = c->job_get;
+    int rc = 0, step;
+
+    memset(job, 0, sizeof(*job));
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_TRANSIENT);
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        job->id = sqlite3_column_int64(st, 0);
+        job->state = sqlite3_column_int(st, 1);
+        job->cleared = sqlite3_column_int(st, 2);
+        job->staged = (uint64_t)sqlite3_column_int64(st, 3);
+        job->unresolved = (uint64_t)sqlite3_column_int64(st, 4);
+        job->incomplete = (uint64_t)sqlite3_column_int64(st, 5);
+        job->started_at = sqlite3_column_int64(st, 6);
+        job->commit_at = sqlite3_column_int64(st, 7);
+        rc = 1;
+    } else if (step != SQLITE_DONE) {
+        rc = db_fail(c, err, "reading the import job");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int job_write(struct osc_checkpoint *c, const char *source,
+                     const struct osc_checkpoint_job *job, struct osc_err *err)
+{
+    sqlite3_stmt *st = c->job_put;
+    int rc = 0;
+
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, job->id);
+    sqlite3_bind_int(st, 3, job->state);
+    sqlite3_bind_int(st, 4, job->cleared);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)job->staged);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)job->unresolved);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)job->incomplete);
+    sqlite3_bind_int64(st, 8, job->started_at);
+    sqlite3_bind_int64(st, 9, job->commit_at);
+    sqlite3_bind_int64(st, 10, (sqlite3_int64)time(NULL));
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_fail(c, err, "writing the import job");
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int step_id(struct osc_checkpoint *c, sqlite3_stmt *st, const char *text, int64_t id,
+                   const char *what, struct osc_err *err)
+{
+    int rc = 0;
+
+    sqlite3_reset(st);
+    if (text)
+        sqlite3_bind_text(st, 1, text, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_int64(st, 1, id);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_fail(c, err, what);
+    sqlite3_reset(st);
+    return rc;
+}
+
+int osc_checkpoint_job_put(struct osc_checkpoint *c, const char *source,
+                           const struct osc_checkpoint_job *job, struct osc_err *err)
+{
+    int rc = durable_begin(c, err);
+
+    if (rc == 0)
+        rc = job_write(c, source, job, err);
+    return durable_end(c, rc, err);
+}
+
+int osc_checkpoint_job_start(struct osc_checkpoint *c, const char *source,
+                             struct osc_checkpoint_job *job, struct osc_err *err)
+{
+    struct osc_checkpoint_job old;
+    int64_t id;
+    int rc, had;
+
+    if ((had = osc_checkpoint_job_get(c, source, &old, err)) < 0)
+        return had;
+    /* random ids: a run row of an ended job can never match a later job */
+    do
+        sqlite3_randomness(sizeof(id), &id);
+    while (id <= 0 || (had && id == old.id));
+    memset(job, 0, sizeof(*job));
+    job->id = id;
+    job->state = OSC_JOB_STAGING;
+    job->started_at = (int64_t)time(NULL);
+    forget_last(c);
+    if ((rc = durable_begin(c, err)) == 0) {
+        if (had)
+            rc = step_id(c, c->runs_del, NULL, old.id, "clearing the old job's runs", err);
+        if (rc == 0)
+            rc = job_write(c, source, job, err);
+    }
+    return durable_end(c, rc, err);
+}
+
+int osc_checkpoint_job_end(struct osc_checkpoint *c, const char *source, struct osc_err *err)
+{
+    struct osc_checkpoint_job old;
+    int rc, had;
+
+    if ((had = osc_checkpoint_job_get(c, source, &old, err)) <= 0)
+        return had;
+    forget_last(c);
+    if ((rc = durable_begin(c, err)) == 0 &&
+        (rc = step_id(c, c->runs_del, NULL, old.id, "clearing the job's runs", err)) == 0)
+        rc = step_id(c, c->job_del, source, 0, "ending the import job", err);
+    return durable_end(c, rc, err);
+}
+
+int osc_checkpoint_job_runs(struct osc_checkpoint *c, int64_t id, uint64_t *n,
+                            struct osc_err *err)
+{
+    int rc = 0;
+
+    *n = 0;
+    sqlite3_reset(c->job_runs);
+    sqlite3_bind_int64(c->job_runs, 1, id);
+    if (sqlite3_step(c->job_runs) == SQLITE_ROW)
+        *n = (uint64_t)sqlite3_column_int64(c->job_runs, 0);
+    else
+        rc = db_fail(c, err, "counting the job's runs");
+    sqlite3_reset(c->job_runs);
+    return rc;
+}
+
+int osc_checkpoint_run_finish(struct osc_checkpoint *c, const char *key, const char *source,
+                              const struct osc_checkpoint_job *job, struct osc_err *err)
+{
+    int rc = durable_begin(c, err);
+
+    if (rc == 0 && key)
+        rc = run_delete(c, key, err);
+    if (rc == 0 && source && job)
+        rc = job_write(c, source, job, err);
+    else if (rc == 0 && source)
+        rc = step_id(c, c->job_del, source, 0, "ending the import job", err);
+    return durable_end(c, rc, err);
+}
+
+static int count_rows(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st = NULL;
-    int empty = 0;
+    int n = -1;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+void osc_checkpoint_close_clean(struct osc_checkpoint *c)
+{
+    int empty;
     char *path, side[4096];
 
     if (!c)
         return;
-    if (sqlite3_prepare_v2(c->db, "SELECT count(*) FROM send_checkpoint", -1, &st, NULL) ==
-            SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        empty = sqlite3_column_int(st, 0) == 0;
-    sqlite3_finalize(st);
+    empty = count_rows(c->db, "SELECT count(*) FROM send_run") == 0 &&
+            count_rows(c->db, "SELECT count(*) FROM import_job") == 0;
     path = c->path;
     c->path = NULL;
     osc_checkpoint_close(c);
