@@ -408,6 +408,35 @@ static void test_import_mode_upsert(void **state)
     assert_int_equal(th_sim_stop(&up), 0);
 }
 
+/* A scenario's employee with a "source" belongs to that source; one without has none. */
+static void test_seeded_source(void **state)
+{
+    char *path = th_write_file(
+        "seeded.json", "{\"sites\": [{\"id\": \"SITEseed\"}], \"officespace\": {\"employees\": ["
+                       "{\"client_employee_id\": \"S1\", \"source\": \"HRIS\"},"
+                       "{\"client_employee_id\": \"S2\"}]}}");
+    const char *extra[] = {"--scenario", path, NULL};
+    struct th_sim seeded;
+    char url[256];
+    long st;
+    json_t *j;
+    (void)state;
+
+    assert_int_equal(th_sim_start(&seeded, extra), 0);
+    j = th_get_json(url_of(url, sizeof(url), seeded.officespace_url, "/_sim/employees?summary=1"));
+    assert_int_equal(jint_at(j, "live_count"), 2);
+    assert_int_equal(jint_at(j, "sources.HRIS.live"), 1);
+    json_decref(j);
+    j = commit_on(&seeded, "HRIS", &st);
+    assert_int_equal(st, 200);
+    assert_int_equal(jint_at(j, "deactivated"), 1);
+    assert_int_equal(jint_at(j, "live"), 1); /* S2 has no source: untouched */
+    json_decref(j);
+    assert_int_equal(th_sim_stop(&seeded), 0);
+    free(path);
+    th_tmpdir_cleanup();
+}
+
 static void test_generic_resources(void **state)
 {
     long st;
@@ -671,6 +700,7 @@ int main(void)
         cmocka_unit_test_setup(test_employee_import, reset),
         cmocka_unit_test_setup(test_import_replaces_source, reset),
         cmocka_unit_test_setup(test_import_mode_upsert, reset),
+        cmocka_unit_test_setup(test_seeded_source, reset),
         cmocka_unit_test_setup(test_generic_resources, reset),
         cmocka_unit_test_setup(test_graphql_auth_and_sites, reset),
         cmocka_unit_test_setup(test_presence_mutations, reset),
