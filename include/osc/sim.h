@@ -28,21 +28,31 @@
 #define OSC_SIM_DEFAULT_MAPPED_PORT      18080
 #define OSC_SIM_DEFAULT_OFFICESPACE_PORT 18081
 
+/*
+ * What POST /api/1/employee_directory (and GraphQL employeeLoad) does with
+ * a source's staging. REPLACE (the default): the staging becomes the
+ * source's whole part of the directory; its employees missing from the
+ * staging are deactivated. UPSERT: staged records are upserted, nobody is
+ * deactivated. Both are guesses (officespace.md §1.3, §8).
+ */
+enum osc_sim_import_mode { OSC_SIM_IMPORT_REPLACE = 0, OSC_SIM_IMPORT_UPSERT = 1 };
+
 struct osc_sim_opts {
-    const char *listen;            /* address to bind; NULL: 127.0.0.1 */
-    int mapped_port;               /* 0: pick a free port */
-    int officespace_port;          /* 0: pick a free port */
-    const char *scenario_path;     /* .json/.yaml; NULL: the built-in demo */
-    long generate_locations;       /* >0: generate a large scenario instead */
-    long generate_points;          /* with generate_locations (0: 5 per location) */
-    const char *faults;            /* fault rules (see docs); NULL: none */
-    uint64_t seed;                 /* faults and random values; 0 means 1 */
-    double rate_limit;             /* requests per second per port; 0: unlimited */
-    const char *officespace_key;   /* NULL: OSC_SIM_DEFAULT_OFFICESPACE_KEY */
-    const char *graphql_key;       /* NULL: the officespace key */
-    const char *mapped_token;      /* NULL: OSC_SIM_DEFAULT_MAPPED_TOKEN */
-    int64_t max_body;              /* request body cap in bytes; 0: 64 MiB */
-    const struct osc_clock *clock; /* NULL: system clocks; borrowed for the sim's life */
+    const char *listen;                   /* address to bind; NULL: 127.0.0.1 */
+    int mapped_port;                      /* 0: pick a free port */
+    int officespace_port;                 /* 0: pick a free port */
+    const char *scenario_path;            /* .json/.yaml; NULL: the built-in demo */
+    long generate_locations;              /* >0: generate a large scenario instead */
+    long generate_points;                 /* with generate_locations (0: 5 per location) */
+    const char *faults;                   /* fault rules (see docs); NULL: none */
+    uint64_t seed;                        /* faults and random values; 0 means 1 */
+    double rate_limit;                    /* requests per second per port; 0: unlimited */
+    const char *officespace_key;          /* NULL: OSC_SIM_DEFAULT_OFFICESPACE_KEY */
+    const char *graphql_key;              /* NULL: the officespace key */
+    const char *mapped_token;             /* NULL: OSC_SIM_DEFAULT_MAPPED_TOKEN */
+    int64_t max_body;                     /* request body cap in bytes; 0: 64 MiB */
+    const struct osc_clock *clock;        /* NULL: system clocks; borrowed for the sim's life */
+    enum osc_sim_import_mode import_mode; /* 0: OSC_SIM_IMPORT_REPLACE */
 };
 
 struct osc_sim;

@@ -42,6 +42,9 @@ static void usage(void)
         "      --seed N                 seed for faults and random point values (default 1)\n"
         "      --rate-limit N[/s]       requests per second per port; 429 beyond (default off)\n"
         "      --max-body SIZE          request body cap (default 64MiB)\n"
+        "      --import-mode MODE       what a directory commit does with a source's staging:\n"
+        "                               replace (default: the source's employees missing from\n"
+        "                               it are deactivated) or upsert (nobody is deactivated)\n"
         "      --officespace-key K      REST key (default %s)\n"
         "      --graphql-key K          OfficeSpace GraphQL apikey (default: the REST key)\n"
         "      --mapped-token T         Mapped personal access token (default %s)\n"
@@ -88,6 +91,7 @@ int cmd_sim(int argc, char **argv)
         OPT_SEED,
         OPT_RATE,
         OPT_MAXBODY,
+        OPT_IMPORT,
         OPT_OSKEY,
         OPT_GQLKEY,
         OPT_MTOKEN,
@@ -104,6 +108,7 @@ int cmd_sim(int argc, char **argv)
         {"seed", required_argument, NULL, OPT_SEED},
         {"rate-limit", required_argument, NULL, OPT_RATE},
         {"max-body", required_argument, NULL, OPT_MAXBODY},
+        {"import-mode", required_argument, NULL, OPT_IMPORT},
         {"officespace-key", required_argument, NULL, OPT_OSKEY},
         {"graphql-key", required_argument, NULL, OPT_GQLKEY},
         {"mapped-token", required_argument, NULL, OPT_MTOKEN},
@@ -153,6 +158,14 @@ int cmd_sim(int argc, char **argv)
         case OPT_MAXBODY:
             if (osc_parse_size(optarg, 1024, INT64_C(1) << 32, &o.max_body))
                 return bad_value("max-body", optarg);
+            break;
+        case OPT_IMPORT:
+            if (strcmp(optarg, "replace") == 0)
+                o.import_mode = OSC_SIM_IMPORT_REPLACE;
+            else if (strcmp(optarg, "upsert") == 0)
+                o.import_mode = OSC_SIM_IMPORT_UPSERT;
+            else
+                return bad_value("import-mode", optarg);
             break;
         case OPT_OSKEY: o.officespace_key = optarg; break;
         case OPT_GQLKEY: o.graphql_key = optarg; break;

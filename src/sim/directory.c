@@ -3,6 +3,15 @@
  * staging (REST employee_batch_imports) and the live directory it is
  * committed into (POST employee_directory), upserting by EmployeeId.
  *
+ * Every employee belongs to at most one source: the source of the commit
+ * that created or last updated it (none for employees created through
+ * POST /api/1/employees or seeded without one). In replace mode (the
+ * default) a commit makes the source's staging its whole part of the
+ * directory: employees of that source missing from the staging are
+ * deactivated (kept, with their id, but no longer listed); a later commit
+ * that stages them again reactivates them. In upsert mode a commit never
+ * deactivates anyone.
+ *
  * Sized for a million records: staged and live records are kept as compact
  * JSON text (not jansson trees, which cost about five times more), the
  * live directory is an array indexed by id - 1, and client_employee_id ->
@@ -35,11 +44,15 @@ struct source {
     char *name;
     struct staged_rec *v;
     size_t n, alloc;
+    size_t commits; /* commits applied for this source */
 };
 
 struct emp {
-    char *cid;    /* client_employee_id; NULL when unset */
-    char *fields; /* compact JSON object of the set fields; NULL: deleted */
+    char *cid;      /* client_employee_id; NULL when unset */
+    char *fields;   /* compact JSON object of the set fields; NULL: deleted */
+    uint32_t stamp; /* the commit that last touched it (see sim_dir_commit) */
+    uint16_t src;   /* 1 + index into sim_dir.src; 0: no source */
+    uint8_t active; /* 0: deactivated by a replacing commit */
 };
 
 struct slot {
@@ -48,11 +61,13 @@ struct slot {
 };
 
 struct sim_dir {
+    enum osc_sim_import_mode mode;
+    uint32_t commit_seq; /* stamps of the commits so far */
     struct source *src;
     size_t nsrc;
     size_t staged_total;
     struct emp *emps;
-    size_t nemps, emps_alloc, live;
+    size_t nemps, emps_alloc, live; /* live: active employees */
     struct slot *tab;
     size_t tab_size, tab_used, tab_live; /* used counts tombstones, live does not */
     size_t *mark;                        /* sim_dir_begin(): staged count per source */
@@ -162,7 +177,14 @@ static void tab_del(struct sim_dir *d, const char *key, size_t id)
 
 /* ---- life cycle ------------------------------------------------------------- */
 
-struct sim_dir *sim_dir_new(void) { return calloc(1, sizeof(struct sim_dir)); }
+struct sim_dir *sim_dir_new(enum osc_sim_import_mode mode)
+{
+    struct sim_dir *d = calloc(1, sizeof(struct sim_dir));
+
+    if (d)
+        d->mode = mode;
+    return d;
+}
 
 static void source_clear(struct source *s)
 {
@@ -329,7 +351,11 @@ static void snake(const char *k, char *out, size_t cap)
     out[n] = '\0';
 }
 
-/* Merge a batch record (PascalCase) or a REST record (snake_case) into fields. */
+/*
+ * Merge a batch record (PascalCase) or a REST record (snake_case) into
+ * fields. Source is not a field: it is the employee's membership (struct
+ * emp.src), set by commits only.
+ */
 static void apply(json_t *fields, json_t *rec)
 {
     const char *k;
@@ -347,7 +373,8 @@ static void apply(json_t *fields, json_t *rec)
                 fields, "image_data_bytes",
                 json_integer(json_is_string(v) ? (json_int_t)json_string_length(v) : 0));
             continue;
-        } else if (strcmp(k, "id") == 0 || strcmp(k, "url") == 0) {
+        } else if (strcmp(k, "id") == 0 || strcmp(k, "url") == 0 || strcmp(k, "active") == 0 ||
+                   strcmp(k, "Source") == 0 || strcmp(k, "source") == 0) {
             continue;
         } else {
             snake(k, sk, sizeof(sk));
@@ -357,6 +384,15 @@ static void apply(json_t *fields, json_t *rec)
     if (!json_is_string(json_object_get(fields, "client_employee_id")) &&
         json_is_string(json_object_get(fields, "email")))
         json_object_set(fields, "client_employee_id", json_object_get(fields, "email"));
+}
+
+/* 1 + the index of source name, or 0 when there is no such source. */
+static uint16_t source_ref(const struct sim_dir *d, const char *name)
+{
+    for (size_t i = 0; name && i < d->nsrc; i++)
+        if (strcmp(d->src[i].name, name) == 0)
+            return (uint16_t)(i + 1);
+    return 0;
 }
 
 int64_t sim_dir_find(const struct sim_dir *d, const char *cid)
@@ -399,7 +435,8 @@ static int store(struct sim_dir *d, size_t id, json_t *fields)
     return 0;
 }
 
-int64_t sim_dir_create(struct sim_dir *d, json_t *rec)
+/* Create an active employee of source ref (0: none): its id, or OSC_E* (< 0). */
+static int64_t create(struct sim_dir *d, json_t *rec, uint16_t ref)
 {
     json_t *fields;
     int rc;
@@ -424,9 +461,24 @@ int64_t sim_dir_create(struct sim_dir *d, json_t *rec)
         json_decref(fields);
         return rc;
     }
+    d->emps[d->nemps - 1].src = ref;
+    d->emps[d->nemps - 1].active = 1;
     d->live++;
     json_decref(fields);
     return (int64_t)d->nemps;
+}
+
+int64_t sim_dir_create(struct sim_dir *d, json_t *rec, const char *source)
+{
+    uint16_t ref = 0;
+
+    if (source) {
+        struct source *s = find_source(d, source, 1);
+        if (!s)
+            return OSC_ENOMEM;
+        ref = (uint16_t)(s - d->src + 1);
+    }
+    return create(d, rec, ref);
 }
 
 int sim_dir_update(struct sim_dir *d, int64_t id, json_t *rec)
@@ -457,18 +509,30 @@ int sim_dir_delete(struct sim_dir *d, int64_t id)
     free(e->cid);
     free(e->fields);
     e->cid = e->fields = NULL;
-    d->live--;
+    if (e->active)
+        d->live--;
+    e->active = 0;
+    e->src = 0;
     return 0;
 }
 
-int sim_dir_commit(struct sim_dir *d, const char *source, size_t *created, size_t *updated)
+/*
+ * Upsert every staged record, each one stamped with this commit; then, in
+ * replace mode and only when every upsert worked, deactivate the source's
+ * active employees that carry an older stamp (not in this staging).
+ */
+int sim_dir_commit(struct sim_dir *d, const char *source, struct sim_dir_counts *c)
 {
-    struct source *s = find_source(d, source, 0);
+    struct source *s = find_source(d, source, 1);
+    uint16_t ref;
+    uint32_t stamp;
     int rc = 0;
 
-    *created = *updated = 0;
+    memset(c, 0, sizeof(*c));
     if (!s)
-        return 0;
+        return OSC_ETOOBIG; /* past SIM_DIR_MAX_SOURCES: nothing applied */
+    ref = (uint16_t)(s - d->src + 1);
+    stamp = ++d->commit_seq;
     for (size_t i = 0; i < s->n && rc == 0; i++) {
         json_t *rec = json_loads(s->v[i].json, 0, NULL);
         int64_t id = sim_dir_find(d, s->v[i].key);
@@ -477,15 +541,36 @@ int sim_dir_commit(struct sim_dir *d, const char *source, size_t *created, size_
             break;
         }
         if (id > 0) {
+            struct emp *e = &d->emps[id - 1];
             rc = sim_dir_update(d, id, rec);
-            (*updated)++;
+            if (rc == 0 && !e->active) {
+                e->active = 1;
+                d->live++;
+                c->reactivated++;
+            }
+            c->updated++;
         } else {
-            id = sim_dir_create(d, rec);
+            id = create(d, rec, ref);
             rc = id < 0 ? (int)id : 0;
-            (*created)++;
+            c->created++;
+        }
+        if (rc == 0) {
+            d->emps[id - 1].src = ref;
+            d->emps[id - 1].stamp = stamp;
         }
         json_decref(rec);
     }
+    if (rc == 0 && d->mode == OSC_SIM_IMPORT_REPLACE)
+        for (size_t i = 0; i < d->nemps; i++) {
+            struct emp *e = &d->emps[i];
+            if (e->fields && e->active && e->src == ref && e->stamp != stamp) {
+                e->active = 0;
+                d->live--;
+                c->deactivated++;
+            }
+        }
+    if (rc == 0)
+        s->commits++;
     /* committed records leave staging, as the trigger "migrates" them */
     d->staged_total -= s->n;
     source_clear(s);
@@ -495,11 +580,13 @@ int sim_dir_commit(struct sim_dir *d, const char *source, size_t *created, size_
 json_t *sim_dir_render(const struct sim_dir *d, int64_t id)
 {
     char url[64];
+    const struct emp *x;
     json_t *e, *fields;
 
     if (!sim_dir_exists(d, id))
         return NULL;
-    fields = json_loads(d->emps[id - 1].fields, 0, NULL);
+    x = &d->emps[id - 1];
+    fields = json_loads(x->fields, 0, NULL);
     snprintf(url, sizeof(url), "/api/1/employees/%lld", (long long)id);
     e = json_pack("{s:I,s:n,s:s,s:s,s:n,s:n,s:n,s:n,s:n}", "id", (json_int_t)id,
                   "client_employee_id", "first_name", "", "last_name", "", "email", "title",
@@ -511,6 +598,8 @@ json_t *sim_dir_render(const struct sim_dir *d, int64_t id)
     }
     json_object_update(e, fields);
     json_decref(fields);
+    json_object_set_new(e, "source", x->src ? json_string(d->src[x->src - 1].name) : json_null());
+    json_object_set_new(e, "active", json_boolean(x->active));
     json_object_set_new(e, "seating", json_pack("{s:s,s:[]}", "seated", "not seated", "seat_urls"));
     json_object_set_new(e, "online_seating", json_pack("{s:[]}", "seat_urls"));
     json_object_set_new(e, "url", json_string(url));
@@ -528,26 +617,40 @@ static int add_rendered(const struct sim_dir *d, size_t id, struct osc_buf *out)
     return rc;
 }
 
-int sim_dir_list(const struct sim_dir *d, const char *cid, struct osc_buf *out)
+/* Does employee i (0-based) pass the list filters? ref 0 matches any source. */
+static int listed(const struct sim_dir *d, size_t i, int by_source, uint16_t ref)
 {
+    const struct emp *e = &d->emps[i];
+
+    return e->fields && e->active && (!by_source || (ref && e->src == ref));
+}
+
+int sim_dir_list(const struct sim_dir *d, const char *cid, const char *source, struct osc_buf *out)
+{
+    uint16_t ref = source_ref(d, source);
+    size_t n = 0, total = 0;
     int rc;
-    size_t n = 0;
 
     if (cid) {
         int64_t id = sim_dir_find(d, cid);
-        if (id < 0)
+        if (id < 0 || !listed(d, (size_t)id - 1, source != NULL, ref))
             return osc_buf_adds(out, "{\"count\":0,\"response\":[]}");
         if ((rc = osc_buf_adds(out, "{\"count\":1,\"response\":[")) ||
             (rc = add_rendered(d, (size_t)id, out)))
             return rc;
         return osc_buf_adds(out, "]}");
     }
-    if ((rc = osc_buf_printf(out, "{\"count\":%zu,\"response\":[", d->live)))
+    if (!source)
+        total = d->live;
+    else
+        for (size_t i = 0; i < d->nemps; i++)
+            total += (size_t)listed(d, i, 1, ref);
+    if ((rc = osc_buf_printf(out, "{\"count\":%zu,\"response\":[", total)))
         return rc;
-    for (size_t i = 1; i <= d->nemps; i++) {
-        if (!d->emps[i - 1].fields)
+    for (size_t i = 0; i < d->nemps && n < total; i++) {
+        if (!listed(d, i, source != NULL, ref))
             continue;
-        if ((n++ && (rc = osc_buf_addc(out, ','))) || (rc = add_rendered(d, i, out)))
+        if ((n++ && (rc = osc_buf_addc(out, ','))) || (rc = add_rendered(d, i + 1, out)))
             return rc;
     }
     return osc_buf_adds(out, "]}");
@@ -564,18 +667,69 @@ static int add_json_string(struct osc_buf *out, const char *s)
     return rc;
 }
 
-int sim_dir_view(const struct sim_dir *d, int detail, struct osc_buf *out)
+/* "name":[...] of the employees whose active flag is active: ids or rendered. */
+static int add_employees(const struct sim_dir *d, const char *name, int active, int detail,
+                         struct osc_buf *out)
 {
     int rc;
 
-    if ((rc = osc_buf_printf(out, "{\"live_count\":%zu,\"staged_total\":%zu,\"staged_counts\":{",
-                             d->live, d->staged_total)))
+    if ((rc = osc_buf_printf(out, ",\"%s\":[", name)))
+        return rc;
+    for (size_t i = 1, n = 0; i <= d->nemps; i++) {
+        const struct emp *e = &d->emps[i - 1];
+        if (!e->fields || e->active != active)
+            continue;
+        if ((n++ && (rc = osc_buf_addc(out, ','))) ||
+            (rc = detail == 1 ? add_json_string(out, e->cid) : add_rendered(d, i, out)))
+            return rc;
+    }
+    return osc_buf_addc(out, ']');
+}
+
+/* ,"sources":{name:{staged, live, deactivated, commits}} */
+static int add_sources(const struct sim_dir *d, struct osc_buf *out)
+{
+    size_t *cnt = calloc(2 * (d->nsrc ? d->nsrc : 1), sizeof(*cnt));
+    int rc;
+
+    if (!cnt)
+        return OSC_ENOMEM;
+    for (size_t i = 0; i < d->nemps; i++) {
+        const struct emp *e = &d->emps[i];
+        if (e->fields && e->src)
+            cnt[2 * (e->src - 1) + (e->active ? 0 : 1)]++;
+    }
+    rc = osc_buf_adds(out, ",\"sources\":{");
+    for (size_t i = 0; i < d->nsrc && rc == 0; i++)
+        if ((i && (rc = osc_buf_addc(out, ','))) || (rc = add_json_string(out, d->src[i].name)) ||
+            (rc = osc_buf_printf(
+                 out, ":{\"staged\":%zu,\"live\":%zu,\"deactivated\":%zu,\"commits\":%zu}",
+                 d->src[i].n, cnt[2 * i], cnt[2 * i + 1], d->src[i].commits)))
+            break;
+    if (rc == 0)
+        rc = osc_buf_addc(out, '}');
+    free(cnt);
+    return rc;
+}
+
+int sim_dir_view(const struct sim_dir *d, int detail, struct osc_buf *out)
+{
+    size_t deactivated = 0;
+    int rc;
+
+    for (size_t i = 0; i < d->nemps; i++)
+        deactivated += d->emps[i].fields && !d->emps[i].active;
+    if ((rc = osc_buf_printf(out,
+                             "{\"import_mode\":\"%s\",\"live_count\":%zu,\"deactivated_count\":%zu,"
+                             "\"staged_total\":%zu,\"staged_counts\":{",
+                             d->mode == OSC_SIM_IMPORT_REPLACE ? "replace" : "upsert", d->live,
+                             deactivated, d->staged_total)))
         return rc;
     for (size_t i = 0; i < d->nsrc; i++)
         if ((i && (rc = osc_buf_addc(out, ','))) || (rc = add_json_string(out, d->src[i].name)) ||
             (rc = osc_buf_printf(out, ":%zu", d->src[i].n)))
             return rc;
-    if ((rc = osc_buf_adds(out, "}")))
+    if ((rc = osc_buf_adds(out, "}")) || (rc = add_sources(d, out)))
         return rc;
     if (detail == 0)
         return osc_buf_adds(out, "}");
@@ -594,14 +748,8 @@ int sim_dir_view(const struct sim_dir *d, int detail, struct osc_buf *out)
         if ((rc = osc_buf_addc(out, ']')))
             return rc;
     }
-    if ((rc = osc_buf_adds(out, "},\"live\":[")))
+    if ((rc = osc_buf_addc(out, '}')) || (rc = add_employees(d, "live", 1, detail, out)) ||
+        (rc = add_employees(d, "deactivated", 0, detail, out)))
         return rc;
-    for (size_t i = 1, n = 0; i <= d->nemps; i++) {
-        if (!d->emps[i - 1].fields)
-            continue;
-        if ((n++ && (rc = osc_buf_addc(out, ','))) ||
-            (rc = detail == 1 ? add_json_string(out, d->emps[i - 1].cid) : add_rendered(d, i, out)))
-            return rc;
-    }
-    return osc_buf_adds(out, "]}");
+    return osc_buf_addc(out, '}');
 }

@@ -260,14 +260,15 @@ static int seed_extra(struct sim_os *os, json_t *extra)
         size_t i;
         json_array_foreach(arr, i, it)
         {
-            if (json_is_object(it) && sim_dir_create(os->dir, it) < 0)
+            const char *src = json_string_value(json_object_get(it, "source"));
+            if (json_is_object(it) && sim_dir_create(os->dir, it, src) < 0)
                 return -1;
         }
     }
     return 0;
 }
 
-struct sim_os *sim_os_new(const struct sim_graph *g)
+struct sim_os *sim_os_new(const struct sim_graph *g, enum osc_sim_import_mode mode)
 {
     struct sim_os *os = calloc(1, sizeof(*os));
 
@@ -277,7 +278,7 @@ struct sim_os *sim_os_new(const struct sim_graph *g)
         os->loc[i] = json_object();
     os->directories = json_pack("{s:{s:i,s:s},s:{s:i,s:s}}", "1", "id", 1, "name",
                                 "SYS: Make Public", "2", "id", 2, "name", "SYS: Make Private");
-    os->dir = sim_dir_new();
+    os->dir = sim_dir_new(mode);
     os->presence = json_object();
     os->presence_log = json_array();
     os->resources = json_object();
@@ -498,7 +499,7 @@ static void directory_commit(struct sim_os *os, const char *body, size_t len, st
 {
     json_t *form = NULL;
     const char *src = NULL;
-    size_t created, updated;
+    struct sim_dir_counts c;
     json_error_t je;
     json_t *j = json_loadb(body, len, 0, &je);
     int rc;
@@ -514,13 +515,15 @@ static void directory_commit(struct sim_os *os, const char *body, size_t len, st
         reply_error(r, 422, "Source is required (form body Source=<source>)");
         goto out;
     }
-    rc = sim_dir_commit(os->dir, src, &created, &updated);
+    rc = sim_dir_commit(os->dir, src, &c);
     if (rc)
         reply_error(r, 500, osc_strerror(rc));
     else
         sim_reply_json(r, 200,
-                       json_pack("{s:s,s:s,s:I,s:I,s:I}", "status", "ok", "source", src, "created",
-                                 (json_int_t)created, "updated", (json_int_t)updated, "live",
+                       json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "status", "ok", "source", src,
+                                 "created", (json_int_t)c.created, "updated", (json_int_t)c.updated,
+                                 "reactivated", (json_int_t)c.reactivated, "deactivated",
+                                 (json_int_t)c.deactivated, "live",
                                  (json_int_t)sim_dir_live(os->dir)));
 out:
     json_decref(j);
@@ -614,7 +617,8 @@ static void serve_employees(struct sim_os *os, const char *method, const char *i
         osc_buf_init(&b, (size_t)1 << 32);
         reply_buf(r,
                   sim_dir_list(os->dir,
-                               json_string_value(json_object_get(query, "client_employee_id")), &b),
+                               json_string_value(json_object_get(query, "client_employee_id")),
+                               json_string_value(json_object_get(query, "source")), &b),
                   &b);
         return;
     }
@@ -640,7 +644,7 @@ static void serve_employees(struct sim_os *os, const char *method, const char *i
         if (cid && sim_dir_find(os->dir, cid) > 0) {
             reply_error(r, 422, "client_employee_id has already been taken");
         } else {
-            n = sim_dir_create(os->dir, rec);
+            n = sim_dir_create(os->dir, rec, NULL);
             if (n < 0)
                 reply_error(r, 500, osc_strerror((int)n));
             else
@@ -1224,10 +1228,9 @@ static json_t *employee_seed(struct sim_os *os, json_t *list)
 
 static json_t *employee_load(struct sim_os *os, json_t *source)
 {
-    size_t created, updated;
-    int rc = json_is_string(source)
-                 ? sim_dir_commit(os->dir, json_string_value(source), &created, &updated)
-                 : OSC_EINVAL;
+    struct sim_dir_counts c;
+    int rc = json_is_string(source) ? sim_dir_commit(os->dir, json_string_value(source), &c)
+                                    : OSC_EINVAL;
 
     if (rc)
         return json_pack("{s:s,s:s}", "error", osc_strerror(rc), "status", "error");

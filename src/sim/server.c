@@ -52,6 +52,7 @@ struct osc_sim {
     uint64_t seed;
     double rate;
     size_t max_body;
+    enum osc_sim_import_mode import_mode;
     const struct osc_clock *clock;
     int want_port[2];
 
@@ -275,7 +276,7 @@ static int arg_flag(struct MHD_Connection *c, const char *name)
 /* Rebuild the OfficeSpace state and forget overrides and requests (lock held). */
 static int reset_state(struct osc_sim *sim, char *msg, size_t cap)
 {
-    struct sim_os *os = sim_os_new(sim->graph);
+    struct sim_os *os = sim_os_new(sim->graph, sim->import_mode);
 
     if (!os) {
         snprintf(msg, cap, "out of memory");
@@ -695,6 +696,7 @@ int osc_sim_new(const struct osc_sim_opts *opts, struct osc_sim **out, struct os
     sim->rate = opts->rate_limit > 0 ? opts->rate_limit : 0;
     sim->max_body = opts->max_body > 0 ? (size_t)opts->max_body : (size_t)DEFAULT_MAX_BODY;
     sim->clock = opts->clock;
+    sim->import_mode = opts->import_mode;
     sim->want_port[SRV_MAPPED] = opts->mapped_port;
     sim->want_port[SRV_OS] = opts->officespace_port;
     pthread_mutex_init(&sim->lock, NULL);
@@ -741,7 +743,7 @@ int osc_sim_new(const struct osc_sim_opts *opts, struct osc_sim **out, struct os
     }
     sim->faults.rng = sim->seed;
     sim->bucket[0].rate = sim->bucket[1].rate = sim->rate;
-    if (!(sim->os = sim_os_new(sim->graph)))
+    if (!(sim->os = sim_os_new(sim->graph, sim->import_mode)))
         goto fail;
     *out = sim;
     return 0;

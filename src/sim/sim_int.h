@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "graph.h"
+#include "osc/sim.h"
 
 /* A response. body is owned (malloc'd) and freed by the server. */
 struct sim_reply {
@@ -40,9 +41,10 @@ json_t *sim_form_parse(const char *body, size_t len);
 
 struct sim_os;
 
-/* New state seeded from the graph's identities and its "officespace" section.
- * Caller frees with sim_os_free(). NULL when out of memory. */
-struct sim_os *sim_os_new(const struct sim_graph *g);
+/* New state seeded from the graph's identities and its "officespace" section;
+ * mode is what a directory commit does. Caller frees with sim_os_free().
+ * NULL when out of memory. */
+struct sim_os *sim_os_new(const struct sim_graph *g, enum osc_sim_import_mode mode);
 void sim_os_free(struct sim_os *os);
 
 /*
@@ -80,8 +82,16 @@ json_t *sim_os_resources(const struct sim_os *os);
 struct sim_dir;
 struct osc_buf;
 
-/* New empty directory (caller frees with sim_dir_free()); NULL when out of memory. */
-struct sim_dir *sim_dir_new(void);
+/* What one commit did: created + updated = the records it applied. */
+struct sim_dir_counts {
+    size_t created, updated;
+    size_t reactivated; /* of updated: were deactivated before */
+    size_t deactivated; /* replace mode: the source's employees missing from its staging */
+};
+
+/* New empty directory whose commits work as mode says (caller frees with
+ * sim_dir_free()); NULL when out of memory. */
+struct sim_dir *sim_dir_new(enum osc_sim_import_mode mode);
 void sim_dir_free(struct sim_dir *d);
 /* Append rec (borrowed; serialised) to source's staging under key (its
  * EmployeeId). 0, OSC_ENOMEM or OSC_ETOOBIG; nothing staged on failure. */
@@ -89,29 +99,44 @@ int sim_dir_stage(struct sim_dir *d, const char *source, const char *key, json_t
 /* The same with the record already serialised: json is taken over on success only. */
 int sim_dir_stage_text(struct sim_dir *d, const char *source, const char *key, char *json);
 /* A batch is all or nothing: sim_dir_begin() (0 or OSC_ENOMEM) marks the
- * staging, sim_dir_undo() drops everything staged since, sim_dir_end() keeps it. */
+ * staging, sim_dir_undo() drops everything staged since, sim_dir_end() keeps it.
+ * Nothing but staging may happen between begin and end/undo. */
 int sim_dir_begin(struct sim_dir *d);
 void sim_dir_undo(struct sim_dir *d);
 void sim_dir_end(struct sim_dir *d);
 /* Drop source's staged records; returns how many there were. */
 size_t sim_dir_clear(struct sim_dir *d, const char *source);
-/* Upsert source's staged records into the live directory by client_employee_id
- * and empty the staging; counts what was created and updated. 0 or OSC_E*. */
-int sim_dir_commit(struct sim_dir *d, const char *source, size_t *created, size_t *updated);
+/*
+ * Commit source's staging: upsert each staged record into the live
+ * directory by client_employee_id (a deactivated employee comes back), make
+ * it the source's, and empty the staging. In replace mode, then deactivate
+ * the source's active employees that were not in the staging (all of them
+ * when it was empty). Fills *c. 0, or OSC_ENOMEM / OSC_ETOOBIG: then the
+ * records before the failure are applied, nobody is deactivated, the
+ * commit is not counted, and the staging is emptied all the same.
+ */
+int sim_dir_commit(struct sim_dir *d, const char *source, struct sim_dir_counts *c);
 size_t sim_dir_staged(const struct sim_dir *d);
+/* Active employees. */
 size_t sim_dir_live(const struct sim_dir *d);
-/* Live employee id by client_employee_id, or -1. */
+/* Employee id (active or not) by client_employee_id, or -1. */
 int64_t sim_dir_find(const struct sim_dir *d, const char *cid);
+/* Employee id exists (active or deactivated). */
 int sim_dir_exists(const struct sim_dir *d, int64_t id);
-/* Create from a record (PascalCase or snake_case; borrowed): the new id, or OSC_E* (< 0). */
-int64_t sim_dir_create(struct sim_dir *d, json_t *rec);
-/* Merge rec into employee id. 0, OSC_ENOTFOUND or OSC_ENOMEM (unchanged then). */
+/* Create an active employee from a record (PascalCase or snake_case;
+ * borrowed; its Source/source keys are ignored) belonging to source (NULL:
+ * none): the new id, or OSC_E* (< 0). */
+int64_t sim_dir_create(struct sim_dir *d, json_t *rec, const char *source);
+/* Merge rec into employee id (its source and active flag do not change).
+ * 0, OSC_ENOTFOUND or OSC_ENOMEM (unchanged then). */
 int sim_dir_update(struct sim_dir *d, int64_t id, json_t *rec);
 int sim_dir_delete(struct sim_dir *d, int64_t id);
-/* The REST shape of employee id (new reference), NULL when absent. */
+/* The REST shape of employee id, with "source" (null when none) and
+ * "active" (new reference), NULL when absent. */
 json_t *sim_dir_render(const struct sim_dir *d, int64_t id);
-/* Append {"count":N,"response":[...]} (all, or the one with client_employee_id cid). */
-int sim_dir_list(const struct sim_dir *d, const char *cid, struct osc_buf *out);
+/* Append {"count":N,"response":[...]} of the active employees, filtered by
+ * client_employee_id cid and by source when not NULL. */
+int sim_dir_list(const struct sim_dir *d, const char *cid, const char *source, struct osc_buf *out);
 /* Append the /_sim/employees view: detail 0 counts, 1 ids, 2 full records. */
 int sim_dir_view(const struct sim_dir *d, int detail, struct osc_buf *out);
 

@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!sc || sim_graph_load(sc, 1, NULL, &graph, &e))
             abort();
         json_decref(sc);
-        if (!(os = sim_os_new(graph)))
+        if (!(os = sim_os_new(graph, OSC_SIM_IMPORT_REPLACE)))
             abort();
     }
     if (gql_parse((const char *)data, size, &doc, &err) == 0) {

@@ -18,6 +18,7 @@ static void test_help_and_usage(void **state)
     const char *bad[][6] = {{"sim", "--nope", NULL},
                             {"sim", "--mapped-port", "70000", NULL},
                             {"sim", "--rate-limit", "fast", NULL},
+                            {"sim", "--import-mode", "merge", NULL},
                             {"sim", "--generate-points", "5", NULL},
                             {"sim", "--listen", "not-an-address", "--mapped-port", "0", NULL},
                             {"sim", "extra", NULL},
@@ -29,6 +30,7 @@ static void test_help_and_usage(void **state)
     assert_int_equal(res.status, 0);
     assert_non_null(strstr(res.out, "--faults"));
     assert_non_null(strstr(res.out, "--generate-locations"));
+    assert_non_null(strstr(res.out, "--import-mode"));
     assert_non_null(strstr(res.out, "Exit status"));
     th_result_free(&res);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -55,6 +55,12 @@ static json_t *rest(const char *method, const char *path, const char *ctype, con
     return j;
 }
 
+static json_t *os_gql(const char *auth, const char *query, json_t *vars, long *st)
+{
+    char url[256];
+    return gql(url_of(url, sizeof(url), sim.officespace_url, "/graphql"), auth, query, vars, st);
+}
+
 static json_t *sim_get(const char *path)
 {
     char url[512];
@@ -160,7 +166,8 @@ static void test_employee_import(void **state)
     assert_int_equal(jint_at(j, "created"), 3);
     json_decref(j);
 
-    /* upsert: E1 again with a new title, and E4 */
+    /* the next import of HR: E1 again with a new title, and E4; the commit replaces HR's
+       part of the directory, so E2 and E3 (not staged this time) are deactivated */
     j = rest("POST", "/api/1/employee_batch_imports", NULL,
              "[{\"EmployeeId\":\"E1\",\"Source\":\"HR\",\"Title\":\"CTO\"},"
              "{\"EmployeeId\":\"E4\",\"Source\":\"HR\",\"FirstName\":\"Di\",\"LastName\":\"Ng\"}]",
@@ -170,11 +177,13 @@ static void test_employee_import(void **state)
              &st);
     assert_int_equal(jint_at(j, "created"), 1);
     assert_int_equal(jint_at(j, "updated"), 1);
+    assert_int_equal(jint_at(j, "deactivated"), 2);
+    assert_int_equal(jint_at(j, "live"), 3);
     json_decref(j);
 
     j = rest("GET", "/api/1/employees", NULL, NULL, &st);
-    assert_int_equal(jint_at(j, "count"), 5);
-    assert_int_equal(json_array_size(json_object_get(j, "response")), 5);
+    assert_int_equal(jint_at(j, "count"), 3);
+    assert_int_equal(json_array_size(json_object_get(j, "response")), 3);
     json_decref(j);
     j = rest("GET", "/api/1/employees?client_employee_id=E1", NULL, NULL, &st);
     assert_int_equal(jint_at(j, "count"), 1);
@@ -201,10 +210,231 @@ static void test_employee_import(void **state)
     assert_int_equal(st, 404);
     json_decref(j);
     j = sim_get("/_sim/employees");
-    assert_int_equal(jint_at(j, "live_count"), 5);
-    assert_int_equal(json_array_size(jpath(j, "live")), 5);
+    assert_int_equal(jint_at(j, "live_count"), 3);
+    assert_int_equal(json_array_size(jpath(j, "live")), 3);
+    assert_int_equal(jint_at(j, "deactivated_count"), 2);
+    assert_int_equal(json_array_size(jpath(j, "deactivated")), 2);
     assert_int_equal(jint_at(j, "staged_counts.HR"), 0);
     json_decref(j);
+}
+
+/* Stage a batch of {"EmployeeId": id, "Source": source} records (ids space-separated). */
+static void stage(const struct th_sim *on, const char *source, const char *ids)
+{
+    char url[256], hdr[] = REST_AUTH;
+    const char *hdrs[] = {hdr, "Content-Type: application/json; charset=utf-8", NULL};
+    json_t *arr = json_array();
+    char *copy = strdup(ids), *save = NULL, *body;
+    struct resp r;
+
+    for (char *k = strtok_r(copy, " ", &save); k; k = strtok_r(NULL, " ", &save))
+        json_array_append_new(
+            arr, json_pack("{s:s,s:s,s:s}", "EmployeeId", k, "Source", source, "FirstName", k));
+    body = json_dumps(arr, JSON_COMPACT);
+    http("POST", url_of(url, sizeof(url), on->officespace_url, "/api/1/employee_batch_imports"),
+         hdrs, body, 0, &r);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    free(body);
+    free(copy);
+    json_decref(arr);
+}
+
+/* POST /api/1/employee_directory Source=source: the answer (status in *st). */
+static json_t *commit_on(const struct th_sim *on, const char *source, long *st)
+{
+    char url[256], body[128];
+    const char *hdrs[] = {REST_AUTH, "Content-Type: application/x-www-form-urlencoded", NULL};
+    struct resp r;
+    json_t *j;
+
+    snprintf(body, sizeof(body), "Source=%s", source);
+    http("POST", url_of(url, sizeof(url), on->officespace_url, "/api/1/employee_directory"), hdrs,
+         body, 0, &r);
+    *st = r.status;
+    j = resp_json(&r);
+    resp_free(&r);
+    return j;
+}
+
+static long long count_of(const char *path)
+{
+    long st;
+    json_t *j = rest("GET", path, NULL, NULL, &st);
+    long long n = jint_at(j, "count");
+
+    assert_int_equal(st, 200);
+    assert_int_equal(n, json_array_size(json_object_get(j, "response")));
+    json_decref(j);
+    return n;
+}
+
+/* Employees carry their import's source; a commit replaces that source's part of the
+   directory (deactivating who is missing), GET /api/1/employees?source= counts one source,
+   and /_sim/employees reports staged, live, deactivated and commits per source. */
+static void test_import_replaces_source(void **state)
+{
+    long st;
+    json_t *j;
+    char path[64];
+    long long h1;
+    (void)state;
+
+    /* created through the REST: no source, whatever the record says */
+    j = rest("POST", "/api/1/employees", NULL,
+             "{\"record\":{\"client_employee_id\":\"P1\",\"first_name\":\"Pat\",\"source\":"
+             "\"API\"}}",
+             &st);
+    assert_int_equal(st, 201);
+    assert_true(json_is_null(jpath(j, "response.source")));
+    assert_true(json_is_true(jpath(j, "response.active")));
+    json_decref(j);
+
+    stage(&sim, "HR", "H1 H2 H3");
+    stage(&sim, "AzureAD", "A1 A2");
+    j = commit_on(&sim, "HR", &st);
+    assert_int_equal(st, 200);
+    assert_int_equal(jint_at(j, "created"), 3);
+    assert_int_equal(jint_at(j, "deactivated"), 0);
+    json_decref(j);
+    json_decref(commit_on(&sim, "AzureAD", &st));
+    assert_int_equal(st, 200);
+
+    assert_int_equal(count_of("/api/1/employees?source=HR"), 3);
+    assert_int_equal(count_of("/api/1/employees?source=AzureAD"), 2);
+    assert_int_equal(count_of("/api/1/employees?source=Nobody"), 0);
+    assert_int_equal(count_of("/api/1/employees"), 7); /* + the demo's E900 and P1 */
+    assert_int_equal(count_of("/api/1/employees?source=HR&client_employee_id=A1"), 0);
+    assert_int_equal(count_of("/api/1/employees?source=AzureAD&client_employee_id=A1"), 1);
+    j = rest("GET", "/api/1/employees?source=HR", NULL, NULL, &st);
+    assert_string_equal(jstr_at(j, "response.0.source"), "HR");
+    h1 = jint_at(j, "response.0.id");
+    json_decref(j);
+    j = sim_get("/_sim/employees?summary=1");
+    assert_int_equal(jint_at(j, "sources.HR.staged"), 0);
+    assert_int_equal(jint_at(j, "sources.HR.live"), 3);
+    assert_int_equal(jint_at(j, "sources.HR.deactivated"), 0);
+    assert_int_equal(jint_at(j, "sources.HR.commits"), 1);
+    assert_string_equal(jstr_at(j, "import_mode"), "replace");
+    json_decref(j);
+
+    /* a commit over an empty staging: all of HR is deactivated, nobody else */
+    j = commit_on(&sim, "HR", &st);
+    assert_int_equal(st, 200);
+    assert_int_equal(jint_at(j, "created") + jint_at(j, "updated"), 0);
+    assert_int_equal(jint_at(j, "deactivated"), 3);
+    assert_int_equal(jint_at(j, "live"), 4);
+    json_decref(j);
+    assert_int_equal(count_of("/api/1/employees?source=HR"), 0);
+    assert_int_equal(count_of("/api/1/employees?source=AzureAD"), 2);
+    assert_int_equal(count_of("/api/1/employees?client_employee_id=H1"), 0);
+    assert_int_equal(count_of("/api/1/employees?client_employee_id=P1"), 1);
+    snprintf(path, sizeof(path), "/api/1/employees/%lld", h1);
+    j = rest("GET", path, NULL, NULL, &st);
+    assert_int_equal(st, 200);
+    assert_true(json_is_false(jpath(j, "response.active")));
+    assert_string_equal(jstr_at(j, "response.source"), "HR");
+    json_decref(j);
+    j = sim_get("/_sim/employees?summary=1");
+    assert_int_equal(jint_at(j, "sources.HR.live"), 0);
+    assert_int_equal(jint_at(j, "sources.HR.deactivated"), 3);
+    assert_int_equal(jint_at(j, "sources.HR.commits"), 2);
+    assert_int_equal(jint_at(j, "deactivated_count"), 3);
+    json_decref(j);
+
+    /* staged again, the same employee comes back */
+    stage(&sim, "HR", "H1");
+    j = commit_on(&sim, "HR", &st);
+    assert_int_equal(jint_at(j, "updated"), 1);
+    assert_int_equal(jint_at(j, "reactivated"), 1);
+    json_decref(j);
+    j = rest("GET", "/api/1/employees?source=HR", NULL, NULL, &st);
+    assert_int_equal(jint_at(j, "count"), 1);
+    assert_int_equal(jint_at(j, "response.0.id"), h1);
+    assert_true(json_is_true(jpath(j, "response.0.active")));
+    json_decref(j);
+
+    /* a faulted commit is not applied and not counted */
+    {
+        char url[256];
+        assert_int_equal(th_http("POST",
+                                 url_of(url, sizeof(url), sim.officespace_url, "/_sim/faults"),
+                                 "503x1:path=/api/1/employee_directory", NULL),
+                         200);
+    }
+    json_decref(commit_on(&sim, "AzureAD", &st));
+    assert_int_equal(st, 503);
+    assert_int_equal(count_of("/api/1/employees?source=AzureAD"), 2);
+    /* GraphQL employeeLoad replaces the same way */
+    j = os_gql(GQL_AUTH, "mutation { employeeLoad(source: \"AzureAD\") { status } }", NULL, &st);
+    assert_string_equal(jstr_at(j, "data.employeeLoad.status"), "success");
+    json_decref(j);
+    j = sim_get("/_sim/employees?summary=1");
+    assert_int_equal(jint_at(j, "sources.AzureAD.live"), 0);
+    assert_int_equal(jint_at(j, "sources.AzureAD.deactivated"), 2);
+    assert_int_equal(jint_at(j, "sources.AzureAD.commits"), 2);
+    assert_int_equal(jint_at(j, "live_count"), 3); /* E900, P1, H1 */
+    json_decref(j);
+}
+
+/* --import-mode upsert: the old behaviour, nobody is ever deactivated. */
+static void test_import_mode_upsert(void **state)
+{
+    const char *extra[] = {"--import-mode", "upsert", NULL};
+    struct th_sim up;
+    char url[256];
+    long st;
+    json_t *j;
+    (void)state;
+
+    assert_int_equal(th_sim_start(&up, extra), 0);
+    stage(&up, "HR", "H1 H2 H3");
+    json_decref(commit_on(&up, "HR", &st));
+    assert_int_equal(st, 200);
+    stage(&up, "HR", "H1");
+    j = commit_on(&up, "HR", &st);
+    assert_int_equal(jint_at(j, "updated"), 1);
+    assert_int_equal(jint_at(j, "deactivated"), 0);
+    json_decref(j);
+    j = commit_on(&up, "HR", &st);
+    assert_int_equal(jint_at(j, "deactivated"), 0);
+    json_decref(j);
+    j = th_get_json(url_of(url, sizeof(url), up.officespace_url, "/_sim/employees?summary=1"));
+    assert_string_equal(jstr_at(j, "import_mode"), "upsert");
+    assert_int_equal(jint_at(j, "sources.HR.live"), 3);
+    assert_int_equal(jint_at(j, "sources.HR.deactivated"), 0);
+    assert_int_equal(jint_at(j, "sources.HR.commits"), 3);
+    json_decref(j);
+    assert_int_equal(th_sim_stop(&up), 0);
+}
+
+/* A scenario's employee with a "source" belongs to that source; one without has none. */
+static void test_seeded_source(void **state)
+{
+    char *path = th_write_file(
+        "seeded.json", "{\"sites\": [{\"id\": \"SITEseed\"}], \"officespace\": {\"employees\": ["
+                       "{\"client_employee_id\": \"S1\", \"source\": \"HRIS\"},"
+                       "{\"client_employee_id\": \"S2\"}]}}");
+    const char *extra[] = {"--scenario", path, NULL};
+    struct th_sim seeded;
+    char url[256];
+    long st;
+    json_t *j;
+    (void)state;
+
+    assert_int_equal(th_sim_start(&seeded, extra), 0);
+    j = th_get_json(url_of(url, sizeof(url), seeded.officespace_url, "/_sim/employees?summary=1"));
+    assert_int_equal(jint_at(j, "live_count"), 2);
+    assert_int_equal(jint_at(j, "sources.HRIS.live"), 1);
+    json_decref(j);
+    j = commit_on(&seeded, "HRIS", &st);
+    assert_int_equal(st, 200);
+    assert_int_equal(jint_at(j, "deactivated"), 1);
+    assert_int_equal(jint_at(j, "live"), 1); /* S2 has no source: untouched */
+    json_decref(j);
+    assert_int_equal(th_sim_stop(&seeded), 0);
+    free(path);
+    th_tmpdir_cleanup();
 }
 
 static void test_generic_resources(void **state)
@@ -239,12 +469,6 @@ static void test_generic_resources(void **state)
     j = sim_get("/_sim/resources");
     assert_non_null(jpath(j, "resources.moves"));
     json_decref(j);
-}
-
-static json_t *os_gql(const char *auth, const char *query, json_t *vars, long *st)
-{
-    char url[256];
-    return gql(url_of(url, sizeof(url), sim.officespace_url, "/graphql"), auth, query, vars, st);
 }
 
 static void test_graphql_auth_and_sites(void **state)
@@ -474,6 +698,9 @@ int main(void)
         cmocka_unit_test_setup(test_rest_auth, reset),
         cmocka_unit_test_setup(test_list_shapes, reset),
         cmocka_unit_test_setup(test_employee_import, reset),
+        cmocka_unit_test_setup(test_import_replaces_source, reset),
+        cmocka_unit_test_setup(test_import_mode_upsert, reset),
+        cmocka_unit_test_setup(test_seeded_source, reset),
         cmocka_unit_test_setup(test_generic_resources, reset),
         cmocka_unit_test_setup(test_graphql_auth_and_sites, reset),
         cmocka_unit_test_setup(test_presence_mutations, reset),

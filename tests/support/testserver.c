@@ -1,5 +1,9 @@
 /*
  * testserver.c - scripted HTTP server for tests; see testserver.h.
+ *
+ * One mutex (mu) guards the script, the log, the knobs and the figures;
+ * it is never held while waiting. Waits (delays, holds) sleep on cv, which
+ * ts_hold(s, 0) and ts_stop() broadcast.
  */
 #include "testserver.h"
 
@@ -35,6 +39,10 @@ struct ts_server {
     struct owned_response def;
     struct ts_request *log;
     size_t nlog;
+    pthread_cond_t cv; /* with mu: delays and holds */
+    int stopping, holding;
+    int delay_ms, limit, retry_after_s;
+    struct ts_stats st; /* requests is nlog, filled in ts_get_stats() */
 };
 
 struct conn {
@@ -121,6 +129,33 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Wait until scripted_ms plus the server's delay have passed since start_ms
+ * (mu held on entry and exit). The server's delay is read again on every
+ * wake-up, so ts_set_delay() also shortens waits already running; returns
+ * early when the server stops.
+ */
+static void wait_delay(struct ts_server *s, long long start_ms, int scripted_ms)
+{
+    for (;;) {
+        long long end = start_ms + scripted_ms + s->delay_ms;
+        struct timespec ts;
+        if (s->stopping || now_ms() >= end)
+            return;
+        ts.tv_sec = (time_t)(end / 1000);
+        ts.tv_nsec = (long)(end % 1000) * 1000000L;
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **state)
@@ -131,6 +166,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     struct MHD_Response *resp;
     struct ts_request rec = {0};
     enum MHD_Result ret;
+    int limited = 0;
 
     (void)version;
     if (!cn) {
@@ -165,6 +201,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     cn->body = NULL;
 
     pthread_mutex_lock(&s->mu);
+    s->st.requests++;
     if (s->nlog < MAX_LOG) {
         struct ts_request *nl = realloc(s->log, (s->nlog + 1) * sizeof(*nl));
         if (nl) {
@@ -173,7 +210,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             memset(&rec, 0, sizeof(rec));
         }
     }
-    if (s->head != s->tail) {
+    if (s->limit > 0 && s->st.in_flight >= (size_t)s->limit) {
+        char ra[48];
+        limited = 1;
+        r.status = 429;
+        r.body = strdup("{\"error\":\"too many requests in flight\"}");
+        snprintf(ra, sizeof(ra), "Retry-After: %d\n", s->retry_after_s);
+        r.headers = s->retry_after_s >= 0 ? strdup(ra) : NULL;
+    } else if (s->head != s->tail) {
         r = s->script[s->head % MAX_SCRIPT];
         memset(&s->script[s->head % MAX_SCRIPT], 0, sizeof(r));
         s->head++;
@@ -184,13 +228,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         r.delay_ms = s->def.delay_ms;
         r.reset = s->def.reset;
     }
+    if (!limited) {
+        if (++s->st.in_flight > s->st.max_in_flight)
+            s->st.max_in_flight = s->st.in_flight;
+        wait_delay(s, now_ms(), r.delay_ms);
+        while (s->holding && !s->stopping)
+            pthread_cond_wait(&s->cv, &s->mu);
+    }
     pthread_mutex_unlock(&s->mu);
     ts_request_free(&rec);
 
-    if (r.delay_ms > 0) {
-        struct timespec ts = {r.delay_ms / 1000, (long)(r.delay_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    if (!r.body && !(r.body = strdup("")))
+        return MHD_NO;
     if (r.reset) {
         struct reset_state *st = malloc(sizeof(*st));
         st->body = r.body;
@@ -213,6 +262,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     ret = MHD_queue_response(c, (unsigned)r.status, resp);
     MHD_destroy_response(resp);
+    pthread_mutex_lock(&s->mu);
+    if (!limited)
+        s->st.in_flight--;
+    if (r.status >= 200 && r.status < 300)
+        s->st.answered_2xx++;
+    else if (r.status == 429)
+        s->st.answered_429++;
+    pthread_mutex_unlock(&s->mu);
     disown(&r);
     return ret;
 }
@@ -241,6 +298,14 @@ struct ts_server *ts_start(void)
     if (!s)
         return NULL;
     pthread_mutex_init(&s->mu, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    s->retry_after_s = -1;
     s->def.status = 200;
     s->def.body = strdup("{}");
     memset(&addr, 0, sizeof(addr));
@@ -248,7 +313,7 @@ struct ts_server *ts_start(void)
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
     s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                                MHD_USE_ERROR_LOG,
+                                MHD_USE_POLL | MHD_USE_ERROR_LOG,
                             0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, &addr,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
     if (!s->d) {
@@ -265,6 +330,11 @@ void ts_stop(struct ts_server *s)
 {
     if (!s)
         return;
+    /* release held and delayed requests first: MHD_stop_daemon joins their threads */
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
     if (s->d)
         MHD_stop_daemon(s->d);
     for (size_t i = s->head; i != s->tail; i++)
@@ -273,6 +343,7 @@ void ts_stop(struct ts_server *s)
     for (size_t i = 0; i < s->nlog; i++)
         ts_request_free(&s->log[i]);
     free(s->log);
+    pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -294,6 +365,38 @@ void ts_set_default(struct ts_server *s, const struct ts_response *r)
 {
     pthread_mutex_lock(&s->mu);
     own(&s->def, r);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void ts_set_delay(struct ts_server *s, int ms)
+{
+    pthread_mutex_lock(&s->mu);
+    s->delay_ms = ms > 0 ? ms : 0;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void ts_set_limit(struct ts_server *s, int n, int retry_after_s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->limit = n > 0 ? n : 0;
+    s->retry_after_s = retry_after_s;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void ts_hold(struct ts_server *s, int on)
+{
+    pthread_mutex_lock(&s->mu);
+    s->holding = on;
+    if (!on)
+        pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void ts_get_stats(struct ts_server *s, struct ts_stats *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->st;
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -6,6 +6,13 @@
  * queue is empty it answers the default response. Every request is recorded
  * (method, path with query, headers, body) so a test can state exactly what
  * the server received. Thread-safe: MHD serves on its own thread.
+ *
+ * Every connection has its own thread, so a delayed or held answer never
+ * stalls the others. A request is "in flight" from the moment it has been
+ * read whole until its answer is queued. With a concurrency limit N, a
+ * request that arrives while N are in flight is answered 429 at once (it
+ * is recorded, takes no scripted response and is not in flight itself).
+ * ts_stop() releases held and delayed requests before it joins them.
  */
 #ifndef OSC_TESTSERVER_H
 #define OSC_TESTSERVER_H
@@ -41,6 +48,25 @@ const char *ts_url(const struct ts_server *s);
 void ts_push(struct ts_server *s, const struct ts_response *r);
 /* The response used when the queue is empty (copied); default 200 "{}". */
 void ts_set_default(struct ts_server *s, const struct ts_response *r);
+
+/* Every answer waits ms more (besides a scripted delay_ms); 0: none. Also
+ * applies to requests already waiting (lowering it releases them). */
+void ts_set_delay(struct ts_server *s, int ms);
+/* n > 0: answer 429 (with "Retry-After: retry_after_s" when retry_after_s >= 0)
+ * to a request arriving while n are in flight; n 0: no limit. */
+void ts_set_limit(struct ts_server *s, int n, int retry_after_s);
+/* on: requests admitted from now on stay in flight until ts_hold(s, 0) (or
+ * ts_stop()), so a test can fill the server deterministically. */
+void ts_hold(struct ts_server *s, int on);
+
+struct ts_stats {
+    size_t requests;      /* received (ts_count() until the log is full) */
+    size_t in_flight;     /* now */
+    size_t max_in_flight; /* the most seen at once since ts_start() */
+    size_t answered_2xx;  /* answers queued with a 2xx status */
+    size_t answered_429;  /* ... with 429 (the limit's and scripted ones) */
+};
+void ts_get_stats(struct ts_server *s, struct ts_stats *out);
 
 /* Requests received so far. */
 size_t ts_count(struct ts_server *s);

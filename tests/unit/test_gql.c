@@ -462,8 +462,8 @@ static void test_bucket(void **state)
 
 static void test_directory_index(void **state)
 {
-    struct sim_dir *d = sim_dir_new();
-    size_t created, updated;
+    struct sim_dir *d = sim_dir_new(OSC_SIM_IMPORT_REPLACE);
+    struct sim_dir_counts c;
     char key[32];
     struct osc_buf b;
     (void)state;
@@ -489,8 +489,9 @@ static void test_directory_index(void **state)
     assert_int_equal(sim_dir_staged(d), 30000);
     assert_int_equal(sim_dir_clear(d, "new"), 0);
     assert_int_equal(sim_dir_clear(d, "odd"), 15000);
-    assert_int_equal(sim_dir_commit(d, "even", &created, &updated), 0);
-    assert_int_equal(created, 15000);
+    assert_int_equal(sim_dir_commit(d, "even", &c), 0);
+    assert_int_equal(c.created, 15000);
+    assert_int_equal(c.deactivated, 0);
     assert_int_equal(sim_dir_live(d), 15000);
     assert_int_equal(sim_dir_staged(d), 0);
     /* delete every third, then look everything up */
@@ -520,7 +521,7 @@ static void test_directory_index(void **state)
         json_decref(e);
     }
     osc_buf_init(&b, 1 << 24);
-    assert_int_equal(sim_dir_list(d, "NEW", &b), 0);
+    assert_int_equal(sim_dir_list(d, "NEW", NULL, &b), 0);
     assert_non_null(strstr(osc_buf_str(&b), "\"count\":1"));
     osc_buf_reset(&b);
     assert_int_equal(sim_dir_view(d, 1, &b), 0);
@@ -531,6 +532,143 @@ static void test_directory_index(void **state)
         json_decref(v);
     }
     osc_buf_free(&b);
+    sim_dir_free(d);
+}
+
+/* Stage ids (space-separated) under source; each record's Title is title. */
+static void stage_ids(struct sim_dir *d, const char *source, const char *ids, const char *title)
+{
+    char *copy = strdup(ids), *save = NULL;
+
+    for (char *k = strtok_r(copy, " ", &save); k; k = strtok_r(NULL, " ", &save)) {
+        json_t *rec = json_pack("{s:s,s:s,s:s}", "EmployeeId", k, "Source", source, "Title", title);
+        assert_int_equal(sim_dir_stage(d, source, k, rec), 0);
+        json_decref(rec);
+    }
+    free(copy);
+}
+
+static json_t *view(const struct sim_dir *d, int detail)
+{
+    struct osc_buf b;
+    json_t *v;
+
+    osc_buf_init(&b, 1 << 24);
+    assert_int_equal(sim_dir_view(d, detail, &b), 0);
+    v = json_loads(osc_buf_str(&b), 0, NULL);
+    osc_buf_free(&b);
+    assert_non_null(v);
+    return v;
+}
+
+static long long src_stat(json_t *v, const char *source, const char *what)
+{
+    return json_integer_value(
+        json_object_get(json_object_get(json_object_get(v, "sources"), source), what));
+}
+
+/* A replacing commit deactivates the source's employees missing from its staging, only
+   those, and a later commit that stages them again brings them back under the same id. */
+static void test_directory_replace(void **state)
+{
+    struct sim_dir *d = sim_dir_new(OSC_SIM_IMPORT_REPLACE);
+    struct sim_dir_counts c;
+    json_t *v, *e, *own = json_pack("{s:s}", "client_employee_id", "OWN");
+    int64_t a3;
+    (void)state;
+
+    assert_true(sim_dir_create(d, own, NULL) > 0); /* no source: never deactivated */
+    json_decref(own);
+    stage_ids(d, "A", "A1 A2 A3", "t1");
+    stage_ids(d, "B", "B1 B2", "t1");
+    assert_int_equal(sim_dir_commit(d, "A", &c), 0);
+    assert_int_equal(c.created, 3);
+    assert_int_equal(sim_dir_commit(d, "B", &c), 0);
+    assert_int_equal(sim_dir_live(d), 6);
+    a3 = sim_dir_find(d, "A3");
+
+    /* A again without A3, and B2 moves to A */
+    stage_ids(d, "A", "A1 A2 B2", "t2");
+    assert_int_equal(sim_dir_commit(d, "A", &c), 0);
+    assert_int_equal(c.created, 0);
+    assert_int_equal(c.updated, 3);
+    assert_int_equal(c.deactivated, 1);
+    assert_int_equal(sim_dir_live(d), 5);
+    e = sim_dir_render(d, a3);
+    assert_true(json_is_false(json_object_get(e, "active")));
+    assert_string_equal(json_string_value(json_object_get(e, "source")), "A");
+    json_decref(e);
+    e = sim_dir_render(d, sim_dir_find(d, "B2"));
+    assert_string_equal(json_string_value(json_object_get(e, "source")), "A");
+    assert_string_equal(json_string_value(json_object_get(e, "title")), "t2");
+    json_decref(e);
+    v = view(d, 1);
+    assert_int_equal(src_stat(v, "A", "live"), 3);
+    assert_int_equal(src_stat(v, "A", "deactivated"), 1);
+    assert_int_equal(src_stat(v, "A", "commits"), 2);
+    assert_int_equal(src_stat(v, "B", "live"), 1);
+    assert_int_equal(src_stat(v, "B", "deactivated"), 0);
+    assert_int_equal(json_integer_value(json_object_get(v, "deactivated_count")), 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(v, "deactivated"), 0)),
+                        "A3");
+    json_decref(v);
+
+    /* the list filters: active only, by source */
+    {
+        struct osc_buf b;
+        osc_buf_init(&b, 1 << 24);
+        assert_int_equal(sim_dir_list(d, "A3", NULL, &b), 0);
+        assert_string_equal(osc_buf_str(&b), "{\"count\":0,\"response\":[]}");
+        osc_buf_reset(&b);
+        assert_int_equal(sim_dir_list(d, NULL, "A", &b), 0);
+        v = json_loads(osc_buf_str(&b), 0, NULL);
+        assert_int_equal(json_integer_value(json_object_get(v, "count")), 3);
+        assert_int_equal(json_array_size(json_object_get(v, "response")), 3);
+        json_decref(v);
+        osc_buf_reset(&b);
+        assert_int_equal(sim_dir_list(d, "B1", "A", &b), 0);
+        assert_string_equal(osc_buf_str(&b), "{\"count\":0,\"response\":[]}");
+        osc_buf_reset(&b);
+        assert_int_equal(sim_dir_list(d, NULL, "nobody", &b), 0);
+        assert_string_equal(osc_buf_str(&b), "{\"count\":0,\"response\":[]}");
+        osc_buf_free(&b);
+    }
+
+    /* A3 staged again: the same employee, active again */
+    stage_ids(d, "A", "A1 A2 A3 B2", "t3");
+    assert_int_equal(sim_dir_commit(d, "A", &c), 0);
+    assert_int_equal(c.reactivated, 1);
+    assert_int_equal(c.deactivated, 0);
+    assert_int_equal(sim_dir_find(d, "A3"), a3);
+    assert_int_equal(sim_dir_live(d), 6);
+
+    /* an empty staging replaces A with nothing: all of A goes, B and OWN stay */
+    assert_int_equal(sim_dir_commit(d, "A", &c), 0);
+    assert_int_equal(c.deactivated, 4);
+    assert_int_equal(sim_dir_live(d), 2);
+    /* a deleted employee is gone from every count */
+    assert_int_equal(sim_dir_delete(d, a3), 0);
+    v = view(d, 0);
+    assert_int_equal(src_stat(v, "A", "deactivated"), 3);
+    assert_int_equal(src_stat(v, "A", "commits"), 4);
+    assert_int_equal(json_integer_value(json_object_get(v, "live_count")), 2);
+    assert_string_equal(json_string_value(json_object_get(v, "import_mode")), "replace");
+    json_decref(v);
+    sim_dir_free(d);
+
+    /* upsert mode: the same sequence deactivates nobody */
+    d = sim_dir_new(OSC_SIM_IMPORT_UPSERT);
+    stage_ids(d, "A", "A1 A2 A3", "t1");
+    assert_int_equal(sim_dir_commit(d, "A", &c), 0);
+    stage_ids(d, "A", "A1", "t2");
+    assert_int_equal(sim_dir_commit(d, "A", &c), 0);
+    assert_int_equal(c.deactivated, 0);
+    assert_int_equal(sim_dir_commit(d, "A", &c), 0);
+    assert_int_equal(sim_dir_live(d), 3);
+    v = view(d, 0);
+    assert_string_equal(json_string_value(json_object_get(v, "import_mode")), "upsert");
+    assert_int_equal(src_stat(v, "A", "commits"), 3);
+    json_decref(v);
     sim_dir_free(d);
 }
 
@@ -577,11 +715,17 @@ static void test_inprocess_api(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_errors),  cmocka_unit_test(test_parse_valid),
-        cmocka_unit_test(test_parse_bounds),  cmocka_unit_test(test_validation),
-        cmocka_unit_test(test_execution),     cmocka_unit_test(test_values),
-        cmocka_unit_test(test_bad_scenarios), cmocka_unit_test(test_fault_rules),
-        cmocka_unit_test(test_bucket),        cmocka_unit_test(test_directory_index),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_parse_valid),
+        cmocka_unit_test(test_parse_bounds),
+        cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_execution),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_bad_scenarios),
+        cmocka_unit_test(test_fault_rules),
+        cmocka_unit_test(test_bucket),
+        cmocka_unit_test(test_directory_index),
+        cmocka_unit_test(test_directory_replace),
         cmocka_unit_test(test_inprocess_api),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
