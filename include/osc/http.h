@@ -11,6 +11,8 @@
  * osc_http_classify(), the only place where that decision is made.
  * Credentials are passed as (auth, secret) and turned into the header here;
  * the secret never reaches a log line (it is registered for redaction).
+ * Only http:// and https:// URLs are used (redirects included): any other
+ * scheme fails as CURLE_UNSUPPORTED_PROTOCOL before a connection is made.
  */
 #ifndef OSC_HTTP_H
 #define OSC_HTTP_H
@@ -23,8 +25,8 @@
 
 enum osc_http_outcome {
     OSC_HTTP_SENT = 0, /* 2xx: the server took it */
-    OSC_HTTP_RETRY,    /* 408, 429, 5xx, transport errors: try again later */
-    OSC_HTTP_REJECT    /* other statuses, malformed URLs: retrying cannot help */
+    OSC_HTTP_RETRY,    /* 408, 429, 5xx, transient transport errors: try again later */
+    OSC_HTTP_REJECT    /* other statuses, permanent transport errors: retrying cannot help */
 };
 
 enum osc_http_auth {
@@ -41,6 +43,9 @@ struct osc_http_opts {
     int no_verify_tls;       /* 1 turns certificate checks off */
     const char *ca_file;     /* copied */
     int max_in_flight;       /* 0: 4 */
+    /* Config section whose verify_tls/ca_file apply ("officespace", "mapped"),
+     * named in the advice of TLS errors; copied; NULL: both are named. */
+    const char *conf_section;
 };
 
 /* Everything is borrowed until the request completes. */
@@ -59,7 +64,8 @@ struct osc_http_request {
 struct osc_http_response {
     long status;            /* 0 when no response arrived */
     int transport;          /* CURLcode; 0 when the exchange completed */
-    char error[256];        /* transport error text */
+    char error[512];        /* transport error text; for a permanent one the
+                               osc_http_transport_message() sentence */
     struct osc_buf body;    /* up to max_response bytes */
     int truncated;          /* the body was longer than max_response */
     struct osc_buf headers; /* raw response header lines (bounded) */
@@ -101,13 +107,45 @@ int osc_http_max_in_flight(const struct osc_http *h);
 /*
  * Blocking request. Returns 0 when a response arrived (whatever its status;
  * see resp->status and resp->outcome) or OSC_ETRANSPORT with err saying why
- * (resp->outcome tells whether retrying may help).
+ * (resp->outcome tells whether retrying may help; for a permanent transport
+ * error err->msg is the resp->error sentence alone).
  */
 int osc_http_perform(struct osc_http *h, const struct osc_http_request *req,
                      struct osc_http_response *resp, struct osc_err *err);
 
-/* The outcome of a status (0 if none) and a CURLcode (0 if none). */
+/*
+ * The outcome of a status (0 if none) and a CURLcode (0 if none). A
+ * transport error is RETRY unless osc_http_transport_permanent() says
+ * otherwise, then REJECT.
+ */
 enum osc_http_outcome osc_http_classify(long status, int transport);
+
+/*
+ * 1 when transport error curlcode (a CURLcode) is one retrying cannot fix,
+ * because the same request fails the same way until a person changes the
+ * configuration or the server: the server's certificate failed verification
+ * (untrusted issuer, wrong host name, bad OCSP status), the CA file cannot
+ * be loaded, a client certificate, CRL, cipher or TLS engine setting is
+ * wrong, the pinned key differs, the URL is malformed or its scheme is not
+ * http/https (also a server that does not speak HTTP: curl reports an
+ * HTTP/0.9 answer the same way), or this libcurl lacks a needed feature.
+ * 0 for everything else (refused, reset, timed out, DNS, a TLS handshake
+ * that broke off), and for 0.
+ */
+int osc_http_transport_permanent(int curlcode);
+
+/*
+ * A sentence for a person about transport error curlcode on url: what
+ * failed, curl's detail text (may be NULL) and, for a permanent error, what
+ * to change, e.g. "TLS certificate verification failed for
+ * https://HOST:PORT: <detail>; set officespace.ca_file to ...". Only the
+ * URL's scheme, host and port are shown (never its user, password, path or
+ * query, which may hold a token), and registered secrets are redacted.
+ * conf_section as in struct osc_http_opts. Writes at most cap bytes
+ * (NUL-terminated) into out and returns out.
+ */
+const char *osc_http_transport_message(int curlcode, const char *url, const char *detail,
+                                       const char *conf_section, char *out, size_t cap);
 const char *osc_http_outcome_name(enum osc_http_outcome o);
 
 /*

@@ -74,6 +74,7 @@ struct dlv_batch {
     struct osc_http_response resp;
     struct dlv_batch *next_ready;
     struct dlv_sender *snd; /* while on the wire */
+    uint64_t cc_ticket;     /* the concurrency controller's ticket of this attempt */
     int final;              /* enum dlv_final, once it ended */
     struct dlv_key_slot *keys; /* upsert_employees: EmployeeIds and Emails in this batch */
     size_t keys_cap, nkeys;
@@ -225,7 +226,7 @@ struct dlv_sender_hooks {
 
 struct dlv_sender {
     struct osc_http *http; /* NULL in dry runs */
-    struct osc_cc cc;
+    struct osc_cc *cc;
     const struct osc_conf_destination *dest;
     const char *secret;
     const struct osc_clock *clock;

@@ -26,7 +26,6 @@
 #define TICK_MS              250
 #define WEBHOOK_DRAIN_MS     5000
 #define PUMP_EVERY           64
-#define LIMIT_MAX_DEFAULT    64
 
 static int64_t now_ms(const struct osc_delivery *d) { return osc_clock_mono_ms(d->opts.clock); }
 
@@ -186,13 +185,14 @@ struct osc_delivery *osc_delivery_new(const struct osc_config *cfg, const char *
     ho.timeout_ms = (long)t->timeout_ms;
     ho.no_verify_tls = !cfg->officespace.verify_tls;
     ho.ca_file = cfg->officespace.ca_file;
+    ho.conf_section = "officespace";
     if (dlv_outcome_init(&d->out, t, d->dl_path, d->opts.dry_run ? NULL : &ho,
                          !d->opts.dry_run && !d->opts.single_request, &d->st, err))
         goto fail;
     d->out.in_test = d->opts.single_request;
     d->out.on_call = d->opts.on_call;
     d->out.ud = d->opts.ud;
-    limit = t->max_in_flight > 0 ? (size_t)t->max_in_flight : LIMIT_MAX_DEFAULT;
+    limit = t->max_in_flight > 0 ? (size_t)t->max_in_flight : OSC_CC_LIMIT_MAX_DEFAULT;
     groups = d->rq.templated ? MAX_GROUPS_TEMPLATED : 1;
     d->window = limit;
     if (dlv_batcher_init(&d->bt, limit + groups + 1, groups,

@@ -33,7 +33,8 @@ int dlv_sender_init(struct dlv_sender *s, const struct osc_config *cfg,
                     const struct dlv_sender_hooks *hooks, struct osc_err *err)
 {
     struct osc_http_opts ho = {0};
-    int fixed = (int)t->max_in_flight, limit_max = 64;
+    int fixed = (int)t->max_in_flight, limit_max = OSC_CC_LIMIT_MAX_DEFAULT;
+    struct osc_cc_opts cco = {0};
 
     memset(s, 0, sizeof(*s));
     s->dest = t;
@@ -47,13 +48,17 @@ int dlv_sender_init(struct dlv_sender *s, const struct osc_config *cfg,
     s->single_request = opts->single_request;
     s->hooks = *hooks;
     s->rng = opts->seed ? opts->seed : (uint64_t)osc_clock_wall_ms(NULL) | 1;
-    osc_cc_init(&s->cc, fixed, limit_max);
+    cco.fixed = fixed;
+    cco.limit_max = limit_max;
+    if (!(s->cc = osc_cc_new(&cco)))
+        return osc_err_set(err, OSC_ENOMEM, "out of memory");
     if (s->dry_run)
         return 0;
     ho.connect_timeout_ms = (long)cfg->officespace.connect_timeout_ms;
     ho.timeout_ms = (long)t->timeout_ms;
     ho.no_verify_tls = !cfg->officespace.verify_tls;
     ho.ca_file = cfg->officespace.ca_file;
+    ho.conf_section = "officespace";
     ho.max_in_flight = fixed > 0 ? fixed : limit_max;
     return (s->http = osc_http_new(&ho, err)) ? 0 : (err && err->code ? err->code : OSC_ENOMEM);
 }
@@ -62,6 +67,8 @@ void dlv_sender_free(struct dlv_sender *s)
 {
     osc_http_free(s->http); /* aborts transfers that point into batches */
     s->http = NULL;
+    osc_cc_free(s->cc);
+    s->cc = NULL;
 }
 
 void dlv_sender_queue(struct dlv_sender *s, struct dlv_batch *b, int front)
@@ -92,23 +99,6 @@ static struct dlv_batch *ready_pop(struct dlv_sender *s)
         b->next_ready = NULL;
     }
     return b;
-}
-
-/* Errors no retry can fix: the certificate, the CA file, the scheme. */
-static int transport_permanent(int code)
-{
-    switch (code) {
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_NOT_BUILT_IN:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_CRL_BADFILE: return 1;
-    default: return 0;
-    }
 }
 
 static void end(struct dlv_sender *s, struct dlv_batch *b, enum dlv_final f, const char *reason)
@@ -164,6 +154,8 @@ static int submit(struct dlv_sender *s, struct dlv_batch *b)
         b->state = DLV_READY;
         return rc;
     }
+    if (rc == 0)
+        b->cc_ticket = osc_cc_sent(s->cc);
     if (rc) {
         char why[256];
         snprintf(why, sizeof(why), "gave up: the request could not be sent: %s%s",
@@ -176,10 +168,10 @@ static int submit(struct dlv_sender *s, struct dlv_batch *b)
 }
 
 /* What a finished answer tells the concurrency controller. */
-static enum osc_cc_signal cc_signal(const struct osc_http_response *r, enum osc_http_outcome o)
+static enum osc_cc_class cc_class(const struct osc_http_response *r, enum osc_http_outcome o)
 {
     if (o == OSC_HTTP_SENT)
-        return OSC_CC_OK;
+        return OSC_CC_SUCCESS;
     if (r->status == 429 || r->status == 503 || r->transport == CURLE_OPERATION_TIMEDOUT)
         return OSC_CC_BACKPRESSURE;
     return OSC_CC_ERROR;
@@ -199,7 +191,7 @@ static void on_done(void *ud, struct osc_http_response *r)
     } else {
         o = osc_retry_classify(rp, r->status, r->transport);
         s->requests++;
-        osc_cc_on_response(&s->cc, now, now - b->sent_ms, cc_signal(r, o));
+        osc_cc_done(s->cc, b->cc_ticket, (double)(now - b->sent_ms), cc_class(r, o));
     }
     s->hooks.call(s->hooks.ud, b, s->dry_run ? NULL : r, o);
     if (o == OSC_HTTP_SENT) {
@@ -207,8 +199,8 @@ static void on_done(void *ud, struct osc_http_response *r)
         end(s, b, DLV_ACCEPTED, NULL);
         return;
     }
-    if (r->transport && transport_permanent(r->transport)) {
-        snprintf(reason, sizeof(reason), "%s: %s", b->url, r->error);
+    if (r->transport && osc_http_transport_permanent(r->transport)) {
+        snprintf(reason, sizeof(reason), "%s", r->error); /* the message says what to fix */
         s->stop = 1;
         end(s, b, DLV_FATAL, reason);
         return;
@@ -275,7 +267,7 @@ static int may_submit(const struct dlv_sender *s)
 
     if (s->dry_run)
         return 1;
-    limit = osc_cc_limit(&s->cc);
+    limit = osc_cc_limit(s->cc);
     if (limit > osc_http_max_in_flight(s->http))
         limit = osc_http_max_in_flight(s->http);
     return osc_http_in_flight(s->http) < limit;

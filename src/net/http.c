@@ -6,7 +6,8 @@
  * attached). Easy handles are reset and reused so connections, DNS and TLS
  * sessions stay cached in the multi handle. Request bodies are never copied:
  * libcurl reads them from the caller's memory (CURLOPT_POSTFIELDS), which
- * the caller keeps alive until the callback.
+ * the caller keeps alive until the callback. Every handle is limited to http
+ * and https; a permanent transport error's text is the actionable sentence.
  */
 #include "osc/http.h"
 
@@ -42,6 +43,7 @@ struct osc_http {
     CURLM *multi;
     struct osc_http_opts opts;
     char *ca_file;
+    char *conf_section;
     struct xfer *free_list;
     struct xfer *active; /* in flight, so osc_http_free() can abort them */
     int in_flight;
@@ -49,23 +51,138 @@ struct osc_http {
 
 /* ---- classification ---------------------------------------------------- */
 
+int osc_http_transport_permanent(int curlcode)
+{
+    switch (curlcode) {
+    /* the server's certificate: the same certificate fails the same way */
+    case CURLE_PEER_FAILED_VERIFICATION: /* untrusted issuer, wrong name (was SSL_CACERT) */
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    /* local TLS settings: files and options read the same way every time */
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    /* the URL, or what this libcurl can do */
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_FUNCTION_NOT_FOUND:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+    case CURLE_UNKNOWN_OPTION: return 1;
+    default: return 0;
+    }
+}
+
 enum osc_http_outcome osc_http_classify(long status, int transport)
 {
-    if (transport != CURLE_OK) {
-        switch (transport) {
-        case CURLE_URL_MALFORMAT:
-        case CURLE_UNSUPPORTED_PROTOCOL:
-        case CURLE_NOT_BUILT_IN: return OSC_HTTP_REJECT;
-        default:
-            /* refused, reset, timed out, DNS, TLS handshake: the next try may work */
-            return OSC_HTTP_RETRY;
-        }
-    }
+    if (transport != CURLE_OK)
+        /* refused, reset, timed out, DNS, a broken handshake: the next try may work */
+        return osc_http_transport_permanent(transport) ? OSC_HTTP_REJECT : OSC_HTTP_RETRY;
     if (status >= 200 && status < 300)
         return OSC_HTTP_SENT;
     if (status == 408 || status == 429 || status >= 500)
         return OSC_HTTP_RETRY;
     return OSC_HTTP_REJECT;
+}
+
+/*
+ * "scheme://host[:port]" of url into out, never its user, password, path or
+ * query (they may hold a token). scheme gets the scheme alone (lower case).
+ * An unparsable URL gives "the URL" and an empty scheme.
+ */
+static void url_origin(const char *url, char *out, size_t cap, char *scheme, size_t scap)
+{
+    CURLU *u = url ? curl_url() : NULL;
+    char *sch = NULL, *host = NULL, *port = NULL;
+
+    snprintf(out, cap, "the URL");
+    scheme[0] = '\0';
+    if (!u || curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &sch, 0) != CURLUE_OK)
+        goto out;
+    snprintf(scheme, scap, "%s", sch);
+    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+        host = NULL;
+    if (curl_url_get(u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
+        port = NULL;
+    snprintf(out, cap, "%s://%s%s%s", sch, host ? host : "", port ? ":" : "", port ? port : "");
+out:
+    curl_free(sch);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+}
+
+const char *osc_http_transport_message(int curlcode, const char *url, const char *detail,
+                                       const char *conf_section, char *out, size_t cap)
+{
+    char origin[300], scheme[32], key[64];
+    const char *what = detail && *detail ? detail : curl_easy_strerror((CURLcode)curlcode);
+
+    if (!cap)
+        return out;
+    url_origin(url, origin, sizeof(origin), scheme, sizeof(scheme));
+    if (conf_section)
+        snprintf(key, sizeof(key), "%s.ca_file", conf_section);
+    else
+        snprintf(key, sizeof(key), "ca_file (officespace.ca_file, mapped.ca_file)");
+    switch (curlcode) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        snprintf(out, cap,
+                 "TLS certificate verification failed for %s: %s; set %s to the CA that signed "
+                 "the server's certificate (a private CA) or fix the server's certificate",
+                 origin, what, key);
+        break;
+    case CURLE_SSL_CACERT_BADFILE:
+        snprintf(out, cap,
+                 "cannot load the CA file to verify %s: %s; %s must name a readable PEM file of "
+                 "CA certificates",
+                 origin, what, key);
+        break;
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        snprintf(out, cap, "the public key of %s is not the pinned one: %s", origin, what);
+        break;
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+        snprintf(out, cap, "the local TLS setup for %s is unusable: %s; check the TLS settings",
+                 origin, what);
+        break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        if (scheme[0] && strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
+            snprintf(out, cap,
+                     "unsupported URL scheme \"%s\" in %s: osconnect sends only http:// and "
+                     "https:// requests; fix the URL",
+                     scheme, origin);
+        else
+            snprintf(out, cap,
+                     "%s does not answer HTTP: %s; check the URL's scheme (http or https) and port",
+                     origin, what);
+        break;
+    case CURLE_URL_MALFORMAT:
+        snprintf(out, cap, "malformed URL (%s): %s; fix the URL in the configuration", origin,
+                 what);
+        break;
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_FUNCTION_NOT_FOUND:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+    case CURLE_UNKNOWN_OPTION:
+        snprintf(out, cap, "this libcurl cannot make the request to %s: %s", origin, what);
+        break;
+    default: snprintf(out, cap, "%s: %s", origin, what); break;
+    }
+    osc_redact(out, cap);
+    return out;
 }
 
 const char *osc_http_outcome_name(enum osc_http_outcome o)
@@ -220,6 +337,9 @@ struct osc_http *osc_http_new(const struct osc_http_opts *opts, struct osc_err *
     if (opts && opts->ca_file && !(h->ca_file = strdup(opts->ca_file)))
         goto nomem;
     h->opts.ca_file = h->ca_file;
+    if (opts && opts->conf_section && !(h->conf_section = strdup(opts->conf_section)))
+        goto nomem;
+    h->opts.conf_section = h->conf_section;
     if (!(h->multi = curl_multi_init()))
         goto nomem;
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->opts.max_in_flight * 2);
@@ -258,6 +378,7 @@ void osc_http_free(struct osc_http *h)
     if (h->multi)
         curl_multi_cleanup(h->multi);
     free(h->ca_file);
+    free(h->conf_section);
     free(h);
 }
 
@@ -302,7 +423,11 @@ static int setup(struct osc_http *h, struct xfer *x, const struct osc_http_reque
 
     curl_easy_reset(e);
     curl_easy_setopt(e, CURLOPT_URL, req->url);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* ftp://, file://, ... fail as CURLE_UNSUPPORTED_PROTOCOL before any connection;
+     * a libcurl that cannot restrict must not be used at all */
+    if (curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK)
+        return OSC_EINVAL;
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, OSC_USER_AGENT);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->opts.connect_timeout_ms);
@@ -407,9 +532,17 @@ static void finish(struct osc_http *h, CURLMsg *msg)
     curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME, &secs);
     r->seconds = secs;
     if (r->transport != CURLE_OK) {
-        snprintf(r->error, sizeof(r->error), "%s",
-                 x->errbuf[0] ? x->errbuf : curl_easy_strerror(msg->data.result));
-        osc_redact(r->error, sizeof(r->error));
+        const char *detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(msg->data.result);
+        char *url = NULL;
+        if (osc_http_transport_permanent(r->transport)) {
+            /* the sentence a person acts on; the effective URL is the request's */
+            curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
+            osc_http_transport_message(r->transport, url, detail, h->opts.conf_section, r->error,
+                                       sizeof(r->error));
+        } else {
+            snprintf(r->error, sizeof(r->error), "%s", detail);
+            osc_redact(r->error, sizeof(r->error));
+        }
     }
     r->outcome = osc_http_classify(r->status, r->transport);
     curl_multi_remove_handle(h->multi, x->easy);
@@ -469,6 +602,8 @@ int osc_http_perform(struct osc_http *h, const struct osc_http_request *req,
                            osc_strerror(rc));
     while (!st.done)
         osc_http_run(h, 1000);
+    if (resp->transport && osc_http_transport_permanent(resp->transport))
+        return osc_err_set(err, OSC_ETRANSPORT, "%s", resp->error);
     if (resp->transport)
         return osc_err_set(err, OSC_ETRANSPORT, "%s %s: %s", req->method, req->url, resp->error);
     return 0;

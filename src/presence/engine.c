@@ -134,12 +134,14 @@ int osc_presence_new(const struct osc_config *cfg, const struct osc_presence_opt
     mo.timeout_ms = (long)cfg->mapped.timeout_ms;
     mo.no_verify_tls = !cfg->mapped.verify_tls;
     mo.ca_file = cfg->mapped.ca_file;
+    mo.conf_section = "mapped";
     mo.max_response = (size_t)cfg->presence.max_response;
     mo.max_in_flight = 1;
     oo.timeout_ms = (long)cfg->officespace.timeout_ms;
     oo.connect_timeout_ms = (long)cfg->officespace.connect_timeout_ms;
     oo.no_verify_tls = !cfg->officespace.verify_tls;
     oo.ca_file = cfg->officespace.ca_file;
+    oo.conf_section = "officespace";
     oo.max_in_flight = 1;
     if (!(p->mapped_http = osc_http_new(&mo, err)) || !(p->os_http = osc_http_new(&oo, err))) {
         rc = OSC_ENOMEM;
@@ -436,6 +438,11 @@ static int push_chunk(struct osc_presence *p, struct osc_presence_item *items, s
             goto out;
         }
         api_error(p, OSC_METRICS_OFFICESPACE, osc_metrics_class_of(rc ? 0 : resp.status));
+        if (rc && osc_http_transport_permanent(resp.transport)) {
+            /* a certificate or URL problem: no retry; err says what to fix */
+            rc = err->code = OSC_EHTTP;
+            goto out;
+        }
         if (rc == 0)
             osc_err_set(err, OSC_EUNAVAIL, "OfficeSpace answered HTTP %ld", resp.status);
         rc = OSC_EUNAVAIL;
@@ -562,8 +569,8 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
         /* a stop ends the cycle in progress: every chunk is still sent once (retry waits are
          * skipped) */
         r = push_chunk(p, chunk, n, deadline, rep, &perr);
-        if (r == OSC_EAUTH) {
-            auth = 1;
+        if (r == OSC_EAUTH || r == OSC_EHTTP) { /* the next chunks would fail alike */
+            auth = r == OSC_EAUTH;
             push_rc = r;
             break;
         }

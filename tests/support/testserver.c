@@ -33,6 +33,7 @@ struct ts_server {
     struct MHD_Daemon *d;
     int port;
     char url[64];
+    char *cert_pem, *key_pem; /* kept for the daemon's lifetime (TLS only) */
     pthread_mutex_t mu;
     struct owned_response script[MAX_SCRIPT];
     size_t head, tail;
@@ -289,11 +290,13 @@ static void completed(void *cls, struct MHD_Connection *c, void **state,
     *state = NULL;
 }
 
-struct ts_server *ts_start(void)
+static struct ts_server *start(const char *cert_pem, const char *key_pem)
 {
     struct ts_server *s = calloc(1, sizeof(*s));
     const union MHD_DaemonInfo *info;
     struct sockaddr_in addr;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
 
     if (!s)
         return NULL;
@@ -312,18 +315,35 @@ struct ts_server *ts_start(void)
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                                MHD_USE_POLL | MHD_USE_ERROR_LOG,
-                            0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, &addr,
-                            MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
+    if (cert_pem) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES || !key_pem ||
+            !(s->cert_pem = strdup(cert_pem)) || !(s->key_pem = strdup(key_pem))) {
+            ts_stop(s);
+            return NULL;
+        }
+        s->d = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR,
+                                &addr, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+                                MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
+                                s->key_pem, MHD_OPTION_END);
+    } else {
+        s->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, &addr,
+                                MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
+    }
     if (!s->d) {
         ts_stop(s);
         return NULL;
     }
     info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : 0;
-    snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
+    snprintf(s->url, sizeof(s->url), "%s://127.0.0.1:%d", cert_pem ? "https" : "http", s->port);
     return s;
+}
+
+struct ts_server *ts_start(void) { return start(NULL, NULL); }
+
+struct ts_server *ts_start_tls(const char *cert_pem, const char *key_pem)
+{
+    return cert_pem ? start(cert_pem, key_pem) : NULL;
 }
 
 void ts_stop(struct ts_server *s)
@@ -344,6 +364,8 @@ void ts_stop(struct ts_server *s)
         ts_request_free(&s->log[i]);
     free(s->log);
     pthread_cond_destroy(&s->cv);
+    free(s->cert_pem);
+    free(s->key_pem);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

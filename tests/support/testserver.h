@@ -39,9 +39,15 @@ struct ts_server;
 
 /* Start on 127.0.0.1:0; NULL on failure. */
 struct ts_server *ts_start(void);
+/*
+ * The same server speaking HTTPS (MHD with GnuTLS) with a PEM certificate
+ * and private key (both copied); ts_url() is then "https://127.0.0.1:PORT".
+ * NULL on failure, or when this libmicrohttpd has no TLS.
+ */
+struct ts_server *ts_start_tls(const char *cert_pem, const char *key_pem);
 void ts_stop(struct ts_server *s);
 int ts_port(const struct ts_server *s);
-/* "http://127.0.0.1:PORT" */
+/* "http://127.0.0.1:PORT" (https:// for ts_start_tls) */
 const char *ts_url(const struct ts_server *s);
 
 /* Queue one response (copied). */

@@ -5,7 +5,8 @@
  * errors retried next cycle, the resend_after refresh, a restart that
  * resends nothing (state in SQLite), 503 + Retry-After retried within the
  * cycle, 401s from either API, chunking by mutations_per_request, the
- * dry-run table, and the metrics text.
+ * dry-run table, the metrics text, and a permanent transport error (a URL
+ * scheme other than http/https) that is not retried.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -493,6 +494,41 @@ static void test_dry_run(void **state)
     free(path);
 }
 
+/* A permanent transport error (here a URL scheme other than http/https) is not retried. */
+static void test_permanent_transport_error(void **state)
+{
+    struct fx *f = *state;
+    struct osc_presence *p;
+    struct osc_metrics_cycle rep;
+    struct osc_err err = {0};
+    char *url = NULL;
+
+    assert_true(asprintf(&url, "ftp://127.0.0.1:%d/graphql", ts_port(f->os)) > 0);
+    free(f->cfg->officespace.graphql_url);
+    f->cfg->officespace.graphql_url = url;
+    p = engine(f, 0, NULL);
+    mapped_answer(f, 1, 0, 2);
+    assert_int_equal(osc_presence_cycle(p, fake_mono_now + 60000, &rep, &err), OSC_EHTTP);
+    /* one request: no retry within the chunk, no second chunk */
+    assert_int_equal(rep.push_requests, 1);
+    assert_int_equal(rep.pushes_unsent, 3);
+    assert_non_null(strstr(err.msg, "unsupported URL scheme \"ftp\""));
+    assert_int_equal(ts_count(f->os), 0);
+    osc_presence_free(p);
+
+    /* the same for Mapped (which answered the first cycle) */
+    assert_int_equal(ts_count(f->mapped), 1);
+    assert_true(asprintf(&url, "ftp://127.0.0.1:%d/graphql", ts_port(f->mapped)) > 0);
+    free(f->cfg->mapped.url);
+    f->cfg->mapped.url = url;
+    p = engine(f, 0, NULL);
+    assert_int_equal(osc_presence_cycle(p, fake_mono_now + 60000, &rep, &err), OSC_EHTTP);
+    assert_int_equal(rep.mapped_requests, 1);
+    assert_non_null(strstr(err.msg, "unsupported URL scheme \"ftp\""));
+    assert_int_equal(ts_count(f->mapped), 1);
+    osc_presence_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,6 +537,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_after_across_cycles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_fallback_per_building, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permanent_transport_error, setup, teardown),
     };
     osc_log_set_level(OSC_LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
