@@ -48,6 +48,7 @@ struct osc_checkpoint_pos {
     uint64_t refused;  /* records the API refused or gave up on, over every resume */
     uint64_t resolved; /* dead letters of API refusals this run delivered again */
     int64_t job;       /* the import job the run stages into; 0: none */
+    int finished;      /* the run completed; its job was not committed yet */
 };
 
 enum osc_job_state {
@@ -120,13 +121,15 @@ int osc_checkpoint_job_end(struct osc_checkpoint *c, const char *source, struct 
 int osc_checkpoint_job_runs(struct osc_checkpoint *c, int64_t id, uint64_t *n,
                             struct osc_err *err);
 /*
- * A run of the job of source finished: remove run key and write the job
- * (already updated with the run's counters by the caller; NULL: remove the
- * job, it holds nothing) in one durable transaction, so a crash leaves
- * either the run or its effect, never both or neither. 0 or OSC_EDB
- * (nothing changed).
+ * A run of the job of source finished: write its final position end (with
+ * finished set: the same command again only resumes to the commit), or
+ * remove run key when end is NULL; and write the job (already updated with
+ * the run's counters by the caller; NULL: remove the job, it holds
+ * nothing) — in one durable transaction, so a crash leaves either the run
+ * or its effect, never both or neither. 0 or OSC_EDB (nothing changed).
  */
-int osc_checkpoint_run_finish(struct osc_checkpoint *c, const char *key, const char *source,
+int osc_checkpoint_run_finish(struct osc_checkpoint *c, const char *key,
+                              const struct osc_checkpoint_pos *end, const char *source,
                               const struct osc_checkpoint_job *job, struct osc_err *err);
 
 /*

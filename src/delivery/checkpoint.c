@@ -37,7 +37,7 @@ static const char *const migrations[] = {
     " run TEXT PRIMARY KEY, job INTEGER NOT NULL,"
     " input INTEGER NOT NULL, offset INTEGER NOT NULL, line INTEGER NOT NULL,"
     " done INTEGER NOT NULL, sent INTEGER NOT NULL, refused INTEGER NOT NULL,"
-    " resolved INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+    " resolved INTEGER NOT NULL, finished INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
     "CREATE INDEX send_run_job ON send_run(job);"
     "CREATE TABLE import_job ("
     " source TEXT PRIMARY KEY, id INTEGER NOT NULL, state INTEGER NOT NULL,"
@@ -167,16 +167,18 @@ int osc_checkpoint_open(const char *path, struct osc_checkpoint **out, struct os
         (rc = exec(c, "PRAGMA synchronous=NORMAL", err)) || (rc = migrate(c, err)))
         goto out;
     if (prepare(c,
-                "SELECT input, offset, line, done, sent, refused, resolved, job"
+                "SELECT input, offset, line, done, sent, refused, resolved, job, finished"
                 " FROM send_run WHERE run = ?",
                 &c->get) ||
         prepare(c,
                 "INSERT OR REPLACE INTO send_run (run, input, offset, line, done, sent,"
-                " refused, resolved, job, updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                " refused, resolved, job, updated_at, finished)"
+                " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
                 &c->put) ||
         prepare(c,
                 "UPDATE send_run SET input = ?2, offset = ?3, line = ?4, done = ?5, sent = ?6,"
-                " refused = ?7, resolved = ?8, job = ?9, updated_at = ?10 WHERE rowid = ?1",
+                " refused = ?7, resolved = ?8, job = ?9, updated_at = ?10, finished = ?11"
+                " WHERE rowid = ?1",
                 &c->upd) ||
         prepare(c, "DELETE FROM send_run WHERE run = ?", &c->del) ||
         prepare(c,
@@ -189,7 +191,7 @@ int osc_checkpoint_open(const char *path, struct osc_checkpoint **out, struct os
                 " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
                 &c->job_put) ||
         prepare(c, "DELETE FROM import_job WHERE source = ?", &c->job_del) ||
-        prepare(c, "SELECT count(*) FROM send_run WHERE job = ?", &c->job_runs) ||
+        prepare(c, "SELECT count(*) FROM send_run WHERE job = ? AND finished = 0", &c->job_runs) ||
         prepare(c, "DELETE FROM send_run WHERE job = ?", &c->runs_del)) {
         rc = db_fail(c, err, "preparing statements");
         goto out;
@@ -267,6 +269,7 @@ int osc_checkpoint_load(struct osc_checkpoint *c, const char *key, struct osc_ch
         pos->refused = (uint64_t)sqlite3_column_int64(c->get, 5);
         pos->resolved = (uint64_t)sqlite3_column_int64(c->get, 6);
         pos->job = sqlite3_column_int64(c->get, 7);
+        pos->finished = sqlite3_column_int(c->get, 8);
         rc = 1;
     } else if (step != SQLITE_DONE) {
         rc = db_fail(c, err, "reading the checkpoint");
@@ -296,6 +299,7 @@ int osc_checkpoint_save(struct osc_checkpoint *c, const char *key,
     sqlite3_bind_int64(st, 8, (sqlite3_int64)pos->resolved);
     sqlite3_bind_int64(st, 9, pos->job);
     sqlite3_bind_int64(st, 10, (sqlite3_int64)time(NULL));
+    sqlite3_bind_int(st, 11, pos->finished);
     if (sqlite3_step(st) != SQLITE_DONE || (same && sqlite3_changes(c->db) != 1)) {
         rc = db_fail(c, err, "writing the checkpoint");
     } else if (!same) {
@@ -488,13 +492,14 @@ int osc_checkpoint_job_runs(struct osc_checkpoint *c, int64_t id, uint64_t *n,
     return rc;
 }
 
-int osc_checkpoint_run_finish(struct osc_checkpoint *c, const char *key, const char *source,
+int osc_checkpoint_run_finish(struct osc_checkpoint *c, const char *key,
+                              const struct osc_checkpoint_pos *end, const char *source,
                               const struct osc_checkpoint_job *job, struct osc_err *err)
 {
     int rc = durable_begin(c, err);
 
     if (rc == 0 && key)
-        rc = run_delete(c, key, err);
+        rc = end ? osc_checkpoint_save(c, key, end, err) : run_delete(c, key, err);
     if (rc == 0 && source && job)
         rc = job_write(c, source, job, err);
     else if (rc == 0 && source)

@@ -99,6 +99,22 @@ void osc_delivery_free(struct osc_delivery *d)
     free(d);
 }
 
+/* The one active trigger_directory_import destination of t's source, or NULL. */
+static const struct osc_conf_destination *only_trigger(const struct osc_config *cfg,
+                                                       const struct osc_conf_destination *t)
+{
+    const struct osc_conf_destination *all = cfg->destinations.items, *found = NULL;
+
+    for (size_t i = 0; i < cfg->destinations.n; i++)
+        if (all[i].template_ == OSC_CONF_TEMPLATE_TRIGGER_DIRECTORY_IMPORT && all[i].active &&
+            strcmp(all[i].source_name, t->source_name) == 0) {
+            if (found)
+                return NULL;
+            found = &all[i];
+        }
+    return found;
+}
+
 static int pick_commit(struct osc_delivery *d, const char *commit, struct osc_err *err)
 {
     const struct osc_conf_destination *t = d->dest;
@@ -160,10 +176,14 @@ struct osc_delivery *osc_delivery_new(const struct osc_config *cfg, const char *
         d->stager = dlv_job_stager(cfg, t);
         d->has_job = d->stager != NULL;
         if (d->opts.commit_only && t->template_ == OSC_CONF_TEMPLATE_UPSERT_EMPLOYEES &&
+            !d->commit)
+            d->commit = only_trigger(cfg, t);
+        if (d->opts.commit_only && t->template_ == OSC_CONF_TEMPLATE_UPSERT_EMPLOYEES &&
             !d->commit) {
             osc_err_set(err, OSC_ECONFIG,
-                        "destination %s has no commit: destination (set commit: or use -d with "
-                        "the trigger_directory_import destination)",
+                        "destination %s has no commit: destination, and not exactly one "
+                        "trigger_directory_import destination has its source (set commit:, or "
+                        "--commit NAME)",
                         t->name);
             goto fail;
         }

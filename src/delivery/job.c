@@ -219,6 +219,11 @@ static int admit_job(struct osc_delivery *d, const char *const *paths, size_t n,
             d->staged = 1; /* never clear what an earlier run of this job staged */
             d->st.resumed = 1;
             d->st.skipped = pos.done;
+            if (pos.finished) {
+                OSC_LOG_INFO("delivery", "%s: this run completed earlier (%llu records); nothing is sent again",
+                             d->dest->name, (unsigned long long)pos.done);
+                return 1;
+            }
             OSC_LOG_INFO("delivery", "%s: resuming at input %u, line %llu (offset %llu): %llu records were done by earlier runs",
                          d->dest->name, pos.input + 1, (unsigned long long)pos.line,
                          (unsigned long long)pos.offset, (unsigned long long)pos.done);
@@ -381,12 +386,14 @@ int dlv_job_clear_staging(struct osc_delivery *d)
 
 void dlv_job_run_finished(struct osc_delivery *d)
 {
+    struct osc_checkpoint_pos end = d->cp_pos;
     struct osc_err err = {0};
     uint64_t refused = d->resume.refused + d->st.rejected + d->st.unavailable;
     uint64_t resolved = d->resume.resolved + d->out.resolved;
     int rc;
 
-    if (d->has_job) {
+    /* a finished run resumed (the same command again) added its counters the first time */
+    if (d->has_job && !d->resume.finished) {
         d->job.staged += d->resume.sent + d->st.sent;
         d->job.unresolved += refused;
         d->job.unresolved = d->job.unresolved > resolved ? d->job.unresolved - resolved : 0;
@@ -395,15 +402,25 @@ void dlv_job_run_finished(struct osc_delivery *d)
     }
     if (!d->cp || !d->cp_key)
         return;
-    if (d->has_job) {
-        uint64_t others = 0;
-        /* a job that holds nothing (and no other run) is no job: the next one may start afresh */
-        int empty = !d->job.staged && !d->job.unresolved && !d->job.incomplete &&
-                    osc_checkpoint_job_runs(d->cp, d->job.id, &others, &err) == 0 && others == 1;
-        rc = osc_checkpoint_run_finish(d->cp, d->cp_key, source_of(d), empty ? NULL : &d->job,
-                                       &err);
-    } else {
+    if (!d->has_job) {
         rc = osc_checkpoint_clear(d->cp, d->cp_key, &err);
+    } else if (!d->job.staged && !d->job.unresolved && !d->job.incomplete) {
+        /* a job that holds nothing is no job: the next one may start afresh */
+        rc = osc_checkpoint_run_finish(d->cp, d->cp_key, NULL, source_of(d), NULL, &err);
+    } else {
+        /* past the last input: the same command again skips everything, to the commit */
+        end.input = d->cur_input;
+        end.offset = 0;
+        end.line = 1;
+        end.done = d->resume.done + d->next_idx;
+        end.sent = d->resume.sent + d->st.sent;
+        end.refused = refused;
+        end.resolved = resolved;
+        end.job = d->job.id;
+        end.finished = 1;
+        /* a run that cannot resume leaves no row: nothing would ever find it */
+        rc = osc_checkpoint_run_finish(d->cp, d->cp_key, d->cp_resume ? &end : NULL,
+                                       source_of(d), &d->job, &err);
     }
     if (rc) {
         OSC_LOG_ERROR("delivery", "%s: %s", d->dest->name, err.msg);

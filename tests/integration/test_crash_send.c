@@ -1,14 +1,17 @@
 /*
  * test_crash_send.c - `osconnect send --commit` killed with SIGKILL at
- * random moments and run again until it completes.
+ * random moments (at least KILLS times, over as many imports as it takes)
+ * and run again until each import completes; a batch stuck in its retry
+ * while the rest could go on; a kill while the commit is in flight; a
+ * checkpoint that cannot be written (a full disk); SIGTERM and the lock.
  *
  * The server (the scripted test server: every request recorded, answered
  * 200 after a short delay so batches are in flight when the kill lands)
  * must end up with every input record in some accepted batch or in the
- * dead-letter file; duplicates only within the batches that could have
- * been in flight at each kill; the staging area cleared exactly once (a
- * resumed run must never clear what an earlier run staged); the directory
- * import triggered exactly once, after the last batch.
+ * dead-letter file; the staging area cleared exactly once per import (a
+ * resumed run never clears what an earlier run staged); the directory
+ * import triggered exactly once per import, after its last batch; and
+ * each kill followed by at most 2 x max_in_flight batches sent again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,12 +19,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,145 +33,207 @@
 #include "osc/buf.h"
 #include "testserver.h"
 
-#define NREC      20000
+#define NREC      10000
 #define BATCH     50
 #define IN_FLIGHT 4
-#define KILLS     5
+#define KILLS     20
+#define MAX_RUNS  200
+#define COUNT_0   "{\"count\":0,\"response\":[]}" /* batches, and the commit guard's count */
+
+static void pause_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+/* Wait until the server received at least n requests; 1 when it did before deadline_ms. */
+static int wait_requests(struct ts_server *ts, size_t n, long deadline_ms)
+{
+    for (long t = 0; t < deadline_ms; t += 10) {
+        if (ts_count(ts) >= n)
+            return 1;
+        pause_ms(10);
+    }
+    return ts_count(ts) >= n;
+}
+
+static char *write_csv(int import, int n)
+{
+    struct osc_buf in;
+    char name[64], *p;
+
+    osc_buf_init(&in, 1u << 26);
+    osc_buf_adds(&in, "employee_id,first_name,last_name,email,department\n");
+    for (int i = 0; i < n; i++) {
+        if (i % 997 == 500) /* a row with no id and no email: dead-lettered, never sent */
+            osc_buf_printf(&in, ",Nobody,%d,,Ghosts\n", i);
+        else
+            osc_buf_printf(&in, "I%d-%05d,First%d,Last%d,u%d@example.com,Dept%d\n", import, i, i, i,
+                           i, i % 7);
+    }
+    snprintf(name, sizeof(name), "import%d.csv", import);
+    p = th_write_file(name, osc_buf_str(&in));
+    osc_buf_free(&in);
+    return p;
+}
+
+static char *write_config(struct ts_server *ts, const char *dl, const char *extra)
+{
+    char *text = NULL, *cfg;
+
+    assert_true(asprintf(&text,
+                         "officespace:\n  base_url: %s\n  api_key: crash-key-0123456789abcdef\n"
+                         "destinations:\n"
+                         "  employees:\n    template: upsert_employees\n    source_name: HR\n"
+                         "    batch: {size: %d}\n    max_in_flight: %d\n    dead_letter: %s\n%s"
+                         "  commit:\n    template: trigger_directory_import\n    source_name: HR\n",
+                         ts_url(ts), BATCH, IN_FLIGHT, dl, extra ? extra : "") > 0);
+    cfg = th_write_file("crash.yaml", text);
+    free(text);
+    return cfg;
+}
+
+/* The record number of an EmployeeId "I<import>-<n>", or -1. */
+static int rec_no(const char *id, int import)
+{
+    int imp, n;
+    return id && sscanf(id, "I%d-%d", &imp, &n) == 2 && imp == import && n >= 0 && n < NREC ? n
+                                                                                            : -1;
+}
 
 static void test_crash_resume(void **state)
 {
     struct ts_server *ts = ts_start();
-    struct osc_buf in;
-    char *input, *cfg, *text = NULL, *dl;
-    unsigned *seen = calloc(NREC, sizeof(*seen));
-    unsigned dup = 0, deletes = 0, commits = 0, killed = 0, bad_seen = 0;
-    size_t last_batch = 0, commit_at = 0;
+    char *cfg, *dl;
     unsigned seed = (unsigned)time(NULL);
-    int last_status = -1;
-    char *last_err = NULL;
+    unsigned kills = 0, imports = 0, max_dup = 0, total_dup = 0, runs = 0, unknown = 0;
+    int restart_next = 0;
     struct th_result res;
     (void)state;
 
     assert_non_null(ts);
     printf("# seed %u\n", seed);
     srand(seed);
-    ts_set_default(ts, &(struct ts_response){200, NULL, "{\"count\":0,\"response\":[]}", 25, 0});
-    /* CSV: resuming reads and skips (JSON Lines seeks; the unit tests cover both) */
-    osc_buf_init(&in, 1u << 26);
-    osc_buf_adds(&in, "employee_id,first_name,last_name,email,department\n");
-    for (int i = 0; i < NREC; i++) {
-        if (i % 997 == 500) /* a row with no id and no email: dead-lettered, never sent */
-            osc_buf_printf(&in, ",Nobody,%d,,Ghosts\n", i);
-        else
-            osc_buf_printf(&in, "E%05d,First%d,Last%d,u%d@example.com,Dept%d\n", i, i, i, i, i % 7);
-    }
-    input = th_write_file("employees.csv", osc_buf_str(&in));
-    osc_buf_free(&in);
+    ts_set_default(ts, &(struct ts_response){200, NULL, COUNT_0, 25, 0});
     dl = th_write_file("employees.dead.jsonl", "");
     remove(dl);
-    assert_true(asprintf(&text,
-                         "officespace:\n  base_url: %s\n  api_key: crash-key-0123456789abcdef\n"
-                         "destinations:\n"
-                         "  employees:\n    template: upsert_employees\n    source_name: HR\n"
-                         "    batch: {size: %d}\n    max_in_flight: %d\n    dead_letter: %s\n"
-                         "  commit:\n    template: trigger_directory_import\n    source_name: HR\n",
-                         ts_url(ts), BATCH, IN_FLIGHT, dl) > 0);
-    cfg = th_write_file("crash.yaml", text);
-    free(text);
-
-    {
-        const char *argv[] = {"send",      "-q",       "-c",     cfg,   "-d",
-                              "employees", "--commit", "commit", input, NULL};
-        /* a full run takes ~2.5 s here: kill it early, several times, until one completes */
+    cfg = write_config(ts, dl, NULL);
+    /* imports one after the other until KILLS kills landed; each is accounted for alone */
+    while (kills < KILLS && runs < MAX_RUNS) {
+        int import = (int)imports++;
+        char *input = write_csv(import, NREC);
+        unsigned *seen = calloc(NREC, sizeof(*seen));
+        size_t first_req = ts_count(ts), run_start[MAX_RUNS + 1], nrun = 0;
+        unsigned deletes = 0, commits = 0, bad_seen = 0;
+        size_t last_batch = 0, commit_at = 0;
+        /* after a kill during a commit the operator starts the next import with --restart */
+        const char *argv[] = {"send",   "-q",  "-c", cfg, "-d", "employees", "--commit",
+                              "commit", input, NULL, NULL};
         int done = 0;
-        for (int k = 0; k < KILLS && !done; k++) {
-            int ms = 100 + rand() % 500;
-            assert_int_equal(th_run(argv, NULL, ms, &res), 0);
+
+        remove(dl);
+        if (restart_next)
+            argv[9] = "--restart";
+        restart_next = 0;
+        while (!done && runs < MAX_RUNS) {
+            int ms = 40 + rand() % 400;
+            run_start[nrun++] = ts_count(ts);
+            runs++;
+            assert_int_equal(th_run(argv, NULL, kills < KILLS ? ms : 120000, &res), 0);
             if (res.status == 128 + 9) {
-                killed++;
+                kills++;
+            } else if (res.status == 64 && strstr(res.err, "may already have been applied")) {
+                /* the kill landed while the commit was in flight: it is not sent again */
+                unknown++;
+                restart_next = done = 1;
             } else {
-                printf("# run %d ended by itself (%d) before the kill at %d ms\n", k, res.status,
-                       ms);
+                /* 65: this run dead-lettered ghost rows; 0: it only committed (the kill landed
+                 * after the last batch, before the commit) */
+                if (res.status != 65 && res.status != 0)
+                    fail_msg("import %d: final run exited %d: %s", import, res.status, res.err);
+                assert_non_null(strstr(res.err, "commit: directory import triggered"));
                 done = 1;
-                last_status = res.status;
-                last_err = strdup(res.err);
             }
             th_result_free(&res);
         }
-        if (!done) {
-            assert_int_equal(th_run(argv, NULL, 60000, &res), 0);
-            last_status = res.status;
-            last_err = strdup(res.err);
-            th_result_free(&res);
-        }
-        if (last_status != 65) /* 65: the ghost rows were dead-lettered */
-            fail_msg("final run exited %d: %s", last_status, last_err);
-        assert_non_null(strstr(last_err, "commit: directory import triggered"));
-        free(last_err);
-    }
-    assert_true(killed >= 1);
-
-    /* account for every request the server received */
-    for (size_t i = 0; i < ts_count(ts); i++) {
-        struct ts_request r;
-        json_t *arr, *v;
-        size_t k;
-        assert_int_equal(ts_get(ts, i, &r), 0);
-        if (strcmp(r.method, "DELETE") == 0) {
-            deletes++;
-        } else if (strcmp(r.url, "/api/1/employee_directory") == 0) {
-            commits++;
-            commit_at = i;
-            assert_string_equal(r.body, "Source=HR");
-        } else {
-            assert_string_equal(r.url, "/api/1/employee_batch_imports");
-            arr = json_loads(r.body, 0, NULL);
-            assert_non_null(arr);
-            last_batch = i;
-            json_array_foreach(arr, k, v)
-            {
-                const char *id = json_string_value(json_object_get(v, "EmployeeId"));
-                int n;
-                assert_non_null(id);
-                assert_int_equal(sscanf(id, "E%d", &n), 1);
-                assert_true(n >= 0 && n < NREC);
-                if (seen[n]++)
-                    dup++;
+        assert_true(done);
+        run_start[nrun] = ts_count(ts);
+        /* account for every request of this import, run by run */
+        for (size_t r = 0; r < nrun; r++) {
+            unsigned dup = 0;
+            for (size_t i = run_start[r]; i < run_start[r + 1]; i++) {
+                struct ts_request q;
+                json_t *arr, *v;
+                size_t k;
+                assert_int_equal(ts_get(ts, i, &q), 0);
+                if (strcmp(q.method, "GET") == 0) {
+                    /* the commit guard */
+                } else if (strcmp(q.method, "DELETE") == 0) {
+                    deletes++;
+                } else if (strcmp(q.url, "/api/1/employee_directory") == 0) {
+                    commits++;
+                    commit_at = i;
+                    assert_string_equal(q.body, "Source=HR");
+                } else {
+                    assert_string_equal(q.url, "/api/1/employee_batch_imports");
+                    arr = json_loads(q.body, 0, NULL);
+                    assert_non_null(arr);
+                    last_batch = i;
+                    json_array_foreach(arr, k, v)
+                    {
+                        int n = rec_no(json_string_value(json_object_get(v, "EmployeeId")), import);
+                        assert_true(n >= 0);
+                        if (seen[n]++)
+                            dup++;
+                    }
+                    json_decref(arr);
+                }
+                ts_request_free(&q);
             }
-            json_decref(arr);
+            /* what run r sent again was left unfinished by the kill that ended run r - 1 */
+            if (r > 0) {
+                total_dup += dup;
+                if (dup > max_dup)
+                    max_dup = dup;
+                if (dup > 2 * IN_FLIGHT * BATCH)
+                    fail_msg("import %d: run %zu sent %u records again (bound %d)", import, r, dup,
+                             2 * IN_FLIGHT * BATCH);
+            }
         }
-        ts_request_free(&r);
-    }
-    assert_int_equal(deletes, 1);
-    assert_int_equal(commits, 1);
-    assert_true(commit_at > last_batch);
-    {
-        char *t = th_read_file(dl);
-        char *line, *save = NULL;
-        for (line = t ? strtok_r(t, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
-            json_t *j = json_loads(line, 0, NULL);
-            json_t *src = json_object_get(j, "source");
-            int row = (int)json_integer_value(json_object_get(src, "line")) - 2;
-            assert_non_null(j);
-            assert_true(row >= 0 && row < NREC && row % 997 == 500);
-            assert_non_null(
-                strstr(json_string_value(json_object_get(j, "reason")), "no EmployeeId or Email"));
-            if (seen[row]++)
-                dup++;
-            bad_seen++;
-            json_decref(j);
+        assert_true(ts_count(ts) > first_req);
+        assert_int_equal(deletes, 1);
+        assert_int_equal(commits, 1);
+        assert_true(commit_at > last_batch);
+        {
+            char *t = th_read_file(dl);
+            char *line, *save = NULL;
+            for (line = t ? strtok_r(t, "\n", &save) : NULL; line;
+                 line = strtok_r(NULL, "\n", &save)) {
+                json_t *j = json_loads(line, 0, NULL);
+                json_t *src = json_object_get(j, "source");
+                int row = (int)json_integer_value(json_object_get(src, "line")) - 2;
+                assert_non_null(j);
+                assert_true(row >= 0 && row < NREC && row % 997 == 500);
+                assert_non_null(strstr(json_string_value(json_object_get(j, "reason")),
+                                       "no EmployeeId or Email"));
+                seen[row]++;
+                bad_seen++;
+                json_decref(j);
+            }
+            free(t);
         }
-        free(t);
+        for (int i = 0; i < NREC; i++)
+            if (!seen[i])
+                fail_msg("import %d: record %d was neither accepted nor dead-lettered", import, i);
+        printf("# import %d: %zu runs, %u dead letters\n", import, nrun, bad_seen);
+        free(seen);
+        free(input);
     }
-    for (int i = 0; i < NREC; i++)
-        if (!seen[i])
-            fail_msg("record %d was neither accepted nor dead-lettered", i);
-    printf("# %u kills, %u requests, %u duplicate records (bound %u), %u dead letters\n", killed,
-           (unsigned)ts_count(ts), dup, killed * (IN_FLIGHT + 1) * BATCH, bad_seen);
-    assert_true(dup <= killed * (IN_FLIGHT + 1) * BATCH);
-
-    free(seen);
-    free(input);
+    printf("# %u kills over %u imports (%u runs, %u during a commit): records sent again after "
+           "a kill: max %u (%.1f batches of %d), mean %.0f; bound 2 x max_in_flight x batch = %d\n",
+           kills, imports, runs, unknown, max_dup, (double)max_dup / BATCH, BATCH,
+           kills ? (double)total_dup / kills : 0.0, 2 * IN_FLIGHT * BATCH);
+    assert_true(kills >= KILLS);
     free(cfg);
     free(dl);
     ts_stop(ts);
@@ -199,6 +264,241 @@ static pid_t spawn(const char *const *argv, const char *errfile)
 }
 
 /*
+ * Issue 10, defect 5: a batch waiting for its retry holds reading once the
+ * window is full, so a crash then re-sends at most about 2 x max_in_flight
+ * batches (reading went on, and one crash re-sent 65).
+ */
+static void test_retry_holds_the_window(void **state)
+{
+    struct ts_server *ts = ts_start();
+    char *input, *cfg, *dl, *errf, *text = NULL;
+    unsigned *seen = calloc(NREC, sizeof(*seen)), dup = 0;
+    struct th_result res;
+    size_t held;
+    pid_t pid;
+    int status;
+    (void)state;
+
+    assert_non_null(ts);
+    ts_set_default(ts, &(struct ts_response){200, NULL, COUNT_0, 5, 0});
+    ts_push(ts, &(struct ts_response){200, NULL, "{}", 0, 0});             /* DELETE */
+    ts_push(ts, &(struct ts_response){503, NULL, "{\"error\":\"busy\"}", 0, 0}); /* batch 1 */
+    input = write_csv(0, NREC);
+    dl = th_write_file("w.dead.jsonl", "");
+    remove(dl);
+    errf = th_write_file("w.err", "");
+    assert_true(asprintf(&text,
+                         "officespace:\n  base_url: %s\n  api_key: crash-key-0123456789abcdef\n"
+                         "destinations:\n  employees:\n    template: upsert_employees\n"
+                         "    batch: {size: %d}\n    max_in_flight: 2\n    dead_letter: %s\n"
+                         "    retry: {base: 30s, cap: 30s}\n",
+                         ts_url(ts), BATCH, dl) > 0);
+    cfg = th_write_file("w.yaml", text);
+    free(text);
+    {
+        const char *argv[] = {"send", "-q", "-c", cfg, "-d", "employees", input, NULL};
+        pid = spawn(argv, errf);
+        assert_true(pid > 0);
+        /* DELETE, batch 1 (503, retry in up to 30 s), and the window's other batch */
+        assert_true(wait_requests(ts, 3, 20000));
+        pause_ms(500); /* the window is shut: nothing more may come while batch 1 waits */
+        held = ts_count(ts);
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        printf("# requests while batch 1 waited for its retry: %zu\n", held);
+        assert_true(held <= 4);
+        /* the rerun sends the rest: every record once, except what the window held */
+        ts_set_default(ts, &(struct ts_response){200, NULL, COUNT_0, 0, 0});
+        assert_int_equal(th_run(argv, NULL, 120000, &res), 0);
+        if (res.status != 65)
+            fail_msg("rerun exited %d: %s", res.status, res.err);
+        th_result_free(&res);
+    }
+    for (size_t i = 0; i < ts_count(ts); i++) {
+        struct ts_request r;
+        json_t *arr, *v;
+        size_t k;
+        assert_int_equal(ts_get(ts, i, &r), 0);
+        if (strcmp(r.method, "POST") == 0 && i != 1 /* the 503 */) {
+            arr = json_loads(r.body, 0, NULL);
+            json_array_foreach(arr, k, v)
+            {
+                int n = rec_no(json_string_value(json_object_get(v, "EmployeeId")), 0);
+                assert_true(n >= 0);
+                if (seen[n]++)
+                    dup++;
+            }
+            json_decref(arr);
+        }
+        ts_request_free(&r);
+    }
+    for (int i = 0; i < NREC; i++)
+        if (!seen[i] && i % 997 != 500)
+            fail_msg("record %d was not delivered", i);
+    printf("# records sent twice after the kill: %u (bound %d)\n", dup, 2 * 2 * BATCH);
+    assert_true(dup <= 2 * 2 * BATCH);
+    free(seen);
+    free(input);
+    free(cfg);
+    free(dl);
+    free(errf);
+    ts_stop(ts);
+    th_tmpdir_cleanup();
+}
+
+/*
+ * Issue 10, defect 1: killed while the commit is in flight (the server got
+ * it), the same command again does not send a second commit, and nor does
+ * `osconnect commit`: the import may already have been applied. Only
+ * `commit --force` sends it again.
+ */
+static void test_kill_during_commit(void **state)
+{
+    struct ts_server *ts = ts_start();
+    char *input, *cfg, *dl, *errf;
+    struct th_result res;
+    size_t before;
+    pid_t pid;
+    int status, n = 1000;
+    (void)state;
+
+    assert_non_null(ts);
+    ts_set_default(ts, &(struct ts_response){200, NULL, COUNT_0, 0, 0});
+    /* DELETE, n / BATCH batches, the guard's GET, then the commit: answered after 20 s */
+    for (int i = 0; i < 1 + n / BATCH + 1; i++)
+        ts_push(ts, &(struct ts_response){200, NULL, COUNT_0, 0, 0});
+    ts_push(ts, &(struct ts_response){200, NULL, "{}", 20000, 0});
+    input = write_csv(0, n);
+    dl = th_write_file("k.dead.jsonl", "");
+    remove(dl);
+    errf = th_write_file("k.err", "");
+    cfg = write_config(ts, dl, NULL);
+    {
+        const char *argv[] = {"send",   "-c",  cfg,   "-d", "employees", "--commit",
+                              "commit", input, NULL};
+        pid = spawn(argv, errf);
+        assert_true(pid > 0);
+        assert_true(wait_requests(ts, (size_t)(1 + n / BATCH + 2), 30000));
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        before = ts_count(ts);
+        {
+            struct ts_request r;
+            assert_int_equal(ts_get(ts, before - 1, &r), 0);
+            assert_string_equal(r.url, "/api/1/employee_directory");
+            ts_request_free(&r);
+        }
+        /* the same command again: refused, nothing sent */
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 64);
+        assert_non_null(strstr(res.err, "may already have been applied"));
+        assert_non_null(strstr(res.err, "commit --force"));
+        th_result_free(&res);
+    }
+    {
+        const char *argv[] = {"commit", "-c", cfg, "-d", "employees", NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 75);
+        assert_non_null(strstr(res.err, "outcome is unknown"));
+        th_result_free(&res);
+    }
+    assert_int_equal(ts_count(ts), before);
+    {
+        const char *argv[] = {"commit", "-c", cfg, "-d", "employees", "--force", NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        if (res.status != 0)
+            fail_msg("commit --force exited %d: %s", res.status, res.err);
+        th_result_free(&res);
+    }
+    assert_int_equal(ts_count(ts), before + 1);
+    free(input);
+    free(cfg);
+    free(dl);
+    free(errf);
+    ts_stop(ts);
+    th_tmpdir_cleanup();
+}
+
+/*
+ * Issue 10, defect 4: a checkpoint that cannot be written (the disk is
+ * full) stops the run with exit 74 and no commit, and leaves a position
+ * only before unfinished records: the rerun delivers every record and
+ * commits once.
+ */
+static void test_checkpoint_disk_full(void **state)
+{
+    struct ts_server *ts = ts_start();
+    char *input, *cfg, *dl, *text = NULL;
+    unsigned *seen = calloc(NREC, sizeof(*seen)), commits = 0, deletes = 0;
+    struct th_result res;
+    (void)state;
+
+    assert_non_null(ts);
+    ts_set_default(ts, &(struct ts_response){200, NULL, COUNT_0, 0, 0});
+    input = write_csv(0, 3000);
+    dl = th_write_file("f.dead.jsonl", "");
+    remove(dl);
+    assert_true(asprintf(&text,
+                         "officespace:\n  base_url: %s\n  api_key: crash-key-0123456789abcdef\n"
+                         "destinations:\n"
+                         "  employees:\n    template: upsert_employees\n    source_name: HR\n"
+                         "    batch: {size: 10}\n    max_in_flight: 1\n    dead_letter: %s\n"
+                         "  commit:\n    template: trigger_directory_import\n    source_name: HR\n",
+                         ts_url(ts), dl) > 0);
+    cfg = th_write_file("f.yaml", text);
+    free(text);
+    {
+        const char *argv[] = {"send", "-c", cfg, "-d", "employees", "--commit", "commit",
+                              input, NULL};
+        /* 48 KiB per file: the checkpoint's journal fills up after a few dozen batches */
+        assert_int_equal(th_run_fsize(argv, 48 * 1024, 60000, &res), 0);
+        if (res.status != 74)
+            fail_msg("exit %d: %s", res.status, res.err);
+        assert_non_null(strstr(res.err, "checkpoint"));
+        assert_non_null(strstr(res.err, "directory import NOT triggered"));
+        th_result_free(&res);
+        assert_int_equal(th_run(argv, NULL, 60000, &res), 0);
+        if (res.status != 65)
+            fail_msg("rerun exited %d: %s", res.status, res.err);
+        assert_non_null(strstr(res.err, "resumed from a checkpoint"));
+        assert_non_null(strstr(res.err, "commit: directory import triggered"));
+        th_result_free(&res);
+    }
+    for (size_t i = 0; i < ts_count(ts); i++) {
+        struct ts_request r;
+        json_t *arr, *v;
+        size_t k;
+        assert_int_equal(ts_get(ts, i, &r), 0);
+        if (strcmp(r.method, "DELETE") == 0) {
+            deletes++;
+        } else if (strcmp(r.url, "/api/1/employee_directory") == 0) {
+            commits++;
+        } else if (strcmp(r.method, "POST") == 0) {
+            arr = json_loads(r.body, 0, NULL);
+            json_array_foreach(arr, k, v)
+            {
+                int n = rec_no(json_string_value(json_object_get(v, "EmployeeId")), 0);
+                assert_true(n >= 0);
+                seen[n]++;
+            }
+            json_decref(arr);
+        }
+        ts_request_free(&r);
+    }
+    assert_int_equal(deletes, 1);
+    assert_int_equal(commits, 1);
+    for (int i = 0; i < 3000; i++)
+        if (!seen[i] && i % 997 != 500)
+            fail_msg("record %d was not delivered", i);
+    free(seen);
+    free(input);
+    free(cfg);
+    free(dl);
+    ts_stop(ts);
+    th_tmpdir_cleanup();
+}
+
+/*
  * SIGTERM: stop reading, deliver what was read, keep the checkpoint, exit 75;
  * a second send on the same checkpoint meanwhile is refused (locked); the
  * rerun completes the rest, each record once.
@@ -216,10 +516,10 @@ static void test_sigterm_and_lock(void **state)
     (void)state;
 
     assert_non_null(ts);
-    ts_set_default(ts, &(struct ts_response){200, NULL, "{}", 40, 0});
+    ts_set_default(ts, &(struct ts_response){200, NULL, COUNT_0, 100, 0});
     osc_buf_init(&in, 1u << 26);
     for (int i = 0; i < NREC; i++)
-        osc_buf_printf(&in, "{\"employee_id\":\"E%05d\",\"email\":\"u%d@example.com\"}\n", i, i);
+        osc_buf_printf(&in, "{\"employee_id\":\"I0-%05d\",\"email\":\"u%d@example.com\"}\n", i, i);
     input = th_write_file("term.jsonl", osc_buf_str(&in));
     osc_buf_free(&in);
     dl = th_write_file("term.dead.jsonl", "");
@@ -234,14 +534,13 @@ static void test_sigterm_and_lock(void **state)
     free(text);
     {
         const char *argv[] = {"send", "-c", cfg, "-d", "employees", input, NULL};
-        struct timespec t = {0, 20 * 1000000L};
         char *cp = NULL;
         assert_true(asprintf(&cp, "%.*s.checkpoint.db", (int)(strlen(dl) - 11), dl) > 0);
         pid = spawn(argv, errf);
         assert_true(pid > 0);
         /* wait (with a deadline) until the first run holds its checkpoint and is sending */
         for (int i = 0; i < 500 && (access(cp, F_OK) != 0 || ts_count(ts) < 3); i++)
-            nanosleep(&t, NULL);
+            pause_ms(20);
         assert_true(ts_count(ts) >= 3);
         free(cp);
         /* the checkpoint file is locked while the first run holds it */
@@ -273,7 +572,8 @@ static void test_sigterm_and_lock(void **state)
             arr = json_loads(r.body, 0, NULL);
             json_array_foreach(arr, k, v)
             {
-                int n = atoi(json_string_value(json_object_get(v, "EmployeeId")) + 1);
+                int n = rec_no(json_string_value(json_object_get(v, "EmployeeId")), 0);
+                assert_true(n >= 0);
                 if (seen[n]++)
                     dup++;
             }
@@ -298,7 +598,9 @@ static void test_sigterm_and_lock(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_crash_resume),
-                                       cmocka_unit_test(test_sigterm_and_lock)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crash_resume), cmocka_unit_test(test_retry_holds_the_window),
+        cmocka_unit_test(test_kill_during_commit), cmocka_unit_test(test_checkpoint_disk_full),
+        cmocka_unit_test(test_sigterm_and_lock)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,6 +71,7 @@ static char *config(const char *extra, const char *dl, const char *key)
                  "    batch: {size: 20}\n    dead_letter: %s\n    max_in_flight: 1\n"
                  "    retry: {base: 5ms, cap: 50ms, max_attempts: 4}\n"
                  "  commit:\n    template: trigger_directory_import\n    source_name: HRIS\n"
+                 "    retry: {base: 5ms, cap: 50ms, max_attempts: 4}\n"
                  "%s",
                  os_url, key ? key : TH_SIM_OS_KEY, dl, extra ? extra : "") > 0);
     path = th_write_file("send.yaml", text);
@@ -125,6 +126,25 @@ static const char *sample_csv(void)
     return path;
 }
 
+/* How many directory imports of source HRIS the simulator applied, and how many it holds live. */
+static void hris_counts(json_int_t *commits, json_int_t *live, json_int_t *deactivated)
+{
+    json_t *emp = sim_json("employees");
+    json_t *src = json_object_get(json_object_get(emp, "sources"), "HRIS");
+    *commits = json_integer_value(json_object_get(src, "commits"));
+    *live = json_integer_value(json_object_get(src, "live"));
+    *deactivated = json_integer_value(json_object_get(src, "deactivated"));
+    json_decref(emp);
+}
+
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
 static void test_upsert_and_commit(void **state)
 {
     char *dl = th_write_file("a.dead.jsonl", ""), *cfg, *reqs;
@@ -149,6 +169,7 @@ static void test_upsert_and_commit(void **state)
                               "POST /api/1/employee_batch_imports 200\n"
                               "POST /api/1/employee_batch_imports 200\n"
                               "POST /api/1/employee_batch_imports 200\n"
+                              "GET /api/1/employees 200\n" /* the commit guard's count */
                               "POST /api/1/employee_directory 200\n");
     free(reqs);
     emp = sim_json("employees");
@@ -196,7 +217,7 @@ static void test_commit_suppressed(void **state)
     assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
     assert_int_equal(res.status, 65);
     assert_non_null(
-        strstr(res.err, "directory import NOT triggered: not every batch was accepted"));
+        strstr(res.err, "directory import NOT triggered: 20 record(s) the API refused"));
     assert_no_key(&res);
     th_result_free(&res);
     reqs = request_lines();
@@ -221,14 +242,33 @@ static void test_commit_suppressed(void **state)
     assert_int_equal(json_integer_value(json_object_get(first, "attempts")), 1);
     json_decref(first);
 
-    /* the dead-letter file is input again: the 20 records go through now */
+    /* the dead-letter file is input again, added to the import it came from (issue 10,
+     * defect 2: a resend that cleared the staging left 20 of 50 employees) */
     set_faults("");
     {
         const char *again[] = {"send", "-c", cfg, "-d", "employees", dl, NULL};
         assert_int_equal(th_run(again, NULL, 30000, &res), 0);
-        assert_int_equal(res.status, 0);
-        assert_non_null(strstr(res.err, "20 records read, 20 sent"));
+        assert_int_equal(res.status, 64);
+        assert_non_null(strstr(res.err, "is a dead-letter file"));
+        assert_non_null(strstr(res.err, "--append"));
         th_result_free(&res);
+    }
+    {
+        const char *again[] = {"send", "-c", cfg, "-d", "employees", "--append", "--commit", "commit", dl, NULL};
+        json_int_t commits, live, gone;
+        assert_int_equal(th_run(again, NULL, 30000, &res), 0);
+        if (res.status != 0)
+            fail_msg("exit %d: %s", res.status, res.err);
+        assert_non_null(strstr(res.err, "20 records read, 20 sent"));
+        assert_non_null(strstr(res.err, "commit: directory import triggered"));
+        th_result_free(&res);
+        reqs = request_lines();
+        assert_int_equal(count_of(reqs, "DELETE "), 1); /* the first run's, none since */
+        free(reqs);
+        hris_counts(&commits, &live, &gone);
+        assert_int_equal(commits, 1);
+        assert_int_equal(live, 50);
+        assert_int_equal(gone, 0);
     }
     free(cfg);
     free(dl);
@@ -404,12 +444,13 @@ static void test_malformed_inputs(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *dl = th_write_file("m.dead.jsonl", ""), *cfg, *in;
         char want[64];
-        const char *argv[] = {"send", "-c", NULL, "-d", "employees", NULL, NULL};
+        /* each case is an import of its own: --restart discards the previous one */
+        const char *argv[] = {"send", "-c", NULL, "-d", "employees", "--restart", NULL, NULL};
         remove(dl);
         cfg = config(NULL, dl, NULL);
         in = th_write_file(cases[i].name, cases[i].text);
         argv[2] = cfg;
-        argv[5] = in;
+        argv[6] = in;
         reset(NULL);
         assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
         if (res.status != 65)
@@ -546,35 +587,139 @@ static void test_json_summary_escapes(void **state)
 }
 
 /* An unavailable API (5xx) on the staging DELETE or the import trigger exits 69, as for a
- * batch; 65 says the data was wrong and sent the operator looking at the input. */
+ * batch; 65 says the data was wrong and sent the operator looking at the input. A failed
+ * DELETE stages nothing; a trigger that certainly was not applied (503) leaves the import
+ * ready to commit later; `test` never sends a trigger. */
 static void test_unavailable_exit_codes(void **state)
 {
     char *dl = th_write_file("u.dead.jsonl", ""), *cfg, *reqs;
     struct th_result res;
+    json_int_t commits, live, gone;
     (void)state;
 
     remove(dl);
+    reset(NULL);
     cfg = config(NULL, dl, NULL);
     set_faults("503x20:path=/api/1/employee_directory/HRIS");
     {
         const char *argv[] = {"send", "-c", cfg, "-d", "employees", sample_csv(), NULL};
         assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
         assert_int_equal(res.status, 69);
+        assert_non_null(strstr(res.err, "nothing is staged"));
         assert_no_key(&res);
         th_result_free(&res);
     }
     reqs = request_lines();
+    assert_null(strstr(reqs, "POST /api/1/employee_batch_imports"));
     assert_null(strstr(reqs, "POST /api/1/employee_directory 200"));
     free(reqs);
-    set_faults("503x20:path=/api/1/employee_directory");
+    set_faults("");
     {
         const char *argv[] = {"test", "-c", cfg, "-d", "commit", NULL};
         assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
-        assert_non_null(strstr(res.out, "< HTTP 503"));
+        assert_int_equal(res.status, 64);
+        assert_non_null(strstr(res.err, "would commit the staged import"));
+        th_result_free(&res);
+    }
+    /* the same command again: the DELETE now, then the records */
+    {
+        const char *argv[] = {"send", "-c", cfg, "-d", "employees", sample_csv(), NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 0);
+        th_result_free(&res);
+    }
+    set_faults("503x20:path=/api/1/employee_directory");
+    {
+        const char *argv[] = {"commit", "-c", cfg, "-d", "commit", NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
         assert_int_equal(res.status, 69);
+        assert_non_null(strstr(res.err, "failed after 4 attempt(s) (HTTP 503); it was not applied"));
         th_result_free(&res);
     }
     set_faults("");
+    {
+        const char *argv[] = {"commit", "-c", cfg, "-d", "employees", NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        if (res.status != 0)
+            fail_msg("commit: %d %s", res.status, res.err);
+        assert_non_null(strstr(res.err, "commit: directory import triggered for source 'HRIS'"));
+        th_result_free(&res);
+    }
+    hris_counts(&commits, &live, &gone);
+    assert_int_equal(commits, 1);
+    assert_int_equal(live, 50);
+    assert_int_equal(gone, 0);
+    /* done: the import is over, a second commit has nothing to commit */
+    {
+        const char *argv[] = {"commit", "-c", cfg, "-d", "employees", NULL};
+        assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 65);
+        assert_non_null(strstr(res.err, "there is no import of source 'HRIS'"));
+        th_result_free(&res);
+    }
+    free(cfg);
+    free(dl);
+}
+
+/* Issue 10, defect 1: the commit is sent at most once by itself. Its answer is lost (the
+ * connection drops after the simulator applied it): osconnect says so and exits 75; the same
+ * command again sends no second commit (no DELETE either, and skips nothing); only
+ * `commit --force` sends it again. */
+static void test_commit_unknown_outcome(void **state)
+{
+    char *dl = th_write_file("x.dead.jsonl", ""), *cfg, *reqs;
+    const char *send[] = {"send", "-c", NULL, "-d", "employees", "--commit", "commit", NULL, NULL};
+    const char *stage[] = {"send", "-c", NULL, "-d", "employees", NULL, NULL};
+    struct th_result res;
+    json_int_t commits, live, gone;
+    (void)state;
+
+    remove(dl);
+    reset(NULL);
+    cfg = config(NULL, dl, NULL);
+    send[2] = stage[2] = cfg;
+    send[7] = stage[5] = sample_csv();
+    assert_int_equal(th_run(stage, NULL, 30000, &res), 0);
+    assert_int_equal(res.status, 0);
+    th_result_free(&res);
+    set_faults("reset-afterx1:path=/api/1/employee_directory");
+    {
+        const char *c[] = {"commit", "-c", cfg, "-d", "employees", NULL};
+        assert_int_equal(th_run(c, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 75);
+        assert_non_null(strstr(res.err, "outcome is unknown"));
+        th_result_free(&res);
+    }
+    set_faults("");
+    hris_counts(&commits, &live, &gone);
+    assert_int_equal(commits, 1); /* applied, though the answer was lost */
+    /* the same command again: refused before anything is sent */
+    assert_int_equal(th_run(send, NULL, 30000, &res), 0);
+    assert_int_equal(res.status, 64);
+    assert_non_null(strstr(res.err, "may already have been applied"));
+    th_result_free(&res);
+    {
+        const char *c[] = {"commit", "-c", cfg, "-d", "employees", NULL};
+        assert_int_equal(th_run(c, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 75);
+        th_result_free(&res);
+    }
+    reqs = request_lines();
+    assert_int_equal(count_of(reqs, "POST /api/1/employee_directory "), 1);
+    assert_int_equal(count_of(reqs, "DELETE "), 1);
+    free(reqs);
+    hris_counts(&commits, &live, &gone);
+    assert_int_equal(commits, 1);
+    assert_int_equal(live, 50);
+    /* --force sends it again, by the operator's decision */
+    {
+        const char *c[] = {"commit", "-c", cfg, "-d", "employees", "--force", NULL};
+        assert_int_equal(th_run(c, NULL, 30000, &res), 0);
+        assert_int_equal(res.status, 0);
+        th_result_free(&res);
+    }
+    hris_counts(&commits, &live, &gone);
+    assert_int_equal(commits, 2);
     free(cfg);
     free(dl);
 }
@@ -764,7 +909,7 @@ static void test_bad_input(void **state)
     path = write_bin("bad.jsonl", in.data, in.len);
     osc_buf_free(&in);
     {
-        const char *argv[] = {"send", "-c", cfg, "-d", "employees", path, NULL};
+        const char *argv[] = {"send", "-c", cfg, "-d", "employees", "--restart", path, NULL};
         assert_int_equal(th_run(argv, NULL, 60000, &res), 0);
         if (res.status != 65)
             fail_msg("exit %d: %s", res.status, res.err);
@@ -801,9 +946,9 @@ static void test_bad_input(void **state)
                                   "c4@x.io,N\0L\n"
                                   "c5@x.io,E\n"
                                   "\"c6@x.io,unterminated\n";
-        const char *argv[] = {"send", "-c", cfg, "-d", "employees", NULL, NULL};
+        const char *argv[] = {"send", "-c", cfg, "-d", "employees", "--restart", NULL, NULL};
         path = write_bin("bad.csv", csv, sizeof(csv) - 1);
-        argv[5] = path;
+        argv[6] = path;
         assert_int_equal(th_run(argv, NULL, 60000, &res), 0);
         if (res.status != 65)
             fail_msg("exit %d: %s", res.status, res.err);
@@ -839,6 +984,7 @@ int main(void)
         cmocka_unit_test_setup(test_test_redacts_response, reset),
         cmocka_unit_test_setup(test_json_summary_escapes, reset),
         cmocka_unit_test_setup(test_unavailable_exit_codes, reset),
+        cmocka_unit_test_setup(test_commit_unknown_outcome, reset),
     };
     int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
     if (sim_exit)

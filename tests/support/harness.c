@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +62,20 @@ static void exec_bin(const char *const *argv, const char *first)
     _exit(127);
 }
 
+/* RLIMIT_FSIZE of the next child (0: none), set by th_run_fsize(). */
+static long child_fsize;
+
+int th_run_fsize(const char *const *argv, long max_file_bytes, int timeout_ms,
+                 struct th_result *res)
+{
+    int rc;
+
+    child_fsize = max_file_bytes;
+    rc = th_run(argv, NULL, timeout_ms, res);
+    child_fsize = 0;
+    return rc;
+}
+
 int th_run(const char *const *argv, const char *stdin_data, int timeout_ms, struct th_result *res)
 {
     int in[2], out[2], err[2], status = 0;
@@ -81,6 +96,12 @@ int th_run(const char *const *argv, const char *stdin_data, int timeout_ms, stru
         close(in[1]);
         close(out[0]);
         close(err[0]);
+        if (child_fsize > 0) {
+            /* a full disk, as the process sees it: writes past the limit fail with EFBIG */
+            struct rlimit rl = {(rlim_t)child_fsize, (rlim_t)child_fsize};
+            signal(SIGXFSZ, SIG_IGN);
+            setrlimit(RLIMIT_FSIZE, &rl);
+        }
         exec_bin(argv, NULL);
     }
     close(in[0]);

@@ -29,6 +29,10 @@ struct th_result {
  */
 int th_run(const char *const *argv, const char *stdin_data, int timeout_ms, struct th_result *res);
 void th_result_free(struct th_result *res);
+/* th_run() with no stdin and every file the child writes capped at max_file_bytes (a full
+ * disk as the process sees it: EFBIG, SIGXFSZ ignored). */
+int th_run_fsize(const char *const *argv, long max_file_bytes, int timeout_ms,
+                 struct th_result *res);
 
 struct th_sim {
     pid_t pid;

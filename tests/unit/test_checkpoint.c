@@ -31,7 +31,7 @@
 static void test_file_roundtrip(void **state)
 {
     struct osc_checkpoint *c = NULL;
-    struct osc_checkpoint_pos p = {2, 4096, 77, 250, 300, 4, 1, 9}, q;
+    struct osc_checkpoint_pos p = {2, 4096, 77, 250, 300, 4, 1, 9, 0}, q;
     struct osc_err err = {0};
     char *path = th_write_file("cp.db", "");
     char id1[OSC_CHECKPOINT_ID_MAX], id2[OSC_CHECKPOINT_ID_MAX];
