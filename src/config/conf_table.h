@@ -32,10 +32,11 @@ enum conf_type {
 #define CONF_F_MAPSTR   0x4u /* CONF_MAP also accepts "name:value,name2:value2" */
 #define CONF_F_AUTO     0x8u /* CONF_INT also accepts the word auto, stored as 0 */
 
-/* Which destination templates use a key (struct conf_key.templates); 0 outside destinations. */
-#define CONF_T_MANUAL  (1u << OSC_CONF_TEMPLATE_MANUAL)
-#define CONF_T_UPSERT  (1u << OSC_CONF_TEMPLATE_UPSERT_EMPLOYEES)
-#define CONF_T_TRIGGER (1u << OSC_CONF_TEMPLATE_TRIGGER_DIRECTORY_IMPORT)
+/* Flags of a destination key: the templates that use it (none set outside destinations). */
+#define CONF_T_BIT(t)  (0x100u << (t)) /* t: enum osc_conf_template */
+#define CONF_T_MANUAL  CONF_T_BIT(OSC_CONF_TEMPLATE_MANUAL)
+#define CONF_T_UPSERT  CONF_T_BIT(OSC_CONF_TEMPLATE_UPSERT_EMPLOYEES)
+#define CONF_T_TRIGGER CONF_T_BIT(OSC_CONF_TEMPLATE_TRIGGER_DIRECTORY_IMPORT)
 #define CONF_T_ALL     (CONF_T_MANUAL | CONF_T_UPSERT | CONF_T_TRIGGER)
 
 /* Limits of the composer (compose.c). */
@@ -54,7 +55,6 @@ struct conf_key {
     const char *const *choices; /* CONF_ENUM: NULL-terminated */
     const struct conf_section *sub;
     const char *help;
-    unsigned templates; /* CONF_T_* of the templates that use the key; 0: not a destination key */
 };
 
 /* Passed to a section's check hook: where the section is, for messages. */
@@ -89,8 +89,8 @@ yaml_node_t *conf_map_get(yaml_document_t *doc, yaml_node_t *map, const char *ke
 
 /*
  * Refuse every key of section s present in ctx->node (recursing into
- * sub-sections) whose templates mask lacks tbit: "PATH.KEY: template NAME
- * does not use KEY (why)". 0 or OSC_ECONFIG.
+ * sub-sections) that has CONF_T_* flags without tbit (a CONF_T_BIT()):
+ * "PATH.KEY: template NAME does not use KEY (why)". 0 or OSC_ECONFIG.
  */
 int conf_check_template_keys(const struct conf_ctx *ctx, const struct conf_section *s,
                              unsigned tbit, const char *tname, const char *why,

@@ -1005,10 +1005,10 @@ static const char *used_by(const struct conf_key *k, char *buf, size_t n)
     size_t len = 0;
 
     buf[0] = '\0';
-    if (!k->templates || k->templates == CONF_T_ALL)
+    if (!(k->flags & CONF_T_ALL) || (k->flags & CONF_T_ALL) == CONF_T_ALL)
         return buf;
     for (int t = 0; t < 3; t++)
-        if (k->templates & (1u << t))
+        if (k->flags & CONF_T_BIT(t))
             len += (size_t)snprintf(buf + len, len < n ? n - len : 0, "%s%s", len ? ", " : "",
                                     osc_conf_template_name(t));
     snprintf(buf + len, len < n ? n - len : 0, " only");
@@ -1071,7 +1071,7 @@ static int check_template_keys(const struct conf_ctx *ctx, const struct conf_sec
                 k = &s->keys[i];
         if (!k)
             continue;
-        if (k->templates && !(k->templates & tbit))
+        if ((k->flags & CONF_T_ALL) && !(k->flags & tbit))
             return conf_fail(ctx, k->name, err, "template %s does not use %s%s (%s)", tname, prefix,
                              k->name, why);
         if (k->type == CONF_SECTION) {
