@@ -578,12 +578,13 @@ static int parse_value(struct walk *w, const struct conf_key *k, void *obj, yaml
 
     case CONF_NAMED: {
         struct osc_conf_named *nm = FIELD(obj, k, struct osc_conf_named);
-        yaml_node_pair_t *pairs = v->data.mapping.pairs.start;
+        yaml_node_pair_t *pairs;
         size_t count;
         if (v->type == YAML_SCALAR_NODE && is_null_scalar(v))
             return 0;
         if (v->type != YAML_MAPPING_NODE)
             return fail_at(w->err, w->file, v, "%s: expected a mapping of names to sections", path);
+        pairs = v->data.mapping.pairs.start;
         count = (size_t)(v->data.mapping.pairs.top - pairs);
         nm->items = calloc(count ? count : 1, k->sub->size);
         nm->names = calloc(count ? count : 1, sizeof(char *));

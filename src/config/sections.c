@@ -614,7 +614,7 @@ static int destination_urls(struct osc_config *c, struct osc_conf_destination *d
     struct osc_buf b;
     struct osc_url u = {0};
     const char *p = d->url;
-    int rc = 0;
+    int rc = 0, field_in_host = 0;
 
     *gets_key = 1; /* the templates' own paths are under the base */
     if (d->response_webhook) {
@@ -649,6 +649,11 @@ static int destination_urls(struct osc_config *c, struct osc_conf_destination *d
             }
             rc = osc_buf_adds(&b, c->officespace.hostname);
         } else {
+            /* as the engine decides: a field before the host is complete could move it,
+             * so that URL never gets the key */
+            const char *sep = strstr(osc_buf_str(&b), "://");
+            if (sep && !sep[3 + strcspn(sep + 3, "/?#")])
+                field_in_host = 1;
             rc = osc_buf_adds(&b, "x"); /* a field's value, only known per record */
         }
         p = close + 1;
@@ -667,7 +672,7 @@ static int destination_urls(struct osc_config *c, struct osc_conf_destination *d
     }
     if ((rc = check_url(ctx, "url", osc_buf_str(&b), d->allow_insecure_http, &u, err)))
         goto out;
-    *gets_key = osc_url_gets_officespace_key(&u, base);
+    *gets_key = !field_in_host && osc_url_gets_officespace_key(&u, base);
 out:
     osc_url_free(&u);
     osc_buf_free(&b);

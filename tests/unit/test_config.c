@@ -434,6 +434,17 @@ static void test_credentials_by_use(void **state)
     expect_error("officespace: {hostname: acme}\ndestinations:\n  t: {template: "
                  "trigger_directory_import}\n",
                  "destination t sends to the OfficeSpace REST API");
+    /* a field in the host: the engine never sends the key there, so none is needed */
+    cfg = load("officespace: {hostname: acme}\ndestinations:\n  t: {url: "
+               "\"https://{tenant}.officespacesoftware.com/api/1/x\"}\n",
+               &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    assert_false(cfg->uses_rest);
+    osc_config_free(cfg);
+    expect_error("officespace: {hostname: acme}\ndestinations:\n  t: {url: "
+                 "\"https://{hostname}.officespacesoftware.com/api/1/{id}\"}\n",
+                 "destination t sends to the OfficeSpace REST API");
     /* a destination on another host needs no OfficeSpace key at all */
     cfg = load("officespace: {hostname: acme}\ndestinations:\n  hook: {url: "
                "https://hooks.example.com/in}\n",
