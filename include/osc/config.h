@@ -12,6 +12,15 @@
  * may use ${ENV} or ${ENV:-default}; `$${` is a literal `${`. Secrets
  * (flag OSC_CONF_F_SECRET, and values read from *_file keys) are registered
  * with osc_log_secret_add() so no log line or error can print them.
+ *
+ * A loaded config can work: every URL is http(s) (plain http only to
+ * loopback unless allow_insecure_http), no string is empty, ca_file is a
+ * PEM file, status.listen is HOST:PORT, each destination sets only keys
+ * its template uses, and the credentials its parts need are present (the
+ * REST key only when a destination sends to OfficeSpace REST, the GraphQL
+ * key and the Mapped token only with presence:). Reading is linear in the
+ * file size: one YAML document, nesting of at most 64 levels, aliases that
+ * stand for at most 100,000 nodes in all.
  */
 #ifndef OSC_CONFIG_H
 #define OSC_CONFIG_H
@@ -48,6 +57,7 @@ struct osc_conf_named {
     char **names;
     size_t n;
     size_t item_size;
+    size_t *by_name; /* derived: the n indices ordered by name (lookups by binary search) */
 };
 
 struct osc_conf_officespace {
@@ -63,6 +73,7 @@ struct osc_conf_officespace {
     int64_t connect_timeout_ms;
     int verify_tls;
     char *ca_file;
+    int allow_insecure_http; /* plain http:// to a non-loopback host in base_url, graphql_url */
     /* derived: base_url, or https://{hostname}.officespacesoftware.com; no trailing '/' */
     char *rest_base;
 };
@@ -75,6 +86,7 @@ struct osc_conf_mapped {
     int64_t timeout_ms;
     int verify_tls;
     char *ca_file;
+    int allow_insecure_http; /* plain http:// to a non-loopback host in url */
 };
 
 struct osc_conf_retry {
@@ -161,8 +173,12 @@ struct osc_conf_destination {
     int64_t max_retry_wait_ms;
     char *response_webhook;
     char *dead_letter;
-    int64_t max_in_flight;
+    int64_t max_in_flight;       /* 0 = auto: the engine adapts, up to max_in_flight_limit */
+    int64_t max_in_flight_limit; /* ceiling of auto */
+    double min_staged_ratio;     /* upsert_employees: commit guard, 0..1 */
+    int64_t max_errors;          /* malformed or unmappable records before a run stops */
     int64_t timeout_ms;
+    int allow_insecure_http; /* plain http:// to a non-loopback host in url, response_webhook */
 };
 
 struct osc_config {
@@ -174,6 +190,9 @@ struct osc_config {
     struct osc_conf_status status;
     struct osc_conf_log log;
     struct osc_conf_named destinations; /* of struct osc_conf_destination */
+    /* derived: some destination sends officespace.api_key (to the REST base or an
+     * officespacesoftware.com host), so api_key is required and `check` probes REST */
+    int uses_rest;
 };
 
 /*
@@ -187,7 +206,7 @@ int osc_config_load_string(const char *text, size_t len, const char *name, struc
                            struct osc_err *err);
 void osc_config_free(struct osc_config *cfg);
 
-/* Destination by name, or NULL. Borrowed from cfg. */
+/* Destination by name, or NULL (a binary search). Borrowed from cfg. */
 const struct osc_conf_destination *osc_config_destination(const struct osc_config *cfg,
                                                           const char *name);
 

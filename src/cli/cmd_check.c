@@ -13,10 +13,11 @@ enum { OPT_PRINT = CLI_OPT_FIRST_PRIVATE, OPT_OFFLINE };
 static void usage(void)
 {
     printf("Usage: osconnect check -c FILE [--offline] [--print-config]\n\n"
-           "Validate the configuration (unknown keys, types, bounds, secrets files), then test\n"
-           "each credential with one request: OfficeSpace REST (GET /api/1/sites), OfficeSpace\n"
-           "GraphQL (query { sites { id name } }) and, with a mapped: section, Mapped (the\n"
-           "presence buildings by id). One line per result.\n\n"
+           "Validate the configuration (unknown keys, types, bounds, URLs, secrets and CA\n"
+           "files, keys a template does not use), then test each credential the config uses\n"
+           "with one request: OfficeSpace REST (GET /api/1/sites) when a destination sends to\n"
+           "OfficeSpace; OfficeSpace GraphQL (query { sites { id name } }) and Mapped (the\n"
+           "presence buildings by id) when presence: is configured. One line per result.\n\n"
            "Options:\n" CLI_COMMON_HELP
            "      --offline          validate the file only; send nothing\n"
            "      --print-config     print the effective configuration (secrets as "
@@ -46,8 +47,8 @@ int cmd_check(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     struct cli_common common = {0};
     struct osc_config *cfg = NULL;
-    struct osc_http *http = NULL;
-    struct osc_http_opts hopts = {0};
+    struct osc_http *http = NULL, *mhttp = NULL;
+    struct osc_http_opts hopts = {0}, mopts = {0};
     struct osc_probe_result r;
     int opt, rc, print = 0, offline = 0, failed = 0;
 
@@ -78,20 +79,36 @@ int cmd_check(int argc, char **argv)
     if (offline)
         goto out;
 
+    if (!cfg->uses_rest && !cfg->presence.meta.present) {
+        printf("%-20s no destination sends to OfficeSpace and presence is not configured: "
+               "nothing to test\n",
+               "credentials");
+        goto out;
+    }
     hopts.connect_timeout_ms = cfg->officespace.connect_timeout_ms;
     hopts.timeout_ms = cfg->officespace.timeout_ms;
     hopts.no_verify_tls = !cfg->officespace.verify_tls;
     hopts.ca_file = cfg->officespace.ca_file;
-    if (!(http = osc_http_new(&hopts, NULL))) {
+    /* Mapped is another server: its own TLS settings */
+    mopts.connect_timeout_ms = cfg->officespace.connect_timeout_ms;
+    mopts.timeout_ms = cfg->mapped.timeout_ms;
+    mopts.no_verify_tls = !cfg->mapped.verify_tls;
+    mopts.ca_file = cfg->mapped.ca_file;
+    if (!(http = osc_http_new(&hopts, NULL)) || !(mhttp = osc_http_new(&mopts, NULL))) {
         failed = OSC_ENOMEM;
         goto out;
     }
-    failed = worst(failed, report((osc_probe_officespace_rest(http, cfg, &r), &r)));
-    failed = worst(failed, report((osc_probe_officespace_graphql(http, cfg, &r), &r)));
-    if (cfg->mapped.meta.present)
-        failed = worst(failed, report((osc_probe_mapped(http, cfg, &r), &r)));
+    /* only what the config uses: a presence-only setup has no REST key to test, a
+     * delivery-only one no GraphQL key and no Mapped token */
+    if (cfg->uses_rest)
+        failed = worst(failed, report((osc_probe_officespace_rest(http, cfg, &r), &r)));
+    if (cfg->presence.meta.present) {
+        failed = worst(failed, report((osc_probe_officespace_graphql(http, cfg, &r), &r)));
+        failed = worst(failed, report((osc_probe_mapped(mhttp, cfg, &r), &r)));
+    }
 out:
     osc_http_free(http);
+    osc_http_free(mhttp);
     osc_config_free(cfg);
     if (failed)
         fprintf(stderr, "osconnect check: %s\n", osc_strerror(failed));

@@ -18,6 +18,7 @@ enum conf_type {
     CONF_BOOL,
     CONF_DURATION, /* int64_t milliseconds */
     CONF_SIZE,     /* int64_t bytes */
+    CONF_RATIO,    /* double from 0 to 1 */
     CONF_ENUM,     /* int index into choices */
     CONF_LIST,     /* struct osc_strlist; a scalar is a one-item list */
     CONF_MAP,      /* struct osc_strmap; with CONF_F_MAPSTR also "a:b,c:d" */
@@ -29,6 +30,18 @@ enum conf_type {
 #define CONF_F_SECRET   0x1u /* redacted in dumps, registered with the logger */
 #define CONF_F_REQUIRED 0x2u /* must be present (checked when the section is) */
 #define CONF_F_MAPSTR   0x4u /* CONF_MAP also accepts "name:value,name2:value2" */
+#define CONF_F_AUTO     0x8u /* CONF_INT also accepts the word auto, stored as 0 */
+
+/* Flags of a destination key: the templates that use it (none set outside destinations). */
+#define CONF_T_BIT(t)  (0x100u << (t)) /* t: enum osc_conf_template */
+#define CONF_T_MANUAL  CONF_T_BIT(OSC_CONF_TEMPLATE_MANUAL)
+#define CONF_T_UPSERT  CONF_T_BIT(OSC_CONF_TEMPLATE_UPSERT_EMPLOYEES)
+#define CONF_T_TRIGGER CONF_T_BIT(OSC_CONF_TEMPLATE_TRIGGER_DIRECTORY_IMPORT)
+#define CONF_T_ALL     (CONF_T_MANUAL | CONF_T_UPSERT | CONF_T_TRIGGER)
+
+/* Limits of the composer (compose.c). */
+#define CONF_MAX_DEPTH       64
+#define CONF_MAX_ALIAS_NODES 100000
 
 struct conf_section;
 
@@ -69,6 +82,30 @@ int conf_fail(const struct conf_ctx *ctx, const char *key, struct osc_err *err, 
 /* Read a secret from a file that only its owner may read; trailing newline trimmed. */
 int conf_read_secret_file(const struct conf_ctx *ctx, const char *key, const char *path, char **out,
                           struct osc_err *err);
+
+/* Value of key in a mapping node, or NULL (key_node, if not NULL, gets the key). */
+yaml_node_t *conf_map_get(yaml_document_t *doc, yaml_node_t *map, const char *key,
+                          yaml_node_t **key_node);
+
+/*
+ * Refuse every key of section s present in ctx->node (recursing into
+ * sub-sections) that has CONF_T_* flags without tbit (a CONF_T_BIT()):
+ * "PATH.KEY: template NAME does not use KEY (why)". 0 or OSC_ECONFIG.
+ */
+int conf_check_template_keys(const struct conf_ctx *ctx, const struct conf_section *s,
+                             unsigned tbit, const char *tname, const char *why,
+                             struct osc_err *err);
+
+/*
+ * Read text into *doc with the limits in compose.c: one document, nesting
+ * of at most CONF_MAX_DEPTH, aliases standing for at most
+ * CONF_MAX_ALIAS_NODES nodes. On success *doc is initialised (no root node
+ * when the text is empty) and the caller deletes it with
+ * yaml_document_delete(); on failure *doc is not initialised and err says
+ * "file:line:col: path: what is wrong". Returns 0, OSC_ECONFIG or OSC_ENOMEM.
+ */
+int conf_compose(const char *text, size_t len, const char *file, yaml_document_t *doc,
+                 struct osc_err *err);
 
 extern const struct conf_section conf_root;
 

@@ -1,11 +1,15 @@
 /*
  * config.c - the table-driven YAML loader.
  *
- * libyaml loads the whole file into a node tree (which keeps line and
- * column marks); the walk below fills a fresh struct osc_config from the
- * tables in sections.c. Defaults are applied first, then the file's
- * values, then each present section's check hook. Nothing is visible to
- * the caller until all of it succeeded.
+ * compose.c reads the whole file into a libyaml node tree (which keeps
+ * line and column marks, and bounds depth and aliases); the walk below
+ * fills a fresh struct osc_config from the tables in sections.c. Defaults
+ * are applied first, then the file's values, then each present section's
+ * check hook. Nothing is visible to the caller until all of it succeeded.
+ *
+ * Linear: every step is proportional to the nodes of the file (aliases
+ * included, which compose.c bounds); names are checked for duplicates by
+ * sorting, and destinations are found by binary search.
  */
 #include "osc/config.h"
 
@@ -43,8 +47,8 @@ static int has_control(const char *s)
 
 /* ---- positions and messages ------------------------------------------ */
 
-static yaml_node_t *map_get(yaml_document_t *doc, yaml_node_t *map, const char *key,
-                            yaml_node_t **key_node)
+yaml_node_t *conf_map_get(yaml_document_t *doc, yaml_node_t *map, const char *key,
+                          yaml_node_t **key_node)
 {
     yaml_node_pair_t *p;
 
@@ -65,7 +69,7 @@ void conf_pos(const struct conf_ctx *ctx, const char *key, unsigned *line, unsig
 {
     yaml_node_t *k = NULL, *n = ctx->node;
 
-    if (key && map_get(ctx->doc, ctx->node, key, &k))
+    if (key && conf_map_get(ctx->doc, ctx->node, key, &k))
         n = k;
     *line = n ? (unsigned)n->start_mark.line + 1 : 1;
     *col = n ? (unsigned)n->start_mark.column + 1 : 1;
@@ -238,7 +242,7 @@ static int interpolate(const char *file, yaml_node_t *node, char **out, struct o
 static const char *type_hint(const struct conf_key *k)
 {
     switch (k->type) {
-    case CONF_INT: return "an integer";
+    case CONF_INT: return (k->flags & CONF_F_AUTO) ? "an integer or auto" : "an integer";
     case CONF_BOOL: return "true or false";
     case CONF_DURATION: return "a duration such as 500ms, 30s, 15m or 2h";
     case CONF_SIZE: return "a size such as 512, 64KiB or 5MiB";
@@ -257,6 +261,17 @@ static int set_scalar(const struct conf_key *k, void *obj, const char *text, con
     case CONF_STR: {
         char **dst = FIELD(obj, k, char *);
         char *copy;
+        /* "" never works (an empty key, an empty state path, an empty URL); an empty
+         * ${VAR} is the usual cause, so the value as written is shown (never the secret) */
+        if (!*text) {
+            const char *raw = node ? (const char *)node->data.scalar.value : "";
+            if (strstr(raw, "${"))
+                return fail_at(err, file, node, "%s: must not be empty (%s expands to nothing)",
+                               path, raw);
+            return fail_at(err, file, node, "%s: must not be empty%s%s", path,
+                           k->def ? "; remove the key for the default, " : "",
+                           k->def ? k->def : "");
+        }
         /* a key with a stray \r (a CRLF .env file) would be refused by every
          * header; say so here, without echoing it */
         if ((k->flags & CONF_F_SECRET) && has_control(text))
@@ -272,7 +287,24 @@ static int set_scalar(const struct conf_key *k, void *obj, const char *text, con
             return osc_log_secret_add(copy);
         return 0;
     }
-    case CONF_INT: rc = osc_parse_int(text, k->min, k->max, &v); break;
+    case CONF_INT:
+        if ((k->flags & CONF_F_AUTO) && strcasecmp(text, "auto") == 0) {
+            *FIELD(obj, k, int64_t) = 0;
+            return 0;
+        }
+        rc = osc_parse_int(text, k->min, k->max, &v);
+        break;
+    case CONF_RATIO: {
+        char *end;
+        double d;
+        errno = 0;
+        d = strtod(text, &end);
+        if (!*text || *end || errno || !(d >= 0.0 && d <= 1.0))
+            return fail_at(err, file, node,
+                           "%s: expected a ratio from 0 to 1 (such as 0.6), got '%s'", path, text);
+        memcpy((char *)obj + k->offset, &d, sizeof(d)); /* a double field, not an int64 */
+        return 0;
+    }
     case CONF_DURATION: rc = osc_parse_duration_ms(text, k->min, k->max, &v); break;
     case CONF_SIZE: rc = osc_parse_size(text, k->min, k->max, &v); break;
     case CONF_BOOL:
@@ -308,14 +340,30 @@ static int set_scalar(const struct conf_key *k, void *obj, const char *text, con
 
 /* ---- lists, maps, JSON -------------------------------------------------- */
 
+/*
+ * Lists and maps have no capacity field: the capacity is implied by n (4,
+ * then doubled each time n reaches a power of two), so n pushes cost O(n).
+ */
+static int grow(size_t n, void **p, size_t elem)
+{
+    size_t cap;
+    void *np;
+
+    if (n != 0 && (n < 4 || (n & (n - 1)) != 0))
+        return 0; /* room left */
+    cap = n ? n * 2 : 4;
+    if (!(np = realloc(*p, cap * elem)))
+        return OSC_ENOMEM;
+    *p = np;
+    return 0;
+}
+
 static int list_push(struct osc_strlist *l, char *s)
 {
-    char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
-    if (!v) {
+    if (grow(l->n, (void **)&l->v, sizeof(*l->v))) {
         free(s);
         return OSC_ENOMEM;
     }
-    l->v = v;
     l->v[l->n++] = s;
     return 0;
 }
@@ -331,17 +379,12 @@ static void list_free(struct osc_strlist *l)
 
 static int map_push(struct osc_strmap *m, char *k, char *v)
 {
-    char **nk = realloc(m->keys, (m->n + 1) * sizeof(*nk));
-    char **nv = nk ? realloc(m->vals, (m->n + 1) * sizeof(*nv)) : NULL;
-
-    if (nk)
-        m->keys = nk;
-    if (!nk || !nv) {
+    if (grow(m->n, (void **)&m->keys, sizeof(*m->keys)) ||
+        grow(m->n, (void **)&m->vals, sizeof(*m->vals))) {
         free(k);
         free(v);
         return OSC_ENOMEM;
     }
-    m->vals = nv;
     m->keys[m->n] = k;
     m->vals[m->n] = v;
     m->n++;
@@ -486,6 +529,39 @@ static int apply_defaults(const struct conf_section *s, void *obj, const char *f
     return 0;
 }
 
+static int by_name_cmp(const void *a, const void *b, void *names_)
+{
+    char **names = names_;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(names[i], names[j]);
+    return c ? c : (i > j) - (i < j);
+}
+
+/*
+ * Fill nm->by_name (indices in name order) and refuse a name given twice,
+ * at its second place in the file. Sorting instead of comparing every pair
+ * keeps this O(n log n): 200,000 names cost about 3.5 million comparisons,
+ * not 20 billion.
+ */
+static int named_index(struct walk *w, struct osc_conf_named *nm, const yaml_node_pair_t *pairs,
+                       const char *path)
+{
+    size_t dup = SIZE_MAX;
+
+    for (size_t i = 0; i < nm->n; i++)
+        nm->by_name[i] = i;
+    qsort_r(nm->by_name, nm->n, sizeof(size_t), by_name_cmp, nm->names);
+    for (size_t i = 1; i < nm->n; i++) {
+        size_t a = nm->by_name[i - 1], b = nm->by_name[i];
+        if (b < dup && strcmp(nm->names[a], nm->names[b]) == 0)
+            dup = b; /* equal names sort by position: b is the later one */
+    }
+    if (dup == SIZE_MAX)
+        return 0;
+    return fail_at(w->err, w->file, yaml_document_get_node(w->doc, pairs[dup].key),
+                   "%s: duplicate name '%s'", path, nm->names[dup]);
+}
+
 static int parse_value(struct walk *w, const struct conf_key *k, void *obj, yaml_node_t *v,
                        const char *path)
 {
@@ -502,37 +578,40 @@ static int parse_value(struct walk *w, const struct conf_key *k, void *obj, yaml
 
     case CONF_NAMED: {
         struct osc_conf_named *nm = FIELD(obj, k, struct osc_conf_named);
+        yaml_node_pair_t *pairs;
         size_t count;
         if (v->type == YAML_SCALAR_NODE && is_null_scalar(v))
             return 0;
         if (v->type != YAML_MAPPING_NODE)
             return fail_at(w->err, w->file, v, "%s: expected a mapping of names to sections", path);
-        count = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+        pairs = v->data.mapping.pairs.start;
+        count = (size_t)(v->data.mapping.pairs.top - pairs);
         nm->items = calloc(count ? count : 1, k->sub->size);
         nm->names = calloc(count ? count : 1, sizeof(char *));
-        if (!nm->items || !nm->names)
+        nm->by_name = calloc(count ? count : 1, sizeof(size_t));
+        if (!nm->items || !nm->names || !nm->by_name)
             return OSC_ENOMEM;
-        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
-             p++) {
-            yaml_node_t *kn = yaml_document_get_node(w->doc, p->key);
-            yaml_node_t *vn = yaml_document_get_node(w->doc, p->value);
-            void *item = (char *)nm->items + nm->n * k->sub->size;
-            char sub[256];
+        for (size_t i = 0; i < count; i++) {
+            yaml_node_t *kn = yaml_document_get_node(w->doc, pairs[i].key);
             if (!kn || kn->type != YAML_SCALAR_NODE || !*kn->data.scalar.value)
                 return fail_at(w->err, w->file, kn, "%s: expected a name", path);
-            for (size_t i = 0; i < nm->n; i++)
-                if (strcmp(nm->names[i], (char *)kn->data.scalar.value) == 0)
-                    return fail_at(w->err, w->file, kn, "%s: duplicate name '%s'", path,
-                                   nm->names[i]);
-            if (!vn || vn->type != YAML_MAPPING_NODE)
-                return fail_at(w->err, w->file, vn ? vn : kn, "%s.%s: expected a mapping of keys",
-                               path, kn->data.scalar.value);
-            if (!(nm->names[nm->n] = strdup((char *)kn->data.scalar.value)))
+            if (!(nm->names[i] = strdup((char *)kn->data.scalar.value)))
                 return OSC_ENOMEM;
             nm->n++;
+        }
+        if ((rc = named_index(w, nm, pairs, path)))
+            return rc;
+        for (size_t i = 0; i < count; i++) {
+            yaml_node_t *vn = yaml_document_get_node(w->doc, pairs[i].value);
+            void *item = (char *)nm->items + i * k->sub->size;
+            char sub[256];
+            if (!vn || vn->type != YAML_MAPPING_NODE)
+                return fail_at(w->err, w->file,
+                               vn ? vn : yaml_document_get_node(w->doc, pairs[i].key),
+                               "%s.%s: expected a mapping of keys", path, nm->names[i]);
             if ((rc = apply_defaults(k->sub, item, w->file, w->err)))
                 return rc;
-            snprintf(sub, sizeof(sub), "%s.%s", path, kn->data.scalar.value);
+            snprintf(sub, sizeof(sub), "%s.%s", path, nm->names[i]);
             if ((rc = parse_section(w, k->sub, item, vn, sub)))
                 return rc;
         }
@@ -547,6 +626,10 @@ static int parse_value(struct walk *w, const struct conf_key *k, void *obj, yaml
                 return 0;
             if ((rc = interpolate(w->file, v, &text, w->err)))
                 return rc;
+            if (!*text) {
+                free(text);
+                return fail_at(w->err, w->file, v, "%s: must not be empty", path);
+            }
             return list_push(l, text);
         }
         if (v->type != YAML_SEQUENCE_NODE)
@@ -556,7 +639,13 @@ static int parse_value(struct walk *w, const struct conf_key *k, void *obj, yaml
             yaml_node_t *e = yaml_document_get_node(w->doc, *it);
             if (!e || e->type != YAML_SCALAR_NODE)
                 return fail_at(w->err, w->file, e ? e : v, "%s: list items must be scalars", path);
-            if ((rc = interpolate(w->file, e, &text, w->err)) || (rc = list_push(l, text)))
+            if ((rc = interpolate(w->file, e, &text, w->err)))
+                return rc;
+            if (!*text) {
+                free(text);
+                return fail_at(w->err, w->file, e, "%s: list items must not be empty", path);
+            }
+            if ((rc = list_push(l, text)))
                 return rc;
         }
         return 0;
@@ -667,7 +756,7 @@ static int parse_section(struct walk *w, const struct conf_section *s, void *obj
     }
     for (size_t i = 0; i < s->nkeys; i++) {
         const struct conf_key *k = &s->keys[i];
-        if ((k->flags & CONF_F_REQUIRED) && !map_get(w->doc, node, k->name, NULL))
+        if ((k->flags & CONF_F_REQUIRED) && !conf_map_get(w->doc, node, k->name, NULL))
             return conf_fail(&ctx, NULL, w->err, "missing required key '%s'", k->name);
     }
     return s->check ? s->check(obj, &ctx, w->err) : 0;
@@ -693,6 +782,7 @@ static void free_section(const struct conf_section *s, void *obj)
             }
             free(nm->items);
             free(nm->names);
+            free(nm->by_name);
             break;
         }
         default: break;
@@ -715,24 +805,14 @@ void osc_config_free(struct osc_config *cfg)
 int osc_config_load_string(const char *text, size_t len, const char *name, struct osc_config **out,
                            struct osc_err *err)
 {
-    yaml_parser_t parser;
     yaml_document_t doc;
     yaml_node_t *root;
     struct osc_config *cfg = NULL;
     struct walk w = {name, &doc, err};
-    int rc, have_doc = 0;
+    int rc;
 
-    if (!yaml_parser_initialize(&parser))
-        return osc_err_set(err, OSC_ENOMEM, "cannot initialise the YAML parser");
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        rc = osc_err_set(err, OSC_ECONFIG, "%s:%zu:%zu: YAML syntax error: %s%s%s", name,
-                         parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                         parser.problem ? parser.problem : "unknown problem",
-                         parser.context ? " " : "", parser.context ? parser.context : "");
-        goto out;
-    }
-    have_doc = 1;
+    if ((rc = conf_compose(text, len, name, &doc, err)))
+        return rc;
     root = yaml_document_get_root_node(&doc);
     if (!root || (root->type == YAML_SCALAR_NODE && is_null_scalar(root))) {
         rc = osc_err_set(err, OSC_ECONFIG, "%s: the configuration is empty", name);
@@ -756,9 +836,7 @@ int osc_config_load_string(const char *text, size_t len, const char *name, struc
     cfg = NULL;
 out:
     osc_config_free(cfg);
-    if (have_doc)
-        yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
+    yaml_document_delete(&doc);
     return rc;
 }
 
@@ -791,10 +869,26 @@ int osc_config_load(const char *path, struct osc_config **out, struct osc_err *e
 const struct osc_conf_destination *osc_config_destination(const struct osc_config *cfg,
                                                           const char *name)
 {
-    const struct osc_conf_destination *d = cfg->destinations.items;
-    for (size_t i = 0; i < cfg->destinations.n; i++)
-        if (strcmp(cfg->destinations.names[i], name) == 0)
-            return &d[i];
+    const struct osc_conf_named *nm = &cfg->destinations;
+    const struct osc_conf_destination *d = nm->items;
+    size_t lo = 0, hi = nm->n;
+
+    if (!nm->by_name) { /* a config built by hand */
+        for (size_t i = 0; i < nm->n; i++)
+            if (strcmp(nm->names[i], name) == 0)
+                return &d[i];
+        return NULL;
+    }
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(nm->names[nm->by_name[mid]], name);
+        if (c == 0)
+            return &d[nm->by_name[mid]];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 
@@ -829,7 +923,18 @@ static void dump_section(FILE *out, const struct conf_section *s, const void *ob
             break;
         }
         case CONF_INT:
+            if ((k->flags & CONF_F_AUTO) && *FIELD(o, k, const int64_t) == 0) {
+                fputs(" auto", out);
+                break;
+            }
+            /* fall through */
         case CONF_SIZE: fprintf(out, " %lld", (long long)*FIELD(o, k, const int64_t)); break;
+        case CONF_RATIO: {
+            double d;
+            memcpy(&d, (const char *)o + k->offset, sizeof(d));
+            fprintf(out, " %g", d);
+            break;
+        }
         case CONF_DURATION: fprintf(out, " %lldms", (long long)*FIELD(o, k, const int64_t)); break;
         case CONF_BOOL: fputs(*FIELD(o, k, const int) ? " true" : " false", out); break;
         case CONF_ENUM: fprintf(out, " %s", k->choices[*FIELD(o, k, const int)]); break;
@@ -887,24 +992,45 @@ void osc_config_dump(const struct osc_config *cfg, FILE *out)
 
 static const char *type_name(const struct conf_key *k)
 {
-    static const char *const names[] = {"string", "integer", "boolean",       "duration",
-                                        "size",   "enum",    "list",          "map",
-                                        "any",    "section", "named sections"};
+    static const char *const names[] = {"string", "integer", "boolean", "duration",
+                                        "size",   "ratio",   "enum",    "list",
+                                        "map",    "any",     "section", "named sections"};
+    if (k->type == CONF_INT && (k->flags & CONF_F_AUTO))
+        return "int|auto";
     return names[k->type];
+}
+
+/* "manual, upsert_employees only" for a destination key not every template uses; "" otherwise. */
+static const char *used_by(const struct conf_key *k, char *buf, size_t n)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    if (!(k->flags & CONF_T_ALL) || (k->flags & CONF_T_ALL) == CONF_T_ALL)
+        return buf;
+    for (int t = 0; t < 3; t++)
+        if (k->flags & CONF_T_BIT(t))
+            len += (size_t)snprintf(buf + len, len < n ? n - len : 0, "%s%s", len ? ", " : "",
+                                    osc_conf_template_name(t));
+    snprintf(buf + len, len < n ? n - len : 0, " only");
+    return buf;
 }
 
 static void describe_section(FILE *out, const struct conf_section *s, const char *prefix, int man)
 {
     for (size_t i = 0; i < s->nkeys; i++) {
         const struct conf_key *k = &s->keys[i];
-        char path[128];
+        char path[128], tmpl[96];
         snprintf(path, sizeof(path), "%s%s", prefix, k->name);
+        used_by(k, tmpl, sizeof(tmpl));
         if (k->type == CONF_SECTION || k->type == CONF_NAMED) {
             char sub[160];
             if (man)
-                fprintf(out, ".SS %s\n%s\n", path, k->help);
+                fprintf(out, ".SS %s\n%s%s%s%s\n", path, k->help, *tmpl ? " (" : "", tmpl,
+                        *tmpl ? ")" : "");
             else
-                fprintf(out, "\n%s: %s\n", path, k->help);
+                fprintf(out, "\n%s: %s%s%s%s\n", path, k->help, *tmpl ? " (" : "", tmpl,
+                        *tmpl ? ")" : "");
             snprintf(sub, sizeof(sub), "%s%s.", path, k->type == CONF_NAMED ? ".NAME" : "");
             describe_section(out, k->sub, sub, man);
             continue;
@@ -915,12 +1041,58 @@ static void describe_section(FILE *out, const struct conf_section *s, const char
                 fprintf(out, ", default \\fI%s\\fR", k->def);
             if (k->flags & CONF_F_SECRET)
                 fputs(", secret", out);
+            if (*tmpl)
+                fprintf(out, "; %s", tmpl);
             fprintf(out, ") %s\n", k->help);
         } else {
-            fprintf(out, "  %-38s %-8s %-16s %s\n", path, type_name(k), k->def ? k->def : "-",
-                    k->help);
+            fprintf(out, "  %-38s %-8s %-16s %s%s%s%s\n", path, type_name(k), k->def ? k->def : "-",
+                    k->help, *tmpl ? " (" : "", tmpl, *tmpl ? ")" : "");
         }
     }
+}
+
+/* ---- template keys ------------------------------------------------------------------ */
+
+static int check_template_keys(const struct conf_ctx *ctx, const struct conf_section *s,
+                               const char *prefix, unsigned tbit, const char *tname,
+                               const char *why, struct osc_err *err)
+{
+    yaml_node_t *node = ctx->node;
+
+    if (!node || node->type != YAML_MAPPING_NODE)
+        return 0;
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(ctx->doc, p->key);
+        const struct conf_key *k = NULL;
+        if (!kn || kn->type != YAML_SCALAR_NODE)
+            continue;
+        for (size_t i = 0; i < s->nkeys && !k; i++)
+            if (strcmp(s->keys[i].name, (const char *)kn->data.scalar.value) == 0)
+                k = &s->keys[i];
+        if (!k)
+            continue;
+        if ((k->flags & CONF_T_ALL) && !(k->flags & tbit))
+            return conf_fail(ctx, k->name, err, "template %s does not use %s%s (%s)", tname, prefix,
+                             k->name, why);
+        if (k->type == CONF_SECTION) {
+            char path[256], pre[128];
+            struct conf_ctx sub = {ctx->file, ctx->doc, yaml_document_get_node(ctx->doc, p->value),
+                                   path};
+            snprintf(path, sizeof(path), "%s.%s", ctx->path, k->name);
+            snprintf(pre, sizeof(pre), "%s%s.", prefix, k->name);
+            int rc = check_template_keys(&sub, k->sub, pre, tbit, tname, why, err);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int conf_check_template_keys(const struct conf_ctx *ctx, const struct conf_section *s,
+                             unsigned tbit, const char *tname, const char *why, struct osc_err *err)
+{
+    return check_template_keys(ctx, s, "", tbit, tname, why, err);
 }
 
 void osc_config_describe(FILE *out, int man) { describe_section(out, &conf_root, "", man); }

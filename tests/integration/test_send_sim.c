@@ -477,7 +477,7 @@ static void test_partial_rejects(void **state)
 
     remove(dl);
     cfg = config("  raw:\n    url: /api/1/employee_batch_imports\n    commit: commit\n"
-                 "    dead_letter: p.dead.jsonl\n",
+                 "    batch: {enabled: true}\n    dead_letter: p.dead.jsonl\n",
                  dl, NULL);
     in = th_write_file("raw.jsonl",
                        "{\"EmployeeId\":\"r1\",\"Source\":\"HRIS\",\"FirstName\":\"Ann\"}\n"
@@ -734,21 +734,22 @@ static void test_manual_sim(void **state)
     (void)state;
 
     remove(dl);
-    snprintf(
-        extra, sizeof(extra),
-        "  part:\n    url: /api/1/{kind}\n    exclude: [kind, secret.pin]\n"
-        "    headers: 'X-Tenant: acme, X-Trace: 7'\n    batch: {size: 2}\n"
-        "    response_webhook: %s/hook\n    max_in_flight: 1\n"
-        "  prop:\n    url: /api/1/props\n    batch: {grouping: property, property_name: records,"
-        " other_props: {\"mode\": \"bulk\"}}\n"
-        "  lua:\n    url: /api/1/luas\n    batch:\n      grouping: code\n      code: |\n"
-        "        function batch(records)\n"
-        "          return json.encode({count = #records, first = records[1].name}),"
-        " 'application/json'\n"
-        "        end\n"
-        "  form:\n    url: /api/1/forms\n    format: form\n    max_in_flight: 1\n    exclude: "
-        "[kind, secret]\n",
-        ts_url(hook));
+    snprintf(extra, sizeof(extra),
+             "  part:\n    url: /api/1/{kind}\n    exclude: [kind, secret.pin]\n"
+             "    headers: 'X-Tenant: acme, X-Trace: 7'\n    batch: {enabled: true, size: 2}\n"
+             "    response_webhook: %s/hook\n    max_in_flight: 1\n"
+             "  prop:\n    url: /api/1/props\n    batch: {enabled: true, grouping: property,"
+             " property_name: records,"
+             " other_props: {\"mode\": \"bulk\"}}\n"
+             "  lua:\n    url: /api/1/luas\n    batch:\n      enabled: true\n      grouping: code\n"
+             "      code: |\n"
+             "        function batch(records)\n"
+             "          return json.encode({count = #records, first = records[1].name}),"
+             " 'application/json'\n"
+             "        end\n"
+             "  form:\n    url: /api/1/forms\n    format: form\n    max_in_flight: 1\n    exclude: "
+             "[kind, secret]\n",
+             ts_url(hook));
     cfg = config(extra, dl, NULL);
     in = th_write_file(
         "man.jsonl", "{\"kind\":\"widgets\",\"name\":\"w1\",\"secret\":{\"pin\":1,\"keep\":true}}\n"

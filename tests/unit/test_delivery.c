@@ -52,7 +52,8 @@ static void setup_cfg(struct fx *f, const char *dest_yaml)
                          "destinations:\n%s",
                          ts_url(f->ts), dest_yaml) > 0);
     {
-        /* every destination writes its dead letters to one known file */
+        /* every destination that takes records writes its dead letters to one known
+         * file (a trigger_directory_import takes none, and refuses dead_letter) */
         char *p = text, *out = NULL;
         size_t n = 0;
         FILE *m = open_memstream(&out, &n);
@@ -62,8 +63,14 @@ static void setup_cfg(struct fx *f, const char *dest_yaml)
             if (strcmp(line, "destinations:") == 0)
                 in_dest = 1;
             if (in_dest && strncmp(line, "  ", 2) == 0 && line[2] != ' ' &&
-                line[strlen(line) - 1] == ':')
-                fprintf(m, "    dead_letter: %s\n", f->dl_path);
+                line[strlen(line) - 1] == ':') {
+                const char *next = line + strlen(line) + 1, *end = strstr(next, "\n  ");
+                const char *trig = strstr(next, "template: trigger_directory_import");
+                while (end && end[3] == ' ')
+                    end = strstr(end + 1, "\n  ");
+                if (!trig || (end && trig > end))
+                    fprintf(m, "    dead_letter: %s\n", f->dl_path);
+            }
         }
         fclose(m);
         free(text);
@@ -372,7 +379,8 @@ static void test_retry_and_retry_after(void **state)
     int64_t t0;
     (void)state;
 
-    setup_cfg(&f, "  d:\n    url: /api/1/things\n    retry: {base: 5ms, cap: 20ms}\n");
+    setup_cfg(&f, "  d:\n    url: /api/1/things\n    retry: {base: 5ms, cap: 20ms}\n"
+                  "    batch: {enabled: true}\n");
     ts_push(f.ts, &(struct ts_response){500, NULL, "oops", 0, 0});
     ts_push(f.ts,
             &(struct ts_response){200, NULL, "{\"accepted\":true,\"padding\":\"xxxxxxxxxxxxxxxx\"}",
@@ -501,7 +509,8 @@ static void test_manual_options(void **state)
         assert_true(asprintf(&text,
                              "officespace: {hostname: acme, base_url: http://127.0.0.1:9, "
                              "api_key: " KEY "}\ndestinations:\n  nd:\n    url: %s/ingest\n"
-                             "    format: ndjson\n    dead_letter: %s\n",
+                             "    format: ndjson\n    batch: {enabled: true}\n"
+                             "    dead_letter: %s\n",
                              ts_url(other), f.dl_path) > 0);
         assert_int_equal(osc_config_load_string(text, strlen(text), "t.yaml", &f.cfg, &err), 0);
         free(text);
@@ -519,7 +528,8 @@ static void test_partition_and_max_bytes(void **state)
     struct fx f = {0};
     (void)state;
 
-    setup_cfg(&f, "  d:\n    url: /api/1/sites/{site}/things\n    batch: {size: 10}\n");
+    setup_cfg(&f,
+              "  d:\n    url: /api/1/sites/{site}/things\n    batch: {enabled: true, size: 10}\n");
     deliver(&f, "d",
             "{\"site\":\"A\",\"n\":1}\n{\"site\":\"B\",\"n\":2}\n{\"site\":\"A\",\"n\":3}\n"
             "{\"site\":\"C\",\"n\":4}\n{\"site\":\"B\",\"n\":5}\n",
@@ -545,7 +555,7 @@ static void test_partition_and_max_bytes(void **state)
     teardown_fx(&f);
 
     /* max_bytes cuts batches before they grow past it; a record larger than it is rejected */
-    setup_cfg(&f, "  d:\n    url: /x\n    batch: {size: 100, max_bytes: 256}\n");
+    setup_cfg(&f, "  d:\n    url: /x\n    batch: {enabled: true, size: 100, max_bytes: 256}\n");
     {
         struct osc_buf in;
         osc_buf_init(&in, 1 << 20);
@@ -575,17 +585,21 @@ static void test_grouping(void **state)
 
     setup_cfg(
         &f,
-        "  prop:\n    url: /p\n    batch:\n      grouping: property\n      property_name: records\n"
+        "  prop:\n    url: /p\n    batch:\n      enabled: true\n      grouping: property\n      "
+        "property_name: records\n"
         "      other_props: {mode: upsert, n: 3}\n"
-        "  lua:\n    url: /l\n    batch:\n      grouping: code\n      code: |\n"
+        "  lua:\n    url: /l\n    batch:\n      enabled: true\n      grouping: code\n      code: "
+        "|\n"
         "        function batch(records)\n"
         "          local ids = {}\n"
         "          for i, r in ipairs(records) do ids[i] = string.upper(r.id) end\n"
         "          return json.encode({count = #records, ids = ids}), 'application/vnd.x+json'\n"
         "        end\n"
-        "  evil:\n    url: /e\n    batch:\n      grouping: code\n      code: |\n"
+        "  evil:\n    url: /e\n    batch:\n      enabled: true\n      grouping: code\n      code: "
+        "|\n"
         "        function batch(records) return os.execute('touch /tmp/osc-pwned') end\n"
-        "  spin:\n    url: /s\n    batch:\n      grouping: code\n      code: |\n"
+        "  spin:\n    url: /s\n    batch:\n      enabled: true\n      grouping: code\n      code: "
+        "|\n"
         "        function batch(records) while true do end end\n");
     deliver(&f, "prop", "{\"id\":\"a\"}\n{\"id\":\"b\"}\n", "g.jsonl", NULL);
     expect_req(&f, 0, "POST", "/p",
@@ -626,10 +640,12 @@ static void test_grouping(void **state)
     {
         struct osc_config *cfg;
         struct osc_err err = {0};
-        const char *y = "officespace: {hostname: acme, api_key: " KEY "}\ndestinations:\n"
-                        "  x:\n    url: /x\n    batch: {grouping: code, code: \"local f = "
-                        "io.open('/etc/passwd')\"}\n"
-                        "  y:\n    url: /y\n    batch: {grouping: code, code: \"require('os')\"}\n";
+        const char *y =
+            "officespace: {hostname: acme, api_key: " KEY "}\ndestinations:\n"
+            "  x:\n    url: /x\n    batch: {enabled: true, grouping: code, code: \"local f = "
+            "io.open('/etc/passwd')\"}\n"
+            "  y:\n    url: /y\n    batch: {enabled: true, grouping: code, code: "
+            "\"require('os')\"}\n";
         assert_int_equal(osc_config_load_string(y, strlen(y), "t.yaml", &cfg, &err), 0);
         assert_null(osc_delivery_new(cfg, "x", NULL, &err));
         assert_int_equal(err.code, OSC_ECONFIG);
@@ -642,8 +658,8 @@ static void test_grouping(void **state)
 }
 
 #define LUA_DEST(name, extra, code)                                                                \
-    "  " name ":\n    url: /" name "\n    batch:\n      grouping: code\n" extra                    \
-    "      code: |\n" code
+    "  " name ":\n    url: /" name                                                                 \
+    "\n    batch:\n      enabled: true\n      grouping: code\n" extra "      code: |\n" code
 
 /* Dead letter i's reason. */
 static const char *dl_reason(json_t *dl, size_t i)
@@ -801,7 +817,7 @@ static void test_webhook(void **state)
     ts_set_default(hook, &(struct ts_response){500, NULL, "hook down", 0, 0});
     snprintf(yaml, sizeof(yaml),
              "  d:\n    url: /api/1/things\n    response_webhook: %s/hook\n"
-             "    batch: {size: 1}\n",
+             "    batch: {enabled: true, size: 1}\n",
              ts_url(hook));
     setup_cfg(&f, yaml);
     deliver(&f, "d", "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n", "w.jsonl", NULL);
