@@ -55,7 +55,8 @@ struct osc_presence_obs {
 /*
  * Map a finite reading v of a point of kind k:
  *   Occupancy_Status, Temporary_Occupancy_Status: v >= 1 -> PRESENCE, else NO_PRESENCE
- *   Occupancy_Count_Sensor: round(v) > 0 -> PRESENCE with count round(v), else NO_PRESENCE, 0
+ *   Occupancy_Count_Sensor: v > 0 -> PRESENCE with count max(1, round(v)) (the presence
+ *     decision is made on v, the rounding after it: 0.4 is PRESENCE 1), else NO_PRESENCE, 0
  *   Occupancy_Sensor, PIR_Sensor: v > 0 -> PASSIVE_PRESENCE, else NO_PRESENCE
  * Non-count kinds get count 1 when the status is not NO_PRESENCE, else 0.
  */
@@ -63,9 +64,10 @@ void osc_presence_map(enum osc_point_kind k, double v, int64_t at_ms, struct osc
 
 /*
  * Per-location aggregation of observations: the strongest status wins
- * (PRESENCE > PASSIVE_PRESENCE > NO_PRESENCE); the count is the largest
- * count-sensor count when any count sensor contributed, else 1 when the
- * status is not NO_PRESENCE, else 0; the time is the newest reading's.
+ * (PRESENCE > PASSIVE_PRESENCE > NO_PRESENCE); the count is 0 for
+ * NO_PRESENCE, else the largest count-sensor count when any count sensor
+ * contributed and it is above 1, else 1 (a present location always carries
+ * a count >= 1); the time is the newest reading's.
  */
 struct osc_presence_agg {
     unsigned n; /* observations added; 0 means "nothing to say" */

@@ -52,11 +52,18 @@ void osc_presence_map(enum osc_point_kind k, double v, int64_t at_ms, struct osc
         out->status = v >= 1 ? OSC_PRESENCE_YES : OSC_PRESENCE_NO;
         break;
     case OSC_POINT_OCCUPANCY_COUNT_SENSOR: {
-        /* bounded so a wild reading cannot overflow the conversion */
-        double r = v < 0 ? 0 : v > 1e9 ? 1e9 : round(v);
+        /* presence is decided on the raw value (0.4 people is someone), the count is rounded
+         * after, never below 1 for a present location, and bounded so a wild reading cannot
+         * overflow the conversion */
+        double r = v > 1e9 ? 1e9 : round(v);
         out->count_sensor = 1;
-        out->count = (int64_t)r;
-        out->status = out->count > 0 ? OSC_PRESENCE_YES : OSC_PRESENCE_NO;
+        if (v > 0) {
+            out->status = OSC_PRESENCE_YES;
+            out->count = r < 1 ? 1 : (int64_t)r;
+        } else {
+            out->status = OSC_PRESENCE_NO;
+            out->count = 0;
+        }
         return;
     }
     case OSC_POINT_OCCUPANCY_SENSOR:
@@ -84,9 +91,13 @@ void osc_presence_agg_add(struct osc_presence_agg *a, const struct osc_presence_
 
 int64_t osc_presence_agg_count(const struct osc_presence_agg *a)
 {
-    if (a->has_count_sensor)
+    /* a present location always carries someone: a count sensor at 0 next to a status
+     * sensor at 1 is a count the status sensor contradicts, not an empty room */
+    if (a->status == OSC_PRESENCE_NO)
+        return 0;
+    if (a->has_count_sensor && a->max_count > 1)
         return a->max_count;
-    return a->status != OSC_PRESENCE_NO;
+    return 1;
 }
 
 const char *osc_presence_why_name(enum osc_presence_why w)

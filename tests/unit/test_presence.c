@@ -54,7 +54,11 @@ static void test_mapping(void **state)
     expect(OSC_POINT_TEMPORARY_OCCUPANCY_STATUS, 0, OSC_PRESENCE_NO, 0);
     expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 3, OSC_PRESENCE_YES, 3);
     expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 2.6, OSC_PRESENCE_YES, 3);
-    expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 0.4, OSC_PRESENCE_NO, 0);
+    /* the presence decision is made before rounding: 0.4 people is someone */
+    expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 0.4, OSC_PRESENCE_YES, 1);
+    expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 1e-9, OSC_PRESENCE_YES, 1);
+    expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 1.5, OSC_PRESENCE_YES, 2);
+    expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 5e12, OSC_PRESENCE_YES, 1000000000);
     expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 0, OSC_PRESENCE_NO, 0);
     expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, -5, OSC_PRESENCE_NO, 0);
     expect(OSC_POINT_OCCUPANCY_SENSOR, 1, OSC_PRESENCE_PASSIVE, 1);
@@ -100,12 +104,22 @@ static void test_aggregation(void **state)
     assert_int_equal(a.status, OSC_PRESENCE_YES);
     assert_true(osc_presence_agg_count(&a) == 5);
 
-    /* a count sensor at 0 keeps the count 0 even when a PIR sees motion */
+    /* a present location carries a count >= 1: a count sensor at 0 does not empty it */
     osc_presence_agg_init(&a);
     add(&a, OSC_POINT_OCCUPANCY_COUNT_SENSOR, 0, 1);
     add(&a, OSC_POINT_PIR_SENSOR, 1, 2);
     assert_int_equal(a.status, OSC_PRESENCE_PASSIVE);
-    assert_true(osc_presence_agg_count(&a) == 0);
+    assert_true(osc_presence_agg_count(&a) == 1);
+    osc_presence_agg_init(&a);
+    add(&a, OSC_POINT_OCCUPANCY_STATUS, 1, 1);
+    add(&a, OSC_POINT_OCCUPANCY_COUNT_SENSOR, 0, 2);
+    assert_int_equal(a.status, OSC_PRESENCE_YES);
+    assert_true(osc_presence_agg_count(&a) == 1);
+    /* and 0.4 on the count sensor alone is PRESENCE with 1 */
+    osc_presence_agg_init(&a);
+    add(&a, OSC_POINT_OCCUPANCY_COUNT_SENSOR, 0.4, 1);
+    assert_int_equal(a.status, OSC_PRESENCE_YES);
+    assert_true(osc_presence_agg_count(&a) == 1);
 
     /* all empty */
     osc_presence_agg_init(&a);
