@@ -41,6 +41,11 @@ struct osc_http_opts {
     int no_verify_tls;       /* 1 turns certificate checks off */
     const char *ca_file;     /* copied */
     int max_in_flight;       /* 0: 4 */
+    /* non-zero (a signal flag, borrowed) aborts every transfer in flight: osc_http_run()
+     * then waits at most 100 ms per call and completes them with transport
+     * CURLE_ABORTED_BY_CALLBACK, status 0, error "aborted: stopping", outcome retry;
+     * transfers submitted while it is set end the same way. NULL: never. */
+    volatile int *abort;
 };
 
 /* Everything is borrowed until the request completes. */

@@ -106,6 +106,7 @@ const char *osc_presence_why_name(enum osc_presence_why w)
     case OSC_PRESENCE_CHANGED: return "changed";
     case OSC_PRESENCE_REFRESH: return "refresh";
     case OSC_PRESENCE_SKIP: return "unchanged";
+    case OSC_PRESENCE_EXPIRE: return "expired";
     }
     return "?";
 }
@@ -114,13 +115,27 @@ enum osc_presence_why osc_presence_diff(const struct osc_presence_last *last,
                                         enum osc_presence_status status, int64_t count,
                                         int64_t now_wall_ms, int64_t resend_after_ms)
 {
-    if (!last || !last->known || last->status != status || last->count != count)
+    /* after an expiry, a fresh reading is news whatever it says: OfficeSpace hears it once */
+    if (!last || !last->known || last->expired || last->status != status || last->count != count)
         return OSC_PRESENCE_CHANGED;
     /* a clock stepped backwards (sent_ms in the future) also counts as due */
     if (resend_after_ms > 0 &&
         (now_wall_ms - last->sent_ms >= resend_after_ms || now_wall_ms < last->sent_ms))
         return OSC_PRESENCE_REFRESH;
     return OSC_PRESENCE_SKIP;
+}
+
+int osc_presence_expired(const struct osc_presence_last *last, int has_fresh, int64_t newest_ms,
+                         int64_t now_wall_ms, int64_t expire_after_ms)
+{
+    int64_t newest;
+
+    if (expire_after_ms <= 0 || has_fresh || !last || !last->known || last->expired ||
+        last->status == OSC_PRESENCE_NO)
+        return 0;
+    /* without any reading left, the newest one known is the one last pushed */
+    newest = newest_ms > last->at_ms ? newest_ms : last->at_ms;
+    return now_wall_ms - newest >= expire_after_ms;
 }
 
 void osc_presence_sched_init(struct osc_presence_sched *s, int64_t interval_ms, int64_t now_ms)

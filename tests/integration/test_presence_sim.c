@@ -70,6 +70,15 @@ static int teardown(void **state)
 }
 
 /*
+ * The scenario's fixed readings (room 100: 2026-01-07) are older than any expire_after, so
+ * configs turn expiry off unless the test sets it.
+ */
+static const char *no_expiry(const char *extra)
+{
+    return extra && strstr(extra, "expire_after") ? "" : "  expire_after: 0\n";
+}
+
+/*
  * Write a config for the running simulator; returns the malloc'd path.
  * token/key NULL: the simulator's; extra: more lines under presence:.
  */
@@ -83,10 +92,11 @@ static char *config(const char *name, const char *buildings, const char *token, 
                          "  timeout: 2s\n"
                          "mapped:\n  url: %s\n  token: %s\n  timeout: 2s\n"
                          "presence:\n  buildings: [%s]\n  interval: %s\n  state: %s\n"
-                         "  retry:\n    max_attempts: 3\n    base: 20ms\n    cap: 50ms\n%s",
+                         "  retry:\n    max_attempts: 3\n    base: 20ms\n    cap: 50ms\n%s%s",
                          sim.officespace_url, key ? key : TH_SIM_OS_KEY, sim.officespace_url,
                          sim.mapped_url, token ? token : TH_SIM_MAPPED_TOKEN, buildings,
-                         interval ? interval : "1s", state_path, extra ? extra : "") > 0);
+                         interval ? interval : "1s", state_path, no_expiry(extra),
+                         extra ? extra : "") > 0);
     path = th_write_file(name, yaml);
     free(yaml);
     return path;
@@ -198,7 +208,7 @@ static void test_dry_run_sends_nothing(void **state)
     assert_non_null(strstr(r.out, "neighborhood:50"));
     assert_null(strstr(r.out, "room:103 ")); /* no reading: nothing to say */
     assert_non_null(strstr(r.out,
-                           "# dry run: 11 locations, 8 would be pushed (8 changed, 0 refresh), "
+                           "# dry run: 11 locations, 8 would be pushed (8 changed, 0 refresh, 0 expired), "
                            "0 unchanged, 3 without readings; nothing was sent"));
     p = sim_json("/_sim/presence");
     assert_int_equal(counter(p, "accepted") + counter(p, "rejected"), 0);
@@ -217,7 +227,7 @@ static void test_dry_run_sends_nothing(void **state)
     assert_null(strstr(r.out, "room:100 "));
     assert_non_null(strstr(r.out, "room:102 "));
     assert_non_null(strstr(r.out,
-                           "# dry run: 11 locations, 7 would be pushed (7 changed, 0 refresh), "
+                           "# dry run: 11 locations, 7 would be pushed (7 changed, 0 refresh, 0 expired), "
                            "0 unchanged, 4 without readings; nothing was sent"));
     th_result_free(&r);
     free(cfg);

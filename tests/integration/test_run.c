@@ -71,6 +71,15 @@ static int teardown(void **state)
     return 0;
 }
 
+/*
+ * The scenario's fixed readings (room 100: 2026-01-07) are older than any expire_after, so
+ * configs turn expiry off unless the test sets it.
+ */
+static const char *no_expiry(const char *extra)
+{
+    return extra && strstr(extra, "expire_after") ? "" : "  expire_after: 0\n";
+}
+
 static char *config_text(const char *buildings, const char *token, const char *interval,
                          const char *extra)
 {
@@ -81,10 +90,10 @@ static char *config_text(const char *buildings, const char *token, const char *i
                          "mapped:\n  url: %s\n  token: %s\n  timeout: 5s\n"
                          "status:\n  listen: 127.0.0.1:0\n"
                          "presence:\n  buildings: [%s]\n  interval: %s\n  state: %s\n"
-                         "  retry:\n    max_attempts: 3\n    base: 20ms\n    cap: 50ms\n%s",
+                         "  retry:\n    max_attempts: 3\n    base: 20ms\n    cap: 50ms\n%s%s",
                          sim.officespace_url, sim.officespace_url, sim.mapped_url,
                          token ? token : TH_SIM_MAPPED_TOKEN, buildings, interval, state_path,
-                         extra ? extra : "") > 0);
+                         no_expiry(extra), extra ? extra : "") > 0);
     return yaml;
 }
 

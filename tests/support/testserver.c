@@ -30,6 +30,8 @@ struct ts_server {
     int port;
     char url[64];
     pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled when stopping: ends TS_HANG answers */
+    int stopping;
     struct owned_response script[MAX_SCRIPT];
     size_t head, tail;
     struct owned_response def;
@@ -187,6 +189,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     pthread_mutex_unlock(&s->mu);
     ts_request_free(&rec);
 
+    if (r.delay_ms == TS_HANG) {
+        /* never answer: hold the connection until ts_stop() */
+        pthread_mutex_lock(&s->mu);
+        while (!s->stopping)
+            pthread_cond_wait(&s->cv, &s->mu);
+        pthread_mutex_unlock(&s->mu);
+        disown(&r);
+        return MHD_NO;
+    }
     if (r.delay_ms > 0) {
         struct timespec ts = {r.delay_ms / 1000, (long)(r.delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
@@ -241,6 +252,7 @@ struct ts_server *ts_start(void)
     if (!s)
         return NULL;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
     s->def.status = 200;
     s->def.body = strdup("{}");
     memset(&addr, 0, sizeof(addr));
@@ -265,6 +277,10 @@ void ts_stop(struct ts_server *s)
 {
     if (!s)
         return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
     if (s->d)
         MHD_stop_daemon(s->d);
     for (size_t i = s->head; i != s->tail; i++)
@@ -273,6 +289,7 @@ void ts_stop(struct ts_server *s)
     for (size_t i = 0; i < s->nlog; i++)
         ts_request_free(&s->log[i]);
     free(s->log);
+    pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
