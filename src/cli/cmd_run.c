@@ -11,6 +11,7 @@
 #include "osc/metrics.h"
 #include "osc/presence.h"
 #include "osc/status.h"
+#include "osc/store.h"
 
 static void usage(void)
 {
@@ -38,6 +39,7 @@ int cmd_run(int argc, char **argv)
     struct osc_config *cfg = NULL;
     struct osc_metrics *metrics = NULL;
     struct osc_status *status = NULL;
+    struct osc_store_lock *lock = NULL;
     struct osc_err err = {0};
     int opt, rc;
 
@@ -63,6 +65,11 @@ int cmd_run(int argc, char **argv)
         rc = cli_fail("run", OSC_ENOMEM, NULL);
         goto out;
     }
+    /* one process per state file: refuse before serving anything (the engine shares the lock) */
+    if ((rc = osc_store_lock(cfg->presence.state, &lock, &err))) {
+        rc = cli_fail("run", rc, &err);
+        goto out;
+    }
     cli_daemon_signals();
     if (cfg->status.enabled) {
         if ((rc = osc_status_start(cfg->status.listen, metrics, &status, &err))) {
@@ -85,6 +92,7 @@ int cmd_run(int argc, char **argv)
         OSC_LOG_INFO("run", "stopped");
 out:
     osc_status_stop(status);
+    osc_store_unlock(lock);
     osc_metrics_free(metrics);
     osc_config_free(cfg);
     return rc;
