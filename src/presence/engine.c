@@ -293,6 +293,10 @@ static int discover(struct osc_presence *p, int64_t deadline, struct osc_metrics
 
     if (!t)
         return osc_err_set(err, OSC_ENOMEM, "out of memory");
+    /* a malformed part warned about once stays quiet in the new topology (given back below
+     * if the discovery fails) */
+    if (p->topo)
+        osc_mapped_topo_keep_notes(t, p->topo);
     for (size_t i = 0; i < p->cfg->presence.buildings.n; i++) {
         const char *b = p->cfg->presence.buildings.v[i];
         size_t before = t->nlocs, places = t->places;
@@ -318,6 +322,8 @@ static int discover(struct osc_presence *p, int64_t deadline, struct osc_metrics
     rep->discovered = 1;
     rep->invalid_identities = p->topo->invalid_identities;
 out:
+    if (t && p->topo)
+        osc_mapped_topo_keep_notes(p->topo, t);
     osc_mapped_topo_free(t);
     return rc;
 }

@@ -595,7 +595,8 @@ static void test_expiry(void **state)
                  now_ts);
         assert_non_null(strstr(b, want));
     }
-    assert_non_null(strstr(b, "roomId: \\\"1\\\", occupancyStatus: NO_PRESENCE, occupancyCount: 0"));
+    assert_non_null(
+        strstr(b, "roomId: \\\"1\\\", occupancyStatus: NO_PRESENCE, occupancyCount: 0"));
     free(b);
 
     /* once: later cycles, a refresh due, and a restart send nothing */
@@ -615,7 +616,8 @@ static void test_expiry(void **state)
     assert_int_equal(cycle(f, p, &rep), 0);
     assert_int_equal(rep.pushes_accepted, 2);
     b = os_body(f, 2, NULL, 0);
-    assert_non_null(strstr(b, "roomId: \\\"1\\\", occupancyStatus: NO_PRESENCE, occupancyCount: 0"));
+    assert_non_null(
+        strstr(b, "roomId: \\\"1\\\", occupancyStatus: NO_PRESENCE, occupancyCount: 0"));
     assert_non_null(strstr(b, "roomId: \\\"3\\\", occupancyStatus: PRESENCE, occupancyCount: 2"));
     free(b);
     step(60000);
@@ -633,7 +635,8 @@ static void test_expiry(void **state)
     assert_int_equal(rep.push_requests, 1);
     assert_int_equal(rep.pushes_accepted, 1);
     b = os_body(f, 3, NULL, 0);
-    assert_non_null(strstr(b, "roomId: \\\"3\\\", occupancyStatus: NO_PRESENCE, occupancyCount: 0"));
+    assert_non_null(
+        strstr(b, "roomId: \\\"3\\\", occupancyStatus: NO_PRESENCE, occupancyCount: 0"));
     assert_null(strstr(b, "roomId: \\\"1\\\""));
     free(b);
     osc_presence_free(p);
@@ -705,8 +708,8 @@ static void test_unacknowledged(void **state)
     struct fx *f = *state;
     struct osc_presence *p = engine(f, 0, NULL);
     struct osc_metrics_cycle rep;
-    struct ts_response null_alias = {200, NULL, "{\"data\":{\"p0\":null,\"p1\":{\"success\":true}}}",
-                                     0, 0};
+    struct ts_response null_alias = {200, NULL,
+                                     "{\"data\":{\"p0\":null,\"p1\":{\"success\":true}}}", 0, 0};
     struct ts_response not_bool = {200, NULL, "{\"data\":{\"p0\":{\"success\":\"yes\"}}}", 0, 0};
     struct ts_response wrong = {200, NULL, "{\"data\":{\"q0\":{\"success\":true}}}", 0, 0};
     struct osc_buf mt;
@@ -727,7 +730,8 @@ static void test_unacknowledged(void **state)
     ts_push(f->os, &wrong);
     fake_mono_now += 60000;
     assert_int_equal(cycle(f, p, &rep), OSC_EREJECTED);
-    assert_int_equal(rep.pushes_unacked, 2); /* one request (room 1, room 3): q0 acknowledges none */
+    assert_int_equal(rep.pushes_unacked,
+                     2); /* one request (room 1, room 3): q0 acknowledges none */
     {
         char *b = os_body(f, 2, NULL, 0);
         assert_non_null(strstr(b, "roomId: \\\"1\\\""));
@@ -752,6 +756,62 @@ static void test_unacknowledged(void **state)
                            "api_errors_total{api=\"officespace\",class=\"unacknowledged\"} 4\n"));
     assert_non_null(strstr(osc_buf_str(&mt), "cycles_total{result=\"partial\"} 2\n"));
     osc_buf_free(&mt);
+    osc_presence_free(p);
+}
+
+/* A malformed Mapped answer: its skipped parts are warned once, not every cycle or discovery. */
+static void test_malformed_warned_once(void **state)
+{
+    struct fx *f = *state;
+    struct osc_presence *p = engine(f, 0, NULL);
+    struct osc_metrics_cycle rep;
+    char path[512], *body, *logtext;
+    struct ts_response r = {200, "Content-Type: application/json\n", NULL, 0, 0};
+    FILE *fp, *logf;
+    long n;
+
+    snprintf(path, sizeof(path), "%s/presence/malformed.json",
+             getenv("OSC_FIXTURES") ? getenv("OSC_FIXTURES") : "tests/fixtures");
+    assert_non_null(fp = fopen(path, "rb"));
+    fseek(fp, 0, SEEK_END);
+    n = ftell(fp);
+    rewind(fp);
+    assert_non_null(body = calloc(1, (size_t)n + 1));
+    assert_int_equal(fread(body, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    r.body = body;
+    ts_set_default(f->mapped, &r);
+    free(body);
+    logtext = NULL;
+    assert_true(asprintf(&logtext, "%s/engine-log.txt", th_tmpdir()) > 0);
+    assert_non_null(logf = fopen(logtext, "w"));
+    osc_log_set_stream(logf);
+    osc_log_set_level(OSC_LOG_LEVEL_WARN);
+    for (int i = 0; i < 4; i++) {
+        if (i == 2)
+            osc_presence_invalidate(p); /* a rediscovery */
+        assert_int_equal(cycle(f, p, &rep), 0);
+        fake_mono_now += 60000;
+    }
+    osc_log_flush();
+    osc_log_set_stream(NULL);
+    osc_log_set_level(OSC_LOG_LEVEL_ERROR);
+    fclose(logf);
+    body = th_read_file(logtext);
+    {
+        const char *what = "Mapped answer: Space #1 \"Numeric id\" in Floor FLRodd: id is a number";
+        const char *first = strstr(body, what);
+        assert_non_null(first);
+        assert_null(strstr(first + 1, what));
+        what = "Mapped answer: Space SPCgood: point PNTseriesObj: series is an object";
+        assert_non_null(first = strstr(body, what));
+        assert_null(strstr(first + 1, what));
+    }
+    /* the rest was used: room 3 (count 4) was pushed */
+    assert_non_null(strstr(os_body_last(f), "roomId: \\\"3\\\", occupancyStatus: PRESENCE, "
+                                            "occupancyCount: 4"));
+    free(body);
+    free(logtext);
     osc_presence_free(p);
 }
 
@@ -796,6 +856,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_gone_and_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unacknowledged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_warned_once, setup, teardown),
     };
     osc_log_set_level(OSC_LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
