@@ -131,15 +131,15 @@ int conf_read_secret_file(const struct conf_ctx *ctx, const char *key, const cha
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        const char *what = S_ISFIFO(st.st_mode)  ? "a FIFO (named pipe)"
-                           : S_ISDIR(st.st_mode) ? "a directory"
-                           : S_ISCHR(st.st_mode) ? "a character device"
-                           : S_ISBLK(st.st_mode) ? "a block device"
+        const char *what = S_ISFIFO(st.st_mode)   ? "a FIFO (named pipe)"
+                           : S_ISDIR(st.st_mode)  ? "a directory"
+                           : S_ISCHR(st.st_mode)  ? "a character device"
+                           : S_ISBLK(st.st_mode)  ? "a block device"
                            : S_ISSOCK(st.st_mode) ? "a socket"
                                                   : "not a regular file";
-        rc = conf_fail(ctx, key, err,
-                       "%s is %s; secrets are read only from regular files (chmod 600)", path,
-                       what);
+        rc =
+            conf_fail(ctx, key, err,
+                      "%s is %s; secrets are read only from regular files (chmod 600)", path, what);
         goto out;
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {

@@ -527,10 +527,9 @@ static void report_chunk(struct osc_presence *p, const struct osc_presence_item 
                          chunk[i].error);
             api_error(p, OSC_METRICS_OFFICESPACE, OSC_METRICS_ITEM);
         } else {
-            OSC_LOG_WARN("presence",
-                         "OfficeSpace did not acknowledge %s (%s %s): %s; sent again next cycle",
-                         u, osc_presence_status_name(chunk[i].status), place_of(locs[i]),
-                         chunk[i].error);
+            OSC_LOG_WARN(
+                "presence", "OfficeSpace did not acknowledge %s (%s %s): %s; sent again next cycle",
+                u, osc_presence_status_name(chunk[i].status), place_of(locs[i]), chunk[i].error);
             api_error(p, OSC_METRICS_OFFICESPACE, OSC_METRICS_UNACKNOWLEDGED);
         }
     }
@@ -588,9 +587,9 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
     /* 3-5. map, aggregate, diff; expire what has had no fresh reading for expire_after */
     now_wall = osc_clock_wall_ms(p->opts.clock);
     cap = t->nlocs + p->last.n;
-    if (cap && (!(items = calloc(cap, sizeof(*items))) ||
-                !(item_locs = calloc(cap, sizeof(*item_locs))) ||
-                !(item_why = calloc(cap, sizeof(*item_why))))) {
+    if (cap &&
+        (!(items = calloc(cap, sizeof(*items))) || !(item_locs = calloc(cap, sizeof(*item_locs))) ||
+         !(item_why = calloc(cap, sizeof(*item_why))))) {
         rc = osc_err_set(err, OSC_ENOMEM, "out of memory");
         goto done;
     }
@@ -615,8 +614,8 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
             osc_presence_map(pt->kind, pt->value, pt->at_ms, &obs);
             osc_presence_agg_add(&agg, &obs);
         }
-        fresh = agg.n > 0 &&
-                (pc->expire_after_ms <= 0 || now_wall - agg.at_ms < pc->expire_after_ms);
+        fresh =
+            agg.n > 0 && (pc->expire_after_ms <= 0 || now_wall - agg.at_ms < pc->expire_after_ms);
         if (!fresh) {
             rep->locations_unknown++;
             if (!osc_presence_expired(last, 0, agg.n ? agg.at_ms : 0, now_wall,
@@ -698,8 +697,8 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
         }
         /* a stop starts no new request; the one in flight is aborted (its items stay unsent) */
         if (stopping(p)) {
-            push_rc = osc_err_set(&perr, OSC_EINTERRUPTED,
-                                  "stopping: %zu locations left unsent", nitems - off);
+            push_rc = osc_err_set(&perr, OSC_EINTERRUPTED, "stopping: %zu locations left unsent",
+                                  nitems - off);
             break;
         }
         r = push_chunk(p, chunk, n, deadline, rep, &perr);
@@ -718,8 +717,7 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
             continue;
         }
         report_chunk(p, chunk, n, item_locs + off);
-        if ((r = remember(p, chunk, item_why + off, n, osc_clock_wall_ms(p->opts.clock),
-                          &perr))) {
+        if ((r = remember(p, chunk, item_why + off, n, osc_clock_wall_ms(p->opts.clock), &perr))) {
             push_rc = r;
             OSC_LOG_ERROR("presence", "%s", osc_err_text(&perr, r));
             break;

@@ -38,8 +38,8 @@ static const char *const result_names[OSC_METRICS__NRESULT] = {"ok", "partial", 
                                                                "auth_failed"};
 static const char *const api_names[OSC_METRICS__NAPI] = {"mapped", "officespace"};
 static const char *const class_names[OSC_METRICS__NCLASS] = {
-    "auth", "rate_limited", "server", "client", "transport", "graphql", "item", "too_big",
-    "unacknowledged"};
+    "auth",    "rate_limited", "server",  "client",        "transport",
+    "graphql", "item",         "too_big", "unacknowledged"};
 static const char *const status_names[3] = {"NO_PRESENCE", "PASSIVE_PRESENCE", "PRESENCE"};
 
 const char *osc_metrics_result_name(enum osc_metrics_result r)
@@ -187,14 +187,13 @@ int osc_metrics_render(struct osc_metrics *m, struct osc_buf *b)
     TRY(osc_buf_printf(b, P "invalid_values_total %llu\n",
                        (unsigned long long)m->invalid_values_total));
     TRY(head(b, "pushes_total", "counter", "Location presence pushes by result."));
-    TRY(osc_buf_printf(b,
-                       P "pushes_total{result=\"accepted\"} %llu\n" P
-                         "pushes_total{result=\"failed\"} %llu\n" P
-                         "pushes_total{result=\"unacknowledged\"} %llu\n" P
-                         "pushes_total{result=\"unsent\"} %llu\n",
-                       (unsigned long long)m->pushes_accepted, (unsigned long long)m->pushes_failed,
-                       (unsigned long long)m->pushes_unacked,
-                       (unsigned long long)m->pushes_unsent));
+    TRY(osc_buf_printf(
+        b,
+        P "pushes_total{result=\"accepted\"} %llu\n" P "pushes_total{result=\"failed\"} %llu\n" P
+          "pushes_total{result=\"unacknowledged\"} %llu\n" P
+          "pushes_total{result=\"unsent\"} %llu\n",
+        (unsigned long long)m->pushes_accepted, (unsigned long long)m->pushes_failed,
+        (unsigned long long)m->pushes_unacked, (unsigned long long)m->pushes_unsent));
     TRY(head(b, "push_requests_total", "counter", "GraphQL requests sent to OfficeSpace."));
     TRY(osc_buf_printf(b, P "push_requests_total %llu\n", (unsigned long long)m->push_requests));
     TRY(head(b, "mapped_requests_total", "counter", "GraphQL requests sent to Mapped."));

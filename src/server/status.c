@@ -65,8 +65,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         len = b.len;
         return reply(c, 405, "text/plain", osc_buf_steal(&b), len);
     }
-    if (strcmp(url, "/livez") == 0 || strcmp(url, "/readyz") == 0 ||
-        strcmp(url, "/healthz") == 0) {
+    if (strcmp(url, "/livez") == 0 || strcmp(url, "/readyz") == 0 || strcmp(url, "/healthz") == 0) {
         size_t len;
         if (strcmp(url, "/livez") == 0) {
             ok = osc_metrics_live(s->m, osc_clock_mono_ms(NULL), why, sizeof(why));

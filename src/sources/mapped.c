@@ -139,8 +139,9 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
-#define MAX_NOTES 65536 /* warnings remembered; past it, malformed parts are counted, not logged   \
-                         */
+#define MAX_NOTES                                                                                  \
+    65536 /* warnings remembered; past it, malformed parts are counted, not logged                 \
+           */
 
 /* 1 if the warning hashed h was logged already (or cannot be remembered); else remember it. */
 static int noted(struct osc_mapped_topo *t, uint64_t h)

@@ -343,8 +343,7 @@ static void test_push_parse(void **state)
         };
         for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
             memset(it, 0, sizeof(it));
-            assert_int_equal(osc_presence_push_parse(bad[k][0], strlen(bad[k][0]), it, 1, NULL),
-                             0);
+            assert_int_equal(osc_presence_push_parse(bad[k][0], strlen(bad[k][0]), it, 1, NULL), 0);
             assert_int_equal(it[0].state, OSC_PRESENCE_ITEM_UNACKED);
             assert_string_equal(it[0].error, bad[k][1]);
         }
@@ -360,11 +359,11 @@ static void test_push_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kinds),       cmocka_unit_test(test_mapping),
-        cmocka_unit_test(test_aggregation), cmocka_unit_test(test_diff),
-        cmocka_unit_test(test_expiry_rule),
-        cmocka_unit_test(test_scheduler),   cmocka_unit_test(test_auth_backoff),
-        cmocka_unit_test(test_push_body),   cmocka_unit_test(test_push_parse),
+        cmocka_unit_test(test_kinds),        cmocka_unit_test(test_mapping),
+        cmocka_unit_test(test_aggregation),  cmocka_unit_test(test_diff),
+        cmocka_unit_test(test_expiry_rule),  cmocka_unit_test(test_scheduler),
+        cmocka_unit_test(test_auth_backoff), cmocka_unit_test(test_push_body),
+        cmocka_unit_test(test_push_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

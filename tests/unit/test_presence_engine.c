@@ -314,6 +314,12 @@ static void test_item_errors_and_retries(void **state)
     assert_int_equal(rep.result, OSC_METRICS_PARTIAL);
     assert_int_equal(rep.pushes_accepted, 1);
     assert_int_equal(rep.pushes_failed, 2);
+    {
+        /* refused under their alias is an answer: the daemon stays ready */
+        char why[256];
+        assert_true(osc_metrics_ready(f->m, fake_mono_now, why, sizeof(why)));
+        assert_non_null(strstr(why, "(1 accepted, 2 refused)"));
+    }
 
     /* next cycle: only the two refused ones again; a 503 is retried within the cycle */
     ts_push(f->os, &busy);
@@ -532,8 +538,10 @@ static struct osc_config *expiry_config(struct fx *f, const char *expire)
                          "  graphql_url: %s/graphql\n  graphql_api_key: " GQL_KEY "\n"
                          "mapped:\n  url: %s/graphql\n  token: " MAPPED_TOKEN "\n"
                          "presence:\n  buildings: [B1]\n  interval: 60s\n  resend_after: 1h\n"
-                         "  topology_refresh: 1h\n  state: %s\n  expire_after: %s\n",
-                         ts_url(f->os), ts_url(f->os), ts_url(f->mapped), f->state, expire) > 0);
+                         "  topology_refresh: 1h\n  state: %s\n%s%s%s",
+                         ts_url(f->os), ts_url(f->os), ts_url(f->mapped), f->state,
+                         expire ? "  expire_after: " : "", expire ? expire : "",
+                         expire ? "\n" : "") > 0);
     path = th_write_file("expire.yaml", yaml);
     assert_int_equal(osc_config_load(path, &cfg, &err), 0);
     free(yaml);
@@ -685,6 +693,11 @@ static void test_expiry_gone_and_off(void **state)
     free(out);
     free(path);
 
+    /* the default is 15 minutes */
+    off = expiry_config(f, NULL);
+    assert_true(off->presence.expire_after_ms == 15 * 60000);
+    osc_config_free(off);
+
     /* expire_after: 0 turns it off: the same state and readings push nothing */
     off = expiry_config(f, "0");
     p = engine_for(f, off);
@@ -815,6 +828,50 @@ static void test_malformed_warned_once(void **state)
     osc_presence_free(p);
 }
 
+/* /livez and /readyz verdicts against a stepped clock. */
+static void test_probes(void **state)
+{
+    struct fx *f = *state;
+    struct osc_metrics *m = osc_metrics_new();
+    struct osc_metrics_cycle c;
+    char why[256];
+
+    (void)f;
+    assert_false(osc_metrics_live(m, 1000, why, sizeof(why)));
+    assert_string_equal(why, "the presence loop has not started");
+    assert_false(osc_metrics_ready(m, 1000, why, sizeof(why)));
+    assert_string_equal(why, "no presence cycle yet");
+    osc_metrics_set_interval(m, 60000);
+    osc_metrics_set_live_limit(m, 80000);
+    osc_metrics_tick(m, 1000);
+    assert_true(osc_metrics_live(m, 81000, why, sizeof(why)));
+    assert_false(osc_metrics_live(m, 96000, why, sizeof(why)));
+    assert_string_equal(why, "presence loop ticked 95.0s ago (limit 80.0s)");
+
+    /* a good cycle: ready for 3 intervals after it ended */
+    memset(&c, 0, sizeof(c));
+    c.result = OSC_METRICS_OK;
+    c.mapped_read = 1;
+    c.pushes_accepted = 3;
+    osc_metrics_record_cycle(m, &c, 100000, fake_wall_now);
+    assert_true(osc_metrics_live(m, 100000, why, sizeof(why))); /* a cycle's end is a tick */
+    assert_true(osc_metrics_ready(m, 100000 + 180000, why, sizeof(why)));
+    assert_false(osc_metrics_ready(m, 100000 + 180001, why, sizeof(why)));
+    assert_string_equal(why, "last cycle ended 180.0s ago (limit 180.0s)");
+    /* a cycle that could not read Mapped, or left a push unsent: not ready at once */
+    c.result = OSC_METRICS_FAILED;
+    c.mapped_read = 0;
+    osc_metrics_record_cycle(m, &c, 200000, fake_wall_now);
+    assert_false(osc_metrics_ready(m, 200000, why, sizeof(why)));
+    assert_string_equal(why, "last cycle (failed, 0.0s ago) could not read Mapped");
+    c.mapped_read = 1;
+    c.pushes_unsent = 2;
+    osc_metrics_record_cycle(m, &c, 300000, fake_wall_now);
+    assert_false(osc_metrics_ready(m, 300500, why, sizeof(why)));
+    assert_string_equal(why, "last cycle (failed, 0.5s ago): 0 push(es) unacknowledged, 2 unsent");
+    osc_metrics_free(m);
+}
+
 static void test_dry_run(void **state)
 {
     struct fx *f = *state;
@@ -857,6 +914,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expiry_gone_and_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unacknowledged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_warned_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probes, setup, teardown),
     };
     osc_log_set_level(OSC_LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
