@@ -105,7 +105,8 @@ struct osc_conf_presence {
     int64_t interval_ms;
     int64_t topology_refresh_ms;
     int64_t resend_after_ms;
-    int64_t stale_after_ms; /* 0 = off */
+    int64_t stale_after_ms;  /* 0 = off */
+    int64_t expire_after_ms; /* 0 = off */
     int64_t mutations_per_request;
     char *state;
     int64_t max_response;

@@ -46,6 +46,11 @@ struct osc_http_opts {
     /* Config section whose verify_tls/ca_file apply ("officespace", "mapped"),
      * named in the advice of TLS errors; copied; NULL: both are named. */
     const char *conf_section;
+    /* non-zero (a signal flag, borrowed) aborts every transfer in flight: osc_http_run()
+     * then waits at most 100 ms per call and completes them with transport
+     * CURLE_ABORTED_BY_CALLBACK, status 0, error "aborted: stopping", outcome retry;
+     * transfers submitted while it is set end the same way. NULL: never. */
+    volatile int *abort;
 };
 
 /* Everything is borrowed until the request completes. */

@@ -70,16 +70,24 @@ struct osc_mapped_topo {
      * an identity are read along but neither counted nor reported) */
     size_t values_read; /* points with a finite value */
     size_t bad_values;  /* NaN, infinite or non-numeric values */
+    /* malformed parts of answers that were skipped (a place id that is not a string, a series
+     * that is not a list, ...): counted per walk, each logged once per place and problem for
+     * the topology's lifetime (and its successors', see osc_mapped_topo_keep_notes) */
+    size_t malformed;
     /* private */
     size_t locs_cap, points_cap, links_cap;
     uint32_t *pt_hash, *loc_hash;
     size_t pt_hash_cap, loc_hash_cap;
     struct osc_mapped_arena *arena;
+    uint64_t *notes; /* hashes of the malformed-part warnings already logged */
+    size_t nnotes, notes_cap;
 };
 
 /* New empty topology; caller frees with osc_mapped_topo_free(). NULL on ENOMEM. */
 struct osc_mapped_topo *osc_mapped_topo_new(void);
 void osc_mapped_topo_free(struct osc_mapped_topo *t);
+/* Move the warnings src already logged to dst (a new topology replacing src). */
+void osc_mapped_topo_keep_notes(struct osc_mapped_topo *dst, struct osc_mapped_topo *src);
 /* Forget every point's value (before a read). */
 void osc_mapped_topo_clear_values(struct osc_mapped_topo *t);
 /* Sort and de-duplicate the links; count the used points and their values (after discovery). */
@@ -100,10 +108,19 @@ int osc_mapped_query(const char *const *ids, size_t n, int discover, struct osc_
  * Walk one building response. discover != 0 adds locations, points, links
  * and values to t (reporting invalid and conflicting identities as WARN log
  * lines naming the Mapped id and the value, and counting them in t);
- * discover == 0 only sets the values of points t already knows. A top-level
- * "errors" array fails the whole response. Returns 0, OSC_EPROTO (not
- * JSON, GraphQL errors; err says which) or OSC_ENOMEM. On failure t may
- * hold part of the response; callers discard it.
+ * discover == 0 only sets the values of points t already knows. A part of
+ * valid JSON with the wrong shape (a place or point id that is not a
+ * non-empty string, a name, identity value or exactType that is not a
+ * string, identities/points/floors/spaces/zones/series that are not lists,
+ * list members or a row value that are not objects) is skipped with the
+ * rest of what it belongs to, counted in t->malformed and logged (WARN) once
+ * per place and problem, naming the place (its id, or its kind, position,
+ * name and parent) and what is wrong. null where a list or object is
+ * expected is normal in GraphQL and skipped silently. A top-level "errors"
+ * array, a "buildings" that is not a list, and JSON syntax errors fail the
+ * whole response. Returns 0, OSC_EPROTO (not JSON, GraphQL errors; err says
+ * which) or OSC_ENOMEM. On failure t may hold part of the response; callers
+ * discard it.
  */
 int osc_mapped_parse(struct osc_mapped_topo *t, const char *json, size_t len, int discover,
                      struct osc_err *err);

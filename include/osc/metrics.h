@@ -5,7 +5,9 @@
  * reads it from its own thread, so every access takes the struct's mutex
  * (recording is a handful of additions per cycle, never on a hot path).
  * The location gauges (locations, locations_discovered, points) show the
- * last cycle that read Mapped, so a failed read does not zero them.
+ * last cycle that read Mapped, so a failed read does not zero them. The
+ * struct also holds the loop's heartbeat and the last cycles' verdicts, for
+ * /livez and /readyz.
  * Names (all prefixed osconnect_presence_):
  *   cycles_total{result}                 counter  ok|partial|failed|auth_failed
  *   cycle_duration_seconds               summary  (_sum, _count)
@@ -15,11 +17,12 @@
  *   points                               gauge    occupancy points used by a location
  *   points_read_total                    counter  latest values read
  *   invalid_values_total                 counter  NaN/inf/non-numeric values
- *   pushes_total{result}                 counter  accepted|failed|unsent (locations)
+ *   pushes_total{result}                 counter  accepted|failed|unacknowledged|unsent (locations)
  *   push_requests_total                  counter  GraphQL requests to OfficeSpace
  *   mapped_requests_total                counter  GraphQL requests to Mapped
  *   api_errors_total{api,class}          counter  api mapped|officespace; class auth|
- *                                                 rate_limited|server|client|transport|graphql|item|too_big
+ *                                                 rate_limited|server|client|transport|graphql|item|too_big|
+ *                                                 unacknowledged
  *   invalid_identities                   gauge    at the last discovery
  *   invalid_identities_total             counter
  *   last_success_timestamp_seconds       gauge    Unix time of the last ok/partial cycle
@@ -51,6 +54,7 @@ enum osc_metrics_class {
     OSC_METRICS_GRAPHQL,
     OSC_METRICS_ITEM,
     OSC_METRICS_TOO_BIG,
+    OSC_METRICS_UNACKNOWLEDGED, /* an answer that does not acknowledge an item under its alias */
     OSC_METRICS__NCLASS
 };
 
@@ -64,8 +68,12 @@ struct osc_metrics_cycle {
     uint64_t points;
     uint64_t points_read;
     uint64_t invalid_values;
-    uint64_t pushes_accepted, pushes_failed, pushes_unsent;
+    uint64_t pushes_accepted; /* data.pI.success true */
+    uint64_t pushes_failed;   /* refused under their alias (success false, an error naming it) */
+    uint64_t pushes_unacked;  /* answered, but not acknowledged under their alias */
+    uint64_t pushes_unsent;   /* no answer (transport, 5xx after retries, paused, stopping) */
     uint64_t push_requests, mapped_requests;
+    int mapped_read;             /* this cycle read Mapped (discovery or values) */
     int discovered;              /* this cycle ran a discovery */
     uint64_t invalid_identities; /* found by that discovery */
 };
@@ -88,10 +96,29 @@ enum osc_metrics_class osc_metrics_class_of(long status);
 int osc_metrics_render(struct osc_metrics *m, struct osc_buf *out);
 
 /*
- * Health: 1 when the last ok/partial cycle ended at most 3 intervals before
- * now_mono_ms, else 0. why (cap bytes) gets a one-line explanation either way.
+ * The loop's heartbeat: the presence loop calls it while it waits and the
+ * engine before every request, so a silence longer than live_limit_ms means
+ * the loop is stuck. set_live_limit: the longest silence that is still alive
+ * (the loop sets interval + the longest API timeout + 10 s).
  */
-int osc_metrics_health(struct osc_metrics *m, int64_t now_mono_ms, char *why, size_t cap);
+void osc_metrics_tick(struct osc_metrics *m, int64_t now_mono_ms);
+void osc_metrics_set_live_limit(struct osc_metrics *m, int64_t live_limit_ms);
+
+/*
+ * Liveness (/livez): 1 when the loop ticked at most live_limit_ms before
+ * now_mono_ms, else 0 (also before the first tick). why (cap bytes) gets a
+ * one-line explanation either way.
+ */
+int osc_metrics_live(struct osc_metrics *m, int64_t now_mono_ms, char *why, size_t cap);
+
+/*
+ * Readiness (/readyz, /healthz): 1 when the last cycle read Mapped, and
+ * OfficeSpace acknowledged every push it made (accepted it, or refused it
+ * under its own alias: none unacknowledged, none unsent), and it ended at
+ * most 3 intervals before now_mono_ms; else 0. why (cap bytes) gets a
+ * one-line explanation either way.
+ */
+int osc_metrics_ready(struct osc_metrics *m, int64_t now_mono_ms, char *why, size_t cap);
 
 const char *osc_metrics_result_name(enum osc_metrics_result r);
 

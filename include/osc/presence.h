@@ -55,7 +55,8 @@ struct osc_presence_obs {
 /*
  * Map a finite reading v of a point of kind k:
  *   Occupancy_Status, Temporary_Occupancy_Status: v >= 1 -> PRESENCE, else NO_PRESENCE
- *   Occupancy_Count_Sensor: round(v) > 0 -> PRESENCE with count round(v), else NO_PRESENCE, 0
+ *   Occupancy_Count_Sensor: v > 0 -> PRESENCE with count max(1, round(v)) (the presence
+ *     decision is made on v, the rounding after it: 0.4 is PRESENCE 1), else NO_PRESENCE, 0
  *   Occupancy_Sensor, PIR_Sensor: v > 0 -> PASSIVE_PRESENCE, else NO_PRESENCE
  * Non-count kinds get count 1 when the status is not NO_PRESENCE, else 0.
  */
@@ -63,9 +64,10 @@ void osc_presence_map(enum osc_point_kind k, double v, int64_t at_ms, struct osc
 
 /*
  * Per-location aggregation of observations: the strongest status wins
- * (PRESENCE > PASSIVE_PRESENCE > NO_PRESENCE); the count is the largest
- * count-sensor count when any count sensor contributed, else 1 when the
- * status is not NO_PRESENCE, else 0; the time is the newest reading's.
+ * (PRESENCE > PASSIVE_PRESENCE > NO_PRESENCE); the count is 0 for
+ * NO_PRESENCE, else the largest count-sensor count when any count sensor
+ * contributed and it is above 1, else 1 (a present location always carries
+ * a count >= 1); the time is the newest reading's.
  */
 struct osc_presence_agg {
     unsigned n; /* observations added; 0 means "nothing to say" */
@@ -87,20 +89,39 @@ struct osc_presence_last {
     int64_t count;
     int64_t at_ms;   /* presenceDetectedAt that was sent */
     int64_t sent_ms; /* wall clock when OfficeSpace accepted it */
+    int expired;     /* it was the NO_PRESENCE of presence.expire_after */
 };
 
 enum osc_presence_why {
     OSC_PRESENCE_SKIP = 0, /* unchanged and recently sent */
-    OSC_PRESENCE_CHANGED,  /* status or count differs from the last accepted push, or none */
-    OSC_PRESENCE_REFRESH   /* unchanged, but last accepted resend_after_ms ago or longer */
+    OSC_PRESENCE_CHANGED,  /* status or count differs from the last accepted push, or none,
+                              or the last accepted push was an expiry (readings returned) */
+    OSC_PRESENCE_REFRESH,  /* unchanged, but last accepted resend_after_ms ago or longer */
+    OSC_PRESENCE_EXPIRE    /* no fresh reading for expire_after: one NO_PRESENCE, count 0 */
 };
 
+/* "unchanged", "changed", "refresh", "expired". */
 const char *osc_presence_why_name(enum osc_presence_why w);
 
-/* Should this location be pushed now? resend_after_ms <= 0 disables refreshes. */
+/*
+ * Should this location, which has a fresh reading, be pushed now?
+ * resend_after_ms <= 0 disables refreshes.
+ */
 enum osc_presence_why osc_presence_diff(const struct osc_presence_last *last,
                                         enum osc_presence_status status, int64_t count,
                                         int64_t now_wall_ms, int64_t resend_after_ms);
+
+/*
+ * The expiry rule (presence.expire_after): 1 when a location without a
+ * fresh reading (has_fresh == 0: its newest usable reading, newest_ms, is
+ * expire_after_ms old or older, or it has no reading at all: newest_ms 0)
+ * must get its one NO_PRESENCE push: expire_after_ms > 0, OfficeSpace last
+ * accepted a status other than NO_PRESENCE from us (last known, not
+ * expired), and the newest reading known (newest_ms, or the last push's
+ * presenceDetectedAt when that is newer) is at least expire_after_ms old.
+ */
+int osc_presence_expired(const struct osc_presence_last *last, int has_fresh, int64_t newest_ms,
+                         int64_t now_wall_ms, int64_t expire_after_ms);
 
 /*
  * The cycle scheduler (monotonic ms). Cycles start on a fixed grid
@@ -137,8 +158,9 @@ int64_t osc_presence_auth_backoff_ms(int64_t interval_ms, unsigned n, int64_t ma
 
 enum osc_presence_item_state {
     OSC_PRESENCE_ITEM_PENDING = 0, /* not sent, or no answer yet */
-    OSC_PRESENCE_ITEM_ACCEPTED,    /* success: true */
-    OSC_PRESENCE_ITEM_FAILED       /* success: false, or a GraphQL error naming its alias */
+    OSC_PRESENCE_ITEM_ACCEPTED,    /* data.pI.success is the boolean true */
+    OSC_PRESENCE_ITEM_FAILED,      /* success: false, or a GraphQL error naming its alias */
+    OSC_PRESENCE_ITEM_UNACKED      /* answered, but not under its alias with a boolean success */
 };
 
 /* One location's createEmployeePresence. */
@@ -163,12 +185,14 @@ struct osc_presence_item {
 int osc_presence_push_body(const struct osc_presence_item *items, size_t n, struct osc_buf *out);
 
 /*
- * Apply a 2xx GraphQL answer to items[0..n): data.pI.success true ->
- * ACCEPTED; success false (with payload errors) or a top-level error whose
- * path starts with "pI" -> FAILED with the reason in error; a top-level
- * error without a path fails every item still PENDING. Items the answer
- * does not mention stay PENDING. Returns 0, or OSC_EPROTO (not JSON / no
- * data and no errors; items unchanged).
+ * Apply a GraphQL answer to items[0..n) (PENDING ones; a settled item keeps
+ * its state): data.pI.success true -> ACCEPTED; success false (with payload
+ * errors) or a top-level error whose path starts with "pI" -> FAILED;
+ * anything else -> UNACKED: data.pI null, not an object, without success or
+ * with a success that is not a boolean, or no data.pI at all (aliases that
+ * do not match what was sent, an error without a path). error says why,
+ * naming the alias. Returns 0 with every item settled, or OSC_EPROTO (not
+ * JSON / no data and no errors; items unchanged).
  */
 int osc_presence_push_parse(const char *json, size_t len, struct osc_presence_item *items, size_t n,
                             struct osc_err *err);
@@ -184,14 +208,17 @@ struct osc_presence_opts {
     struct osc_metrics *metrics;   /* API errors are counted here; may be NULL */
     int dry_run;                   /* print what would be pushed; send and store nothing */
     FILE *dry_out;                 /* where the dry-run table goes; NULL: stdout */
-    volatile int *stop;            /* non-zero: abandon retry waits (signals); may be NULL */
+    volatile int *stop; /* non-zero (signals): abort the requests in flight, start no new one,
+                           skip retry waits; may be NULL */
 };
 
 /*
  * New engine for cfg (borrowed: it must outlive the engine). Opens the
  * state store (read-only in a dry run) and loads the last accepted state.
- * Caller frees with osc_presence_free(). Returns 0, OSC_ECONFIG (no
- * presence section), OSC_EDB or OSC_ENOMEM; *out untouched on failure.
+ * A writable store holds the state file's lock (store.h) until
+ * osc_presence_free(). Caller frees with osc_presence_free(). Returns 0,
+ * OSC_ECONFIG (no presence section), OSC_EBUSY (another process holds the
+ * state file), OSC_EDB or OSC_ENOMEM; *out untouched on failure.
  */
 int osc_presence_new(const struct osc_config *cfg, const struct osc_presence_opts *opts,
                      struct osc_presence **out, struct osc_err *err);
@@ -200,13 +227,16 @@ void osc_presence_free(struct osc_presence *p);
 /*
  * Run one cycle: rediscover when the topology is older than
  * presence.topology_refresh (or missing), read the latest values, map and
- * aggregate per location, push what changed or is due for refresh, record
- * what OfficeSpace accepted. Retries inside the cycle stop before
- * deadline_mono_ms. rep (required) is filled with what happened.
+ * aggregate per location, push what changed, is due for refresh or has
+ * expired (presence.expire_after), record what OfficeSpace accepted (and
+ * nothing else). Retries inside the cycle stop before deadline_mono_ms; a
+ * stop (opts.stop) aborts the request in flight and starts no other.
+ * rep (required) is filled with what happened.
  * Returns 0 (rep->result ok), OSC_EREJECTED (partial: some locations were
- * refused by OfficeSpace), OSC_EAUTH (a credential was refused),
- * OSC_EUNAVAIL / OSC_EHTTP / OSC_EPROTO / OSC_ETOOBIG (Mapped could not be
- * read, or OfficeSpace could not be reached), OSC_EDB; err says why.
+ * refused or not acknowledged by OfficeSpace), OSC_EAUTH (a credential was
+ * refused), OSC_EUNAVAIL / OSC_EHTTP / OSC_EPROTO / OSC_ETOOBIG (Mapped
+ * could not be read, or OfficeSpace could not be reached), OSC_EINTERRUPTED
+ * (stopped), OSC_EDB; err says why.
  */
 int osc_presence_cycle(struct osc_presence *p, int64_t deadline_mono_ms,
                        struct osc_metrics_cycle *rep, struct osc_err *err);
@@ -222,7 +252,7 @@ struct osc_presence_loop_opts {
     int dry_run;
     FILE *dry_out;
     struct osc_metrics *metrics; /* required: cycles are recorded here */
-    volatile int *stop;          /* SIGTERM/SIGINT: finish the cycle, then return 0 */
+    volatile int *stop;          /* SIGTERM/SIGINT: abort the cycle in flight, return 0 */
     volatile int *reload;        /* SIGHUP: reload config_path between cycles */
     const struct osc_clock *clock;
 };
@@ -232,8 +262,10 @@ struct osc_presence_loop_opts {
  * by the caller before and after; on a successful reload the loop frees
  * the old config and stores the new one in *cfg. A bad file keeps the old
  * config (logged). Mapped/OfficeSpace auth failures back off exponentially
- * between cycles (interval * 2^n, at most an hour). Returns 0 after a stop;
- * with once, the cycle's code (0, OSC_EREJECTED, OSC_EAUTH, ...).
+ * between cycles (interval * 2^n, at most an hour). The loop ticks
+ * o->metrics (osc_metrics_tick) while it waits. Returns 0 after a stop;
+ * with once, the cycle's code (0, OSC_EREJECTED, OSC_EAUTH, ...;
+ * OSC_EINTERRUPTED when a stop cut the cycle short).
  */
 int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_opts *o,
                       struct osc_err *err);

@@ -1,8 +1,12 @@
 /*
  * status.h - the status endpoint of `osconnect run` (libmicrohttpd).
  *
- *   GET /healthz  200 "ok: ..." while the last successful presence cycle
- *                 ended within 3 intervals, else 503 with the reason
+ *   GET /livez    200 "ok: ..." while the presence loop ticked recently
+ *                 (osc_metrics_live), else 503 "dead: ..."
+ *   GET /readyz   200 "ok: ..." while the last cycle read Mapped and every
+ *                 push was acknowledged, within 3 intervals
+ *                 (osc_metrics_ready), else 503 "not ready: ..."
+ *   GET /healthz  the same as /readyz
  *   GET /metrics  Prometheus text format (version 0.0.4), see metrics.h
  *   anything else 404; methods other than GET/HEAD 405
  *

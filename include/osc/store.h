@@ -7,6 +7,11 @@
  * Rows are keyed by (location type, id); a row is written only after
  * OfficeSpace accepted that location's push, so a restart resends only what
  * changed. The store is used from one thread.
+ *
+ * One process per state file: a writable store first takes the state file's
+ * lock (osc_store_lock), so a second osconnect on the same file fails with
+ * OSC_EBUSY before it reads or writes anything. Read-only stores (dry runs)
+ * take no lock.
  */
 #ifndef OSC_STORE_H
 #define OSC_STORE_H
@@ -15,15 +20,18 @@
 #include "osc/presence.h"
 #include "osc/urn.h"
 
-#define OSC_STORE_SCHEMA_VERSION 1
+#define OSC_STORE_SCHEMA_VERSION 2
 
 struct osc_store;
 
 /*
- * Open (creating and migrating) the state file at path. readonly != 0 opens
- * an existing file read-only, and a missing one as an empty in-memory store
- * (dry runs leave no file behind). Caller closes with osc_store_close().
- * Returns 0, OSC_EDB (err says what SQLite said) or OSC_ENOMEM.
+ * Open (creating and migrating) the state file at path, holding its lock
+ * (see osc_store_lock) until osc_store_close(). readonly != 0 takes no lock
+ * and opens an existing file read-only (schema version 1 or later, as it
+ * is), and a missing one as an empty in-memory store (dry runs leave no file
+ * behind). Caller closes with osc_store_close(). Returns 0, OSC_EBUSY
+ * (another process holds the lock; err names the file and its pid), OSC_EDB
+ * (not a regular file, or err says what SQLite said) or OSC_ENOMEM.
  */
 int osc_store_open(const char *path, int readonly, struct osc_store **out, struct osc_err *err);
 /* Close; accepts NULL. */
@@ -45,5 +53,23 @@ int osc_store_put(struct osc_store *s, const struct osc_urn *urn,
                   const struct osc_presence_last *last, struct osc_err *err);
 /* Number of rows (tests, status). Negative OSC_EDB on failure. */
 long osc_store_count(struct osc_store *s);
+
+struct osc_store_lock;
+
+/*
+ * Take the process lock of the state file at path: an exclusive flock(2)
+ * on "PATH.lock" (created 0600 if missing, never removed), which then holds
+ * this process's pid. The kernel releases it when the process ends, even
+ * on SIGKILL. Taking it again in the process that holds it shares it (a
+ * reference count: a reload opens the new store before closing the old).
+ * Release with osc_store_unlock(). Returns 0, OSC_EBUSY when another
+ * process holds it (err: "state database PATH is in use by another
+ * osconnect (pid N holds PATH.lock)..."), OSC_EDB (the lock file cannot be
+ * opened or locked) or OSC_ENOMEM. Not thread-safe (the store is used from
+ * one thread).
+ */
+int osc_store_lock(const char *path, struct osc_store_lock **out, struct osc_err *err);
+/* Drop one reference; the last one releases the lock. Accepts NULL. */
+void osc_store_unlock(struct osc_store_lock *l);
 
 #endif

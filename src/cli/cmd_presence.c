@@ -28,15 +28,21 @@ static void usage(void)
         "      --dry-run          print what would be pushed (location, Mapped place,\n"
         "                         status, count, detected at, why); send nothing\n" CLI_COMMON_HELP
         "\n"
-        "Signals: SIGTERM/SIGINT stop after the cycle in progress (exit 0);\n"
-        "SIGHUP reloads the configuration (a bad file keeps the old one).\n"
+        "Signals: SIGTERM/SIGINT stop within 2 s: a request in flight is aborted and\n"
+        "what it carried is not recorded (sent again next time); exit 0 (75 with\n"
+        "--once). SIGHUP reloads the configuration (a bad file keeps the old one).\n"
         "\n"
-        "Exit status with --once: 0 the cycle succeeded, 1 OfficeSpace refused some\n"
-        "locations, 77 Mapped or OfficeSpace refused the credentials, 69 an API was\n"
-        "unavailable or refused the request, 76 unexpected response, 65 a Mapped\n"
-        "answer above presence.max_response, 74 state database error,\n"
-        "78 configuration error, 64 usage. Without --once: 0 after a signal,\n"
-        "78 configuration error, 64 usage, 74 state database error.\n");
+        "One process per state file: presence.state is locked (STATE.lock); a second\n"
+        "osconnect on it exits 75 naming the holder's pid. --dry-run needs no lock.\n"
+        "\n"
+        "Exit status with --once: 0 the cycle succeeded, 1 OfficeSpace refused or did\n"
+        "not acknowledge some locations, 77 Mapped or OfficeSpace refused the\n"
+        "credentials, 69 an API was unavailable or refused the request, 76 unexpected\n"
+        "response, 65 a Mapped answer above presence.max_response, 74 state database\n"
+        "error, 75 the state file is locked by another osconnect, or a signal stopped\n"
+        "the cycle, 78 configuration error, 64 usage. Without --once: 0 after a\n"
+        "signal, 75 state file locked, 78 configuration error, 64 usage, 74 state\n"
+        "database error.\n");
 }
 
 int cmd_presence(int argc, char **argv)

@@ -1,6 +1,6 @@
 /*
  * cmd_run.c - `osconnect run`: presence sync plus the status endpoint
- * (/healthz, /metrics). Thin: options, signals, the server's lifetime;
+ * (/livez, /readyz, /healthz, /metrics). Thin: options, signals, the server's lifetime;
  * the work is osc_presence_loop() and osc_status_start().
  */
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include "osc/metrics.h"
 #include "osc/presence.h"
 #include "osc/status.h"
+#include "osc/store.h"
 
 static void usage(void)
 {
@@ -19,12 +20,16 @@ static void usage(void)
            "Run the presence sync continuously (see `osconnect presence --help`) and\n"
            "serve the status endpoint on status.listen (default 127.0.0.1:9464; port 0\n"
            "picks a free port, printed as `status http://HOST:PORT`):\n"
-           "  GET /healthz  200 while the last successful cycle ended within 3 intervals,\n"
-           "                else 503; the body says why\n"
+           "  GET /livez    200 while the presence loop ticked recently, else 503\n"
+           "  GET /readyz   200 while the last cycle read Mapped and OfficeSpace\n"
+           "                acknowledged every push, within 3 intervals, else 503\n"
+           "  GET /healthz  the same as /readyz; every body says why\n"
            "  GET /metrics  Prometheus text format (osconnect_presence_*)\n"
            "\n"
            "Options:\n" CLI_COMMON_HELP "\n"
-           "Signals: SIGTERM/SIGINT stop after the cycle in progress (exit 0);\n"
+           "A second osconnect on the same presence.state exits 75 (see presence --help).\n"
+           "\n"
+           "Signals: SIGTERM/SIGINT stop within 2 s, aborting requests in flight (exit 0);\n"
            "SIGHUP reloads the configuration (a bad file keeps the old one; a changed\n"
            "status.listen needs a restart).\n"
            "\n" CLI_EXIT_HELP);
@@ -38,6 +43,7 @@ int cmd_run(int argc, char **argv)
     struct osc_config *cfg = NULL;
     struct osc_metrics *metrics = NULL;
     struct osc_status *status = NULL;
+    struct osc_store_lock *lock = NULL;
     struct osc_err err = {0};
     int opt, rc;
 
@@ -63,6 +69,11 @@ int cmd_run(int argc, char **argv)
         rc = cli_fail("run", OSC_ENOMEM, NULL);
         goto out;
     }
+    /* one process per state file: refuse before serving anything (the engine shares the lock) */
+    if ((rc = osc_store_lock(cfg->presence.state, &lock, &err))) {
+        rc = cli_fail("run", rc, &err);
+        goto out;
+    }
     cli_daemon_signals();
     if (cfg->status.enabled) {
         if ((rc = osc_status_start(cfg->status.listen, metrics, &status, &err))) {
@@ -71,7 +82,7 @@ int cmd_run(int argc, char **argv)
         }
         printf("status http://%s\n", osc_status_address(status));
         fflush(stdout);
-        OSC_LOG_INFO("run", "status endpoint on http://%s (/healthz, /metrics)",
+        OSC_LOG_INFO("run", "status endpoint on http://%s (/livez, /readyz, /healthz, /metrics)",
                      osc_status_address(status));
     }
     lo.config_path = cfg->path;
@@ -85,6 +96,7 @@ int cmd_run(int argc, char **argv)
         OSC_LOG_INFO("run", "stopped");
 out:
     osc_status_stop(status);
+    osc_store_unlock(lock);
     osc_metrics_free(metrics);
     osc_config_free(cfg);
     return rc;

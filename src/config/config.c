@@ -125,11 +125,25 @@ int conf_read_secret_file(const struct conf_ctx *ctx, const char *key, const cha
     size_t len = 0;
     int fd, rc = 0;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer (a hung check or
+     * reload); a regular file reads the same with or without it */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return conf_fail(ctx, key, err, "cannot open %s: %s", path, strerror(errno));
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = conf_fail(ctx, key, err, "%s is not a regular file", path);
+    if (fstat(fd, &st) != 0) {
+        rc = conf_fail(ctx, key, err, "cannot stat %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        const char *what = S_ISFIFO(st.st_mode)   ? "a FIFO (named pipe)"
+                           : S_ISDIR(st.st_mode)  ? "a directory"
+                           : S_ISCHR(st.st_mode)  ? "a character device"
+                           : S_ISBLK(st.st_mode)  ? "a block device"
+                           : S_ISSOCK(st.st_mode) ? "a socket"
+                                                  : "not a regular file";
+        rc =
+            conf_fail(ctx, key, err,
+                      "%s is %s; secrets are read only from regular files (chmod 600)", path, what);
         goto out;
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {

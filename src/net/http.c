@@ -26,6 +26,7 @@
 #define DEFAULT_MAX_RESPONSE (1024 * 1024)
 #define DEFAULT_IN_FLIGHT    4
 #define MAX_HEADER_BYTES     (16 * 1024)
+#define ABORT_SLICE_MS       100L /* longest poll while an abort flag is set */
 
 struct xfer {
     struct osc_http *h;
@@ -519,20 +520,24 @@ int osc_http_submit(struct osc_http *h, const struct osc_http_request *req,
     return 0;
 }
 
-static void finish(struct osc_http *h, CURLMsg *msg)
+/* Complete x with result (an aborted transfer: CURLE_ABORTED_BY_CALLBACK, no status). */
+static void finish(struct osc_http *h, struct xfer *x, CURLcode result)
 {
-    struct xfer *x = NULL;
     struct osc_http_response *r;
     double secs = 0;
 
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
     r = x->resp;
-    r->transport = (int)msg->data.result;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r->status);
+    r->transport = (int)result;
+    if (result == CURLE_ABORTED_BY_CALLBACK)
+        r->status = 0; /* whatever arrived is not an answer */
+    else
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r->status);
     curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME, &secs);
     r->seconds = secs;
-    if (r->transport != CURLE_OK) {
-        const char *detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(msg->data.result);
+    if (result == CURLE_ABORTED_BY_CALLBACK) {
+        snprintf(r->error, sizeof(r->error), "aborted: stopping");
+    } else if (r->transport != CURLE_OK) {
+        const char *detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(result);
         char *url = NULL;
         if (osc_http_transport_permanent(r->transport)) {
             /* the sentence a person acts on; the effective URL is the request's */
@@ -565,19 +570,46 @@ static void finish(struct osc_http *h, CURLMsg *msg)
         x->done(x->ud, r);
 }
 
+static int aborting(const struct osc_http *h) { return h->opts.abort && *h->opts.abort; }
+
+/* Complete every transfer in flight as aborted (their callbacks may submit again). */
+static void abort_all(struct osc_http *h)
+{
+    struct xfer *list = h->active, *next;
+
+    for (struct xfer *x = list; x; x = next) {
+        next = x->next;
+        OSC_LOG_DEBUG("http", "aborting a transfer in flight (stopping)");
+        finish(h, x, CURLE_ABORTED_BY_CALLBACK);
+    }
+}
+
 int osc_http_run(struct osc_http *h, long wait_ms)
 {
     CURLMsg *msg;
     int running = 0, left;
 
+    /* with an abort flag, wait in short slices so a stop ends a hung transfer promptly */
+    if (h->opts.abort && wait_ms > ABORT_SLICE_MS)
+        wait_ms = ABORT_SLICE_MS;
+    if (aborting(h)) {
+        abort_all(h);
+        return h->in_flight;
+    }
     curl_multi_perform(h->multi, &running);
     if (running > 0 && wait_ms > 0) {
         curl_multi_poll(h->multi, NULL, 0, (int)wait_ms, NULL);
         curl_multi_perform(h->multi, &running);
     }
-    while ((msg = curl_multi_info_read(h->multi, &left)) != NULL)
-        if (msg->msg == CURLMSG_DONE)
-            finish(h, msg);
+    while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE) {
+            struct xfer *x = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            finish(h, x, msg->data.result);
+        }
+    }
+    if (aborting(h))
+        abort_all(h);
     return h->in_flight;
 }
 

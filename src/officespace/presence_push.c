@@ -4,8 +4,10 @@
  *
  * Many locations go in one HTTP request as aliased mutations p0..pN-1, so
  * one alias maps back to one item by its index. An item's state only moves
- * from PENDING to ACCEPTED or FAILED, once; what the answer does not settle
- * stays PENDING (sent again next cycle).
+ * from PENDING to ACCEPTED, FAILED or UNACKED, once. Only data.pI.success
+ * being the JSON boolean true under the item's own alias accepts it: a
+ * parsed answer settles every item, and anything short of that is FAILED
+ * (refused under its alias) or UNACKED (sent again next cycle either way).
  */
 #include "osc/presence.h"
 
@@ -56,12 +58,13 @@ static long alias_index(const char *s, size_t n)
     return (size_t)v < n ? v : -1;
 }
 
-static void fail_item(struct osc_presence_item *it, const char *why)
+/* Settle a PENDING item as st with why; a settled item keeps its first verdict. */
+static void settle(struct osc_presence_item *it, enum osc_presence_item_state st, const char *why)
 {
     if (it->state != OSC_PRESENCE_ITEM_PENDING)
         return;
-    it->state = OSC_PRESENCE_ITEM_FAILED;
-    snprintf(it->error, sizeof(it->error), "%s", why && *why ? why : "rejected");
+    it->state = st;
+    snprintf(it->error, sizeof(it->error), "%s", why ? why : "");
 }
 
 /* "attribute: message; ..." from a payload errors array. */
@@ -84,12 +87,54 @@ static void payload_errors(json_t *errs, char *out, size_t cap)
     }
 }
 
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "?";
+}
+
+/* One data.pI value: ACCEPTED only for an object whose success is the boolean true. */
+static void apply_alias(struct osc_presence_item *it, const char *alias, json_t *v)
+{
+    char why[200];
+    json_t *ok;
+
+    if (!json_is_object(v)) {
+        snprintf(why, sizeof(why), "data.%s is %s, not an acknowledgement", alias, json_kind(v));
+        settle(it, OSC_PRESENCE_ITEM_UNACKED, why);
+        return;
+    }
+    ok = json_object_get(v, "success");
+    if (json_is_true(ok)) {
+        settle(it, OSC_PRESENCE_ITEM_ACCEPTED, "");
+    } else if (json_is_false(ok)) {
+        payload_errors(json_object_get(v, "errors"), why, sizeof(why));
+        settle(it, OSC_PRESENCE_ITEM_FAILED, why[0] ? why : "success: false");
+    } else {
+        if (ok)
+            snprintf(why, sizeof(why), "data.%s.success is %s, not a boolean", alias,
+                     json_kind(ok));
+        else
+            snprintf(why, sizeof(why), "data.%s has no success field", alias);
+        settle(it, OSC_PRESENCE_ITEM_UNACKED, why);
+    }
+}
+
 int osc_presence_push_parse(const char *json, size_t len, struct osc_presence_item *items, size_t n,
                             struct osc_err *err)
 {
     json_error_t jerr;
     json_t *root = json_loadb(json, len, 0, &jerr), *data, *errs, *v, *e;
-    const char *key;
+    const char *key, *general = NULL, *stray = NULL;
     char why[200];
     size_t i;
     int rc = 0;
@@ -111,31 +156,31 @@ int osc_presence_push_parse(const char *json, size_t len, struct osc_presence_it
         const char *msg = json_string_value(json_object_get(e, "message"));
         long idx = alias_index(json_string_value(json_array_get(path, 0)), n);
         if (idx >= 0)
-            fail_item(&items[idx], msg);
+            settle(&items[idx], OSC_PRESENCE_ITEM_FAILED, msg && *msg ? msg : "GraphQL error");
+        else if (!general)
+            general = msg ? msg : "GraphQL error";
     }
     json_object_foreach(data, key, v)
     {
         long idx = alias_index(key, n);
-        json_t *ok;
-        if (idx < 0 || !json_is_object(v))
-            continue;
-        ok = json_object_get(v, "success");
-        if (json_is_true(ok) && items[idx].state == OSC_PRESENCE_ITEM_PENDING) {
-            items[idx].state = OSC_PRESENCE_ITEM_ACCEPTED;
-        } else if (json_is_false(ok)) {
-            payload_errors(json_object_get(v, "errors"), why, sizeof(why));
-            fail_item(&items[idx], why[0] ? why : "success: false");
-        }
+        if (idx >= 0)
+            apply_alias(&items[idx], key, v);
+        else if (!stray)
+            stray = key;
     }
-    /* errors without an alias path (validation, auth): the whole request failed */
-    json_array_foreach(errs, i, e)
-    {
-        json_t *path = json_object_get(e, "path");
-        if (alias_index(json_string_value(json_array_get(path, 0)), n) < 0) {
-            const char *msg = json_string_value(json_object_get(e, "message"));
-            for (size_t k = 0; k < n; k++)
-                fail_item(&items[k], msg ? msg : "GraphQL error");
-        }
+    /* what is left was not acknowledged under its own alias: the request's fate is unknown */
+    for (size_t k = 0; k < n; k++) {
+        if (items[k].state != OSC_PRESENCE_ITEM_PENDING)
+            continue;
+        if (general)
+            snprintf(why, sizeof(why), "no answer under alias p%zu; GraphQL error: %.120s", k,
+                     general);
+        else if (stray)
+            snprintf(why, sizeof(why), "no answer under alias p%zu (the answer has alias '%.60s')",
+                     k, stray);
+        else
+            snprintf(why, sizeof(why), "no answer under alias p%zu", k);
+        settle(&items[k], OSC_PRESENCE_ITEM_UNACKED, why);
     }
 out:
     json_decref(root);

@@ -28,6 +28,7 @@
 struct last_entry {
     struct osc_urn urn;
     struct osc_presence_last last; /* last.known == 0: empty slot */
+    uint64_t seen;                 /* the cycle that last found the location in the topology */
 };
 
 struct last_map {
@@ -41,14 +42,20 @@ static size_t urn_slot(const struct osc_urn *u, size_t cap)
     return (size_t)(h ^ (h >> 31)) & (cap - 1);
 }
 
-static struct osc_presence_last *last_get(const struct last_map *m, const struct osc_urn *u)
+static struct last_entry *entry_get(const struct last_map *m, const struct osc_urn *u)
 {
     if (!m->cap)
         return NULL;
     for (size_t i = urn_slot(u, m->cap); m->v[i].last.known; i = (i + 1) & (m->cap - 1))
         if (osc_urn_cmp(&m->v[i].urn, u) == 0)
-            return &m->v[i].last;
+            return &m->v[i];
     return NULL;
+}
+
+static struct osc_presence_last *last_get(const struct last_map *m, const struct osc_urn *u)
+{
+    struct last_entry *e = entry_get(m, u);
+    return e ? &e->last : NULL;
 }
 
 static int last_put(struct last_map *m, const struct osc_urn *u, const struct osc_presence_last *l)
@@ -105,6 +112,7 @@ struct osc_presence {
     int64_t pause_until[OSC_METRICS__NAPI];
     int need_discovery;
     uint64_t rng;
+    uint64_t ncycles; /* cycles run, for last_entry.seen */
 };
 
 static int stopping(const struct osc_presence *p) { return p->opts.stop && *p->opts.stop; }
@@ -137,12 +145,14 @@ int osc_presence_new(const struct osc_config *cfg, const struct osc_presence_opt
     mo.conf_section = "mapped";
     mo.max_response = (size_t)cfg->presence.max_response;
     mo.max_in_flight = 1;
+    mo.abort = p->opts.stop; /* a stop aborts what is in flight (nothing is recorded from it) */
     oo.timeout_ms = (long)cfg->officespace.timeout_ms;
     oo.connect_timeout_ms = (long)cfg->officespace.connect_timeout_ms;
     oo.no_verify_tls = !cfg->officespace.verify_tls;
     oo.ca_file = cfg->officespace.ca_file;
     oo.conf_section = "officespace";
     oo.max_in_flight = 1;
+    oo.abort = p->opts.stop;
     if (!(p->mapped_http = osc_http_new(&mo, err)) || !(p->os_http = osc_http_new(&oo, err))) {
         rc = OSC_ENOMEM;
         goto out;
@@ -174,6 +184,12 @@ void osc_presence_free(struct osc_presence *p)
 }
 
 void osc_presence_invalidate(struct osc_presence *p) { p->need_discovery = 1; }
+
+/* A sign of life for /livez before each request (a request is the longest silence). */
+static void tick(struct osc_presence *p)
+{
+    osc_metrics_tick(p->opts.metrics, osc_clock_mono_ms(p->opts.clock));
+}
 
 static void api_error(struct osc_presence *p, enum osc_metrics_api api, enum osc_metrics_class c)
 {
@@ -238,12 +254,17 @@ static int fetch_buildings(struct osc_presence *p, const char *const *ids, size_
     if (paused(p, OSC_METRICS_MAPPED, err))
         return OSC_EUNAVAIL;
     for (unsigned attempt = 1;; attempt++) {
+        if (stopping(p))
+            return osc_err_set(err, OSC_EINTERRUPTED, "stopping: Mapped was not read");
+        tick(p);
         osc_err_clear(err);
         rep->mapped_requests++;
         rc = osc_mapped_fetch(p->mapped_http, &p->cfg->mapped,
                               (size_t)p->cfg->presence.max_response, ids, n, discover, t, &ra, err);
         if (rc == 0)
             return 0;
+        if (stopping(p)) /* the read was aborted, or failed while stopping: no retry */
+            return osc_err_set(err, OSC_EINTERRUPTED, "stopping: Mapped was not read");
         switch (rc) {
         case OSC_EAUTH: api_error(p, OSC_METRICS_MAPPED, OSC_METRICS_AUTH); return rc;
         case OSC_ETOOBIG: api_error(p, OSC_METRICS_MAPPED, OSC_METRICS_TOO_BIG); return rc;
@@ -274,6 +295,10 @@ static int discover(struct osc_presence *p, int64_t deadline, struct osc_metrics
 
     if (!t)
         return osc_err_set(err, OSC_ENOMEM, "out of memory");
+    /* a malformed part warned about once stays quiet in the new topology (given back below
+     * if the discovery fails) */
+    if (p->topo)
+        osc_mapped_topo_keep_notes(t, p->topo);
     for (size_t i = 0; i < p->cfg->presence.buildings.n; i++) {
         const char *b = p->cfg->presence.buildings.v[i];
         size_t before = t->nlocs, places = t->places;
@@ -299,6 +324,8 @@ static int discover(struct osc_presence *p, int64_t deadline, struct osc_metrics
     rep->discovered = 1;
     rep->invalid_identities = p->topo->invalid_identities;
 out:
+    if (t && p->topo)
+        osc_mapped_topo_keep_notes(p->topo, t);
     osc_mapped_topo_free(t);
     return rc;
 }
@@ -330,6 +357,11 @@ static int read_values(struct osc_presence *p, int64_t deadline, struct osc_metr
     return rc;
 }
 
+static const char *place_of(const struct osc_mapped_loc *l)
+{
+    return l ? l->place_id : "(no longer in Mapped)";
+}
+
 static void print_table_head(FILE *f)
 {
     fprintf(f, "%-28s %-40s %-16s %5s  %-20s  %s\n", "LOCATION", "MAPPED PLACE", "STATUS", "COUNT",
@@ -341,27 +373,47 @@ static void print_row(FILE *f, const struct osc_mapped_loc *l, const struct osc_
 {
     char urn[32], place[48], when[32];
 
-    snprintf(urn, sizeof(urn), "%s:%lld", osc_urn_type_name(l->urn.type), (long long)l->urn.id);
-    snprintf(place, sizeof(place), "%s %s%s%.20s", l->place_kind, l->place_id,
-             l->place_name[0] ? " " : "", l->place_name);
+    snprintf(urn, sizeof(urn), "%s:%lld", osc_urn_type_name(it->urn.type), (long long)it->urn.id);
+    if (l)
+        snprintf(place, sizeof(place), "%s %s%s%.20s", l->place_kind, l->place_id,
+                 l->place_name[0] ? " " : "", l->place_name);
+    else
+        snprintf(place, sizeof(place), "%s", place_of(l));
     osc_clock_iso8601(it->at_ms, when, sizeof(when));
     fprintf(f, "%-28s %-40s %-16s %5lld  %-20s  %s\n", urn, place,
             osc_presence_status_name(it->status), (long long)it->count, when,
             osc_presence_why_name(why));
 }
 
-/* Record an accepted chunk: store first, memory after the commit. */
-static int remember(struct osc_presence *p, const struct osc_presence_item *items, size_t n,
-                    int64_t now_wall, struct osc_err *err)
+static void accepted_as(const struct osc_presence_item *it, enum osc_presence_why why,
+                        int64_t now_wall, struct osc_presence_last *l)
 {
+    memset(l, 0, sizeof(*l));
+    l->known = 1;
+    l->status = it->status;
+    l->count = it->count;
+    l->at_ms = it->at_ms;
+    l->sent_ms = now_wall;
+    l->expired = why == OSC_PRESENCE_EXPIRE;
+}
+
+/*
+ * Record the ACCEPTED items of a chunk (why[i] says which were expiries):
+ * store first, memory after the commit. Nothing else is ever recorded.
+ */
+static int remember(struct osc_presence *p, const struct osc_presence_item *items,
+                    const enum osc_presence_why *why, size_t n, int64_t now_wall,
+                    struct osc_err *err)
+{
+    struct osc_presence_last l;
     int rc;
 
     if ((rc = osc_store_begin(p->store, err)))
         return rc;
     for (size_t i = 0; i < n; i++) {
-        struct osc_presence_last l = {1, items[i].status, items[i].count, items[i].at_ms, now_wall};
         if (items[i].state != OSC_PRESENCE_ITEM_ACCEPTED)
             continue;
+        accepted_as(&items[i], why[i], now_wall, &l);
         if ((rc = osc_store_put(p->store, &items[i].urn, &l, err))) {
             osc_store_rollback(p->store);
             return rc;
@@ -370,9 +422,10 @@ static int remember(struct osc_presence *p, const struct osc_presence_item *item
     if ((rc = osc_store_commit(p->store, err)))
         return rc;
     for (size_t i = 0; i < n; i++) {
-        struct osc_presence_last l = {1, items[i].status, items[i].count, items[i].at_ms, now_wall};
-        if (items[i].state == OSC_PRESENCE_ITEM_ACCEPTED &&
-            (rc = last_put(&p->last, &items[i].urn, &l)))
+        if (items[i].state != OSC_PRESENCE_ITEM_ACCEPTED)
+            continue;
+        accepted_as(&items[i], why[i], now_wall, &l);
+        if ((rc = last_put(&p->last, &items[i].urn, &l)))
             return osc_err_set(err, rc, "out of memory");
     }
     return 0;
@@ -380,8 +433,9 @@ static int remember(struct osc_presence *p, const struct osc_presence_item *item
 
 /*
  * Push one chunk, retrying the request within the cycle. Returns 0 when an
- * answer was applied (items ACCEPTED/FAILED/PENDING as it said), OSC_EAUTH,
- * or OSC_EUNAVAIL/OSC_EPROTO when no usable answer came (items PENDING).
+ * answer was applied (every item ACCEPTED, FAILED or UNACKED as it said),
+ * OSC_EAUTH, or OSC_EUNAVAIL/OSC_EPROTO when no usable answer came (items
+ * PENDING; also when a stop aborted the request in flight).
  */
 static int push_chunk(struct osc_presence *p, struct osc_presence_item *items, size_t n,
                       int64_t deadline, struct osc_metrics_cycle *rep, struct osc_err *err)
@@ -408,9 +462,15 @@ static int push_chunk(struct osc_presence *p, struct osc_presence_item *items, s
     req.body_len = body.len;
     for (unsigned attempt = 1;; attempt++) {
         enum osc_http_outcome oc;
+        tick(p);
         osc_err_clear(err);
         rep->push_requests++;
         rc = osc_http_perform(p->os_http, &req, &resp, err);
+        if (rc && stopping(p)) {
+            /* aborted in flight: no answer, nothing is recorded, the items stay unsent */
+            rc = osc_err_set(err, OSC_EINTERRUPTED, "stopping: the presence push was aborted");
+            goto out;
+        }
         oc = osc_retry_classify(&p->cfg->presence.retry, resp.status, resp.transport);
         if (rc == 0 && (resp.status == 401 || resp.status == 403)) {
             api_error(p, OSC_METRICS_OFFICESPACE, OSC_METRICS_AUTH);
@@ -425,10 +485,10 @@ static int push_chunk(struct osc_presence *p, struct osc_presence_item *items, s
                                          n, err);
             if (oc == OSC_HTTP_REJECT) {
                 api_error(p, OSC_METRICS_OFFICESPACE, OSC_METRICS_CLIENT);
-                /* a refused request with no usable answer fails all of its items */
+                /* a refused request with no usable answer: nothing was acknowledged */
                 for (size_t i = 0; i < n; i++)
                     if (items[i].state == OSC_PRESENCE_ITEM_PENDING) {
-                        items[i].state = OSC_PRESENCE_ITEM_FAILED;
+                        items[i].state = OSC_PRESENCE_ITEM_UNACKED;
                         snprintf(items[i].error, sizeof(items[i].error), "HTTP %ld", resp.status);
                     }
                 rc = 0;
@@ -457,6 +517,46 @@ out:
     return rc;
 }
 
+/* Log what OfficeSpace said about the items of a chunk that it did not accept. */
+static void report_chunk(struct osc_presence *p, const struct osc_presence_item *chunk, size_t n,
+                         struct osc_mapped_loc *const *locs)
+{
+    char u[OSC_URN_STR_MAX];
+
+    for (size_t i = 0; i < n; i++) {
+        if (chunk[i].state != OSC_PRESENCE_ITEM_FAILED &&
+            chunk[i].state != OSC_PRESENCE_ITEM_UNACKED)
+            continue;
+        osc_urn_format(&chunk[i].urn, u, sizeof(u));
+        if (chunk[i].state == OSC_PRESENCE_ITEM_FAILED) {
+            OSC_LOG_WARN("presence", "OfficeSpace refused %s (%s %s): %s", u,
+                         osc_presence_status_name(chunk[i].status), place_of(locs[i]),
+                         chunk[i].error);
+            api_error(p, OSC_METRICS_OFFICESPACE, OSC_METRICS_ITEM);
+        } else {
+            OSC_LOG_WARN(
+                "presence", "OfficeSpace did not acknowledge %s (%s %s): %s; sent again next cycle",
+                u, osc_presence_status_name(chunk[i].status), place_of(locs[i]), chunk[i].error);
+            api_error(p, OSC_METRICS_OFFICESPACE, OSC_METRICS_UNACKNOWLEDGED);
+        }
+    }
+}
+
+/* The expiry push of a location (l NULL: no longer in the topology). */
+static void log_expiry(const struct osc_urn *urn, const struct osc_mapped_loc *l,
+                       const struct osc_presence_last *last, int64_t newest, int64_t expire_ms)
+{
+    char u[OSC_URN_STR_MAX], when[40];
+
+    osc_urn_format(urn, u, sizeof(u));
+    osc_clock_iso8601(newest > last->at_ms ? newest : last->at_ms, when, sizeof(when));
+    OSC_LOG_INFO("presence",
+                 "%s (%s %s) expired: no fresh reading for %llds (newest %s; last pushed %s %lld); "
+                 "pushing NO_PRESENCE once",
+                 u, l ? l->place_kind : "place", place_of(l), (long long)(expire_ms / 1000), when,
+                 osc_presence_status_name(last->status), (long long)last->count);
+}
+
 int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metrics_cycle *rep,
                        struct osc_err *err)
 {
@@ -466,10 +566,11 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
     struct osc_mapped_loc **item_locs = NULL;
     enum osc_presence_why *item_why = NULL;
     struct osc_mapped_topo *t;
-    size_t nitems = 0, li = 0, changed = 0, refresh = 0, unchanged = 0;
+    size_t nitems = 0, cap, li = 0, changed = 0, refresh = 0, expired = 0, unchanged = 0;
     int rc = 0, push_rc = 0, auth = 0;
     struct osc_err perr = {0};
     FILE *out = p->opts.dry_out ? p->opts.dry_out : stdout;
+    uint64_t cyc = ++p->ncycles;
 
     memset(rep, 0, sizeof(*rep));
     osc_err_clear(err);
@@ -484,25 +585,31 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
             goto done;
     }
     t = p->topo;
+    rep->mapped_read = 1;
     rep->locations_discovered = t->nlocs;
     rep->points = t->npoints_used;
     rep->points_read = t->values_read;
     rep->invalid_values = t->bad_values;
 
-    /* 3-5. map, aggregate, diff */
+    /* 3-5. map, aggregate, diff; expire what has had no fresh reading for expire_after */
     now_wall = osc_clock_wall_ms(p->opts.clock);
-    if (t->nlocs && (!(items = calloc(t->nlocs, sizeof(*items))) ||
-                     !(item_locs = calloc(t->nlocs, sizeof(*item_locs))) ||
-                     !(item_why = calloc(t->nlocs, sizeof(*item_why))))) {
+    cap = t->nlocs + p->last.n;
+    if (cap &&
+        (!(items = calloc(cap, sizeof(*items))) || !(item_locs = calloc(cap, sizeof(*item_locs))) ||
+         !(item_why = calloc(cap, sizeof(*item_why))))) {
         rc = osc_err_set(err, OSC_ENOMEM, "out of memory");
         goto done;
     }
     for (size_t l = 0; l < t->nlocs; l++) {
         struct osc_presence_agg agg;
-        const struct osc_presence_last *last;
+        struct last_entry *e = entry_get(&p->last, &t->locs[l].urn);
+        const struct osc_presence_last *last = e ? &e->last : NULL;
         enum osc_presence_why why;
         int64_t count;
+        int fresh;
 
+        if (e)
+            e->seen = cyc;
         osc_presence_agg_init(&agg);
         for (; li < t->nlinks && t->links[li].loc == l; li++) {
             const struct osc_mapped_point *pt = &t->points[t->links[li].point];
@@ -514,13 +621,26 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
             osc_presence_map(pt->kind, pt->value, pt->at_ms, &obs);
             osc_presence_agg_add(&agg, &obs);
         }
-        if (agg.n == 0) {
+        fresh =
+            agg.n > 0 && (pc->expire_after_ms <= 0 || now_wall - agg.at_ms < pc->expire_after_ms);
+        if (!fresh) {
             rep->locations_unknown++;
+            if (!osc_presence_expired(last, 0, agg.n ? agg.at_ms : 0, now_wall,
+                                      pc->expire_after_ms))
+                continue;
+            log_expiry(&t->locs[l].urn, &t->locs[l], last, agg.n ? agg.at_ms : 0,
+                       pc->expire_after_ms);
+            items[nitems].urn = t->locs[l].urn;
+            items[nitems].status = OSC_PRESENCE_NO;
+            items[nitems].count = 0;
+            items[nitems].at_ms = now_wall;
+            item_locs[nitems] = &t->locs[l];
+            item_why[nitems++] = OSC_PRESENCE_EXPIRE;
+            expired++;
             continue;
         }
         count = osc_presence_agg_count(&agg);
         rep->locations_by_status[agg.status]++;
-        last = last_get(&p->last, &t->locs[l].urn);
         why = osc_presence_diff(last, agg.status, count, now_wall, pc->resend_after_ms);
         if (why == OSC_PRESENCE_SKIP) {
             unchanged++;
@@ -538,15 +658,31 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
         item_why[nitems] = why;
         nitems++;
     }
+    /* locations OfficeSpace has from us that Mapped no longer lists (identity or place gone,
+     * building dropped from the config): they have no reading at all */
+    for (size_t k = 0; k < p->last.cap; k++) {
+        struct last_entry *e = &p->last.v[k];
+        if (!e->last.known || e->seen == cyc ||
+            !osc_presence_expired(&e->last, 0, 0, now_wall, pc->expire_after_ms))
+            continue;
+        log_expiry(&e->urn, NULL, &e->last, 0, pc->expire_after_ms);
+        items[nitems].urn = e->urn;
+        items[nitems].status = OSC_PRESENCE_NO;
+        items[nitems].count = 0;
+        items[nitems].at_ms = now_wall;
+        item_locs[nitems] = NULL;
+        item_why[nitems++] = OSC_PRESENCE_EXPIRE;
+        expired++;
+    }
 
     if (p->opts.dry_run) {
         print_table_head(out);
         for (size_t i = 0; i < nitems; i++)
             print_row(out, item_locs[i], &items[i], item_why[i]);
         fprintf(out,
-                "# dry run: %zu locations, %zu would be pushed (%zu changed, %zu refresh), "
-                "%zu unchanged, %llu without readings; nothing was sent\n",
-                t->nlocs, nitems, changed, refresh, unchanged,
+                "# dry run: %zu locations, %zu would be pushed (%zu changed, %zu refresh, "
+                "%zu expired), %zu unchanged, %llu without readings; nothing was sent\n",
+                t->nlocs, nitems, changed, refresh, expired, unchanged,
                 (unsigned long long)rep->locations_unknown);
         fflush(out);
         goto done;
@@ -566,8 +702,12 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
                          osc_err_text(&perr, push_rc));
             break;
         }
-        /* a stop ends the cycle in progress: every chunk is still sent once (retry waits are
-         * skipped) */
+        /* a stop starts no new request; the one in flight is aborted (its items stay unsent) */
+        if (stopping(p)) {
+            push_rc = osc_err_set(&perr, OSC_EINTERRUPTED, "stopping: %zu locations left unsent",
+                                  nitems - off);
+            break;
+        }
         r = push_chunk(p, chunk, n, deadline, rep, &perr);
         if (r == OSC_EAUTH || r == OSC_EHTTP) { /* the next chunks would fail alike */
             auth = r == OSC_EAUTH;
@@ -579,52 +719,47 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
                 push_rc = r;
             OSC_LOG_ERROR("presence", "%zu locations left for the next cycle: %s", n,
                           osc_err_text(&perr, r));
-            if (osc_clock_mono_ms(p->opts.clock) >= deadline)
+            if (osc_clock_mono_ms(p->opts.clock) >= deadline || stopping(p))
                 break;
             continue;
         }
-        for (size_t i = 0; i < n; i++) {
-            if (chunk[i].state == OSC_PRESENCE_ITEM_FAILED) {
-                char u[OSC_URN_STR_MAX];
-                osc_urn_format(&chunk[i].urn, u, sizeof(u));
-                OSC_LOG_WARN("presence", "OfficeSpace refused %s (%s %s): %s", u,
-                             osc_presence_status_name(chunk[i].status),
-                             item_locs[off + i]->place_id, chunk[i].error);
-                api_error(p, OSC_METRICS_OFFICESPACE, OSC_METRICS_ITEM);
-            }
-        }
-        if ((r = remember(p, chunk, n, osc_clock_wall_ms(p->opts.clock), &perr))) {
+        report_chunk(p, chunk, n, item_locs + off);
+        if ((r = remember(p, chunk, item_why + off, n, osc_clock_wall_ms(p->opts.clock), &perr))) {
             push_rc = r;
             OSC_LOG_ERROR("presence", "%s", osc_err_text(&perr, r));
             break;
         }
     }
     for (size_t i = 0; i < nitems; i++) {
-        if (items[i].state == OSC_PRESENCE_ITEM_ACCEPTED)
-            rep->pushes_accepted++;
-        else if (items[i].state == OSC_PRESENCE_ITEM_FAILED)
-            rep->pushes_failed++;
-        else
-            rep->pushes_unsent++;
+        switch (items[i].state) {
+        case OSC_PRESENCE_ITEM_ACCEPTED: rep->pushes_accepted++; break;
+        case OSC_PRESENCE_ITEM_FAILED: rep->pushes_failed++; break;
+        case OSC_PRESENCE_ITEM_UNACKED: rep->pushes_unacked++; break;
+        case OSC_PRESENCE_ITEM_PENDING: rep->pushes_unsent++; break;
+        }
     }
     if (push_rc) {
         rc = push_rc;
         if (err)
             *err = perr;
-    } else if (rep->pushes_failed) {
-        rc = osc_err_set(err, OSC_EREJECTED, "OfficeSpace refused %llu of %zu locations",
-                         (unsigned long long)rep->pushes_failed, nitems);
+    } else if (rep->pushes_failed || rep->pushes_unacked) {
+        rc = osc_err_set(err, OSC_EREJECTED,
+                         "OfficeSpace refused %llu and did not acknowledge %llu of %zu locations",
+                         (unsigned long long)rep->pushes_failed,
+                         (unsigned long long)rep->pushes_unacked, nitems);
     }
     OSC_LOG_INFO("presence",
                  "cycle: %zu locations (%llu PRESENCE, %llu PASSIVE_PRESENCE, %llu NO_PRESENCE, "
-                 "%llu without readings); pushed %zu (%zu changed, %zu refresh): %llu accepted, "
-                 "%llu refused, %llu unsent; %llu request(s)",
+                 "%llu without fresh readings); pushed %zu (%zu changed, %zu refresh, %zu "
+                 "expired): %llu accepted, %llu refused, %llu unacknowledged, %llu unsent; %llu "
+                 "request(s)",
                  t->nlocs, (unsigned long long)rep->locations_by_status[OSC_PRESENCE_YES],
                  (unsigned long long)rep->locations_by_status[OSC_PRESENCE_PASSIVE],
                  (unsigned long long)rep->locations_by_status[OSC_PRESENCE_NO],
-                 (unsigned long long)rep->locations_unknown, nitems, changed, refresh,
+                 (unsigned long long)rep->locations_unknown, nitems, changed, refresh, expired,
                  (unsigned long long)rep->pushes_accepted, (unsigned long long)rep->pushes_failed,
-                 (unsigned long long)rep->pushes_unsent, (unsigned long long)rep->push_requests);
+                 (unsigned long long)rep->pushes_unacked, (unsigned long long)rep->pushes_unsent,
+                 (unsigned long long)rep->push_requests);
 done:
     if (rc == OSC_EAUTH || auth)
         rep->result = OSC_METRICS_AUTH_FAILED;

@@ -9,6 +9,7 @@
  */
 #include "osc/presence.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,15 +21,27 @@
 
 static int flag(volatile int *f) { return f && *f; }
 
-/* Sleep up to ms, waking early on stop or reload. */
-static void nap(int64_t ms, volatile int *stop, volatile int *reload)
+/* Sleep up to ms, waking early on stop or reload; every slice is a heartbeat for /livez. */
+static void nap(int64_t ms, const struct osc_presence_loop_opts *o)
 {
-    while (ms > 0 && !flag(stop) && !flag(reload)) {
+    while (ms > 0 && !flag(o->stop) && !flag(o->reload)) {
         int64_t slice = ms > 100 ? 100 : ms;
         struct timespec ts = {(time_t)(slice / 1000), (long)(slice % 1000) * 1000000L};
+        osc_metrics_tick(o->metrics, osc_clock_mono_ms(o->clock));
         nanosleep(&ts, NULL); /* a signal ends the slice early, which is what we want */
         ms -= slice;
     }
+}
+
+/*
+ * The longest silence of a live loop: a cycle's retry waits end before the next grid slot, and
+ * the engine ticks before every request, so one interval plus the longest request, plus slack.
+ */
+static void set_live_limit(struct osc_metrics *m, const struct osc_config *cfg)
+{
+    int64_t t = cfg->mapped.timeout_ms > cfg->officespace.timeout_ms ? cfg->mapped.timeout_ms
+                                                                     : cfg->officespace.timeout_ms;
+    osc_metrics_set_live_limit(m, cfg->presence.interval_ms + t + 10000);
 }
 
 /* path is the loop's own copy: the caller's may live inside the config this frees. */
@@ -58,6 +71,7 @@ static int reload_config(const char *path, struct osc_config **cfg, struct osc_p
     *cfg = ncfg;
     osc_presence_sched_set_interval(sched, ncfg->presence.interval_ms);
     osc_metrics_set_interval(o->metrics, ncfg->presence.interval_ms);
+    set_live_limit(o->metrics, ncfg);
     OSC_LOG_INFO("presence", "configuration reloaded from %s (interval %lldms, %zu building(s))",
                  path, (long long)ncfg->presence.interval_ms, ncfg->presence.buildings.n);
     return 0;
@@ -83,6 +97,8 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
     if ((rc = osc_presence_new(*cfg, &eo, &eng, err)))
         goto out;
     osc_metrics_set_interval(o->metrics, (*cfg)->presence.interval_ms);
+    set_live_limit(o->metrics, *cfg);
+    osc_metrics_tick(o->metrics, osc_clock_mono_ms(o->clock));
     osc_presence_sched_init(&sched, (*cfg)->presence.interval_ms, osc_clock_mono_ms(o->clock));
 
     for (;;) {
@@ -95,7 +111,17 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
         rc = osc_presence_cycle(eng, deadline, &rep, &cerr);
         end = osc_clock_mono_ms(o->clock);
         osc_metrics_record_cycle(o->metrics, &rep, end, osc_clock_wall_ms(o->clock));
-        if (rc && rc != OSC_EAUTH)
+        if (rc && flag(o->stop)) {
+            /* a stop ended the cycle early: what was in flight is unsent, nothing is lost */
+            OSC_LOG_INFO("presence", "cycle interrupted: %s", osc_err_text(&cerr, rc));
+            if (!o->once)
+                rc = 0;
+            else if (rc != OSC_EINTERRUPTED) {
+                char why[OSC_ERR_MSG_MAX];
+                snprintf(why, sizeof(why), "%s", osc_err_text(&cerr, rc));
+                rc = osc_err_set(&cerr, OSC_EINTERRUPTED, "stopped by a signal: %s", why);
+            }
+        } else if (rc && rc != OSC_EAUTH)
             OSC_LOG_ERROR("presence", "cycle %s: %s", osc_metrics_result_name(rep.result),
                           osc_err_text(&cerr, rc));
         if (o->once) {
@@ -123,7 +149,7 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
         delay = osc_presence_sched_done(&sched, end, backoff);
         OSC_LOG_DEBUG("presence", "next cycle in %lldms", (long long)delay);
         for (;;) {
-            nap(osc_presence_sched_delay(&sched, osc_clock_mono_ms(o->clock)), o->stop, o->reload);
+            nap(osc_presence_sched_delay(&sched, osc_clock_mono_ms(o->clock)), o);
             if (flag(o->stop))
                 goto out;
             if (flag(o->reload)) {

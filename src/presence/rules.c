@@ -52,11 +52,18 @@ void osc_presence_map(enum osc_point_kind k, double v, int64_t at_ms, struct osc
         out->status = v >= 1 ? OSC_PRESENCE_YES : OSC_PRESENCE_NO;
         break;
     case OSC_POINT_OCCUPANCY_COUNT_SENSOR: {
-        /* bounded so a wild reading cannot overflow the conversion */
-        double r = v < 0 ? 0 : v > 1e9 ? 1e9 : round(v);
+        /* presence is decided on the raw value (0.4 people is someone), the count is rounded
+         * after, never below 1 for a present location, and bounded so a wild reading cannot
+         * overflow the conversion */
+        double r = v > 1e9 ? 1e9 : round(v);
         out->count_sensor = 1;
-        out->count = (int64_t)r;
-        out->status = out->count > 0 ? OSC_PRESENCE_YES : OSC_PRESENCE_NO;
+        if (v > 0) {
+            out->status = OSC_PRESENCE_YES;
+            out->count = r < 1 ? 1 : (int64_t)r;
+        } else {
+            out->status = OSC_PRESENCE_NO;
+            out->count = 0;
+        }
         return;
     }
     case OSC_POINT_OCCUPANCY_SENSOR:
@@ -84,9 +91,13 @@ void osc_presence_agg_add(struct osc_presence_agg *a, const struct osc_presence_
 
 int64_t osc_presence_agg_count(const struct osc_presence_agg *a)
 {
-    if (a->has_count_sensor)
+    /* a present location always carries someone: a count sensor at 0 next to a status
+     * sensor at 1 is a count the status sensor contradicts, not an empty room */
+    if (a->status == OSC_PRESENCE_NO)
+        return 0;
+    if (a->has_count_sensor && a->max_count > 1)
         return a->max_count;
-    return a->status != OSC_PRESENCE_NO;
+    return 1;
 }
 
 const char *osc_presence_why_name(enum osc_presence_why w)
@@ -95,6 +106,7 @@ const char *osc_presence_why_name(enum osc_presence_why w)
     case OSC_PRESENCE_CHANGED: return "changed";
     case OSC_PRESENCE_REFRESH: return "refresh";
     case OSC_PRESENCE_SKIP: return "unchanged";
+    case OSC_PRESENCE_EXPIRE: return "expired";
     }
     return "?";
 }
@@ -103,13 +115,27 @@ enum osc_presence_why osc_presence_diff(const struct osc_presence_last *last,
                                         enum osc_presence_status status, int64_t count,
                                         int64_t now_wall_ms, int64_t resend_after_ms)
 {
-    if (!last || !last->known || last->status != status || last->count != count)
+    /* after an expiry, a fresh reading is news whatever it says: OfficeSpace hears it once */
+    if (!last || !last->known || last->expired || last->status != status || last->count != count)
         return OSC_PRESENCE_CHANGED;
     /* a clock stepped backwards (sent_ms in the future) also counts as due */
     if (resend_after_ms > 0 &&
         (now_wall_ms - last->sent_ms >= resend_after_ms || now_wall_ms < last->sent_ms))
         return OSC_PRESENCE_REFRESH;
     return OSC_PRESENCE_SKIP;
+}
+
+int osc_presence_expired(const struct osc_presence_last *last, int has_fresh, int64_t newest_ms,
+                         int64_t now_wall_ms, int64_t expire_after_ms)
+{
+    int64_t newest;
+
+    if (expire_after_ms <= 0 || has_fresh || !last || !last->known || last->expired ||
+        last->status == OSC_PRESENCE_NO)
+        return 0;
+    /* without any reading left, the newest one known is the one last pushed */
+    newest = newest_ms > last->at_ms ? newest_ms : last->at_ms;
+    return now_wall_ms - newest >= expire_after_ms;
 }
 
 void osc_presence_sched_init(struct osc_presence_sched *s, int64_t interval_ms, int64_t now_ms)

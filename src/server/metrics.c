@@ -23,19 +23,23 @@ struct osc_metrics {
     struct osc_metrics_cycle seen; /* the last cycle that read Mapped: the location gauges */
     int have_last;
     uint64_t points_read_total, invalid_values_total;
-    uint64_t pushes_accepted, pushes_failed, pushes_unsent;
+    uint64_t pushes_accepted, pushes_failed, pushes_unacked, pushes_unsent;
     uint64_t push_requests, mapped_requests;
     uint64_t api_errors[OSC_METRICS__NAPI][OSC_METRICS__NCLASS];
     uint64_t invalid_identities, invalid_identities_total;
     int have_success;
     int64_t last_success_mono, last_success_wall;
+    int64_t last_end_mono; /* when the last cycle ended */
+    int have_tick;
+    int64_t last_tick_mono, live_limit_ms;
 };
 
 static const char *const result_names[OSC_METRICS__NRESULT] = {"ok", "partial", "failed",
                                                                "auth_failed"};
 static const char *const api_names[OSC_METRICS__NAPI] = {"mapped", "officespace"};
 static const char *const class_names[OSC_METRICS__NCLASS] = {
-    "auth", "rate_limited", "server", "client", "transport", "graphql", "item", "too_big"};
+    "auth",    "rate_limited", "server",  "client",        "transport",
+    "graphql", "item",         "too_big", "unacknowledged"};
 static const char *const status_names[3] = {"NO_PRESENCE", "PASSIVE_PRESENCE", "PRESENCE"};
 
 const char *osc_metrics_result_name(enum osc_metrics_result r)
@@ -51,8 +55,10 @@ struct osc_metrics *osc_metrics_new(void)
         free(m);
         return NULL;
     }
-    if (m)
+    if (m) {
         m->interval_ms = 60000;
+        m->live_limit_ms = 5 * 60000;
+    }
     return m;
 }
 
@@ -83,6 +89,7 @@ void osc_metrics_record_cycle(struct osc_metrics *m, const struct osc_metrics_cy
     m->invalid_values_total += c->invalid_values;
     m->pushes_accepted += c->pushes_accepted;
     m->pushes_failed += c->pushes_failed;
+    m->pushes_unacked += c->pushes_unacked;
     m->pushes_unsent += c->pushes_unsent;
     m->push_requests += c->push_requests;
     m->mapped_requests += c->mapped_requests;
@@ -97,6 +104,10 @@ void osc_metrics_record_cycle(struct osc_metrics *m, const struct osc_metrics_cy
     }
     m->last = *c;
     m->have_last = 1;
+    m->last_end_mono = now_mono_ms;
+    /* a cycle's end is a sign of life too */
+    m->have_tick = 1;
+    m->last_tick_mono = now_mono_ms;
     /* a cycle that could not read Mapped says nothing about the locations: keep the last view */
     if (c->locations_discovered || c->result == OSC_METRICS_OK || c->result == OSC_METRICS_PARTIAL)
         m->seen = *c;
@@ -176,12 +187,13 @@ int osc_metrics_render(struct osc_metrics *m, struct osc_buf *b)
     TRY(osc_buf_printf(b, P "invalid_values_total %llu\n",
                        (unsigned long long)m->invalid_values_total));
     TRY(head(b, "pushes_total", "counter", "Location presence pushes by result."));
-    TRY(osc_buf_printf(b,
-                       P "pushes_total{result=\"accepted\"} %llu\n" P
-                         "pushes_total{result=\"failed\"} %llu\n" P
-                         "pushes_total{result=\"unsent\"} %llu\n",
-                       (unsigned long long)m->pushes_accepted, (unsigned long long)m->pushes_failed,
-                       (unsigned long long)m->pushes_unsent));
+    TRY(osc_buf_printf(
+        b,
+        P "pushes_total{result=\"accepted\"} %llu\n" P "pushes_total{result=\"failed\"} %llu\n" P
+          "pushes_total{result=\"unacknowledged\"} %llu\n" P
+          "pushes_total{result=\"unsent\"} %llu\n",
+        (unsigned long long)m->pushes_accepted, (unsigned long long)m->pushes_failed,
+        (unsigned long long)m->pushes_unacked, (unsigned long long)m->pushes_unsent));
     TRY(head(b, "push_requests_total", "counter", "GraphQL requests sent to OfficeSpace."));
     TRY(osc_buf_printf(b, P "push_requests_total %llu\n", (unsigned long long)m->push_requests));
     TRY(head(b, "mapped_requests_total", "counter", "GraphQL requests sent to Mapped."));
@@ -215,21 +227,72 @@ out:
     return rc;
 }
 
-int osc_metrics_health(struct osc_metrics *m, int64_t now_mono_ms, char *why, size_t cap)
+void osc_metrics_tick(struct osc_metrics *m, int64_t now_mono_ms)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->have_tick = 1;
+    m->last_tick_mono = now_mono_ms;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void osc_metrics_set_live_limit(struct osc_metrics *m, int64_t live_limit_ms)
+{
+    pthread_mutex_lock(&m->mu);
+    m->live_limit_ms = live_limit_ms;
+    pthread_mutex_unlock(&m->mu);
+}
+
+int osc_metrics_live(struct osc_metrics *m, int64_t now_mono_ms, char *why, size_t cap)
 {
     int ok = 0;
 
     pthread_mutex_lock(&m->mu);
-    if (!m->have_success) {
-        snprintf(why, cap, "no successful presence cycle yet%s%s",
-                 m->have_last ? "; last cycle: " : "",
-                 m->have_last ? osc_metrics_result_name(m->last.result) : "");
+    if (!m->have_tick) {
+        snprintf(why, cap, "the presence loop has not started");
     } else {
-        int64_t age = now_mono_ms - m->last_success_mono;
-        ok = age <= 3 * m->interval_ms;
-        snprintf(why, cap, "last successful cycle %.1fs ago (limit %.1fs); last cycle: %s",
-                 (double)age / 1000.0, 3.0 * (double)m->interval_ms / 1000.0,
-                 osc_metrics_result_name(m->last.result));
+        int64_t age = now_mono_ms - m->last_tick_mono;
+        ok = age <= m->live_limit_ms;
+        snprintf(why, cap, "presence loop ticked %.1fs ago (limit %.1fs)", (double)age / 1000.0,
+                 (double)m->live_limit_ms / 1000.0);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return ok;
+}
+
+int osc_metrics_ready(struct osc_metrics *m, int64_t now_mono_ms, char *why, size_t cap)
+{
+    const struct osc_metrics_cycle *c = &m->last;
+    int ok = 0;
+
+    pthread_mutex_lock(&m->mu);
+    if (!m->have_last) {
+        snprintf(why, cap, "no presence cycle yet");
+    } else {
+        int64_t age = now_mono_ms - m->last_end_mono;
+        const char *res = osc_metrics_result_name(c->result);
+        if (!c->mapped_read)
+            snprintf(why, cap, "last cycle (%s, %.1fs ago) could not read Mapped", res,
+                     (double)age / 1000.0);
+        else if (c->pushes_unacked || c->pushes_unsent || c->result == OSC_METRICS_FAILED ||
+                 c->result == OSC_METRICS_AUTH_FAILED)
+            snprintf(why, cap,
+                     "last cycle (%s, %.1fs ago): %llu push(es) unacknowledged, %llu unsent", res,
+                     (double)age / 1000.0, (unsigned long long)c->pushes_unacked,
+                     (unsigned long long)c->pushes_unsent);
+        else if (age > 3 * m->interval_ms)
+            snprintf(why, cap, "last cycle ended %.1fs ago (limit %.1fs)", (double)age / 1000.0,
+                     3.0 * (double)m->interval_ms / 1000.0);
+        else {
+            ok = 1;
+            snprintf(why, cap,
+                     "last cycle (%s) read Mapped and every push was acknowledged "
+                     "(%llu accepted, %llu refused), %.1fs ago (limit %.1fs)",
+                     res, (unsigned long long)c->pushes_accepted,
+                     (unsigned long long)c->pushes_failed, (double)age / 1000.0,
+                     3.0 * (double)m->interval_ms / 1000.0);
+        }
     }
     pthread_mutex_unlock(&m->mu);
     return ok;

@@ -1,5 +1,5 @@
 /*
- * status.c - /healthz and /metrics over libmicrohttpd; see status.h.
+ * status.c - /livez, /readyz (/healthz) and /metrics over libmicrohttpd; see status.h.
  *
  * MHD runs its own polling thread; handlers only read the metrics (under
  * their mutex) and build a fresh response per request, so nothing is
@@ -65,13 +65,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         len = b.len;
         return reply(c, 405, "text/plain", osc_buf_steal(&b), len);
     }
-    if (strcmp(url, "/healthz") == 0) {
-        ok = osc_metrics_health(s->m, osc_clock_mono_ms(NULL), why, sizeof(why));
-        osc_buf_printf(&b, "%s: %s\n", ok ? "ok" : "unhealthy", why);
-        {
-            size_t len = b.len;
-            return reply(c, ok ? 200 : 503, "text/plain; charset=utf-8", osc_buf_steal(&b), len);
+    if (strcmp(url, "/livez") == 0 || strcmp(url, "/readyz") == 0 || strcmp(url, "/healthz") == 0) {
+        size_t len;
+        if (strcmp(url, "/livez") == 0) {
+            ok = osc_metrics_live(s->m, osc_clock_mono_ms(NULL), why, sizeof(why));
+            osc_buf_printf(&b, "%s: %s\n", ok ? "ok" : "dead", why);
+        } else {
+            /* /healthz is /readyz, kept for existing probes */
+            ok = osc_metrics_ready(s->m, osc_clock_mono_ms(NULL), why, sizeof(why));
+            osc_buf_printf(&b, "%s: %s\n", ok ? "ok" : "not ready", why);
         }
+        len = b.len;
+        return reply(c, ok ? 200 : 503, "text/plain; charset=utf-8", osc_buf_steal(&b), len);
     }
     if (strcmp(url, "/metrics") == 0) {
         size_t len;
@@ -82,7 +87,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         len = b.len;
         return reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", osc_buf_steal(&b), len);
     }
-    osc_buf_adds(&b, "not found: try /healthz or /metrics\n");
+    osc_buf_adds(&b, "not found: try /livez, /readyz, /healthz or /metrics\n");
     {
         size_t len = b.len;
         return reply(c, 404, "text/plain", osc_buf_steal(&b), len);

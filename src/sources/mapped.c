@@ -8,11 +8,14 @@
  * Places are walked recursively (building > floors > spaces/zones); the
  * cursor bounds the depth. A place's points are linked only once the whole
  * place object has been read, because its identities may come after them.
+ * Valid JSON of the wrong shape is skipped part by part (malformed()), so
+ * one odd place costs only itself; JSON syntax errors fail the answer.
  */
 #include "osc/mapped.h"
 
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +89,7 @@ void osc_mapped_topo_free(struct osc_mapped_topo *t)
     free(t->links);
     free(t->pt_hash);
     free(t->loc_hash);
+    free(t->notes);
     free(t);
 }
 
@@ -97,6 +101,7 @@ void osc_mapped_topo_clear_values(struct osc_mapped_topo *t)
     }
     t->values_read = 0;
     t->bad_values = 0;
+    t->malformed = 0;
 }
 
 static uint64_t hash_bytes(const char *s, size_t len)
@@ -132,6 +137,51 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem)
     *arr = p;
     *cap = ncap;
     return 0;
+}
+
+#define MAX_NOTES                                                                                  \
+    65536 /* warnings remembered; past it, malformed parts are counted, not logged                 \
+           */
+
+/* 1 if the warning hashed h was logged already (or cannot be remembered); else remember it. */
+static int noted(struct osc_mapped_topo *t, uint64_t h)
+{
+    size_t i, mask;
+
+    h = h ? h : 1; /* 0 marks an empty slot */
+    if ((t->nnotes + 1) * 2 > t->notes_cap) {
+        size_t ncap = t->notes_cap ? t->notes_cap * 2 : 64;
+        uint64_t *nv;
+        if (t->nnotes >= MAX_NOTES || !(nv = calloc(ncap, sizeof(*nv))))
+            return 1;
+        for (size_t k = 0; k < t->notes_cap; k++) {
+            if (!t->notes[k])
+                continue;
+            for (i = t->notes[k] & (ncap - 1); nv[i]; i = (i + 1) & (ncap - 1))
+                ;
+            nv[i] = t->notes[k];
+        }
+        free(t->notes);
+        t->notes = nv;
+        t->notes_cap = ncap;
+    }
+    mask = t->notes_cap - 1;
+    for (i = h & mask; t->notes[i]; i = (i + 1) & mask)
+        if (t->notes[i] == h)
+            return 1;
+    t->notes[i] = h;
+    t->nnotes++;
+    return 0;
+}
+
+void osc_mapped_topo_keep_notes(struct osc_mapped_topo *dst, struct osc_mapped_topo *src)
+{
+    free(dst->notes);
+    dst->notes = src->notes;
+    dst->nnotes = src->nnotes;
+    dst->notes_cap = src->notes_cap;
+    src->notes = NULL;
+    src->nnotes = src->notes_cap = 0;
 }
 
 long osc_mapped_topo_point(const struct osc_mapped_topo *t, const char *id, size_t len)
@@ -430,6 +480,8 @@ struct walk {
 
 struct place {
     const char *kind;
+    const struct place *parent; /* NULL for a building */
+    size_t index;               /* position in its list, for places without a usable id */
     struct jc_str id, name;
     int has_id, has_name;
     int nvalid; /* distinct valid URNs */
@@ -442,12 +494,77 @@ struct place {
     size_t npts, pts_cap;
 };
 
+/* "an object", "a list", ... for the value at the cursor. */
+static const char *jtype(struct jcur *c)
+{
+    switch (jc_peek(c)) {
+    case JC_OBJ: return "an object";
+    case JC_ARR: return "a list";
+    case JC_STR: return "a string";
+    case JC_NUM: return "a number";
+    case JC_TRUE:
+    case JC_FALSE: return "a boolean";
+    case JC_NULL: return "null";
+    default: return "not JSON";
+    }
+}
+
+/* "Space SPC1", or for a place without a usable id "Space #3 \"Room 1\" in Floor FLR1". */
+static void place_label(const struct place *pl, char *out, size_t cap)
+{
+    char up[256];
+
+    if (!pl) {
+        snprintf(out, cap, "the answer");
+        return;
+    }
+    if (pl->has_id) {
+        snprintf(out, cap, "%s %.*s", pl->kind, (int)(pl->id.len > 120 ? 120 : pl->id.len),
+                 pl->id.s);
+        return;
+    }
+    if (pl->parent)
+        place_label(pl->parent, up, sizeof(up));
+    else
+        snprintf(up, sizeof(up), "the buildings list");
+    snprintf(out, cap, "%s #%zu%s%.*s%s in %s", pl->kind, pl->index + 1, pl->has_name ? " \"" : "",
+             pl->has_name ? (int)(pl->name.len > 60 ? 60 : pl->name.len) : 0,
+             pl->has_name ? pl->name.s : "", pl->has_name ? "\"" : "", up);
+}
+
+/*
+ * A malformed part of the answer that is skipped: counted, and logged once per place and
+ * problem (the full text is the key), so a read every cycle does not repeat it.
+ */
+static void malformed(struct walk *w, const struct place *pl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void malformed(struct walk *w, const struct place *pl, const char *fmt, ...)
+{
+    char label[300], what[300], full[640];
+    va_list ap;
+
+    w->t->malformed++;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    place_label(pl, label, sizeof(label));
+    snprintf(full, sizeof(full), "%s: %s", label, what);
+    if (!noted(w->t, hash_bytes(full, strlen(full))))
+        OSC_LOG_WARN("presence", "Mapped answer: %s", full);
+}
+
 static int proto(struct walk *w, const char *what)
 {
     if (w->c.err)
         return osc_err_set(w->err, OSC_EPROTO, "Mapped response: %s at byte %zu (%s)", w->c.err,
                            w->c.err_off, what);
     return osc_err_set(w->err, OSC_EPROTO, "Mapped response: %s", what);
+}
+
+/* Skip a value of the wrong shape at the cursor (after malformed() said so). */
+static int skip_bad(struct walk *w, const char *what)
+{
+    return jc_skip(&w->c) ? proto(w, what) : 0;
 }
 
 /*
@@ -467,8 +584,9 @@ static void bad_value(struct osc_mapped_topo *t, struct osc_mapped_point *p, con
     p->bad_warned = 1;
 }
 
-/* One series row: keeps the newest timestamp's value in *p. */
-static int walk_row(struct walk *w, struct osc_mapped_point *p, int *seen_ts, int64_t *best_ts)
+/* One series row (the idx-th): keeps the newest timestamp's value in *p. */
+static int walk_row(struct walk *w, const struct place *pl, struct osc_mapped_point *p, size_t idx,
+                    int *seen_ts, int64_t *best_ts)
 {
     struct jc_str key, ts = {0};
     double v = 0;
@@ -477,6 +595,11 @@ static int walk_row(struct walk *w, struct osc_mapped_point *p, int *seen_ts, in
 
     if (jc_peek(&w->c) == JC_NULL)
         return jc_lit(&w->c) ? proto(w, "series row") : 0;
+    if (jc_peek(&w->c) != JC_OBJ) {
+        malformed(w, pl, "point %s: series[%zu] is %s, not an object; ignored", p->id, idx,
+                  jtype(&w->c));
+        return skip_bad(w, "series row");
+    }
     if (jc_obj_enter(&w->c))
         return proto(w, "series row");
     while ((r = jc_obj_key(&w->c, &key)) == 1) {
@@ -486,6 +609,11 @@ static int walk_row(struct walk *w, struct osc_mapped_point *p, int *seen_ts, in
                 return proto(w, "timestamp");
             have_ts =
                 jc_unescape(&ts, tmp, sizeof(tmp)) > 0 && osc_clock_parse_iso8601(tmp, &at) == 0;
+        } else if (jc_eq(&key, "value") && jc_peek(&w->c) != JC_OBJ && jc_peek(&w->c) != JC_NULL) {
+            malformed(w, pl, "point %s: series[%zu].value is %s, not an object; ignored", p->id,
+                      idx, jtype(&w->c));
+            if (skip_bad(w, "series value"))
+                return OSC_EPROTO;
         } else if (jc_eq(&key, "value")) {
             vrc = parse_value(&w->c, &v);
             if (vrc == OSC_EPROTO)
@@ -519,18 +647,33 @@ static int walk_row(struct walk *w, struct osc_mapped_point *p, int *seen_ts, in
     return 0;
 }
 
-static int walk_point(struct walk *w, struct place *pl)
+/* A point id's problem, or NULL when it is usable. */
+static const char *bad_id(const struct jc_str *id)
+{
+    if (id->len == 0)
+        return "is empty";
+    if (id->escaped)
+        return "has escape sequences";
+    if (id->len > MAX_ID_LEN)
+        return "is longer than 1024 bytes";
+    return NULL;
+}
+
+static int walk_point(struct walk *w, struct place *pl, size_t pos)
 {
     struct jc_str key, id = {0}, type = {0};
-    const char *series_at = NULL;
+    const char *series_at = NULL, *id_type = NULL, *type_type = NULL, *series_type = NULL;
     int has_id = 0, has_type = 0, r, rc;
-    int depth;
     struct osc_mapped_point *p = NULL;
     enum osc_point_kind kind = OSC_POINT_OCCUPANCY_STATUS;
     uint32_t idx;
 
     if (jc_peek(&w->c) == JC_NULL)
         return jc_lit(&w->c) ? proto(w, "point") : 0;
+    if (jc_peek(&w->c) != JC_OBJ) {
+        malformed(w, pl, "points[%zu] is %s, not an object; skipped", pos, jtype(&w->c));
+        return skip_bad(w, "point");
+    }
     if (jc_obj_enter(&w->c))
         return proto(w, "point");
     /*
@@ -542,14 +685,23 @@ static int walk_point(struct walk *w, struct place *pl)
             if (jc_str(&w->c, &id))
                 return proto(w, "point id");
             has_id = 1;
+        } else if (jc_eq(&key, "id")) {
+            id_type = jtype(&w->c);
+            if (jc_skip(&w->c))
+                return proto(w, "point id");
         } else if (jc_eq(&key, "exactType") && jc_peek(&w->c) == JC_STR) {
             if (jc_str(&w->c, &type))
                 return proto(w, "point exactType");
             has_type = 1;
+        } else if (jc_eq(&key, "exactType")) {
+            type_type = jtype(&w->c);
+            if (jc_skip(&w->c))
+                return proto(w, "point exactType");
         } else if (jc_eq(&key, "series")) {
-            series_at = w->c.p;
-            depth = w->c.depth;
-            (void)depth;
+            if (jc_peek(&w->c) == JC_ARR)
+                series_at = w->c.p;
+            else if (jc_peek(&w->c) != JC_NULL)
+                series_type = jtype(&w->c);
             if (jc_skip(&w->c))
                 return proto(w, "series");
         } else if (jc_skip(&w->c)) {
@@ -558,9 +710,27 @@ static int walk_point(struct walk *w, struct place *pl)
     }
     if (r < 0)
         return proto(w, "point");
-    if (!has_id || id.escaped || id.len == 0 || id.len > MAX_ID_LEN)
+    if (!has_id || bad_id(&id)) {
+        if (has_id)
+            malformed(w, pl, "points[%zu]: id %s; the point is skipped", pos, bad_id(&id));
+        else if (id_type)
+            malformed(w, pl, "points[%zu]: id is %s, not a string; the point is skipped", pos,
+                      id_type);
+        else
+            malformed(w, pl, "points[%zu] has no id; the point is skipped", pos);
         return 0;
+    }
+    if (series_type) {
+        /* the point is known (in a discovery, added), but it has no reading this time */
+        malformed(w, pl, "point %.*s: series is %s, not a list; its value is ignored",
+                  (int)(id.len > 120 ? 120 : id.len), id.s, series_type);
+    }
     if (w->discover) {
+        if (type_type && strcmp(type_type, "null") != 0) {
+            malformed(w, pl, "point %.*s: exactType is %s, not a string; the point is skipped",
+                      (int)(id.len > 120 ? 120 : id.len), id.s, type_type);
+            return 0;
+        }
         if (!has_type || osc_presence_kind_parse(type.s, type.len, &kind)) {
             OSC_LOG_DEBUG("presence",
                           "point %.*s: exactType %.*s is not an occupancy type; skipped",
@@ -592,17 +762,13 @@ static int walk_point(struct walk *w, struct place *pl)
         sc.p = series_at;
         sc.depth = 0;
         w->c = sc;
-        if (jc_peek(&w->c) == JC_ARR) {
-            if (jc_arr_enter(&w->c))
-                return proto(w, "series");
-            while ((r = jc_arr_next(&w->c)) == 1)
-                if ((rc = walk_row(w, p, &seen, &best)))
-                    return rc;
-            if (r < 0)
-                return proto(w, "series");
-        } else if (jc_skip(&w->c)) {
+        if (jc_arr_enter(&w->c))
             return proto(w, "series");
-        }
+        for (size_t k = 0; (r = jc_arr_next(&w->c)) == 1; k++)
+            if ((rc = walk_row(w, pl, p, k, &seen, &best)))
+                return rc;
+        if (r < 0)
+            return proto(w, "series");
         w->c = saved;
         if (p->has_value && !had && p->linked)
             w->t->values_read++;
@@ -616,10 +782,14 @@ static int walk_points(struct walk *w, struct place *pl)
 
     if (jc_peek(&w->c) == JC_NULL)
         return jc_lit(&w->c) ? proto(w, "points") : 0;
+    if (jc_peek(&w->c) != JC_ARR) {
+        malformed(w, pl, "points is %s, not a list; skipped", jtype(&w->c));
+        return skip_bad(w, "points");
+    }
     if (jc_arr_enter(&w->c))
         return proto(w, "points");
-    while ((r = jc_arr_next(&w->c)) == 1)
-        if ((rc = walk_point(w, pl)))
+    for (size_t k = 0; (r = jc_arr_next(&w->c)) == 1; k++)
+        if ((rc = walk_point(w, pl, k)))
             return rc;
     return r < 0 ? proto(w, "points") : 0;
 }
@@ -665,10 +835,16 @@ static int walk_identities(struct walk *w, struct place *pl)
 
     if (jc_peek(&w->c) == JC_NULL)
         return jc_lit(&w->c) ? proto(w, "identities") : 0;
+    if (jc_peek(&w->c) != JC_ARR) {
+        malformed(w, pl, "identities is %s, not a list; ignored", jtype(&w->c));
+        return skip_bad(w, "identities");
+    }
     if (jc_arr_enter(&w->c))
         return proto(w, "identities");
-    while ((r = jc_arr_next(&w->c)) == 1) {
+    for (size_t k = 0; (r = jc_arr_next(&w->c)) == 1; k++) {
         if (jc_peek(&w->c) != JC_OBJ) {
+            if (jc_peek(&w->c) != JC_NULL)
+                malformed(w, pl, "identities[%zu] is %s, not an object; ignored", k, jtype(&w->c));
             if (jc_skip(&w->c))
                 return proto(w, "identities");
             continue;
@@ -681,6 +857,11 @@ static int walk_identities(struct walk *w, struct place *pl)
                     return proto(w, "identity value");
                 if (w->discover)
                     note_identity(w, pl, &v);
+            } else if (jc_eq(&key, "value") && jc_peek(&w->c) != JC_NULL) {
+                malformed(w, pl, "identities[%zu].value is %s, not a string; ignored", k,
+                          jtype(&w->c));
+                if (jc_skip(&w->c))
+                    return proto(w, "identity");
             } else if (jc_skip(&w->c)) {
                 return proto(w, "identity");
             }
@@ -691,7 +872,8 @@ static int walk_identities(struct walk *w, struct place *pl)
     return r < 0 ? proto(w, "identities") : 0;
 }
 
-static int walk_places(struct walk *w, const char *kind);
+static int walk_places(struct walk *w, const char *list, const char *kind,
+                       const struct place *parent);
 
 /* Decide whether the place takes part, report what is wrong, link its points. */
 static int finish_place(struct walk *w, struct place *pl)
@@ -771,16 +953,24 @@ static int finish_place(struct walk *w, struct place *pl)
     return 0;
 }
 
-static int walk_place(struct walk *w, const char *kind)
+static int walk_place(struct walk *w, const char *list, const char *kind,
+                      const struct place *parent, size_t pos)
 {
     struct place pl;
     struct jc_str key;
+    const char *id_type = NULL, *id_bad = NULL;
     int r, rc = 0;
 
     memset(&pl, 0, sizeof(pl));
     pl.kind = kind;
+    pl.parent = parent;
+    pl.index = pos;
     if (jc_peek(&w->c) == JC_NULL)
         return jc_lit(&w->c) ? proto(w, kind) : 0;
+    if (jc_peek(&w->c) != JC_OBJ) {
+        malformed(w, parent, "%s[%zu] is %s, not an object; skipped", list, pos, jtype(&w->c));
+        return skip_bad(w, kind);
+    }
     if (jc_obj_enter(&w->c))
         return proto(w, kind);
     while ((r = jc_obj_key(&w->c, &key)) == 1) {
@@ -789,13 +979,22 @@ static int walk_place(struct walk *w, const char *kind)
                 rc = proto(w, "place id");
                 goto out;
             }
-            pl.has_id = !pl.id.escaped && pl.id.len > 0 && pl.id.len <= MAX_ID_LEN;
+            id_bad = bad_id(&pl.id);
+            pl.has_id = id_bad == NULL;
+        } else if (jc_eq(&key, "id")) {
+            id_type = jtype(&w->c);
+            if ((rc = skip_bad(w, "place id")))
+                goto out;
         } else if (jc_eq(&key, "name") && jc_peek(&w->c) == JC_STR) {
             if (jc_str(&w->c, &pl.name)) {
                 rc = proto(w, "place name");
                 goto out;
             }
             pl.has_name = pl.name.len <= 256;
+        } else if (jc_eq(&key, "name") && jc_peek(&w->c) != JC_NULL) {
+            malformed(w, &pl, "name is %s, not a string; ignored", jtype(&w->c));
+            if ((rc = skip_bad(w, "place name")))
+                goto out;
         } else if (jc_eq(&key, "identities")) {
             if ((rc = walk_identities(w, &pl)))
                 goto out;
@@ -803,13 +1002,13 @@ static int walk_place(struct walk *w, const char *kind)
             if ((rc = walk_points(w, &pl)))
                 goto out;
         } else if (jc_eq(&key, "floors")) {
-            if ((rc = walk_places(w, "Floor")))
+            if ((rc = walk_places(w, "floors", "Floor", &pl)))
                 goto out;
         } else if (jc_eq(&key, "spaces")) {
-            if ((rc = walk_places(w, "Space")))
+            if ((rc = walk_places(w, "spaces", "Space", &pl)))
                 goto out;
         } else if (jc_eq(&key, "zones")) {
-            if ((rc = walk_places(w, "Zone")))
+            if ((rc = walk_places(w, "zones", "Zone", &pl)))
                 goto out;
         } else if (jc_skip(&w->c)) {
             rc = proto(w, kind);
@@ -820,6 +1019,15 @@ static int walk_place(struct walk *w, const char *kind)
         rc = proto(w, kind);
         goto out;
     }
+    /* only a discovery needs the place's own id (a read matches points by theirs) */
+    if (w->discover && !pl.has_id) {
+        if (id_bad)
+            malformed(w, &pl, "id %s; the place is skipped", id_bad);
+        else if (id_type)
+            malformed(w, &pl, "id is %s, not a string; the place is skipped", id_type);
+        else
+            malformed(w, &pl, "has no id; the place is skipped");
+    }
     if (w->discover)
         rc = finish_place(w, &pl);
 out:
@@ -827,16 +1035,22 @@ out:
     return rc;
 }
 
-static int walk_places(struct walk *w, const char *kind)
+/* The list `list` of places of kind under parent (NULL: the buildings). */
+static int walk_places(struct walk *w, const char *list, const char *kind,
+                       const struct place *parent)
 {
     int r, rc;
 
     if (jc_peek(&w->c) == JC_NULL)
         return jc_lit(&w->c) ? proto(w, kind) : 0;
+    if (jc_peek(&w->c) != JC_ARR && parent) {
+        malformed(w, parent, "%s is %s, not a list; skipped", list, jtype(&w->c));
+        return skip_bad(w, list);
+    }
     if (jc_arr_enter(&w->c))
         return proto(w, kind);
-    while ((r = jc_arr_next(&w->c)) == 1)
-        if ((rc = walk_place(w, kind)))
+    for (size_t k = 0; (r = jc_arr_next(&w->c)) == 1; k++)
+        if ((rc = walk_place(w, list, kind, parent, k)))
             return rc;
     return r < 0 ? proto(w, kind) : 0;
 }
@@ -906,7 +1120,7 @@ int osc_mapped_parse(struct osc_mapped_topo *t, const char *json, size_t len, in
                 return proto(&w, "data");
             while ((r2 = jc_obj_key(&w.c, &k2)) == 1) {
                 if (jc_eq(&k2, "buildings")) {
-                    if ((rc = walk_places(&w, "Building")))
+                    if ((rc = walk_places(&w, "buildings", "Building", NULL)))
                         return rc;
                 } else if (jc_skip(&w.c)) {
                     return proto(&w, "data");

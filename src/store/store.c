@@ -5,12 +5,15 @@
  * are reset after every use; statements prepared for one call are
  * finalized at that function's exit label. Migrations run inside one
  * transaction each, so a crash leaves the old version or the new one.
+ * A writable store holds the state file's process lock (lock.c) from before
+ * SQLite opens the file until after it is closed.
  */
 #include "osc/store.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "osc/log.h"
@@ -19,6 +22,8 @@ struct osc_store {
     sqlite3 *db;
     sqlite3_stmt *put;
     int in_tx;
+    int version; /* schema version of the file (read-only stores may be older) */
+    struct osc_store_lock *lock;
 };
 
 static const char *const migrations[] = {
@@ -31,6 +36,8 @@ static const char *const migrations[] = {
     " detected_at_ms INTEGER NOT NULL,"
     " sent_at_ms INTEGER NOT NULL,"
     " PRIMARY KEY (loc_type, loc_id)) WITHOUT ROWID;",
+    /* 1 -> 2: the last accepted push was an expiry (presence.expire_after) */
+    "ALTER TABLE presence_state ADD COLUMN expired INTEGER NOT NULL DEFAULT 0;",
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -101,15 +108,22 @@ int osc_store_open(const char *path, int readonly, struct osc_store **out, struc
     struct osc_store *s = calloc(1, sizeof(*s));
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     const char *file = path;
+    struct stat st;
     int rc = 0;
 
     if (!s)
         return osc_err_set(err, OSC_ENOMEM, "out of memory");
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        rc = osc_err_set(err, OSC_EDB, "state database %s is not a regular file", path);
+        goto out;
+    }
     if (readonly) {
         if (access(path, F_OK) == 0)
             flags = SQLITE_OPEN_READONLY;
         else
             file = ":memory:";
+    } else if ((rc = osc_store_lock(path, &s->lock, err))) {
+        goto out;
     }
     if (sqlite3_open_v2(file, &s->db, flags, NULL) != SQLITE_OK) {
         rc = osc_err_set(err, OSC_EDB, "state database %s: %s", path,
@@ -121,20 +135,23 @@ int osc_store_open(const char *path, int readonly, struct osc_store **out, struc
         if ((rc = exec(s, "PRAGMA journal_mode=WAL", err)) ||
             (rc = exec(s, "PRAGMA synchronous=NORMAL", err)) || (rc = migrate(s, err)))
             goto out;
+        s->version = (int)NMIGRATIONS;
         if (sqlite3_prepare_v2(s->db,
                                "INSERT OR REPLACE INTO presence_state (loc_type, loc_id, status,"
-                               " count, detected_at_ms, sent_at_ms) VALUES (?,?,?,?,?,?)",
+                               " count, detected_at_ms, sent_at_ms, expired)"
+                               " VALUES (?,?,?,?,?,?,?)",
                                -1, &s->put, NULL) != SQLITE_OK) {
             rc = db_fail(s, err, "preparing the update");
             goto out;
         }
     } else {
-        int v = 0;
-        if ((rc = user_version(s, &v, err)))
+        if ((rc = user_version(s, &s->version, err)))
             goto out;
-        if (v != (int)NMIGRATIONS) {
-            rc = osc_err_set(err, OSC_EDB, "state database %s has schema version %d, expected %d",
-                             path, v, (int)NMIGRATIONS);
+        /* a dry run reads an older file as it is (nothing is written, so nothing migrates) */
+        if (s->version < 1 || s->version > (int)NMIGRATIONS) {
+            rc = osc_err_set(err, OSC_EDB,
+                             "state database %s has schema version %d, expected 1 to %d", path,
+                             s->version, (int)NMIGRATIONS);
             goto out;
         }
     }
@@ -154,6 +171,7 @@ void osc_store_close(struct osc_store *s)
     osc_store_rollback(s);
     sqlite3_finalize(s->put);
     sqlite3_close(s->db);
+    osc_store_unlock(s->lock); /* after the file is closed: no writer overlaps the next holder */
     free(s);
 }
 
@@ -174,8 +192,11 @@ int osc_store_each(struct osc_store *s, osc_store_row_fn fn, void *ud, struct os
     int rc = 0, step;
 
     if (sqlite3_prepare_v2(s->db,
-                           "SELECT loc_type, loc_id, status, count, detected_at_ms, sent_at_ms"
-                           " FROM presence_state",
+                           s->version >= 2 ? "SELECT loc_type, loc_id, status, count,"
+                                             " detected_at_ms, sent_at_ms, expired"
+                                             " FROM presence_state"
+                                           : "SELECT loc_type, loc_id, status, count,"
+                                             " detected_at_ms, sent_at_ms, 0 FROM presence_state",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(s, err, "reading the state");
         goto out;
@@ -196,6 +217,7 @@ int osc_store_each(struct osc_store *s, osc_store_row_fn fn, void *ud, struct os
         last.count = sqlite3_column_int64(st, 3);
         last.at_ms = sqlite3_column_int64(st, 4);
         last.sent_ms = sqlite3_column_int64(st, 5);
+        last.expired = sqlite3_column_int(st, 6) != 0;
         if ((rc = fn(ud, &urn, &last)))
             goto out;
     }
@@ -253,6 +275,7 @@ int osc_store_put(struct osc_store *s, const struct osc_urn *urn,
     sqlite3_bind_int64(st, 4, last->count);
     sqlite3_bind_int64(st, 5, last->at_ms);
     sqlite3_bind_int64(st, 6, last->sent_ms);
+    sqlite3_bind_int(st, 7, last->expired != 0);
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = db_fail(s, err, "saving a location");
     sqlite3_reset(st);

@@ -70,6 +70,15 @@ static int teardown(void **state)
 }
 
 /*
+ * The scenario's fixed readings (room 100: 2026-01-07) are older than any expire_after, so
+ * configs turn expiry off unless the test sets it.
+ */
+static const char *no_expiry(const char *extra)
+{
+    return extra && strstr(extra, "expire_after") ? "" : "  expire_after: 0\n";
+}
+
+/*
  * Write a config for the running simulator; returns the malloc'd path.
  * token/key NULL: the simulator's; extra: more lines under presence:.
  */
@@ -83,10 +92,11 @@ static char *config(const char *name, const char *buildings, const char *token, 
                          "  timeout: 2s\n"
                          "mapped:\n  url: %s\n  token: %s\n  timeout: 2s\n"
                          "presence:\n  buildings: [%s]\n  interval: %s\n  state: %s\n"
-                         "  retry:\n    max_attempts: 3\n    base: 20ms\n    cap: 50ms\n%s",
+                         "  retry:\n    max_attempts: 3\n    base: 20ms\n    cap: 50ms\n%s%s",
                          sim.officespace_url, key ? key : TH_SIM_OS_KEY, sim.officespace_url,
                          sim.mapped_url, token ? token : TH_SIM_MAPPED_TOKEN, buildings,
-                         interval ? interval : "1s", state_path, extra ? extra : "") > 0);
+                         interval ? interval : "1s", state_path, no_expiry(extra),
+                         extra ? extra : "") > 0);
     path = th_write_file(name, yaml);
     free(yaml);
     return path;
@@ -197,9 +207,9 @@ static void test_dry_run_sends_nothing(void **state)
     assert_non_null(strstr(r.out, "2026-01-07T10:31:00Z"));
     assert_non_null(strstr(r.out, "neighborhood:50"));
     assert_null(strstr(r.out, "room:103 ")); /* no reading: nothing to say */
-    assert_non_null(strstr(r.out,
-                           "# dry run: 11 locations, 8 would be pushed (8 changed, 0 refresh), "
-                           "0 unchanged, 3 without readings; nothing was sent"));
+    assert_non_null(strstr(
+        r.out, "# dry run: 11 locations, 8 would be pushed (8 changed, 0 refresh, 0 expired), "
+               "0 unchanged, 3 without readings; nothing was sent"));
     p = sim_json("/_sim/presence");
     assert_int_equal(counter(p, "accepted") + counter(p, "rejected"), 0);
     json_decref(p);
@@ -216,9 +226,9 @@ static void test_dry_run_sends_nothing(void **state)
     assert_null(strstr(r.err, "building BLDGtest1: not found"));
     assert_null(strstr(r.out, "room:100 "));
     assert_non_null(strstr(r.out, "room:102 "));
-    assert_non_null(strstr(r.out,
-                           "# dry run: 11 locations, 7 would be pushed (7 changed, 0 refresh), "
-                           "0 unchanged, 4 without readings; nothing was sent"));
+    assert_non_null(strstr(
+        r.out, "# dry run: 11 locations, 7 would be pushed (7 changed, 0 refresh, 0 expired), "
+               "0 unchanged, 4 without readings; nothing was sent"));
     th_result_free(&r);
     free(cfg);
 }
@@ -322,6 +332,19 @@ static void test_discovery_mapping_change_only(void **state)
     p = sim_json("/_sim/presence");
     expect(p, "floor", "10", "PRESENCE", 13, 2);
     assert_int_equal(counter(p, "accepted"), 13);
+    json_decref(p);
+
+    /* cycle 5, the count rules: status 1 with the count sensor at 0 is PRESENCE 1, and a count
+     * of 0.4 (PIR quiet) is PRESENCE 1: the presence decision comes before the rounding */
+    sim_point("PNTr100status", "1");
+    sim_point("PNTr100count", "0");
+    sim_point("PNTn50pir", "0");
+    sim_point("PNTn50count", "0.4");
+    assert_int_equal(presence(cfg, NULL, &r), 0);
+    th_result_free(&r);
+    p = sim_json("/_sim/presence");
+    expect(p, "room", "100", "PRESENCE", 1, 3);
+    expect(p, "neighborhood", "50", "PRESENCE", 1, 3);
     json_decref(p);
     free(cfg);
 }
@@ -647,14 +670,92 @@ static void test_faults_converge(void **state)
     assert_true(counter(p, "accepted") >= 8);
     expect(p, "floor", "10", "PRESENCE", last * 3, -1);
     expect(p, "desk", "200", last % 2 ? "PASSIVE_PRESENCE" : "NO_PRESENCE", last % 2, -1);
-    /* room 100: status and count sensors; the count is the count sensor's */
-    expect(p, "room", "100", "PRESENCE", last % 4, -1); /* status 1 or count > 0 in every round */
+    /* room 100: status and count sensors; the count is the count sensor's, at least 1 (status 1
+     * with the count sensor at 0 is PRESENCE with 1) */
+    expect(p, "room", "100", "PRESENCE", last % 4 ? last % 4 : 1, -1);
     expect(p, "neighborhood", "50", "PRESENCE", last, -1);
     expect(p, "desk", "201", last % 3 ? "PASSIVE_PRESENCE" : "NO_PRESENCE", last % 3 ? 1 : 0, -1);
     expect(p, "room", "101", "NO_PRESENCE", 0, -1);
     expect(p, "room", "102", "PRESENCE", 1, -1);
     expect(p, "desk", "202", "PASSIVE_PRESENCE", 1, -1);
     json_decref(p);
+    free(pr.err_path);
+    free(cfg);
+}
+
+/* The simulator's presence for type:id: its status and updates (0 when absent). */
+static long updates(const char *type, const char *id, char *status, size_t cap)
+{
+    json_t *p = sim_json("/_sim/presence"), *l = loc(p, type, id);
+    long n = l ? (long)json_integer_value(json_object_get(l, "updates")) : 0;
+    snprintf(status, cap, "%s", l ? json_string_value(json_object_get(l, "occupancyStatus")) : "");
+    json_decref(p);
+    return n;
+}
+
+/*
+ * presence.expire_after: when a location's readings stop, it gets one NO_PRESENCE push, logged
+ * as expired and remembered across processes; nothing more until a fresh reading comes.
+ */
+static void test_expire_after(void **state)
+{
+    char *cfg = config("p.yaml", "BLDGtest1", NULL, NULL, "200ms", "  expire_after: 2s\n");
+    const char *argv[] = {"presence", "-c", cfg, NULL};
+    struct proc pr;
+    struct th_result r;
+    char st[32], *err;
+    long deadline;
+    size_t n;
+
+    (void)state;
+    spawn(&pr, argv);
+    /* desk 200 reads occupied now (again, until the daemon has pushed it) */
+    deadline = now_ms() + 30000;
+    do {
+        sim_point("PNTd200pir", "true");
+        assert_true(now_ms() < deadline);
+        nap_ms(100);
+    } while (updates("desk", "200", st, sizeof(st)) < 1);
+    assert_string_equal(st, "PASSIVE_PRESENCE");
+    /* no reading for 2 s: one NO_PRESENCE */
+    while (updates("desk", "200", st, sizeof(st)) < 2) {
+        assert_true(now_ms() < deadline);
+        nap_ms(50);
+    }
+    assert_string_equal(st, "NO_PRESENCE");
+    {
+        json_t *p = sim_json("/_sim/presence");
+        expect(p, "desk", "200", "NO_PRESENCE", 0, 2);
+        json_decref(p);
+    }
+    /* and nothing more: ten more cycles later it is still the one push */
+    n = nrequests("mapped");
+    while (nrequests("mapped") < n + 10) {
+        assert_true(now_ms() < deadline);
+        nap_ms(50);
+    }
+    assert_int_equal(updates("desk", "200", st, sizeof(st)), 2);
+    assert_int_equal(stop(&pr, SIGTERM), 0);
+    err = err_text(&pr);
+    assert_non_null(strstr(err, "urn:officespace:desk:id:200 (Space SPCdesk200) expired: no "
+                                "fresh reading for 2s"));
+    assert_non_null(strstr(err, "last pushed PASSIVE_PRESENCE 1); pushing NO_PRESENCE once"));
+    assert_int_equal(occurrences(err, "urn:officespace:desk:id:200 (Space SPCdesk200) expired"), 1);
+    free(err);
+
+    /* a new process: the state remembers the expiry, nothing is sent */
+    n = nrequests("officespace");
+    assert_int_equal(presence(cfg, NULL, &r), 0);
+    assert_null(strstr(r.err, "desk:id:200 (Space SPCdesk200) expired"));
+    th_result_free(&r);
+    assert_int_equal(nrequests("officespace"), n);
+
+    /* a fresh reading brings it back at once */
+    sim_point("PNTd200pir", "true");
+    assert_int_equal(presence(cfg, NULL, &r), 0);
+    th_result_free(&r);
+    assert_int_equal(updates("desk", "200", st, sizeof(st)), 3);
+    assert_string_equal(st, "PASSIVE_PRESENCE");
     free(pr.err_path);
     free(cfg);
 }
@@ -668,6 +769,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_once_exit_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapped_401_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_converge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expire_after, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

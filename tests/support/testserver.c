@@ -232,13 +232,21 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (!limited) {
         if (++s->st.in_flight > s->st.max_in_flight)
             s->st.max_in_flight = s->st.in_flight;
-        wait_delay(s, now_ms(), r.delay_ms);
+        if (r.delay_ms == TS_HANG)
+            while (!s->stopping) /* never answer: hold the request until ts_stop() */
+                pthread_cond_wait(&s->cv, &s->mu);
+        else
+            wait_delay(s, now_ms(), r.delay_ms);
         while (s->holding && !s->stopping)
             pthread_cond_wait(&s->cv, &s->mu);
     }
     pthread_mutex_unlock(&s->mu);
     ts_request_free(&rec);
 
+    if (r.delay_ms == TS_HANG) {
+        disown(&r); /* never answered: the connection just closes at ts_stop() */
+        return MHD_NO;
+    }
     if (!r.body && !(r.body = strdup("")))
         return MHD_NO;
     if (r.reset) {

@@ -19,11 +19,13 @@
 
 #include <stddef.h>
 
+#define TS_HANG (-1) /* ts_response.delay_ms: hold the request unanswered until ts_stop() */
+
 struct ts_response {
     int status;
     const char *headers; /* "Name: value\n" lines, or NULL */
     const char *body;    /* NULL: "" */
-    int delay_ms;        /* wait before answering */
+    int delay_ms;        /* wait before answering; TS_HANG: never answer (until ts_stop) */
     int reset;           /* send half the body, then drop the connection */
 };
 

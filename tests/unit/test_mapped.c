@@ -3,7 +3,9 @@
  * TimeseriesRowValue member, the query text, discovery of a canned
  * building (valid, invalid, conflicting, missing and shared identities,
  * points shared by places), a values-only read, GraphQL errors and
- * malformed JSON, and the HTTP exchange against a scripted server.
+ * malformed JSON, parts of the wrong shape skipped with one warning each
+ * (tests/fixtures/presence/malformed.json), and the HTTP exchange against a
+ * scripted server.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "osc/log.h"
 #include "osc/mapped.h"
@@ -187,6 +190,7 @@ static void test_discovery(void **state)
     assert_int_equal(t->npoints_used, 8); /* PNT3 (no identity), PNT9 (bad identity) unused */
     assert_int_equal(t->values_read, 6);  /* PNT3's value is not counted */
     assert_int_equal(t->bad_values, 1);   /* PNT8: "NaN" */
+    assert_int_equal(t->malformed, 0);    /* nulls and {} identities are normal shapes */
     assert_false(point(t, "PNT3")->linked);
     assert_false(point(t, "PNT9")->linked);
     assert_true(point(t, "PNT8")->linked);
@@ -245,6 +249,117 @@ static void test_discovery(void **state)
     assert_null(point(t, "PNTNEW"));
     free(json);
     osc_mapped_topo_free(t);
+}
+
+/* What the log stream got since the last call (static buffer). */
+static const char *logged(FILE *f)
+{
+    static char buf[16384];
+    size_t n;
+    osc_log_flush();
+    fflush(f);
+    rewind(f);
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    rewind(f);
+    assert_int_equal(ftruncate(fileno(f), 0), 0);
+    return buf;
+}
+
+static size_t count_of(const char *s, const char *what)
+{
+    size_t n = 0;
+    for (const char *p = s; (p = strstr(p, what)) != NULL; p += strlen(what))
+        n++;
+    return n;
+}
+
+/*
+ * Valid JSON of the wrong shape is skipped part by part, each problem warned once per place
+ * (naming the place and what is wrong), and the rest of the answer is used.
+ */
+static void test_malformed_parts(void **state)
+{
+    static const char *const want[] = {
+        "Mapped answer: Floor FLRodd: identities is an object, not a list; ignored",
+        "Mapped answer: Floor FLRodd: points is an object, not a list; skipped",
+        "Mapped answer: Space #1 \"Numeric id\" in Floor FLRodd: id is a number, not a string; "
+        "the place is skipped",
+        "Mapped answer: Space #2 \"Null id\" in Floor FLRodd: id is null, not a string; the place "
+        "is skipped",
+        "Mapped answer: Space SPCgood: identities[1] is a string, not an object; ignored",
+        "Mapped answer: Space SPCgood: identities[2].value is a number, not a string; ignored",
+        "Mapped answer: Space SPCgood: point PNTseriesObj: series is an object, not a list; its "
+        "value is ignored",
+        "Mapped answer: Space SPCgood: points[1]: id is a number, not a string; the point is "
+        "skipped",
+        "Mapped answer: Space SPCgood: point PNTtype: exactType is a number, not a string; the "
+        "point is skipped",
+        "Mapped answer: Space SPCgood: point PNTrowval: series[0].value is a number, not an "
+        "object; ignored",
+        "Mapped answer: Space SPCgood: point PNTrow: series[0] is a string, not an object; "
+        "ignored",
+        "Mapped answer: Space SPCgood: points[5] is a string, not an object; skipped",
+        "Mapped answer: Floor FLRodd: spaces[3] is a string, not an object; skipped",
+        "Mapped answer: Space SPCname: name is a number, not a string; ignored",
+        "Mapped answer: Floor FLRodd: zones is a string, not a list; skipped",
+    };
+    struct osc_mapped_topo *t = osc_mapped_topo_new(), *t2 = osc_mapped_topo_new();
+    struct osc_err err = {0};
+    FILE *logf = tmpfile();
+    const char *out;
+    size_t len, li = 0;
+    char *json = slurp("malformed.json", &len);
+
+    (void)state;
+    assert_non_null(logf);
+    osc_log_set_stream(logf);
+    osc_log_set_level(OSC_LOG_LEVEL_WARN);
+    assert_int_equal(osc_mapped_parse(t, json, len, 1, &err), 0);
+    osc_mapped_topo_finish(t);
+    out = logged(logf);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (count_of(out, want[i]) != 1)
+            fail_msg("expected once: %s\nlog:\n%s", want[i], out);
+    assert_int_equal(count_of(out, "Mapped answer: "), 15);
+    assert_int_equal(t->malformed, 15);
+    /* the rest of the answer is used */
+    assert_int_equal(t->nlocs, 2);
+    assert_non_null(loc(t, OSC_URN_ROOM, 3, &li));
+    assert_non_null(loc(t, OSC_URN_ROOM, 4, &li));
+    assert_null(loc(t, OSC_URN_ROOM, 1, &li));
+    assert_null(loc(t, OSC_URN_ROOM, 2, &li));
+    assert_true(point(t, "PNTok")->has_value && point(t, "PNTok")->value == 4);
+    assert_false(point(t, "PNTseriesObj")->has_value);
+    assert_false(point(t, "PNTrowval")->has_value);
+    assert_null(point(t, "PNTtype"));
+
+    /* the same answer read every cycle: counted each time, never logged again */
+    for (int cycle = 0; cycle < 3; cycle++) {
+        osc_mapped_topo_clear_values(t);
+        assert_int_equal(osc_mapped_parse(t, json, len, 0, &err), 0);
+        assert_int_equal(t->malformed, 12); /* place ids and exactType matter to a discovery */
+        assert_true(point(t, "PNTok")->has_value);
+    }
+    assert_string_equal(logged(logf), "");
+    /* nor at the next discovery, which takes the notes over from the topology it replaces */
+    osc_mapped_topo_keep_notes(t2, t);
+    assert_null(t->notes);
+    assert_int_equal(osc_mapped_parse(t2, json, len, 1, &err), 0);
+    assert_int_equal(t2->malformed, 15);
+    assert_string_equal(logged(logf), "");
+    /* a topology without them warns again */
+    osc_mapped_topo_free(t);
+    t = osc_mapped_topo_new();
+    assert_int_equal(osc_mapped_parse(t, json, len, 1, &err), 0);
+    assert_int_equal(count_of(logged(logf), "Mapped answer: "), 15);
+
+    osc_log_set_stream(NULL);
+    osc_log_set_level(OSC_LOG_LEVEL_ERROR);
+    fclose(logf);
+    osc_mapped_topo_free(t);
+    osc_mapped_topo_free(t2);
+    free(json);
 }
 
 static void test_errors(void **state)
@@ -353,7 +468,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_values),    cmocka_unit_test(test_query),
         cmocka_unit_test(test_discovery), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_fetch),
+        cmocka_unit_test(test_fetch),     cmocka_unit_test(test_malformed_parts),
     };
     osc_log_set_level(OSC_LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);

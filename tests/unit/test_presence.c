@@ -54,7 +54,11 @@ static void test_mapping(void **state)
     expect(OSC_POINT_TEMPORARY_OCCUPANCY_STATUS, 0, OSC_PRESENCE_NO, 0);
     expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 3, OSC_PRESENCE_YES, 3);
     expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 2.6, OSC_PRESENCE_YES, 3);
-    expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 0.4, OSC_PRESENCE_NO, 0);
+    /* the presence decision is made before rounding: 0.4 people is someone */
+    expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 0.4, OSC_PRESENCE_YES, 1);
+    expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 1e-9, OSC_PRESENCE_YES, 1);
+    expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 1.5, OSC_PRESENCE_YES, 2);
+    expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 5e12, OSC_PRESENCE_YES, 1000000000);
     expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, 0, OSC_PRESENCE_NO, 0);
     expect(OSC_POINT_OCCUPANCY_COUNT_SENSOR, -5, OSC_PRESENCE_NO, 0);
     expect(OSC_POINT_OCCUPANCY_SENSOR, 1, OSC_PRESENCE_PASSIVE, 1);
@@ -100,12 +104,22 @@ static void test_aggregation(void **state)
     assert_int_equal(a.status, OSC_PRESENCE_YES);
     assert_true(osc_presence_agg_count(&a) == 5);
 
-    /* a count sensor at 0 keeps the count 0 even when a PIR sees motion */
+    /* a present location carries a count >= 1: a count sensor at 0 does not empty it */
     osc_presence_agg_init(&a);
     add(&a, OSC_POINT_OCCUPANCY_COUNT_SENSOR, 0, 1);
     add(&a, OSC_POINT_PIR_SENSOR, 1, 2);
     assert_int_equal(a.status, OSC_PRESENCE_PASSIVE);
-    assert_true(osc_presence_agg_count(&a) == 0);
+    assert_true(osc_presence_agg_count(&a) == 1);
+    osc_presence_agg_init(&a);
+    add(&a, OSC_POINT_OCCUPANCY_STATUS, 1, 1);
+    add(&a, OSC_POINT_OCCUPANCY_COUNT_SENSOR, 0, 2);
+    assert_int_equal(a.status, OSC_PRESENCE_YES);
+    assert_true(osc_presence_agg_count(&a) == 1);
+    /* and 0.4 on the count sensor alone is PRESENCE with 1 */
+    osc_presence_agg_init(&a);
+    add(&a, OSC_POINT_OCCUPANCY_COUNT_SENSOR, 0.4, 1);
+    assert_int_equal(a.status, OSC_PRESENCE_YES);
+    assert_true(osc_presence_agg_count(&a) == 1);
 
     /* all empty */
     osc_presence_agg_init(&a);
@@ -120,7 +134,7 @@ static void test_aggregation(void **state)
 
 static void test_diff(void **state)
 {
-    struct osc_presence_last l = {1, OSC_PRESENCE_YES, 2, 0, 100000};
+    struct osc_presence_last l = {1, OSC_PRESENCE_YES, 2, 0, 100000, 0};
     const int64_t R = 15 * 60 * 1000;
 
     (void)state;
@@ -146,6 +160,42 @@ static void test_diff(void **state)
                      OSC_PRESENCE_SKIP);
     assert_string_equal(osc_presence_why_name(OSC_PRESENCE_REFRESH), "refresh");
     assert_string_equal(osc_presence_why_name(OSC_PRESENCE_CHANGED), "changed");
+    assert_string_equal(osc_presence_why_name(OSC_PRESENCE_EXPIRE), "expired");
+    /* after an expiry, the first fresh reading is pushed whatever it says */
+    {
+        struct osc_presence_last x = {1, OSC_PRESENCE_NO, 0, 0, 100000, 1};
+        assert_int_equal(osc_presence_diff(&x, OSC_PRESENCE_NO, 0, 100000 + 1000, R),
+                         OSC_PRESENCE_CHANGED);
+    }
+}
+
+static void test_expiry_rule(void **state)
+{
+    const int64_t E = 15 * 60 * 1000, now = 10 * E;
+    struct osc_presence_last yes = {1, OSC_PRESENCE_YES, 5, now - E, now - E, 0};
+    struct osc_presence_last no = {1, OSC_PRESENCE_NO, 0, now - 2 * E, now - 2 * E, 0};
+    struct osc_presence_last done = {1, OSC_PRESENCE_NO, 0, now - 2 * E, now - 2 * E, 1};
+    struct osc_presence_last never = {0};
+
+    (void)state;
+    /* a fresh reading never expires; neither does anything with expiry off */
+    assert_false(osc_presence_expired(&yes, 1, now, now, E));
+    assert_false(osc_presence_expired(&yes, 0, 0, now, 0));
+    /* PRESENCE 5 pushed, the newest reading expire_after old: expire */
+    assert_true(osc_presence_expired(&yes, 0, now - E, now, E));
+    /* no reading left: the last push's reading time counts */
+    assert_true(osc_presence_expired(&yes, 0, 0, now, E));
+    assert_false(osc_presence_expired(&yes, 0, 0, now - 1, E));
+    /* a newer (but not fresh) reading than the last push moves the expiry later */
+    assert_false(osc_presence_expired(&yes, 0, now - E + 1, now, E));
+    /* OfficeSpace already has NO_PRESENCE from us, or the expiry itself, or nothing: no push */
+    assert_false(osc_presence_expired(&no, 0, 0, now, E));
+    assert_false(osc_presence_expired(&done, 0, 0, now, E));
+    assert_false(osc_presence_expired(&never, 0, 0, now, E));
+    assert_false(osc_presence_expired(NULL, 0, 0, now, E));
+    /* PASSIVE_PRESENCE expires too */
+    yes.status = OSC_PRESENCE_PASSIVE;
+    assert_true(osc_presence_expired(&yes, 0, 0, now, E));
 }
 
 /* A fake monotonic clock stepped by the test. */
@@ -256,24 +306,51 @@ static void test_push_parse(void **state)
     assert_int_equal(it[2].state, OSC_PRESENCE_ITEM_FAILED);
     assert_string_equal(it[2].error, "boom");
     assert_int_equal(it[3].state, OSC_PRESENCE_ITEM_ACCEPTED);
-    assert_int_equal(it[4].state, OSC_PRESENCE_ITEM_PENDING); /* not mentioned */
+    /* not mentioned: not acknowledged */
+    assert_int_equal(it[4].state, OSC_PRESENCE_ITEM_UNACKED);
+    assert_string_equal(it[4].error, "no answer under alias p4");
 
-    /* an error without a path fails every pending item */
+    /* an error without a path acknowledges nothing */
     memset(it, 0, sizeof(it));
     answer = "{\"errors\":[{\"message\":\"Field 'x' doesn't exist\"}],\"data\":null}";
     assert_int_equal(osc_presence_push_parse(answer, strlen(answer), it, 2, NULL), 0);
-    assert_int_equal(it[0].state, OSC_PRESENCE_ITEM_FAILED);
-    assert_int_equal(it[1].state, OSC_PRESENCE_ITEM_FAILED);
-    assert_string_equal(it[1].error, "Field 'x' doesn't exist");
+    assert_int_equal(it[0].state, OSC_PRESENCE_ITEM_UNACKED);
+    assert_int_equal(it[1].state, OSC_PRESENCE_ITEM_UNACKED);
+    assert_string_equal(it[1].error, "no answer under alias p1; GraphQL error: Field 'x' doesn't "
+                                     "exist");
 
-    /* aliases out of range or malformed are ignored */
+    /* aliases out of range or malformed acknowledge nothing; the reason names one */
     memset(it, 0, sizeof(it));
     answer = "{\"data\":{\"p9\":{\"success\":true},\"p01\":{\"success\":true},\"x\":1}}";
     assert_int_equal(osc_presence_push_parse(answer, strlen(answer), it, 2, NULL), 0);
-    assert_int_equal(it[0].state, OSC_PRESENCE_ITEM_PENDING);
-    assert_int_equal(it[1].state, OSC_PRESENCE_ITEM_PENDING);
+    assert_int_equal(it[0].state, OSC_PRESENCE_ITEM_UNACKED);
+    assert_int_equal(it[1].state, OSC_PRESENCE_ITEM_UNACKED);
+    assert_string_equal(it[0].error, "no answer under alias p0 (the answer has alias 'p9')");
+
+    /* the acknowledgement is data.pI.success, the JSON boolean true, and nothing else */
+    {
+        static const char *const bad[][2] = {
+            {"{\"data\":{\"p0\":null}}", "data.p0 is null, not an acknowledgement"},
+            {"{\"data\":{\"p0\":true}}", "data.p0 is a boolean, not an acknowledgement"},
+            {"{\"data\":{\"p0\":{\"success\":\"true\"}}}",
+             "data.p0.success is a string, not a boolean"},
+            {"{\"data\":{\"p0\":{\"success\":1}}}", "data.p0.success is a number, not a boolean"},
+            {"{\"data\":{\"p0\":{\"success\":null}}}", "data.p0.success is null, not a boolean"},
+            {"{\"data\":{\"p0\":{}}}", "data.p0 has no success field"},
+            {"{\"data\":{}}", "no answer under alias p0"},
+            {"{\"data\":{\"P0\":{\"success\":true}}}",
+             "no answer under alias p0 (the answer has alias 'P0')"},
+        };
+        for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+            memset(it, 0, sizeof(it));
+            assert_int_equal(osc_presence_push_parse(bad[k][0], strlen(bad[k][0]), it, 1, NULL), 0);
+            assert_int_equal(it[0].state, OSC_PRESENCE_ITEM_UNACKED);
+            assert_string_equal(it[0].error, bad[k][1]);
+        }
+    }
 
     /* not JSON: nothing changes */
+    memset(it, 0, sizeof(it));
     assert_int_equal(osc_presence_push_parse("<html>", 6, it, 2, NULL), OSC_EPROTO);
     assert_int_equal(osc_presence_push_parse("{}", 2, it, 2, NULL), OSC_EPROTO);
     assert_int_equal(it[0].state, OSC_PRESENCE_ITEM_PENDING);
@@ -282,10 +359,11 @@ static void test_push_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kinds),       cmocka_unit_test(test_mapping),
-        cmocka_unit_test(test_aggregation), cmocka_unit_test(test_diff),
-        cmocka_unit_test(test_scheduler),   cmocka_unit_test(test_auth_backoff),
-        cmocka_unit_test(test_push_body),   cmocka_unit_test(test_push_parse),
+        cmocka_unit_test(test_kinds),        cmocka_unit_test(test_mapping),
+        cmocka_unit_test(test_aggregation),  cmocka_unit_test(test_diff),
+        cmocka_unit_test(test_expiry_rule),  cmocka_unit_test(test_scheduler),
+        cmocka_unit_test(test_auth_backoff), cmocka_unit_test(test_push_body),
+        cmocka_unit_test(test_push_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,9 @@
  * test_store.c - the SQLite state on a real file in a temporary directory:
  * migration on first open (user_version, WAL), rows surviving a reopen,
  * replace semantics, transactions and rollback, read-only opens (existing
- * and missing files), and refusal of a newer schema.
+ * and missing files), refusal of a newer schema, the migration of a schema 1
+ * file, and the one-process lock (shared in-process, refused across
+ * processes with the holder's pid, dropped on SIGKILL).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -68,8 +72,8 @@ static void test_roundtrip(void **state)
     struct osc_store *s = NULL;
     struct osc_err err = {0};
     struct osc_urn room = {OSC_URN_ROOM, 100}, desk = {OSC_URN_DESK, 5};
-    struct osc_presence_last a = {1, OSC_PRESENCE_YES, 3, 1000, 2000};
-    struct osc_presence_last b = {1, OSC_PRESENCE_PASSIVE, 1, 3000, 4000};
+    struct osc_presence_last a = {1, OSC_PRESENCE_YES, 3, 1000, 2000, 0};
+    struct osc_presence_last b = {1, OSC_PRESENCE_PASSIVE, 1, 3000, 4000, 0};
     struct seen seen = {0};
     char mode[32];
 
@@ -84,6 +88,7 @@ static void test_roundtrip(void **state)
     a.status = OSC_PRESENCE_NO;
     a.count = 0;
     a.sent_ms = 9000;
+    a.expired = 1;
     assert_int_equal(osc_store_put(s, &room, &a, &err), 0);
     /* a rolled-back transaction leaves nothing */
     assert_int_equal(osc_store_begin(s, &err), 0);
@@ -111,10 +116,12 @@ static void test_roundtrip(void **state)
             assert_true(seen.urn[i].id == 100);
             assert_int_equal(l->status, OSC_PRESENCE_NO);
             assert_true(l->count == 0 && l->at_ms == 1000 && l->sent_ms == 9000);
+            assert_true(l->expired); /* an expiry survives a restart */
         } else {
             assert_int_equal(seen.urn[i].type, OSC_URN_DESK);
             assert_int_equal(l->status, OSC_PRESENCE_PASSIVE);
             assert_true(l->count == 1 && l->at_ms == 3000 && l->sent_ms == 4000);
+            assert_false(l->expired);
         }
     }
     osc_store_close(s);
@@ -176,9 +183,9 @@ static void test_malformed_rows_skipped(void **state)
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(
         sqlite3_exec(db,
-                     "INSERT INTO presence_state VALUES ('seat', 1, 'PRESENCE', 1, 0, 0);"
-                     "INSERT INTO presence_state VALUES ('room', 2, 'MAYBE', 1, 0, 0);"
-                     "INSERT INTO presence_state VALUES ('room', 3, 'PRESENCE', 1, 0, 0);",
+                     "INSERT INTO presence_state VALUES ('seat', 1, 'PRESENCE', 1, 0, 0, 0);"
+                     "INSERT INTO presence_state VALUES ('room', 2, 'MAYBE', 1, 0, 0, 0);"
+                     "INSERT INTO presence_state VALUES ('room', 3, 'PRESENCE', 1, 0, 0, 0);",
                      NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_close(db);
@@ -188,6 +195,106 @@ static void test_malformed_rows_skipped(void **state)
     assert_int_equal(seen.n, 1);
     assert_true(seen.urn[0].id == 3);
     osc_store_close(s);
+    free(path);
+}
+
+/* A file written by osconnect before expire_after (schema 1): read as is, migrated on write. */
+static void test_schema1_migrates(void **state)
+{
+    char *path = db_path("v1.db");
+    struct osc_store *s = NULL;
+    struct osc_err err = {0};
+    struct seen seen = {0};
+    sqlite3 *db = NULL;
+
+    (void)state;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE presence_state (loc_type TEXT NOT NULL, loc_id "
+                                  "INTEGER NOT NULL, status TEXT NOT NULL, count INTEGER NOT "
+                                  "NULL, detected_at_ms INTEGER NOT NULL, sent_at_ms INTEGER NOT "
+                                  "NULL, PRIMARY KEY (loc_type, loc_id)) WITHOUT ROWID;"
+                                  "INSERT INTO presence_state VALUES ('room', 7, 'PRESENCE', 5, "
+                                  "10, 20);"
+                                  "PRAGMA user_version = 1;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    /* a dry run reads it without migrating */
+    assert_int_equal(osc_store_open(path, 1, &s, &err), 0);
+    assert_int_equal(osc_store_each(s, collect, &seen, &err), 0);
+    assert_int_equal(seen.n, 1);
+    assert_true(seen.last[0].count == 5 && !seen.last[0].expired);
+    osc_store_close(s);
+    assert_int_equal(pragma_int(path, "PRAGMA user_version", NULL, 0), 1);
+    /* a writable open migrates, keeping the row */
+    s = NULL;
+    seen.n = 0;
+    assert_int_equal(osc_store_open(path, 0, &s, &err), 0);
+    assert_int_equal(osc_store_each(s, collect, &seen, &err), 0);
+    assert_int_equal(seen.n, 1);
+    assert_true(seen.urn[0].id == 7 && seen.last[0].status == OSC_PRESENCE_YES);
+    assert_false(seen.last[0].expired);
+    osc_store_close(s);
+    assert_int_equal(pragma_int(path, "PRAGMA user_version", NULL, 0), 2);
+    free(path);
+}
+
+/* One process per state file: another process's lock is refused with its pid, and dropped
+ * with that process even on SIGKILL; this process shares its own lock (reloads). */
+static void test_lock(void **state)
+{
+    char *path = db_path("locked.db"), *lpath = NULL, *text, want[64];
+    struct osc_store *s = NULL, *s2 = NULL, *ro = NULL;
+    struct osc_err err = {0};
+    int ready[2], status;
+    pid_t pid;
+    char c;
+
+    (void)state;
+    assert_true(asprintf(&lpath, "%s.lock", path) > 0);
+    /* the same process: shared, and still held after one of the two closes */
+    assert_int_equal(osc_store_open(path, 0, &s, &err), 0);
+    assert_int_equal(osc_store_open(path, 0, &s2, &err), 0);
+    osc_store_close(s);
+    text = th_read_file(lpath);
+    snprintf(want, sizeof(want), "%ld\n", (long)getpid());
+    assert_string_equal(text, want);
+    free(text);
+    osc_store_close(s2);
+
+    /* another process holds it */
+    assert_int_equal(pipe(ready), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct osc_store *cs = NULL;
+        close(ready[0]);
+        if (osc_store_open(path, 0, &cs, NULL) != 0)
+            _exit(1);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(ready[1]);
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    s = NULL;
+    assert_int_equal(osc_store_open(path, 0, &s, &err), OSC_EBUSY);
+    assert_null(s);
+    snprintf(want, sizeof(want), "(pid %ld holds %s)", (long)pid, lpath);
+    assert_non_null(strstr(err.msg, want));
+    assert_non_null(strstr(err.msg, path));
+    /* a dry run needs no lock */
+    assert_int_equal(osc_store_open(path, 1, &ro, &err), 0);
+    osc_store_close(ro);
+    /* kill -9: the kernel drops the lock */
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(osc_store_open(path, 0, &s, &err), 0);
+    osc_store_close(s);
+    free(lpath);
     free(path);
 }
 
@@ -205,6 +312,8 @@ int main(void)
         cmocka_unit_test(test_readonly_missing),
         cmocka_unit_test(test_newer_schema_refused),
         cmocka_unit_test(test_malformed_rows_skipped),
+        cmocka_unit_test(test_schema1_migrates),
+        cmocka_unit_test(test_lock),
     };
     osc_log_set_level(OSC_LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, NULL, teardown);
