@@ -20,14 +20,16 @@
 
 static int flag(volatile int *f) { return f && *f; }
 
-/* Sleep up to ms, waking early on stop or reload. */
-static void nap(int64_t ms, volatile int *stop, volatile int *reload)
+/* Sleep up to ms, waking early on stop or reload; o->tick after each slice. */
+static void nap(int64_t ms, const struct osc_presence_loop_opts *o)
 {
-    while (ms > 0 && !flag(stop) && !flag(reload)) {
+    while (ms > 0 && !flag(o->stop) && !flag(o->reload)) {
         int64_t slice = ms > 100 ? 100 : ms;
         struct timespec ts = {(time_t)(slice / 1000), (long)(slice % 1000) * 1000000L};
         nanosleep(&ts, NULL); /* a signal ends the slice early, which is what we want */
         ms -= slice;
+        if (o->tick)
+            o->tick(o->tick_arg, NULL);
     }
 }
 
@@ -95,6 +97,8 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
         rc = osc_presence_cycle(eng, deadline, &rep, &cerr);
         end = osc_clock_mono_ms(o->clock);
         osc_metrics_record_cycle(o->metrics, &rep, end, osc_clock_wall_ms(o->clock));
+        if (o->tick)
+            o->tick(o->tick_arg, &rep);
         if (rc && rc != OSC_EAUTH)
             OSC_LOG_ERROR("presence", "cycle %s: %s", osc_metrics_result_name(rep.result),
                           osc_err_text(&cerr, rc));
@@ -123,7 +127,7 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
         delay = osc_presence_sched_done(&sched, end, backoff);
         OSC_LOG_DEBUG("presence", "next cycle in %lldms", (long long)delay);
         for (;;) {
-            nap(osc_presence_sched_delay(&sched, osc_clock_mono_ms(o->clock)), o->stop, o->reload);
+            nap(osc_presence_sched_delay(&sched, osc_clock_mono_ms(o->clock)), o);
             if (flag(o->stop))
                 goto out;
             if (flag(o->reload)) {
