@@ -73,6 +73,10 @@ int cli_fail(const char *cmd, int code, const struct osc_err *err);
 /* Report an unknown option or missing argument; returns EX_USAGE. */
 int cli_usage_error(const char *cmd);
 
+/* examples/hr-sample.csv, compiled in (build/gen/hr_sample.c) for `osconnect demo`. */
+extern const unsigned char cli_hr_sample[];
+extern const size_t cli_hr_sample_len;
+
 /* The subcommands; each parses its own argv (argv[0] is the command name). */
 int cmd_sim(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
