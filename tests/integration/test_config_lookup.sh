@@ -2,7 +2,7 @@
 # Which config file a command uses: -c, else $OSCONNECT_CONFIG, else ./osconnect.yaml,
 # else /etc/osconnect/osconnect.yaml (named in the error when nothing is found); and the
 # real binary resolving a relative key file against the config's folder, and presence.state
-# against $STATE_DIRECTORY.
+# against $STATE_DIRECTORY (also for examples/presence.yaml).
 set -u
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
@@ -46,6 +46,15 @@ has "state" "$out" 'state: "conf/presence.db"'
 out=$(STATE_DIRECTORY=/var/lib/osconnect "$OSC_BIN" check --offline --print-config -c "$tmp/conf/c.yaml" 2>&1)
 has "state under systemd" "$out" 'state: "/var/lib/osconnect/presence.db"'
 has "key file under systemd" "$out" "api_key_file: \"$tmp/conf/os.key\""
+
+# examples/presence.yaml: its state file is next to it, or in the service's state directory
+ex=$OSC_SRC/examples/presence.yaml
+export OFFICESPACE_API_KEY=k-lookup-0123 MAPPED_API_TOKEN=t-lookup-0123
+out=$("$OSC_BIN" check --offline --print-config -c "$ex" 2>&1); rc=$?
+[ $rc -eq 0 ] && ok || bad "examples/presence.yaml: exit $rc: $out"
+has "example state" "$out" "state: \"$OSC_SRC/examples/presence.db\""
+out=$(STATE_DIRECTORY=/var/lib/osconnect "$OSC_BIN" check --offline --print-config -c "$ex" 2>&1)
+has "example state under systemd" "$out" 'state: "/var/lib/osconnect/presence.db"'
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
