@@ -3,7 +3,8 @@
 # ExecStart runs the binary under test, since verify wants an executable and needs no running
 # systemd), with no warning at all (an unknown or misspelt key is only a warning), and they say
 # what the README promises: Type=notify with a watchdog, the osconnect user, the state and
-# configuration directories, the hardening, and a daily persistent timer per destination.
+# configuration directories, the hardening (rated at most 2.0 by `systemd-analyze security`),
+# and a daily persistent timer per destination.
 set -u
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
@@ -27,6 +28,12 @@ cp "$tmp/osconnect.service" "$tmp/broken.service"
 sed -i 's/^ProtectHome=yes/ProtectHomme=yes/' "$tmp/broken.service"
 case $(verify ./broken.service) in *"Unknown key"*ProtectHomme*) ok ;; *) bad "verify missed a misspelt key" ;; esac
 
+# systemd's own rating of the sandbox: exposure at most 2.0 of 10 ("OK")
+for u in ./osconnect.service ./osconnect-send@employees.service; do
+  out=$(cd "$tmp" && systemd-analyze security --offline=yes --threshold=20 "$u" 2>&1) && ok ||
+    bad "$u: exposure above 2.0: $(echo "$out" | tail -1)"
+done
+
 has() { grep -qx -- "$2" "$tmp/$1" && ok || bad "$1 lacks '$2'"; }
 for u in osconnect.service osconnect-send@.service; do
   for line in User=osconnect Group=osconnect StateDirectory=osconnect ConfigurationDirectory=osconnect \
@@ -40,6 +47,7 @@ done
 has osconnect.service Type=notify
 has osconnect.service WatchdogSec=5min
 has osconnect.service Restart=on-failure
+has osconnect.service 'ExecReload=/bin/kill -HUP $MAINPID'
 has osconnect.service "ExecStart=$OSC_BIN run -c /etc/osconnect/osconnect.yaml"
 has osconnect-send@.service Type=oneshot
 has osconnect-send@.service 'EnvironmentFile=/etc/osconnect/send-%i.env'
