@@ -28,6 +28,8 @@ if [ -z "$deb" ]; then
   finish
 fi
 echo "checking $deb"
+newer=$(find "$OSC_SRC/CMakeLists.txt" "$OSC_SRC/src" "$OSC_SRC/packaging" "$OSC_SRC/debian" -newer "$deb" -type f | head -3)
+[ -n "$newer" ] && echo "note: $deb is older than $(echo $newer): if a check fails, run make deb again"
 [ "$(dpkg-deb -f "$deb" Version)" = "$cmake_v" ] && ok || bad "$deb is not version $cmake_v: run make deb again"
 
 tmp=$(mktemp -d)
