@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "osc/log.h"
 #include "osc/clock.h"
+#include "osc/log.h"
 #include "osc/metrics.h"
 #include "osc/notify.h"
 #include "osc/presence.h"
