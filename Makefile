@@ -7,14 +7,18 @@
 #   make lint     clang-format check and cppcheck
 #   make test-valgrind  the whole suite under valgrind memcheck (about 3 minutes)
 #   make fuzz     libFuzzer harnesses, FUZZ_SECONDS each (clang)
-#   make install  install binary and man page (PREFIX=/usr/local)
+#   make install  install binary, man page, completion, systemd units, sysusers/tmpfiles
+#                 entries and /etc/osconnect/osconnect.yaml (PREFIX=/usr/local, DESTDIR)
+#   make deb      build-deb/osconnect_<version>_<arch>.deb (debian/, debhelper), lintian
 BUILD    ?= build
 ASAN_DIR ?= build-asan
 PREFIX   ?= /usr/local
+DESTDIR  ?=
+DEB_DIR  ?= build-deb
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 T        ?=
 
-.PHONY: all deps build test test-valgrind demo bench lint install man fuzz clean
+.PHONY: all deps build test test-valgrind demo bench lint install deb man fuzz clean
 
 all: build
 
@@ -52,8 +56,16 @@ lint:
 	@cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
 	    --std=c11 -Iinclude --suppress=missingIncludeSystem --suppress=unknownMacro src
 
-install: build
-	@cmake --install $(BUILD) --prefix $(PREFIX)
+# Configured with the prefix, since the systemd units name the binary's installed path.
+install:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DOSC_TESTS=OFF \
+	    -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS) -- --no-print-directory
+	@DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+# The .deb and everything dpkg-buildpackage writes stay in $(DEB_DIR)/.
+deb:
+	@JOBS=$(JOBS) scripts/build-deb.sh $(DEB_DIR)
 
 # Each harness runs FUZZ_SECONDS (default 60) from its seed corpus in tests/fuzz/corpus/NAME.
 FUZZ_SECONDS ?= 60
@@ -67,4 +79,4 @@ man: build
 	@scripts/gen-man.sh $(BUILD)/osconnect docs/osconnect.1
 
 clean:
-	rm -rf $(BUILD) $(ASAN_DIR) $(VG_DIR) build-fuzz
+	rm -rf $(BUILD) $(ASAN_DIR) $(VG_DIR) build-fuzz $(DEB_DIR)

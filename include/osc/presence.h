@@ -255,6 +255,11 @@ struct osc_presence_loop_opts {
     volatile int *stop;          /* SIGTERM/SIGINT: abort the cycle in flight, return 0 */
     volatile int *reload;        /* SIGHUP: reload config_path between cycles */
     const struct osc_clock *clock;
+    /* Optional (NULL: none), on the loop's thread: after each cycle with its
+     * report, and with NULL at least every 100 ms while the loop waits. A cycle
+     * in progress does not tick (it ends before the next grid slot). */
+    void (*tick)(void *arg, const struct osc_metrics_cycle *done);
+    void *tick_arg;
 };
 
 /*

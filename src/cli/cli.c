@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "osc/log.h"
 
@@ -56,16 +57,34 @@ void cli_common_apply(const struct cli_common *c, const struct osc_config *cfg)
         osc_log_set_format((enum osc_log_format)cfg->log.format);
 }
 
+/* The lookup order of cli.h; *last is set when nothing before the system path applied. */
+static const char *config_path(const struct cli_common *c, int *last)
+{
+    const char *env = getenv("OSCONNECT_CONFIG");
+
+    *last = 0;
+    if (c->config_path)
+        return c->config_path;
+    if (env && *env)
+        return env;
+    if (access(CLI_LOCAL_CONFIG, F_OK) == 0)
+        return CLI_LOCAL_CONFIG;
+    *last = 1;
+    return CLI_SYSTEM_CONFIG;
+}
+
 int cli_load_config(const struct cli_common *c, struct osc_config **out)
 {
     struct osc_err err = {0};
-    const char *path = c->config_path;
-    int rc;
+    int last, rc;
+    const char *path = config_path(c, &last);
 
-    if (!path)
-        path = getenv("OSCONNECT_CONFIG");
-    if (!path)
-        path = "osconnect.yaml";
+    if (last && access(path, F_OK) != 0) {
+        fprintf(stderr,
+                "osconnect config: no configuration: pass -c FILE, set OSCONNECT_CONFIG, or "
+                "create ./" CLI_LOCAL_CONFIG " or " CLI_SYSTEM_CONFIG "\n");
+        return EX_NOINPUT;
+    }
     rc = osc_config_load(path, out, &err);
     if (rc)
         return cli_fail("config", rc, &err);

@@ -33,7 +33,8 @@ enum { CLI_OPT_LOG_FORMAT = 1000, CLI_OPT_FIRST_PRIVATE = 1100 };
     }
 
 #define CLI_COMMON_HELP                                                                            \
-    "  -c, --config FILE      configuration file (YAML)\n"                                         \
+    "  -c, --config FILE      configuration file (YAML); default $OSCONNECT_CONFIG,\n"             \
+    "                         else ./osconnect.yaml, else /etc/osconnect/osconnect.yaml\n"         \
     "  -v, --verbose          more log output (repeat for debug)\n"                                \
     "  -q, --quiet            errors only\n"                                                       \
     "      --log-format FMT   text (default) or json\n"                                            \
@@ -50,9 +51,13 @@ enum { CLI_OPT_LOG_FORMAT = 1000, CLI_OPT_FIRST_PRIVATE = 1100 };
 int cli_common_option(struct cli_common *c, int opt, const char *arg);
 /* Apply -v/-q/--log-format (after the config, which may set them too). */
 void cli_common_apply(const struct cli_common *c, const struct osc_config *cfg);
+#define CLI_LOCAL_CONFIG  "osconnect.yaml"
+#define CLI_SYSTEM_CONFIG "/etc/osconnect/osconnect.yaml"
 /*
- * Load c->config_path (default: $OSCONNECT_CONFIG, then osconnect.yaml).
- * Prints the error and returns its exit code on failure; 0 and *out on success.
+ * Load the config: -c, else $OSCONNECT_CONFIG (when not empty), else
+ * ./osconnect.yaml when it exists, else /etc/osconnect/osconnect.yaml. Prints the error and returns
+ * its exit code on failure (66 naming every place looked at when none exists); 0 and *out on
+ * success.
  */
 int cli_load_config(const struct cli_common *c, struct osc_config **out);
 /* Daemon signals for presence and run: SIGTERM/SIGINT set cli_stop, SIGHUP
@@ -67,6 +72,10 @@ int cli_pick_destination(const char *cmd, const struct osc_config *cfg, const ch
 int cli_fail(const char *cmd, int code, const struct osc_err *err);
 /* Report an unknown option or missing argument; returns EX_USAGE. */
 int cli_usage_error(const char *cmd);
+
+/* examples/hr-sample.csv, compiled in (build/gen/hr_sample.c) for `osconnect demo`. */
+extern const unsigned char cli_hr_sample[];
+extern const size_t cli_hr_sample_len;
 
 /* The subcommands; each parses its own argv (argv[0] is the command name). */
 int cmd_sim(int argc, char **argv);

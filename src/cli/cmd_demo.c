@@ -2,8 +2,9 @@
  * cmd_demo.c - `osconnect demo`: the whole connector against the simulator.
  *
  * Starts `osconnect sim` on free ports (a child of this same binary), writes
- * a config that points every URL at it, then runs check, send (the bundled
- * HR export, staged and committed) and three presence cycles as children
+ * a config that points every URL at it, then runs check, send (the HR
+ * export compiled into the binary, written to the demo directory, staged
+ * and committed) and three presence cycles as children
  * too, exactly as a user would type them, and finally prints what the
  * simulated OfficeSpace received. Only the documented interfaces are used:
  * the commands' command lines and the simulator's /_sim endpoints.
@@ -31,6 +32,7 @@ struct demo {
     char self[4096];
     char dir[64];
     char config[128];
+    char sample[128];
     char mapped[160];
     char officespace[160];
     pid_t sim;
@@ -47,7 +49,8 @@ static void usage(void)
            "directory, committed with the directory import) and presence sync against it,\n"
            "and show what OfficeSpace received.\n\n"
            "Options:\n"
-           "      --data FILE          HR export to import (default examples/hr-sample.csv)\n"
+           "      --data FILE          HR export to import (default: the 300-row sample\n"
+           "                           examples/hr-sample.csv, built into osconnect)\n"
            "      --cycles N           presence cycles (default 3)\n"
            "      --interval DURATION  time between cycles (default 2s)\n"
            "      --keep               keep the demo directory (config, state, dead letters)\n"
@@ -242,6 +245,21 @@ static void print_presence(json_t *p)
            json_array_size(list), counts[0], counts[1], counts[2]);
 }
 
+/* Write the built-in HR sample into the demo directory; 0 or -1 (errno). */
+static int write_sample(struct demo *d)
+{
+    FILE *f;
+
+    snprintf(d->sample, sizeof(d->sample), "%s/hr-sample.csv", d->dir);
+    if (!(f = fopen(d->sample, "w")))
+        return -1;
+    if (fwrite(cli_hr_sample, 1, cli_hr_sample_len, f) != cli_hr_sample_len) {
+        fclose(f);
+        return -1;
+    }
+    return fclose(f);
+}
+
 static int rm_tree(const char *dir)
 {
     char cmd[256];
@@ -266,7 +284,6 @@ int cmd_demo(int argc, char **argv)
     ssize_t n;
 
     memset(&d, 0, sizeof(d));
-    d.data = "examples/hr-sample.csv";
     d.cycles = 3;
     d.interval_ms = 2000;
     optind = 1;
@@ -294,16 +311,22 @@ int cmd_demo(int argc, char **argv)
         return EX_OSERR;
     }
     d.self[n] = '\0';
-    if (access(d.data, R_OK) != 0) {
-        fprintf(stderr,
-                "osconnect demo: cannot read %s (run from the source tree or pass --data)\n",
-                d.data);
+    if (d.data && access(d.data, R_OK) != 0) {
+        fprintf(stderr, "osconnect demo: cannot read %s: %s\n", d.data, strerror(errno));
         return EX_NOINPUT;
     }
     snprintf(d.dir, sizeof(d.dir), "/tmp/osconnect-demo-XXXXXX");
     if (!mkdtemp(d.dir)) {
         perror("osconnect demo: mkdtemp");
         return EX_CANTCREAT;
+    }
+    if (!d.data) {
+        if (write_sample(&d) != 0) {
+            fprintf(stderr, "osconnect demo: cannot write %s: %s\n", d.sample, strerror(errno));
+            rm_tree(d.dir);
+            return EX_CANTCREAT;
+        }
+        d.data = d.sample;
     }
     snprintf(d.config, sizeof(d.config), "%s/osconnect.yaml", d.dir);
     setenv("OSC_DEMO_KEY", SIM_REST_KEY, 1);

@@ -7,11 +7,40 @@
 #include <string.h>
 
 #include "cli.h"
+#include "osc/clock.h"
 #include "osc/log.h"
 #include "osc/metrics.h"
+#include "osc/notify.h"
 #include "osc/presence.h"
 #include "osc/status.h"
 #include "osc/store.h"
+
+/* systemd (Type=notify): STATUS= after each cycle, WATCHDOG=1 at half the period. */
+struct run_notify {
+    int64_t watchdog_ms; /* 0: no watchdog */
+    int64_t last_ping_ms;
+};
+
+static void on_tick(void *arg, const struct osc_metrics_cycle *done)
+{
+    struct run_notify *n = arg;
+    int64_t now = osc_clock_mono_ms(NULL);
+
+    if (done)
+        osc_notify_status("last cycle %s: %llu PRESENCE, %llu PASSIVE_PRESENCE, %llu NO_PRESENCE, "
+                          "%llu unknown; %llu pushed, %llu failed",
+                          osc_metrics_result_name(done->result),
+                          (unsigned long long)done->locations_by_status[OSC_PRESENCE_YES],
+                          (unsigned long long)done->locations_by_status[OSC_PRESENCE_PASSIVE],
+                          (unsigned long long)done->locations_by_status[OSC_PRESENCE_NO],
+                          (unsigned long long)done->locations_unknown,
+                          (unsigned long long)done->pushes_accepted,
+                          (unsigned long long)(done->pushes_failed + done->pushes_unsent));
+    if (n->watchdog_ms > 0 && (done || now - n->last_ping_ms >= n->watchdog_ms / 2)) {
+        osc_notify_watchdog();
+        n->last_ping_ms = now;
+    }
+}
 
 static void usage(void)
 {
@@ -27,9 +56,16 @@ static void usage(void)
            "  GET /metrics  Prometheus text format (osconnect_presence_*)\n"
            "\n"
            "Options:\n" CLI_COMMON_HELP "\n"
-           "A second osconnect on the same presence.state exits 75 (see presence --help).\n"
-           "\n"
-           "Signals: SIGTERM/SIGINT stop within 2 s, aborting requests in flight (exit 0);\n"
+           "A second osconnect on the same presence.state exits 75 (see presence --help).
+"
+           "Under systemd (Type=notify) it sends READY=1 once serving, a STATUS= line
+"
+           "after each cycle, WATCHDOG=1 at half of WatchdogSec= and STOPPING=1.
+"
+           "
+"
+           "Signals: SIGTERM/SIGINT stop within 2 s, aborting requests in flight (exit 0);
+"
            "SIGHUP reloads the configuration (a bad file keeps the old one; a changed\n"
            "status.listen needs a restart).\n"
            "\n" CLI_EXIT_HELP);
@@ -45,6 +81,7 @@ int cmd_run(int argc, char **argv)
     struct osc_status *status = NULL;
     struct osc_store_lock *lock = NULL;
     struct osc_err err = {0};
+    struct run_notify notify = {osc_notify_watchdog_ms(), 0};
     int opt, rc;
 
     while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT, longopts, NULL)) != -1)
@@ -89,7 +126,17 @@ int cmd_run(int argc, char **argv)
     lo.metrics = metrics;
     lo.stop = &cli_stop;
     lo.reload = &cli_reload;
+    lo.tick = on_tick;
+    lo.tick_arg = &notify;
+    if (notify.watchdog_ms > 0 && notify.watchdog_ms <= cfg->presence.interval_ms)
+        OSC_LOG_WARN("run",
+                     "the systemd watchdog (%lldms) is not longer than presence.interval "
+                     "(%lldms): no ping is sent during a cycle; raise WatchdogSec=",
+                     (long long)notify.watchdog_ms, (long long)cfg->presence.interval_ms);
+    osc_notify_ready();
+    notify.last_ping_ms = osc_clock_mono_ms(NULL);
     rc = osc_presence_loop(&cfg, &lo, &err);
+    osc_notify_stopping();
     if (rc)
         rc = cli_fail("run", rc, &err);
     else

@@ -25,6 +25,7 @@
 
 #include "conf_table.h"
 #include "osc/buf.h"
+#include "osc/config_paths.h"
 #include "osc/log.h"
 #include "osc/parse.h"
 
@@ -123,13 +124,20 @@ int conf_read_secret_file(const struct conf_ctx *ctx, const char *key, const cha
     struct stat st;
     ssize_t n;
     size_t len = 0;
-    int fd, rc = 0;
+    int fd = -1, rc = 0;
+    /* relative to the config's folder, as osc_config_resolve_paths() will store it */
+    char *resolved = osc_config_path_in(ctx->file, path);
 
+    if (!resolved)
+        return OSC_ENOMEM;
+    path = resolved;
     /* O_NONBLOCK: opening a FIFO for reading would wait for a writer (a hung check or
      * reload); a regular file reads the same with or without it */
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0)
-        return conf_fail(ctx, key, err, "cannot open %s: %s", path, strerror(errno));
+    if (fd < 0) {
+        rc = conf_fail(ctx, key, err, "cannot open %s: %s", path, strerror(errno));
+        goto out;
+    }
     if (fstat(fd, &st) != 0) {
         rc = conf_fail(ctx, key, err, "cannot stat %s: %s", path, strerror(errno));
         goto out;
@@ -181,7 +189,9 @@ int conf_read_secret_file(const struct conf_ctx *ctx, const char *key, const cha
         rc = osc_log_secret_add(*out);
 out:
     memset(buf, 0, sizeof(buf));
-    close(fd);
+    if (fd >= 0)
+        close(fd);
+    free(resolved);
     return rc;
 }
 
@@ -841,7 +851,8 @@ int osc_config_load_string(const char *text, size_t len, const char *name, struc
         goto out;
     }
     if ((rc = apply_defaults(&conf_root, cfg, name, err)) ||
-        (rc = parse_section(&w, &conf_root, cfg, root, ""))) {
+        (rc = parse_section(&w, &conf_root, cfg, root, "")) ||
+        (rc = osc_config_resolve_paths(cfg, err))) {
         if (rc == OSC_ENOMEM)
             osc_err_set(err, rc, "out of memory loading %s", name);
         goto out;

@@ -21,7 +21,8 @@
 
 static int flag(volatile int *f) { return f && *f; }
 
-/* Sleep up to ms, waking early on stop or reload; every slice is a heartbeat for /livez. */
+/* Sleep up to ms, waking early on stop or reload; every slice is a heartbeat for /livez,
+ * and o->tick runs after each. */
 static void nap(int64_t ms, const struct osc_presence_loop_opts *o)
 {
     while (ms > 0 && !flag(o->stop) && !flag(o->reload)) {
@@ -30,6 +31,8 @@ static void nap(int64_t ms, const struct osc_presence_loop_opts *o)
         osc_metrics_tick(o->metrics, osc_clock_mono_ms(o->clock));
         nanosleep(&ts, NULL); /* a signal ends the slice early, which is what we want */
         ms -= slice;
+        if (o->tick)
+            o->tick(o->tick_arg, NULL);
     }
 }
 
@@ -111,6 +114,8 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
         rc = osc_presence_cycle(eng, deadline, &rep, &cerr);
         end = osc_clock_mono_ms(o->clock);
         osc_metrics_record_cycle(o->metrics, &rep, end, osc_clock_wall_ms(o->clock));
+        if (o->tick)
+            o->tick(o->tick_arg, &rep);
         if (rc && flag(o->stop)) {
             /* a stop ended the cycle early: what was in flight is unsent, nothing is lost */
             OSC_LOG_INFO("presence", "cycle interrupted: %s", osc_err_text(&cerr, rc));
