@@ -56,16 +56,11 @@ static void usage(void)
            "  GET /metrics  Prometheus text format (osconnect_presence_*)\n"
            "\n"
            "Options:\n" CLI_COMMON_HELP "\n"
-           "A second osconnect on the same presence.state exits 75 (see presence --help).
-"
-           "Under systemd (Type=notify) it sends READY=1 once serving, a STATUS= line
-"
-           "after each cycle, WATCHDOG=1 at half of WatchdogSec= and STOPPING=1.
-"
-           "
-"
-           "Signals: SIGTERM/SIGINT stop within 2 s, aborting requests in flight (exit 0);
-"
+           "A second osconnect on the same presence.state exits 75 (see presence --help).\n"
+           "Under systemd (Type=notify) it sends READY=1 once serving, a STATUS= line\n"
+           "after each cycle, WATCHDOG=1 at half of WatchdogSec= and STOPPING=1.\n"
+           "\n"
+           "Signals: SIGTERM/SIGINT stop within 2 s, aborting requests in flight (exit 0);\n"
            "SIGHUP reloads the configuration (a bad file keeps the old one; a changed\n"
            "status.listen needs a restart).\n"
            "\n" CLI_EXIT_HELP);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "conf_table.h"
+#include "osc/config_paths.h"
 #include "osc/buf.h"
 #include "osc/log.h"
 #include "osc/parse.h"
@@ -97,14 +98,21 @@ static int check_ca_file(const struct conf_ctx *ctx, const char *key, const char
     static const char begin[] = "-----BEGIN CERTIFICATE-----", end[] = "-----END CERTIFICATE-----";
     struct stat st;
     char *buf = NULL, *b;
+    /* relative to the config's folder, as osc_config_resolve_paths() will store it */
+    char *resolved = osc_config_path_in(ctx->file, path);
     ssize_t n;
     size_t len = 0;
-    int fd, rc = 0;
+    int fd = -1, rc = 0;
 
+    if (!resolved)
+        return OSC_ENOMEM;
+    path = resolved;
     /* O_NONBLOCK: a FIFO must not hang `check` */
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0)
-        return conf_fail(ctx, key, err, "cannot open %s: %s", path, strerror(errno));
+    if (fd < 0) {
+        rc = conf_fail(ctx, key, err, "cannot open %s: %s", path, strerror(errno));
+        goto out;
+    }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         rc = conf_fail(ctx, key, err, "%s is not a regular file", path);
         goto out;
@@ -132,7 +140,9 @@ static int check_ca_file(const struct conf_ctx *ctx, const char *key, const char
                        path);
 out:
     free(buf);
-    close(fd);
+    if (fd >= 0)
+        close(fd);
+    free(resolved);
     return rc;
 }
 

@@ -356,6 +356,10 @@ void dlv_position_update(struct osc_delivery *d, int force);
 int dlv_add(struct osc_delivery *d, const struct osc_record *rec, uint32_t flags);
 
 /* job.c */
+/* The dead-letter file of t: override, else dead_letter:, else NAME.dead.jsonl in the state
+ * folder. Caller frees; NULL on ENOMEM. */
+char *dlv_dead_letter_path(const struct osc_config *cfg, const struct osc_conf_destination *t,
+                           const char *override);
 int dlv_job_admit(struct osc_delivery *d, const char *const *paths, size_t n, int flags,
                   struct osc_err *err);
 int dlv_job_clear_staging(struct osc_delivery *d);

@@ -196,11 +196,8 @@ struct osc_delivery *osc_delivery_new(const struct osc_config *cfg, const char *
                                  t->format == OSC_CONF_FORMAT_FORM,
                              d->opts.payload, d->opts.payload_len, err)))
         goto fail;
-    {
-        const char *dl = d->opts.dead_letter ? d->opts.dead_letter : t->dead_letter;
-        if (dl ? !(d->dl_path = strdup(dl)) : asprintf(&d->dl_path, "%s.dead.jsonl", t->name) < 0)
-            goto nomem;
-    }
+    if (!(d->dl_path = dlv_dead_letter_path(cfg, t, d->opts.dead_letter)))
+        goto nomem;
     ho.connect_timeout_ms = (long)cfg->officespace.connect_timeout_ms;
     ho.timeout_ms = (long)t->timeout_ms;
     ho.no_verify_tls = !cfg->officespace.verify_tls;
@@ -210,9 +207,13 @@ struct osc_delivery *osc_delivery_new(const struct osc_config *cfg, const char *
                          !d->opts.dry_run && !d->opts.single_request, &d->st, err))
         goto fail;
     d->out.in_test = d->opts.single_request;
+    d->out.max_errors = t->max_errors > 0 ? (uint64_t)t->max_errors : 0;
     d->out.on_call = d->opts.on_call;
     d->out.ud = d->opts.ud;
-    limit = t->max_in_flight > 0 ? (size_t)t->max_in_flight : OSC_CC_LIMIT_MAX_DEFAULT;
+    /* the window: max_in_flight, or the ceiling of the adaptive limit */
+    limit = t->max_in_flight > 0         ? (size_t)t->max_in_flight
+            : t->max_in_flight_limit > 0 ? (size_t)t->max_in_flight_limit
+                                         : OSC_CC_LIMIT_MAX_DEFAULT;
     groups = d->rq.templated ? MAX_GROUPS_TEMPLATED : 1;
     d->window = limit;
     if (dlv_batcher_init(&d->bt, limit + groups + 1, groups,

@@ -33,6 +33,7 @@
 
 #include "delivery_int.h"
 #include "osc/clock.h"
+#include "osc/config_paths.h"
 #include "osc/log.h"
 #include "osc/retry.h"
 
@@ -62,6 +63,22 @@ const struct osc_conf_destination *dlv_job_stager(const struct osc_config *cfg,
     return found;
 }
 
+char *dlv_dead_letter_path(const struct osc_config *cfg, const struct osc_conf_destination *t,
+                           const char *override)
+{
+    char *name = NULL, *out;
+
+    if (override)
+        return strdup(override);
+    if (t->dead_letter)
+        return strdup(t->dead_letter); /* already resolved by the loader */
+    if (asprintf(&name, "%s.dead.jsonl", t->name) < 0)
+        return NULL;
+    out = osc_config_state_path(cfg, name);
+    free(name);
+    return out;
+}
+
 char *osc_delivery_checkpoint_path(const struct osc_config *cfg, const char *dest,
                                    const char *dead_letter)
 {
@@ -73,9 +90,7 @@ char *osc_delivery_checkpoint_path(const struct osc_config *cfg, const char *des
         return NULL;
     if ((s = dlv_job_stager(cfg, t)) && s != t)
         t = s, dead_letter = NULL;
-    if (dead_letter ? !(dl = strdup(dead_letter))
-        : t->dead_letter ? !(dl = strdup(t->dead_letter))
-                         : asprintf(&dl, "%s.dead.jsonl", t->name) < 0)
+    if (!(dl = dlv_dead_letter_path(cfg, t, dead_letter)))
         return NULL;
     /* next to the dead-letter file: NAME.dead.jsonl -> NAME.checkpoint.db */
     n = strlen(dl);
@@ -513,7 +528,7 @@ out:
 /* The commit rules; 1 when it may be sent. */
 static int may_commit(struct osc_delivery *d)
 {
-    double ratio = 0.6;
+    double ratio = d->stager ? d->stager->min_staged_ratio : 0.6;
     uint64_t runs = 0;
     struct osc_err err = {0};
     char why[512] = "";

@@ -18,8 +18,7 @@
 #include "delivery_int.h"
 #include "osc/log.h"
 #include "osc/retry.h"
-
-#define OS_DOMAIN "officespacesoftware.com"
+#include "osc/url.h"
 
 static int fail_cfg(struct osc_err *err, const char *dest, const char *fmt, const char *what)
 {
@@ -92,29 +91,26 @@ char *dlv_request_abs_url(const struct dlv_request *rq, const char *path_or_url)
 }
 
 /*
- * Send the key only to OfficeSpace: the REST base, or an officespacesoftware.com
- * host (officespacesoftware.com itself or a name ending in .officespacesoftware.com;
- * x.officespacesoftware.co or evilofficespacesoftware.com are not). url is a
- * complete URL, or a path under the base.
+ * Send the key only to OfficeSpace: under the REST base, or an
+ * officespacesoftware.com host (officespacesoftware.com itself or a name
+ * ending in .officespacesoftware.com; x.officespacesoftware.co or
+ * evilofficespacesoftware.com are not), never with user info. url is a
+ * complete URL, or a path under the base. libcurl's URL parser decides,
+ * the same that sends the request, so both agree on the host.
  */
 int dlv_request_url_gets_key(const struct dlv_request *rq, const char *url)
 {
-    const char *base = rq->cfg->officespace.rest_base, *host, *end;
-    size_t bl = strlen(base), sl = strlen(OS_DOMAIN), hl;
+    struct osc_url u = {0}, base = {0};
+    int rc = 0;
 
     if (!is_absolute(url))
         return 1;
-    if (strncmp(url, base, bl) == 0 && (url[bl] == '/' || url[bl] == '\0'))
-        return 1;
-    host = strstr(url, "://") + 3;
-    end = host + strcspn(host, "/?#");
-    if (memchr(host, '@', (size_t)(end - host)))
-        return 0; /* user info: what looks like the host may not be it */
-    end = host + strcspn(host, "/:?#");
-    hl = (size_t)(end - host);
-    if (hl == sl && strncasecmp(host, OS_DOMAIN, hl) == 0)
-        return 1;
-    return hl > sl + 1 && end[-(long)sl - 1] == '.' && strncasecmp(end - sl, OS_DOMAIN, sl) == 0;
+    if (osc_url_parse(url, &u, NULL) == 0 &&
+        osc_url_parse(rq->cfg->officespace.rest_base, &base, NULL) == 0)
+        rc = osc_url_gets_officespace_key(&u, &base);
+    osc_url_free(&u);
+    osc_url_free(&base);
+    return rc;
 }
 
 /*

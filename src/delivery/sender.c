@@ -33,7 +33,9 @@ int dlv_sender_init(struct dlv_sender *s, const struct osc_config *cfg,
                     const struct dlv_sender_hooks *hooks, struct osc_err *err)
 {
     struct osc_http_opts ho = {0};
-    int fixed = (int)t->max_in_flight, limit_max = OSC_CC_LIMIT_MAX_DEFAULT;
+    int fixed = (int)t->max_in_flight;
+    int limit_max = t->max_in_flight_limit > 0 ? (int)t->max_in_flight_limit
+                                               : OSC_CC_LIMIT_MAX_DEFAULT;
     struct osc_cc_opts cco = {0};
 
     memset(s, 0, sizeof(*s));

@@ -230,7 +230,7 @@ static void test_probes_what_is_used(void **state)
     setenv("OFFICESPACE_GRAPHQL_URL", gql, 1);
     setenv("MAPPED_URL", sim.mapped_url, 1);
     setenv("OFFICESPACE_API_KEY", TH_SIM_OS_KEY, 1);
-    setenv("MAPPED_TOKEN", TH_SIM_MAPPED_TOKEN, 1);
+    setenv("MAPPED_API_TOKEN", TH_SIM_MAPPED_TOKEN, 1);
 
     assert_int_equal(th_run(a1, NULL, 30000, &res), 0);
     if (res.status != 0)
@@ -263,7 +263,7 @@ static void test_probes_what_is_used(void **state)
     unsetenv("OFFICESPACE_GRAPHQL_URL");
     unsetenv("MAPPED_URL");
     unsetenv("OFFICESPACE_API_KEY");
-    unsetenv("MAPPED_TOKEN");
+    unsetenv("MAPPED_API_TOKEN");
     assert_int_equal(th_sim_stop(&sim), 0);
     free(delivery);
     free(presence);

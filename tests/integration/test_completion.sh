@@ -17,8 +17,8 @@ complete_words() { # complete_words WORD... : the completions offered for the la
 }
 offers() { case " $(complete_words "${@:2}") " in *" $1 "*) ok ;; *) bad "'$1' not offered after: ${*:2}" ;; esac; }
 
-for c in check send preview test presence run sim demo help; do offers "$c" ""; done
-for c in check send preview test presence run sim demo; do
+for c in check send commit preview test presence run sim demo help; do offers "$c" ""; done
+for c in check send commit preview test presence run sim demo; do
   opts=$("$OSC_BIN" "$c" --help | grep -oE '^ +(-[a-zA-Z], )?--[a-z][a-z-]*' | grep -oE -- '-[-a-zA-Z]+')
   [ -n "$opts" ] && ok || bad "$c --help lists no options"
   for o in $opts; do offers "$o" "$c" -; done

@@ -127,8 +127,12 @@ static void test_crash_resume(void **state)
         unsigned deletes = 0, commits = 0, bad_seen = 0;
         size_t last_batch = 0, commit_at = 0;
         /* after a kill during a commit the operator starts the next import with --restart */
-        const char *argv[] = {"send",   "-q",  "-c", cfg, "-d", "employees", "--commit",
-                              "commit", input, NULL, NULL};
+        const char *argv[] = {"send",   getenv("CRASH_VERBOSE") ? "-v" : "-q",
+                              "-c",     cfg,
+                              "-d",     "employees",
+                              "--commit", "commit",
+                              input,    NULL,
+                              NULL};
         int done = 0;
 
         remove(dl);
@@ -137,9 +141,13 @@ static void test_crash_resume(void **state)
         restart_next = 0;
         while (!done && runs < MAX_RUNS) {
             int ms = 40 + rand() % 400;
+            if (nrun == 1)
+                argv[9] = NULL; /* --restart starts the import; its reruns resume it */
             run_start[nrun++] = ts_count(ts);
             runs++;
             assert_int_equal(th_run(argv, NULL, kills < KILLS ? ms : 120000, &res), 0);
+            if (getenv("CRASH_VERBOSE") && res.status != 128 + 9)
+                printf("# run ended %d: %s\n", res.status, res.err);
             if (res.status == 128 + 9) {
                 kills++;
             } else if (res.status == 64 && strstr(res.err, "may already have been applied")) {
@@ -190,6 +198,9 @@ static void test_crash_resume(void **state)
                 }
                 ts_request_free(&q);
             }
+            if (getenv("CRASH_VERBOSE"))
+                printf("# import %d run %zu: %zu requests, %u records sent again\n", import, r,
+                       run_start[r + 1] - run_start[r], dup);
             /* what run r sent again was left unfinished by the kill that ended run r - 1 */
             if (r > 0) {
                 total_dup += dup;

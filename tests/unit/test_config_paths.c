@@ -71,6 +71,17 @@ static char *write_tree(void)
     fclose(f);
     chmod(p, 0600);
     free(p);
+    /* a CA bundle the loader accepts (it must be PEM): the system's, copied */
+    assert_true(asprintf(&p, "%s/ca.pem", dir) > 0);
+    {
+        char *pem = th_read_file("/etc/ssl/certs/ca-certificates.crt");
+        assert_non_null(pem);
+        assert_non_null(f = fopen(p, "w"));
+        fputs(pem, f);
+        fclose(f);
+        free(pem);
+    }
+    free(p);
     assert_true(asprintf(&cfg, "%s/osconnect.yaml", dir) > 0);
     assert_non_null(f = fopen(cfg, "w"));
     fputs("officespace:\n  hostname: acme\n  api_key_file: keys/os.key\n"
@@ -79,7 +90,7 @@ static char *write_tree(void)
           "presence:\n  buildings: [B1]\n  state: presence.db\n"
           "destinations:\n"
           "  lua:\n    url: /api/1/things\n"
-          "    batch: {grouping: code, code_file: lua/batch.lua}\n"
+          "    batch: {enabled: true, grouping: code, code_file: lua/batch.lua}\n"
           "    dead_letter: dead/lua.dead.jsonl\n"
           "  abs:\n    url: /api/1/things\n    dead_letter: /var/tmp/abs.dead.jsonl\n",
           f);
