@@ -114,7 +114,8 @@ static size_t utf8_seq(const unsigned char *p)
  * (jansson 0: lower-case \u00xx for control characters but \n \r \t) or as
  * jansson's json_dumps does (1: \b \f too, upper-case hex; 2: also every
  * non-ASCII character as \uXXXX, JSON_ENSURE_ASCII). Invalid UTF-8 is
- * written as osc_json_quote does (\ufffd). Caller frees; NULL on ENOMEM.
+ * written as osc_json_quote does (U+FFFD; \uFFFD in style 2). Caller frees;
+ * NULL on ENOMEM.
  * src/core cannot call src/records, so this is the same rule, kept here.
  */
 static char *json_form(const char *s, size_t len, int style)
@@ -131,7 +132,11 @@ static char *json_form(const char *s, size_t len, int style)
         if (c >= 0x80) {
             size_t n = utf8_seq(p); /* s is NUL-terminated */
             if (n == 0) {
-                memcpy(o, "\\ufffd", 6), o += 6, p++;
+                if (style < 2)
+                    memcpy(o, "\xEF\xBF\xBD", 3), o += 3;
+                else
+                    memcpy(o, "\\uFFFD", 6), o += 6;
+                p++;
                 continue;
             }
             if (style < 2) {

@@ -51,6 +51,7 @@ struct osc_records_reader {
     struct osc_buf scratch2;
     struct osc_record_field *fields;
     struct osc_record_field *fields2;
+    struct json_keys keys; /* the duplicate-key check's stack, reused record after record */
     /* JSON array */
     int arr_state; /* 0 before '[', 1 inside, 2 after ']' */
     int arr_first;
@@ -206,6 +207,7 @@ void osc_records_close(struct osc_records_reader *r)
     free(r->fields);
     free(r->fields2);
     free(r->hdr_off);
+    json_keys_free(&r->keys);
     osc_buf_free(&r->scratch);
     osc_buf_free(&r->scratch2);
     osc_buf_free(&r->hdr);
@@ -296,6 +298,34 @@ static void consume(struct osc_records_reader *r, size_t n)
     r->start += n;
 }
 
+/*
+ * Line ends in CSV: CRLF, LF, or a CR alone (old Mac files), mixed freely.
+ * A CR is one line end on its own unless a LF follows it in the span (the
+ * framing never cuts between the two).
+ */
+static uint64_t count_eol(const char *p, size_t n)
+{
+    uint64_t c = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '\n' || (p[i] == '\r' && (i + 1 == n || p[i + 1] != '\n')))
+            c++;
+    return c;
+}
+
+static void consume_csv(struct osc_records_reader *r, size_t n)
+{
+    r->line += count_eol(r->win + r->start, n);
+    r->start += n;
+}
+
+/* The first CR or LF in p[0, n), or NULL. */
+static const char *find_eol(const char *p, size_t n)
+{
+    const char *lf = memchr(p, '\n', n), *cr = memchr(p, '\r', lf ? (size_t)(lf - p) : n);
+    return cr ? cr : lf;
+}
+
 static int need_bytes(struct osc_records_reader *r, size_t n)
 {
     int rc;
@@ -367,8 +397,12 @@ static int fatal(struct osc_records_reader *r, int rc, struct osc_err *err)
 
 /* ---- JSON objects (JSON Lines, array elements, dead letters) ------------ */
 
+/*
+ * Parse one record object. nul: NULL, or accept \u0000 in strings and set
+ * *nul when one is seen (a dead letter's envelope, see next_jsonl).
+ */
 static int parse_object(struct osc_records_reader *r, struct osc_record *rec, const char *text,
-                        size_t len, struct osc_err *err)
+                        size_t len, int *nul, struct osc_err *err)
 {
     const char *why = NULL;
     size_t used = 0, nf = 0;
@@ -376,9 +410,9 @@ static int parse_object(struct osc_records_reader *r, struct osc_record *rec, co
 
     osc_buf_reset(&r->scratch);
     rc = json_compact_object(text, len, &used, &r->scratch, r->fields, OSC_RECORDS_MAX_FIELDS, &nf,
-                             &why);
+                             &r->keys, nul, &why);
     if (rc == OSC_EDATA) {
-        char msg[160];
+        char msg[192];
         snprintf(msg, sizeof(msg), "%s (column %zu)", why, used + 1);
         return malformed(r, rec, err, msg);
     }
@@ -406,6 +440,12 @@ static int looks_like_deadletter(const struct osc_record *rec)
            f->val_len > 0 && (f->val[0] == '{' || f->val[0] == '"');
 }
 
+/*
+ * A dead letter's "record" is sent again: an object as it is; a string (the
+ * raw text of input that could not be read) becomes a malformed record whose
+ * raw text is that string's content, so dead-lettering it again writes the
+ * same "record" value, never the whole line wrapped once more.
+ */
 static int unwrap_deadletter(struct osc_records_reader *r, struct osc_record *rec,
                              struct osc_err *err)
 {
@@ -416,13 +456,32 @@ static int unwrap_deadletter(struct osc_records_reader *r, struct osc_record *re
 
     if (!f)
         return malformed(r, rec, err, "not an osconnect dead letter (no \"record\")");
-    if (f->val[0] != '{')
-        return malformed(
-            r, rec, err,
-            "the dead letter holds input that was never a JSON object; fix it by hand");
     osc_buf_reset(&r->scratch2);
+    if (f->val[0] == '"') {
+        const struct osc_record_field *rs = osc_record_get(rec, "reason");
+        char msg[256];
+        /* the envelope was validated, so the string unescapes cleanly */
+        if (osc_json_value_text(f->val, f->val_len, &r->scratch2) < 0)
+            return malformed(r, rec, err, "record too large");
+        rec->raw = r->scratch2.data ? r->scratch2.data : "";
+        rec->raw_len = r->scratch2.len;
+        if (rs && rs->val[0] == '"' && rs->val_len > 2)
+            snprintf(msg, sizeof(msg),
+                     "the dead letter holds input that was never a JSON object (%.*s); fix "
+                     "it by hand",
+                     (int)(rs->val_len - 2 > 160 ? 160 : rs->val_len - 2), rs->val + 1);
+        else
+            snprintf(msg, sizeof(msg),
+                     "the dead letter holds input that was never a JSON object; fix it by hand");
+        return malformed(r, rec, err, msg);
+    }
+    /* from here on a failure keeps the record's own text as its raw text, not the line */
+    rec->raw = f->val;
+    rec->raw_len = f->val_len;
+    if (f->val[0] != '{')
+        return malformed(r, rec, err, "the dead letter's \"record\" is not a JSON object");
     rc = json_compact_object(f->val, f->val_len, NULL, &r->scratch2, r->fields2,
-                             OSC_RECORDS_MAX_FIELDS, &nf, &why);
+                             OSC_RECORDS_MAX_FIELDS, &nf, &r->keys, NULL, &why);
     if (rc)
         return malformed(r, rec, err, why ? why : "record too large");
     rec->json = r->scratch2.data;
@@ -488,18 +547,23 @@ static int next_jsonl(struct osc_records_reader *r, struct osc_record *rec, stru
                 r->line += nl ? 1 : 0;
                 continue;
             }
+            /* A dead letter may quote a NUL read from a CSV row in its "record" string:
+             * the envelope accepts \u0000, the records themselves never do. */
+            int nul = 0, lax = r->fmt == OSC_RECORDS_DEADLETTER || !r->sniffed;
             set_raw(r, rec, len - (nl ? 1 : 0));
-            rc = parse_object(r, rec, p, len, err);
+            rc = parse_object(r, rec, p, len, lax ? &nul : NULL, err);
+            if (rc == 1 && !r->sniffed) {
+                r->sniffed = 1;
+                if (r->fmt == OSC_RECORDS_JSONL && looks_like_deadletter(rec))
+                    r->fmt = OSC_RECORDS_DEADLETTER;
+            }
+            if (rc == 1 && nul && r->fmt != OSC_RECORDS_DEADLETTER)
+                rc = parse_object(r, rec, p, len, NULL, err); /* reports the NUL */
+            if (rc == 1 && r->fmt == OSC_RECORDS_DEADLETTER)
+                rc = unwrap_deadletter(r, rec, err);
             r->start += len;
             r->line += nl ? 1 : 0;
         }
-        if (rc == 1 && !r->sniffed) {
-            r->sniffed = 1;
-            if (r->fmt == OSC_RECORDS_JSONL && looks_like_deadletter(rec))
-                r->fmt = OSC_RECORDS_DEADLETTER;
-        }
-        if (rc == 1 && r->fmt == OSC_RECORDS_DEADLETTER)
-            rc = unwrap_deadletter(r, rec, err);
         return rc;
     }
 }
@@ -553,10 +617,21 @@ static int next_json_array(struct osc_records_reader *r, struct osc_record *rec,
             return fatal(r, c + 1000, err);
     }
     if (!r->arr_first && c == ',') {
+        uint64_t coff = r->base + r->start, cline = r->line;
         r->start++;
         c = peek_nonws(r);
         if (c < -1)
             return fatal(r, c + 1000, err);
+        if (c == ']') {
+            /* [a,b,]: every record was read and the array still ends here */
+            r->start++;
+            r->arr_state = 2;
+            rec->offset = coff;
+            rec->line = cline;
+            rec->raw = ",";
+            rec->raw_len = 1;
+            return malformed(r, rec, err, "trailing comma");
+        }
     } else if (!r->arr_first && c != ']') {
         rec->offset = r->base + r->start;
         rec->line = r->line;
@@ -628,7 +703,7 @@ static int next_json_array(struct osc_records_reader *r, struct osc_record *rec,
     }
     len = scanned;
     set_raw(r, rec, len);
-    rc = parse_object(r, rec, r->win + r->start, len, err);
+    rc = parse_object(r, rec, r->win + r->start, len, NULL, err);
     consume(r, len);
     return rc;
 
@@ -649,11 +724,11 @@ after:
 /* ---- CSV ------------------------------------------------------------------- */
 
 /*
- * Frame one CSV record (a line, or several when a quoted field holds
- * newlines). Returns its length including the newline, 0 at the end,
- * OSC_ETOOBIG, or another negative error. A quote opens a quoted field only
- * at the start of a field, as csv_fields() reads it: `27" Monitor` is plain
- * text and must not swallow the lines after it.
+ * Frame one CSV record (a line, or several when a quoted field holds line
+ * breaks). Returns its length including its line end (CRLF, LF or a lone
+ * CR), 0 at the end, OSC_ETOOBIG, or another negative error. A quote opens
+ * a quoted field only at the start of a field, as csv_fields() reads it:
+ * `27" Monitor` is plain text and must not swallow the lines after it.
  */
 static long frame_csv(struct osc_records_reader *r, int *too_big)
 {
@@ -663,7 +738,7 @@ static long frame_csv(struct osc_records_reader *r, int *too_big)
 
     *too_big = 0;
     for (;;) {
-        const char *p = r->win + r->start + scanned, *end = r->win + r->end;
+        const char *base = r->win + r->start, *p = base + scanned, *end = r->win + r->end;
         for (; p < end; p++) {
             char c = *p;
             if (st == F_QUOTED) {
@@ -672,7 +747,12 @@ static long frame_csv(struct osc_records_reader *r, int *too_big)
                 continue;
             }
             if (c == '\n')
-                return (long)(p - (r->win + r->start)) + 1;
+                return (long)(p - base) + 1;
+            if (c == '\r') {
+                if (p + 1 < end)
+                    return (long)(p - base) + (p[1] == '\n' ? 2 : 1);
+                break; /* the last byte read: whether a LF follows decides the length */
+            }
             if (c == ',')
                 st = F_START;
             else if (c == '"' && (st == F_START || st == F_QUOTE_SEEN))
@@ -680,7 +760,7 @@ static long frame_csv(struct osc_records_reader *r, int *too_big)
             else
                 st = F_PLAIN;
         }
-        scanned = r->end - r->start;
+        scanned = (size_t)(p - base);
         rc = refill(r);
         if (rc == 0)
             return (long)(r->end - r->start);
@@ -802,23 +882,27 @@ static int next_csv(struct osc_records_reader *r, struct osc_record *rec, struct
                                      "the CSV header is longer than the per-record limit; "
                                      "the file cannot be read");
             rc = malformed(r, rec, err, "record is longer than the per-record limit");
-            /* skip to the end of this record */
-            int rr;
-            do {
+            /* skip to the end of this line (a read error comes back on the next call) */
+            for (;;) {
+                const char *e = find_eol(r->win + r->start, r->end - r->start);
+                if (e) {
+                    r->start = (size_t)(e - r->win) + 1;
+                    if (*e == '\r' && need_bytes(r, 1) > 0 && r->win[r->start] == '\n')
+                        r->start++;
+                    break;
+                }
                 r->start = r->end;
-                rr = refill(r);
-            } while (rr > 0 && !memchr(r->win + r->start, '\n', r->end - r->start));
-            if (rr > 0) {
-                char *nl = memchr(r->win + r->start, '\n', r->end - r->start);
-                r->start = (size_t)(nl - r->win) + 1;
+                if (refill(r) <= 0)
+                    break;
             }
             r->line++;
             return rc;
         }
         {
             const char *p = r->win + r->start;
-            if ((len == 1 && p[0] == '\n') || (len == 2 && p[0] == '\r' && p[1] == '\n')) {
-                consume(r, (size_t)len);
+            if ((len == 1 && (p[0] == '\n' || p[0] == '\r')) ||
+                (len == 2 && p[0] == '\r' && p[1] == '\n')) {
+                consume_csv(r, (size_t)len);
                 continue; /* blank line */
             }
         }
@@ -827,7 +911,7 @@ static int next_csv(struct osc_records_reader *r, struct osc_record *rec, struct
         if (rec->raw_len && rec->raw[rec->raw_len - 1] == '\r')
             rec->raw_len--;
         n = csv_fields(r->win + r->start, (size_t)len, tmp, offs, OSC_RECORDS_MAX_FIELDS, &why);
-        consume(r, (size_t)len);
+        consume_csv(r, (size_t)len);
         if (n < 0)
             return bad_csv_row(r, rec, err, why);
         for (long i = 0; i < n; i++) {
@@ -865,6 +949,21 @@ static int next_csv(struct osc_records_reader *r, struct osc_record *rec, struct
                 r->hdr_off[i] = r->hdr.len;
                 if (osc_json_quote(&r->hdr, name, nl))
                     return fatal(r, OSC_ENOMEM, err);
+                /* two columns of one name would make records with a duplicate key: which
+                 * one is meant cannot be guessed, so nothing of this file can be framed */
+                for (long j = 0; j < i; j++) {
+                    size_t jl = r->hdr_off[j + 1] - r->hdr_off[j], il = r->hdr.len - r->hdr_off[i];
+                    if (jl == il &&
+                        memcmp(r->hdr.data + r->hdr_off[j], r->hdr.data + r->hdr_off[i], il) == 0) {
+                        char msg[192];
+                        snprintf(msg, sizeof(msg),
+                                 "duplicate column name %.*s%s (columns %ld and %ld) in the CSV "
+                                 "header; the file cannot be read",
+                                 (int)(il > 66 ? 66 : il), r->hdr.data + r->hdr_off[i],
+                                 il > 66 ? "...\"" : "", j + 1, i + 1);
+                        return malformed_end(r, rec, err, msg);
+                    }
+                }
             }
             r->hdr_off[n] = r->hdr.len;
             continue;
