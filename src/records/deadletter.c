@@ -12,11 +12,12 @@
  *   registered with osc_deadletter_avoid_input()): a resend whose records
  *   fail again would append to the file it is reading and feed on itself.
  *   Such a run writes to a new NAME.dead.N.jsonl beside it instead.
- * - Each line is built whole in a bounded buffer, redacted as a whole
- *   (every form of every secret, see osc_redact()), and appended with
- *   write(2) under an exclusive flock(). A failed or short write is cut back
- *   (ftruncate) to the size before the line, so the file always ends with a
- *   complete line; a file found ending mid-line gets a newline first.
+ * - Each line is built whole in a bounded buffer (each string redacted
+ *   before it is quoted), redacted again as a whole (every form of every
+ *   secret, see osc_redact()), and appended with write(2) under an exclusive
+ *   flock(). A failed or short write is cut back (ftruncate) to the size
+ *   before the line, so the file always ends with a complete line; a file
+ *   found ending mid-line gets a newline first.
  * - Response excerpts are bounded (RESPONSE_MAX), redacted before they are
  *   cut, so a cut cannot leave part of a secret behind.
  */
@@ -178,9 +179,9 @@ static int open_beside(struct osc_deadletter *d, struct osc_err *err)
 
 static int open_file(struct osc_deadletter *d, struct osc_err *err)
 {
-    /* O_NONBLOCK: opening a FIFO for writing must not hang; it is refused below */
-    int fd =
-        open(d->path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
+    /* O_NONBLOCK: opening a FIFO must not hang; it is refused below. O_RDWR: end_line()
+     * reads the last byte. */
+    int fd = open(d->path, O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
     struct stat st;
     int rc = 0, fl;
 
@@ -277,17 +278,79 @@ static size_t redact_bytes(char *buf, size_t len, size_t *hits)
     return len;
 }
 
-/* Append text as a JSON string, redacted first (the fallback line's pieces). */
-static int quote_redacted(struct osc_deadletter *d, struct osc_buf *b, const char *text, size_t len)
+/*
+ * Append text as a JSON string, redacted first: text from outside (an API's
+ * answer, a line that could not be read) may hold a secret already
+ * JSON-escaped, which quoting would escape once more, past what the
+ * whole-line redaction knows. uform (the fallback line): every '"', '\\' and
+ * control character is written as \u00XX, so no escape of ours can combine
+ * with the text after it into a form of a secret (as "\n" + "abc..." reads
+ * "nabc...").
+ */
+static int quote_redacted(struct osc_deadletter *d, struct osc_buf *b, const char *text, size_t len,
+                          int uform)
+{
+    struct osc_buf *q = &d->check; /* free while the line is built */
+    size_t hits = 0;
+    int rc;
+
+    osc_buf_reset(&d->piece);
+    osc_buf_reset(q);
+    if ((rc = osc_buf_add(&d->piece, text, len)))
+        return rc;
+    d->piece.len = redact_bytes(d->piece.data, d->piece.len, &hits);
+    if (!uform)
+        return osc_json_quote(b, d->piece.data, d->piece.len);
+    if ((rc = osc_json_quote(q, d->piece.data, d->piece.len)))
+        return rc;
+    for (size_t i = 0; i < q->len && rc == 0; i++) {
+        const char *u = NULL;
+        if (q->data[i] != '\\') {
+            rc = osc_buf_addc(b, q->data[i]);
+            continue;
+        }
+        switch (q->data[++i]) {
+        case '"': u = "\\u0022"; break;
+        case '\\': u = "\\u005c"; break;
+        case 'n': u = "\\u000a"; break;
+        case 'r': u = "\\u000d"; break;
+        case 't': u = "\\u0009"; break;
+        default: u = NULL; /* \u00XX already */
+        }
+        rc = u ? osc_buf_add(b, u, 6) : osc_buf_add(b, q->data + i - 1, 2);
+    }
+    return rc;
+}
+
+/* 1 when text[0, len) is one JSON value and nothing else (a NUL escape allowed). */
+static int json_valid(struct osc_deadletter *d, const char *text, size_t len)
+{
+    const char *why = NULL;
+    size_t used = 0;
+    int nul = 0;
+
+    osc_buf_reset(&d->check);
+    return json_compact_object(text, len, &used, &d->check, NULL, 0, NULL, NULL, &nul, &why) == 0 &&
+           used == len;
+}
+
+/*
+ * The record in the fallback line: its JSON redacted on its own stays the
+ * record when it is still JSON; otherwise it becomes a string.
+ */
+static int fallback_record(struct osc_deadletter *d, struct osc_buf *b, const char *json,
+                           size_t len)
 {
     size_t hits = 0;
     int rc;
 
     osc_buf_reset(&d->piece);
-    if ((rc = osc_buf_add(&d->piece, text, len)))
+    if ((rc = osc_buf_add(&d->piece, json, len)))
         return rc;
     d->piece.len = redact_bytes(d->piece.data, d->piece.len, &hits);
-    return osc_json_quote(b, d->piece.data, d->piece.len);
+    if (json_valid(d, d->piece.data, d->piece.len))
+        return osc_buf_add(b, d->piece.data, d->piece.len);
+    return quote_redacted(d, b, json, len, 1);
 }
 
 struct dl_line {
@@ -299,20 +362,20 @@ struct dl_line {
 };
 
 /*
- * Build the line into d->line. piecewise 0: the record as given, strings
- * quoted as they are (the whole line is redacted afterwards). piecewise 1:
- * every piece redacted before it is quoted, the record as a string: used
- * when redacting the whole line broke its JSON (a secret whose form spans
- * JSON syntax), so the line is valid whatever the secrets look like.
+ * Build the line into d->line: every string piece redacted before it is
+ * quoted, the record's JSON as it is (the whole line is redacted after).
+ * uform 1 (the fallback, when redacting the whole line broke its JSON: a
+ * form of a secret spanning JSON syntax): the record is written as a
+ * string and every string \u-quoted, so the line is valid whatever the
+ * secrets look like.
  */
-static int build_line(struct osc_deadletter *d, const struct dl_line *l, int piecewise)
+static int build_line(struct osc_deadletter *d, const struct dl_line *l, int uform)
 {
     struct osc_buf *b = &d->line;
     const char *resp = d->excerpt;
     size_t rlen = 0;
     int rc = 0;
 
-#define QUOTE(s, n) (piecewise ? quote_redacted(d, b, (s), (n)) : osc_json_quote(b, (s), (n)))
     if (l->response && l->response_len) {
         /* redact a window past the cut, then cut: no half secret is left at the end */
         size_t n = l->response_len > RESPONSE_MAX + REDACT_SLACK ? RESPONSE_MAX + REDACT_SLACK
@@ -330,14 +393,14 @@ static int build_line(struct osc_deadletter *d, const struct dl_line *l, int pie
     }
     osc_buf_reset(b);
     rc |= osc_buf_adds(b, "{\"record\":");
-    if (l->json && !piecewise)
+    if (l->json && !uform)
         rc |= osc_buf_add(b, l->json, l->json_len);
     else if (l->json)
-        rc |= quote_redacted(d, b, l->json, l->json_len);
+        rc |= fallback_record(d, b, l->json, l->json_len);
     else
-        rc |= QUOTE(l->raw ? l->raw : "", l->raw ? l->raw_len : 0);
+        rc |= quote_redacted(d, b, l->raw ? l->raw : "", l->raw ? l->raw_len : 0, uform);
     rc |= osc_buf_adds(b, ",\"destination\":");
-    rc |= QUOTE(d->destination, strlen(d->destination));
+    rc |= quote_redacted(d, b, d->destination, strlen(d->destination), uform);
     if (l->status > 0)
         rc |= osc_buf_printf(b, ",\"status\":%ld", l->status);
     else
@@ -346,30 +409,23 @@ static int build_line(struct osc_deadletter *d, const struct dl_line *l, int pie
     if (rlen && !osc_json_utf8_valid(resp, rlen))
         rc |= osc_buf_adds(b, "\"(binary response)\"");
     else if (rlen)
-        rc |= QUOTE(resp, rlen);
+        rc |= quote_redacted(d, b, resp, rlen, uform);
     else
         rc |= osc_buf_adds(b, "null");
     rc |= osc_buf_adds(b, ",\"reason\":");
-    rc |= QUOTE(l->reason ? l->reason : "", l->reason ? strlen(l->reason) : 0);
+    rc |=
+        quote_redacted(d, b, l->reason ? l->reason : "", l->reason ? strlen(l->reason) : 0, uform);
     rc |= osc_buf_printf(b, ",\"attempts\":%u,\"source\":{\"file\":", l->attempts);
-    rc |= QUOTE(l->file ? l->file : "", l->file ? strlen(l->file) : 0);
+    rc |= quote_redacted(d, b, l->file ? l->file : "", l->file ? strlen(l->file) : 0, uform);
     rc |= osc_buf_printf(b, ",\"line\":%llu,\"offset\":%llu}}\n", (unsigned long long)l->line,
                          (unsigned long long)l->offset);
-#undef QUOTE
     return rc;
 }
 
 /* 1 when the line (newline included) is one JSON value and nothing else. */
 static int line_valid(struct osc_deadletter *d)
 {
-    const char *why = NULL;
-    size_t used = 0;
-    int nul = 0;
-
-    osc_buf_reset(&d->check);
-    return json_compact_object(d->line.data, d->line.len - 1, &used, &d->check, NULL, 0, NULL, NULL,
-                               &nul, &why) == 0 &&
-           used == d->line.len - 1;
+    return json_valid(d, d->line.data, d->line.len - 1);
 }
 
 /*
@@ -429,8 +485,16 @@ int osc_deadletter_write(struct osc_deadletter *d, const char *json, size_t json
     /* no NUL inside: every string was quoted (a NUL is \u0000) and json is JSON text */
     if (osc_redact(b->data, b->len + 1) > 0) {
         b->len = strlen(b->data);
-        if (!line_valid(d) && build_line(d, &l, 1))
-            goto too_big;
+        if (!line_valid(d)) {
+            if (build_line(d, &l, 1))
+                goto too_big;
+            /* cannot happen with the pieces redacted and \u-quoted; never write it anyway */
+            if (osc_redact(b->data, b->len + 1) > 0 && (b->len = strlen(b->data), !line_valid(d)))
+                return osc_err_set(err, OSC_EIO,
+                                   "dead letter for %s:%llu not written: it cannot be shown "
+                                   "without a secret",
+                                   file ? file : "<input>", (unsigned long long)line);
+        }
     }
     if ((rc = append(d, b->data, b->len, err)))
         return rc;
