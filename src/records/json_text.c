@@ -97,12 +97,12 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end)
 }
 
 /* s->p is at the opening quote; copies the literal including quotes. Returns
- * 1 when it holds a backslash escape, 0 when not, -1 when it is not valid. */
-static int scan_string(struct scan *s)
+ * 0, or -1 when it is not valid. *esc (esc may be NULL) is set to 1 when the
+ * string holds a backslash escape. */
+static int scan_string(struct scan *s, int *esc)
 {
     const char *p = s->p + 1, *end = s->end;
     char *o = s->o;
-    int esc = 0;
 
     *o++ = '"';
     for (;;) {
@@ -125,10 +125,11 @@ static int scan_string(struct scan *s)
             *o++ = '"';
             s->p = p + 1;
             s->o = o;
-            return esc;
+            return 0;
         }
         if (c == '\\') {
-            esc = 1;
+            if (esc)
+                *esc = 1;
             if (end - p < 2) {
                 s->why = "unterminated string";
                 return -1;
@@ -401,9 +402,45 @@ static int key_sort_cmp(const void *pa, const void *pb)
     return c ? c : (a->k > b->k) - (a->k < b->k);
 }
 
-/* Fail with why naming the key k[0, len) (as written), and s->p at it when k
- * points into the input (in_text). */
-static int key_dup(struct scan *s, const char *k, size_t len, int in_text)
+/*
+ * Where the top-level object's keys are: in the output (s->fields), which is
+ * the input without its whitespace, so an output position maps back to the
+ * input by walking both from the object's '{'.
+ */
+struct top_map {
+    const char *in, *out;
+};
+
+static const char *map_to_input(const struct top_map *m, const char *out_pos)
+{
+    const char *p = m->in;
+    size_t k = 0, target = (size_t)(out_pos - m->out);
+    int in_str = 0, esc = 0;
+
+    while (k < target) {
+        char c = *p++;
+        if (in_str) {
+            if (esc)
+                esc = 0;
+            else if (c == '\\')
+                esc = 1;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+            continue;
+        } else if (c == '"') {
+            in_str = 1;
+        }
+        k++;
+    }
+    return p;
+}
+
+/*
+ * Fail with why naming the key k[0, len) as written, and s->p at it: k is
+ * in the input, or (map set) in the output of the top-level object.
+ */
+static int key_dup(struct scan *s, const char *k, size_t len, const struct top_map *map)
 {
     size_t n = len;
 
@@ -415,8 +452,7 @@ static int key_dup(struct scan *s, const char *k, size_t len, int in_text)
     snprintf(s->keys->why, sizeof(s->keys->why), "duplicate key \"%.*s\"%s", (int)n, k,
              n < len ? "..." : "");
     s->why = s->keys->why;
-    if (in_text)
-        s->p = k - 1; /* the error column is the repeated key's */
+    s->p = (map ? map_to_input(map, k) : k) - 1; /* the error column is the repeated key's */
     return -1;
 }
 
@@ -427,7 +463,7 @@ static int key_dup(struct scan *s, const char *k, size_t len, int in_text)
  * with why naming the key (and s->p at it when the keys point into the
  * input, in_text).
  */
-static int keys_check(struct scan *s, size_t base, int in_text)
+static int keys_check(struct scan *s, size_t base, const struct top_map *map)
 {
     struct json_key *v = s->keys->v + base;
     size_t n = s->keys->n - base;
@@ -448,7 +484,7 @@ static int keys_check(struct scan *s, size_t base, int in_text)
             if (key_cmp(&v[i - 1], &v[i]) == 0 && (!dup || v[i].k < dup->k))
                 dup = &v[i];
     }
-    return dup ? key_dup(s, dup->k, dup->len, in_text) : 0;
+    return dup ? key_dup(s, dup->k, dup->len, map) : 0;
 }
 
 /* ---- containers ---------------------------------------------------------------- */
@@ -458,14 +494,40 @@ static int keys_check(struct scan *s, size_t base, int in_text)
  * the output is the input's, byte for byte): they are compared there and
  * pushed on the key stack only when keys_check() needs them.
  */
-static int top_check(struct scan *s, size_t base)
+static int top_check(struct scan *s, size_t base, const struct top_map *map)
 {
     for (size_t i = 0; i < s->nfields; i++) {
         const struct osc_record_field *f = &s->fields[i];
         if (keys_push(s, f->key, f->key_len, memchr(f->key, '\\', f->key_len) != NULL))
             return -1;
     }
-    return keys_check(s, base, 0);
+    return keys_check(s, base, map);
+}
+
+/*
+ * The top level closed: its keys are compared in one tight pass over
+ * s->fields (a bit per key from its length and first byte; only a key whose
+ * bit is taken is compared), or by keys_check() when one is escaped or
+ * there are many.
+ */
+static int top_dups(struct scan *s, size_t base, int esc, const struct top_map *map)
+{
+    const struct osc_record_field *f = s->fields;
+    size_t nf = s->nfields;
+    uint64_t seen = 0;
+
+    if (esc || nf > PAIRWISE_MAX)
+        return top_check(s, base, map);
+    for (size_t i = 0; i < nf; i++) {
+        size_t len = f[i].key_len;
+        uint64_t bit = (uint64_t)1 << ((len + 7u * (unsigned char)f[i].key[0]) & 63);
+        if (seen & bit)
+            for (size_t j = 0; j < i; j++)
+                if (f[j].key_len == len && memcmp(f[j].key, f[i].key, len) == 0)
+                    return key_dup(s, f[i].key, len, map);
+        seen |= bit;
+    }
+    return 0;
 }
 
 static int scan_container(struct scan *s, int depth, char close)
@@ -474,6 +536,7 @@ static int scan_container(struct scan *s, int depth, char close)
     uint64_t seen = 0;        /* one bit per key, from its length and first byte */
     int first = 1, check = 0; /* check: compare all keys when the object closes */
     int top = depth == 0 && s->fields;
+    const char *in_open = s->p, *out_open = s->o;
 
     if (depth >= OSC_RECORDS_MAX_DEPTH) {
         s->why = "nested too deeply";
@@ -489,8 +552,12 @@ static int scan_container(struct scan *s, int depth, char close)
         if (*s->p == close) {
             *s->o++ = *s->p++;
             if (close == '}' && s->keys) {
+                if (top) {
+                    const struct top_map map = {in_open, out_open};
+                    return top_dups(s, base, check, &map);
+                }
                 if (check)
-                    return top ? top_check(s, base) : keys_check(s, base, 1);
+                    return keys_check(s, base, NULL);
                 s->keys->n = base;
             }
             return 0;
@@ -518,29 +585,30 @@ static int scan_container(struct scan *s, int depth, char close)
                 s->why = s->p < s->end && *s->p == '}' ? "trailing comma" : "expected a quoted key";
                 return -1;
             }
-            if ((esc = scan_string(s)) < 0)
+            esc = 0;
+            if (scan_string(s, &esc))
                 return -1;
-            if (s->keys) {
+            if (top) {
+                check |= esc; /* top_dups() does the rest */
+            } else if (s->keys) {
                 /* A few plain keys are checked as they come: only a key whose bit
                  * (length and first byte) is taken is compared, and then mostly by
                  * length. An escaped key, or many, leave it to keys_check() at the end. */
                 size_t klen = (size_t)(s->p - 1 - in_key);
-                size_t n = top ? s->nfields : s->keys->n - base;
+                size_t n = s->keys->n - base;
                 if (esc || n >= PAIRWISE_MAX) {
                     check = 1;
                 } else if (!check) {
                     uint64_t bit = (uint64_t)1 << ((klen + 7u * (unsigned char)in_key[0]) & 63);
                     if (seen & bit) {
-                        for (size_t i = 0; i < n; i++) {
-                            const char *k = top ? s->fields[i].key : s->keys->v[base + i].k;
-                            size_t kl = top ? s->fields[i].key_len : s->keys->v[base + i].len;
-                            if (kl == klen && memcmp(k, in_key, klen) == 0)
-                                return key_dup(s, in_key, klen, 1);
-                        }
+                        const struct json_key *v = s->keys->v + base;
+                        for (size_t i = 0; i < n; i++)
+                            if (v[i].len == klen && memcmp(v[i].k, in_key, klen) == 0)
+                                return key_dup(s, in_key, klen, NULL);
                     }
                     seen |= bit;
                 }
-                if (!top && keys_push(s, in_key, klen, esc))
+                if (keys_push(s, in_key, klen, esc))
                     return -1;
             }
             if (top) {
@@ -583,7 +651,7 @@ static int scan_value(struct scan *s, int depth)
     switch (*s->p) {
     case '{': return scan_container(s, depth, '}');
     case '[': return scan_container(s, depth, ']');
-    case '"': return scan_string(s) < 0 ? -1 : 0;
+    case '"': return scan_string(s, NULL);
     case 't': return scan_word(s, "true", 4);
     case 'f': return scan_word(s, "false", 5);
     case 'n': return scan_word(s, "null", 4);

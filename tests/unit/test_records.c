@@ -512,9 +512,9 @@ static void test_duplicate_keys(void **state)
                         "{\"id\":2,\"list\":[{\"k\":1},{\"k\":2,\"x\":{\"k\":3}}],\"k\":4,\"K\":5,"
                         "\"kk\":6}");
     /* compared after unescaping: \u0065mail is email */
-    assert_non_null(strstr(g.err[3], "json-dup-keys.jsonl:4: duplicate key \"email\""));
+    assert_non_null(strstr(g.err[3], "json-dup-keys.jsonl:4: duplicate key \"email\" (column 31)"));
     /* many keys (sorted, not compared pairwise), at the top and nested */
-    assert_non_null(strstr(g.err[4], "json-dup-keys.jsonl:5: duplicate key \"c\""));
+    assert_non_null(strstr(g.err[4], "json-dup-keys.jsonl:5: duplicate key \"c\" (column 111)"));
     assert_non_null(strstr(g.err[5], "json-dup-keys.jsonl:6: duplicate key \"\""));
     assert_non_null(strstr(g.err[6], "json-dup-keys.jsonl:7: duplicate key \"a\" (column 123)"));
     assert_non_null(strstr(g.err[7], "json-dup-keys.jsonl:8: duplicate key \"\xc3\xa9\""));
@@ -522,6 +522,10 @@ static void test_duplicate_keys(void **state)
     for (int i = 0; i < 8; i++)
         if (i != 2)
             assert_false(g.ok[i]);
+
+    /* the column is the input's, whitespace and all */
+    read_mem("{ \"a\" : 1 ,  \"b\":\"x y\", \"a\" :3}\n", "w.jsonl", OSC_RECORDS_JSONL, &g);
+    assert_non_null(strstr(g.err[0], "w.jsonl:1: duplicate key \"a\" (column 25)"));
 
     /* in a JSON array and through the value helper too */
     read_mem("[{\"a\":1,\"a\":2},{\"b\":{\"c\":1,\"c\":1}},{\"d\":1}]", "d.json", OSC_RECORDS_JSON,
