@@ -35,7 +35,8 @@ struct osc_records_reader {
     int own_fd;
     char *name;
     enum osc_records_format fmt;
-    int sniffed; /* JSON Lines: dead-letter detection done */
+    int sniffed;  /* JSON Lines: dead-letter detection done */
+    int cr_lines; /* JSON Lines: a lone CR ends a line too (seen in this input) */
     char *win;
     size_t alloc, start, end;
     size_t max_record;
@@ -491,22 +492,59 @@ static int unwrap_deadletter(struct osc_records_reader *r, struct osc_record *re
     return 1;
 }
 
+/* The end of the line at win[start + from...]: LF, or in a CR-lines input CR or LF. */
+static const char *jsonl_eol(const struct osc_records_reader *r, size_t from)
+{
+    const char *p = r->win + r->start + from;
+    size_t n = r->end - r->start - from;
+
+    return r->cr_lines ? find_eol(p, n) : memchr(p, '\n', n);
+}
+
+/* 1 when p[0, n) holds a CR followed by something else than LF (old Mac line ends). */
+static int has_lone_cr(const char *p, size_t n)
+{
+    const char *end = p + n, *q = p;
+
+    while ((q = memchr(q, '\r', (size_t)(end - q))) != NULL && q + 1 < end) {
+        if (q[1] != '\n')
+            return 1;
+        q++;
+    }
+    return 0;
+}
+
 static int next_jsonl(struct osc_records_reader *r, struct osc_record *rec, struct osc_err *err)
 {
     for (;;) {
-        size_t scanned = 0, len;
+        size_t scanned = 0, len, eol = 0;
         const char *nl;
         int rc;
 
         for (;;) {
-            nl = memchr(r->win + r->start + scanned, '\n', r->end - r->start - scanned);
-            if (nl)
-                break;
-            scanned = r->end - r->start;
+            if (!r->cr_lines) {
+                nl = memchr(r->win + r->start + scanned, '\n', r->end - r->start - scanned);
+                if (nl)
+                    break;
+            } else {
+                nl = jsonl_eol(r, scanned);
+                /* a CR read last may be the first half of a CRLF: read on to see */
+                if (nl && !(*nl == '\r' && nl + 1 == r->win + r->end && !r->eof))
+                    break;
+            }
+            scanned = nl ? (size_t)(nl - (r->win + r->start)) : r->end - r->start;
             rc = refill(r);
-            if (rc == 0)
+            if (rc == 0) {
+                nl = jsonl_eol(r, scanned); /* the refill may have moved the window */
                 break;
+            }
             if (rc == OSC_ETOOBIG) {
+                /* CR-only line ends: the "line" is the whole file; frame it again by CR */
+                if (!r->cr_lines && has_lone_cr(r->win + r->start, r->end - r->start)) {
+                    r->cr_lines = 1;
+                    scanned = 0;
+                    continue;
+                }
                 /* a line longer than the cap: report it, then skip to its end */
                 rec->offset = r->base + r->start;
                 rec->line = r->line;
@@ -514,7 +552,7 @@ static int next_jsonl(struct osc_records_reader *r, struct osc_record *rec, stru
                 keep_raw(r, rec);
                 rc = malformed(r, rec, err, "record is longer than the per-record limit");
                 for (;;) {
-                    nl = memchr(r->win + r->start, '\n', r->end - r->start);
+                    nl = jsonl_eol(r, 0);
                     if (nl) {
                         r->start = (size_t)(nl - r->win) + 1;
                         break;
@@ -532,7 +570,14 @@ static int next_jsonl(struct osc_records_reader *r, struct osc_record *rec, stru
             if (rc < 0)
                 return fatal(r, rc, err);
         }
-        len = nl ? (size_t)(nl - (r->win + r->start)) + 1 : r->end - r->start;
+        if (nl) {
+            eol = 1;
+            if (*nl == '\r' && nl + 1 < r->win + r->end && nl[1] == '\n')
+                eol = 2;
+            len = (size_t)(nl - (r->win + r->start)) + eol;
+        } else {
+            len = r->end - r->start;
+        }
         if (len == 0)
             return 0;
         rec->offset = r->base + r->start;
@@ -550,8 +595,13 @@ static int next_jsonl(struct osc_records_reader *r, struct osc_record *rec, stru
             /* A dead letter may quote a NUL read from a CSV row in its "record" string:
              * the envelope accepts \u0000, the records themselves never do. */
             int nul = 0, lax = r->fmt == OSC_RECORDS_DEADLETTER || !r->sniffed;
-            set_raw(r, rec, len - (nl ? 1 : 0));
+            set_raw(r, rec, len - eol);
             rc = parse_object(r, rec, p, len, lax ? &nul : NULL, err);
+            /* records ending in a lone CR (old Mac files): frame this input by CR too */
+            if (rc == OSC_EDATA && !r->cr_lines && has_lone_cr(p, len)) {
+                r->cr_lines = 1;
+                continue;
+            }
             if (rc == 1 && !r->sniffed) {
                 r->sniffed = 1;
                 if (r->fmt == OSC_RECORDS_JSONL && looks_like_deadletter(rec))

@@ -1084,6 +1084,55 @@ static void test_deadletter_redaction(void **state)
     th_tmpdir_cleanup();
 }
 
+/* JSON Lines with CR-only line ends (old Mac), or mixed: every record is read, on its line. */
+static void test_jsonl_cr_lines(void **state)
+{
+    struct got g;
+    char *path;
+    FILE *f;
+    struct osc_records_reader *r;
+    struct osc_record rec;
+    struct osc_err err;
+    int n = 0;
+    (void)state;
+
+    read_mem("{\"a\":1}\r{\"b\":2}\r\r{\"c\":3}", "cr.jsonl", OSC_RECORDS_AUTO, &g);
+    assert_int_equal(g.n, 3);
+    assert_string_equal(g.json[0], "{\"a\":1}");
+    assert_string_equal(g.json[1], "{\"b\":2}");
+    assert_int_equal(g.line[1], 2);
+    assert_int_equal(g.offset[1], 8);
+    assert_string_equal(g.json[2], "{\"c\":3}");
+    assert_int_equal(g.line[2], 4);
+    read_mem("{\"a\":1}\n{\"b\":2}\r{\"c\":\n3}\r\n{\"d\":4}\n", "mixed.jsonl", OSC_RECORDS_JSONL,
+             &g);
+    assert_int_equal(g.n, 5);
+    assert_string_equal(g.json[1], "{\"b\":2}");
+    assert_int_equal(g.line[1], 2);
+    assert_false(g.ok[2]); /* a record still cannot span lines */
+    assert_false(g.ok[3]);
+    assert_string_equal(g.json[4], "{\"d\":4}");
+    assert_int_equal(g.line[4], 5);
+
+    /* a CR-only file longer than the read window and the record cap */
+    path = th_write_file("cr-big.jsonl", "");
+    f = fopen(path, "w");
+    for (int i = 0; i < 20000; i++)
+        fprintf(f, "{\"id\":%d,\"pad\":\"%030d\"}\r", i, i);
+    fclose(f);
+    r = osc_records_open(path, OSC_RECORDS_JSONL, 1000, &err);
+    assert_non_null(r);
+    while (osc_records_next(r, &rec, &err) == 1) {
+        assert_int_equal(rec.line, (uint64_t)n + 1);
+        n++;
+    }
+    assert_int_equal(n, 20000);
+    assert_int_equal(osc_records_incomplete(r), 0);
+    osc_records_close(r);
+    free(path);
+    th_tmpdir_cleanup();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1101,6 +1150,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_csv_duplicate_header),
         cmocka_unit_test(test_trailing_commas),
+        cmocka_unit_test(test_jsonl_cr_lines),
         cmocka_unit_test(test_deadletter_resend_roundtrip),
         cmocka_unit_test(test_deadletter_file_safety),
         cmocka_unit_test(test_deadletter_short_write),
