@@ -12,6 +12,12 @@
  * scratch buffer. After a malformed record the reader is positioned after
  * it, except for a broken JSON array structure, after which the rest of the
  * input cannot be framed and the reader reports the end.
+ *
+ * Line ends: CSV lines end in CRLF, LF or a lone CR, and lines are counted
+ * so. JSON Lines are framed by LF until a lone CR shows in a line that does
+ * not parse (an old Mac file), then by CR or LF. A dead letter's "record" is
+ * unwrapped: an object is the record; a string is the raw text of a record
+ * that could not be read, returned as malformed again with that raw text.
  */
 #include "osc/records.h"
 
