@@ -56,18 +56,23 @@ int osc_log_format_parse(const char *s, enum osc_log_format *out);
 void osc_log_flush(void);
 
 /*
- * Register a secret to redact everywhere. The string is copied. Values
- * shorter than 4 bytes are ignored (they would mangle ordinary text).
- * Returns 0 or OSC_ENOMEM / OSC_ETOOBIG (more than 64 secrets).
+ * Register a secret to redact everywhere, in every form it can take in
+ * osconnect's output: as is; JSON-escaped as osc_json_quote() and jansson's
+ * json_dumps() write it (with and without JSON_ENSURE_ASCII); and
+ * percent-encoded (upper- and lower-case hex, and form encoding with '+' for
+ * a space). The string is copied. Values shorter than 4 bytes are ignored
+ * (they would mangle ordinary text). Returns 0 or OSC_ENOMEM / OSC_ETOOBIG
+ * (more than 64 distinct secrets); on failure nothing is registered.
  */
 int osc_log_secret_add(const char *secret);
 /* Forget all secrets (tests, config reload). */
 void osc_log_secret_clear(void);
 
 /*
- * Replace, in place, every registered secret in the NUL-terminated string
- * buf (capacity cap) with "***". The result stays NUL-terminated and never
- * grows past cap. Returns the number of replacements.
+ * Replace, in place, every form of every registered secret in the
+ * NUL-terminated string buf (capacity cap) with "***", longest form first.
+ * The result stays NUL-terminated and never grows past cap. Returns the
+ * number of replacements.
  */
 size_t osc_redact(char *buf, size_t cap);
 

@@ -143,24 +143,46 @@ int osc_json_compact(const char *text, size_t len, size_t *used, struct osc_buf 
 struct osc_deadletter;
 
 /*
- * A dead-letter file, opened for append (created mode 0600: records hold
- * personal data) on the first write, so a clean run leaves none. path is copied. Caller frees with
- * osc_deadletter_close(), which flushes.
+ * A dead-letter file, opened on the first write, so a clean run leaves none.
+ * path and destination are copied. Caller frees with osc_deadletter_close().
+ * Returns NULL on ENOMEM.
  */
 struct osc_deadletter *osc_deadletter_new(const char *path, const char *destination);
 void osc_deadletter_close(struct osc_deadletter *d);
 
 /*
+ * Register a file the run reads (NULL or "-": stdin), by device and inode,
+ * so dead letters never go to it: when the dead-letter path is that file (a
+ * resend of NAME.dead.jsonl), the first write creates NAME.dead.N.jsonl
+ * beside it instead (the first free N >= 2, O_EXCL), logs that once at WARN,
+ * and osc_deadletter_path() names it. Call it for every input before the
+ * first write; called once lines are written to that very file, the lines
+ * after go to the new file. A path that cannot be stat'ed, or is not a
+ * regular file, is ignored. Returns 0 or OSC_ENOMEM.
+ */
+int osc_deadletter_avoid_input(struct osc_deadletter *d, const char *input_path);
+
+/*
  * Append one line: {"record": <json, or raw as a string when json is NULL>,
  * "destination", "status" (null when 0), "response" (excerpt, bounded),
- * "reason", "attempts", "source": {"file", "line", "offset"}}.
- * Returns 0 or OSC_EIO (err says why).
+ * "reason", "attempts", "source": {"file", "line", "offset"}}, with every
+ * form of every registered secret replaced by *** (osc_redact() on the whole
+ * line; should that break the JSON, every piece is redacted before it is
+ * quoted and the record is written as a string).
+ *
+ * The first call opens the file (O_APPEND | O_NOFOLLOW, created 0600) and
+ * fails with OSC_EIO, nothing written, when it is a symbolic link, not a
+ * regular file, or an existing file group or others may access. A failed or
+ * short write (ENOSPC, EFBIG) cuts the file back to its size before the line
+ * and returns OSC_EIO, so the file always ends with a complete line.
+ * Returns 0, OSC_EIO, OSC_ETOOBIG (line over 8 MiB) or OSC_ENOMEM; err says
+ * why, naming the file.
  */
 int osc_deadletter_write(struct osc_deadletter *d, const char *json, size_t json_len,
                          const char *raw, size_t raw_len, const char *file, uint64_t line,
                          uint64_t offset, long status, const char *response, size_t response_len,
                          const char *reason, unsigned attempts, struct osc_err *err);
-/* Lines written so far, and the path. */
+/* Lines written so far, and the path of the file written (see avoid_input). */
 uint64_t osc_deadletter_count(const struct osc_deadletter *d);
 const char *osc_deadletter_path(const struct osc_deadletter *d);
 

@@ -4,7 +4,10 @@
  * Invariant: no byte leaves this file (or osc_err_set) without having been
  * passed through osc_redact(). The secret registry is a small fixed array:
  * a process has a handful of credentials, and a fixed size keeps redaction
- * allocation-free.
+ * allocation-free. Each secret is stored in every form it can take in our
+ * output (raw, JSON-escaped, URL-encoded), computed once when it is added,
+ * so redaction stays one strstr() per distinct form: a secret of letters,
+ * digits and "-._~" has a single form.
  */
 #include "osc/log.h"
 
@@ -17,7 +20,8 @@
 
 #include "osc/err.h"
 
-#define MAX_SECRETS 64
+#define MAX_SECRETS 64 /* distinct secrets; each adds up to MAX_FORMS forms */
+#define MAX_FORMS   8
 #define MIN_SECRET  4
 #define MASK        "***"
 
@@ -25,8 +29,16 @@ int osc_log_level_current = OSC_LOG_LEVEL_INFO;
 
 static enum osc_log_format log_format = OSC_LOG_FORMAT_TEXT;
 static FILE *log_stream;
-static char *secrets[MAX_SECRETS];
+static char *secrets[MAX_SECRETS]; /* as registered, for de-duplication and the cap */
 static size_t nsecrets;
+/* Every distinct form of every secret, longest first: a secret that holds another
+ * one (or another's form) is masked whole before the shorter one can cut it. */
+struct form {
+    char *s;
+    size_t len;
+};
+static struct form forms[MAX_SECRETS * MAX_FORMS];
+static size_t nforms;
 
 /* repeat suppression */
 static char last_line[OSC_LOG_LINE_MAX];
@@ -66,61 +78,6 @@ int osc_log_format_parse(const char *s, enum osc_log_format *out)
     return 0;
 }
 
-int osc_log_secret_add(const char *secret)
-{
-    if (!secret || strlen(secret) < MIN_SECRET)
-        return 0;
-    for (size_t i = 0; i < nsecrets; i++)
-        if (strcmp(secrets[i], secret) == 0)
-            return 0;
-    if (nsecrets == MAX_SECRETS)
-        return OSC_ETOOBIG;
-    secrets[nsecrets] = strdup(secret);
-    if (!secrets[nsecrets])
-        return OSC_ENOMEM;
-    nsecrets++;
-    return 0;
-}
-
-void osc_log_secret_clear(void)
-{
-    for (size_t i = 0; i < nsecrets; i++)
-        free(secrets[i]);
-    nsecrets = 0;
-}
-
-size_t osc_redact(char *buf, size_t cap)
-{
-    size_t n = 0;
-
-    if (!buf || cap == 0)
-        return 0;
-    for (size_t i = 0; i < nsecrets; i++) {
-        size_t slen = strlen(secrets[i]);
-        char *p = buf;
-        while ((p = strstr(p, secrets[i])) != NULL) {
-            /* secrets are >= 4 bytes and the mask is 3, so this only shrinks */
-            size_t tail = strlen(p + slen);
-            memcpy(p, MASK, sizeof(MASK) - 1);
-            memmove(p + sizeof(MASK) - 1, p + slen, tail + 1);
-            p += sizeof(MASK) - 1;
-            n++;
-        }
-    }
-    return n;
-}
-
-static void timestamp(char *out, size_t cap)
-{
-    struct timespec ts;
-    struct tm tm;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
-}
-
 /* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no
  * surrogates, at most U+10FFFF), or 0 when it is not one. */
 static size_t utf8_seq(const unsigned char *p)
@@ -148,6 +105,219 @@ static size_t utf8_seq(const unsigned char *p)
         (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
         return 0;
     return n;
+}
+
+/* ---- the forms of a secret ------------------------------------------------- */
+
+/*
+ * The body of s as a JSON string literal, as osc_json_quote writes it
+ * (jansson 0: lower-case \u00xx for control characters but \n \r \t) or as
+ * jansson's json_dumps does (1: \b \f too, upper-case hex; 2: also every
+ * non-ASCII character as \uXXXX, JSON_ENSURE_ASCII). Invalid UTF-8 is
+ * written as osc_json_quote does (U+FFFD; \uFFFD in style 2). Caller frees;
+ * NULL on ENOMEM.
+ * src/core cannot call src/records, so this is the same rule, kept here.
+ */
+static char *json_form(const char *s, size_t len, int style)
+{
+    static const char lo[] = "0123456789abcdef", up[] = "0123456789ABCDEF";
+    const char *hex = style ? up : lo;
+    char *out = malloc(len * 12 + 1), *o = out; /* a 4-byte character: two \uXXXX */
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+    if (!out)
+        return NULL;
+    while (p < end) {
+        unsigned c = *p;
+        if (c >= 0x80) {
+            size_t n = utf8_seq(p); /* s is NUL-terminated */
+            if (n == 0) {
+                if (style < 2)
+                    memcpy(o, "\xEF\xBF\xBD", 3), o += 3;
+                else
+                    memcpy(o, "\\uFFFD", 6), o += 6;
+                p++;
+                continue;
+            }
+            if (style < 2) {
+                memcpy(o, p, n), o += n, p += n;
+                continue;
+            }
+            {
+                unsigned cp = n == 2   ? (c & 0x1Fu) << 6 | (p[1] & 0x3Fu)
+                              : n == 3 ? (c & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu)
+                                       : (c & 0x07u) << 18 | (p[1] & 0x3Fu) << 12 |
+                                             (p[2] & 0x3Fu) << 6 | (p[3] & 0x3Fu);
+                unsigned u[2] = {cp, 0};
+                int nu = 1;
+                if (cp >= 0x10000) {
+                    u[0] = 0xD800 + ((cp - 0x10000) >> 10);
+                    u[1] = 0xDC00 + ((cp - 0x10000) & 0x3FF);
+                    nu = 2;
+                }
+                for (int i = 0; i < nu; i++) {
+                    *o++ = '\\', *o++ = 'u';
+                    *o++ = up[u[i] >> 12 & 15], *o++ = up[u[i] >> 8 & 15];
+                    *o++ = up[u[i] >> 4 & 15], *o++ = up[u[i] & 15];
+                }
+                p += n;
+            }
+            continue;
+        }
+        switch (c) {
+        case '"': *o++ = '\\', *o++ = '"'; break;
+        case '\\': *o++ = '\\', *o++ = '\\'; break;
+        case '\n': *o++ = '\\', *o++ = 'n'; break;
+        case '\r': *o++ = '\\', *o++ = 'r'; break;
+        case '\t': *o++ = '\\', *o++ = 't'; break;
+        case '\b':
+        case '\f':
+            if (style) {
+                *o++ = '\\', *o++ = c == '\b' ? 'b' : 'f';
+                break;
+            }
+            /* fall through */
+        default:
+            if (c < 0x20) {
+                memcpy(o, "\\u00", 4), o += 4;
+                *o++ = hex[c >> 4], *o++ = hex[c & 15];
+            } else {
+                *o++ = (char)c;
+            }
+        }
+        p++;
+    }
+    *o = '\0';
+    return out;
+}
+
+/*
+ * s percent-encoded as osc_http_urlencode() and curl_easy_escape() do
+ * (everything but A-Z a-z 0-9 - . _ ~), with upper- or lower-case hex, and
+ * with a space as '+' when form is set (application/x-www-form-urlencoded).
+ * Caller frees; NULL on ENOMEM.
+ */
+static char *url_form(const char *s, size_t len, int lower, int form)
+{
+    const char *hex = lower ? "0123456789abcdef" : "0123456789ABCDEF";
+    char *out = malloc(len * 3 + 1), *o = out;
+
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            *o++ = (char)c;
+        } else if (c == ' ' && form) {
+            *o++ = '+';
+        } else {
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Insert form f (taken) unless already known, keeping forms[] longest first. */
+static void add_form(char *f)
+{
+    size_t len = strlen(f), i;
+
+    for (i = 0; i < nforms; i++) {
+        if (strcmp(forms[i].s, f) == 0) {
+            free(f);
+            return;
+        }
+    }
+    for (i = nforms; i > 0 && forms[i - 1].len < len; i--)
+        forms[i] = forms[i - 1];
+    forms[i].s = f;
+    forms[i].len = len;
+    nforms++;
+}
+
+int osc_log_secret_add(const char *secret)
+{
+    char *f[MAX_FORMS] = {NULL};
+    size_t len;
+    int rc = 0;
+
+    if (!secret || (len = strlen(secret)) < MIN_SECRET)
+        return 0;
+    for (size_t i = 0; i < nsecrets; i++)
+        if (strcmp(secrets[i], secret) == 0)
+            return 0;
+    if (nsecrets == MAX_SECRETS)
+        return OSC_ETOOBIG;
+    f[0] = strdup(secret);
+    f[1] = json_form(secret, len, 0);
+    f[2] = json_form(secret, len, 1);
+    f[3] = json_form(secret, len, 2);
+    f[4] = url_form(secret, len, 0, 0);
+    f[5] = url_form(secret, len, 1, 0);
+    f[6] = url_form(secret, len, 0, 1);
+    f[7] = url_form(secret, len, 1, 1);
+    if (!(secrets[nsecrets] = strdup(secret)))
+        rc = OSC_ENOMEM;
+    for (size_t i = 0; i < MAX_FORMS; i++)
+        if (!f[i])
+            rc = OSC_ENOMEM;
+    if (rc) {
+        free(secrets[nsecrets]);
+        for (size_t i = 0; i < MAX_FORMS; i++)
+            free(f[i]);
+        return rc;
+    }
+    nsecrets++;
+    /* room is certain: at most MAX_FORMS per secret */
+    for (size_t i = 0; i < MAX_FORMS; i++)
+        add_form(f[i]);
+    return 0;
+}
+
+void osc_log_secret_clear(void)
+{
+    for (size_t i = 0; i < nsecrets; i++)
+        free(secrets[i]);
+    for (size_t i = 0; i < nforms; i++)
+        free(forms[i].s);
+    nsecrets = 0;
+    nforms = 0;
+}
+
+size_t osc_redact(char *buf, size_t cap)
+{
+    size_t n = 0;
+
+    if (!buf || cap == 0)
+        return 0;
+    for (size_t i = 0; i < nforms; i++) {
+        size_t slen = forms[i].len;
+        char *p = buf;
+        while ((p = strstr(p, forms[i].s)) != NULL) {
+            /* every form is >= 4 bytes and the mask is 3, so this only shrinks */
+            size_t tail = strlen(p + slen);
+            memcpy(p, MASK, sizeof(MASK) - 1);
+            memmove(p + sizeof(MASK) - 1, p + slen, tail + 1);
+            p += sizeof(MASK) - 1;
+            n++;
+        }
+    }
+    return n;
+}
+
+static void timestamp(char *out, size_t cap)
+{
+    struct timespec ts;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
 }
 
 /*

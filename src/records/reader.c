@@ -12,6 +12,12 @@
  * scratch buffer. After a malformed record the reader is positioned after
  * it, except for a broken JSON array structure, after which the rest of the
  * input cannot be framed and the reader reports the end.
+ *
+ * Line ends: CSV lines end in CRLF, LF or a lone CR, and lines are counted
+ * so. JSON Lines are framed by LF until a lone CR shows in a line that does
+ * not parse (an old Mac file), then by CR or LF. A dead letter's "record" is
+ * unwrapped: an object is the record; a string is the raw text of a record
+ * that could not be read, returned as malformed again with that raw text.
  */
 #include "osc/records.h"
 
@@ -35,7 +41,8 @@ struct osc_records_reader {
     int own_fd;
     char *name;
     enum osc_records_format fmt;
-    int sniffed; /* JSON Lines: dead-letter detection done */
+    int sniffed;  /* JSON Lines: dead-letter detection done */
+    int cr_lines; /* JSON Lines: a lone CR ends a line too (seen in this input) */
     char *win;
     size_t alloc, start, end;
     size_t max_record;
@@ -51,6 +58,7 @@ struct osc_records_reader {
     struct osc_buf scratch2;
     struct osc_record_field *fields;
     struct osc_record_field *fields2;
+    struct json_keys keys; /* the duplicate-key check's stack, reused record after record */
     /* JSON array */
     int arr_state; /* 0 before '[', 1 inside, 2 after ']' */
     int arr_first;
@@ -206,6 +214,7 @@ void osc_records_close(struct osc_records_reader *r)
     free(r->fields);
     free(r->fields2);
     free(r->hdr_off);
+    json_keys_free(&r->keys);
     osc_buf_free(&r->scratch);
     osc_buf_free(&r->scratch2);
     osc_buf_free(&r->hdr);
@@ -296,6 +305,34 @@ static void consume(struct osc_records_reader *r, size_t n)
     r->start += n;
 }
 
+/*
+ * Line ends in CSV: CRLF, LF, or a CR alone (old Mac files), mixed freely.
+ * A CR is one line end on its own unless a LF follows it in the span (the
+ * framing never cuts between the two).
+ */
+static uint64_t count_eol(const char *p, size_t n)
+{
+    uint64_t c = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '\n' || (p[i] == '\r' && (i + 1 == n || p[i + 1] != '\n')))
+            c++;
+    return c;
+}
+
+static void consume_csv(struct osc_records_reader *r, size_t n)
+{
+    r->line += count_eol(r->win + r->start, n);
+    r->start += n;
+}
+
+/* The first CR or LF in p[0, n), or NULL. */
+static const char *find_eol(const char *p, size_t n)
+{
+    const char *lf = memchr(p, '\n', n), *cr = memchr(p, '\r', lf ? (size_t)(lf - p) : n);
+    return cr ? cr : lf;
+}
+
 static int need_bytes(struct osc_records_reader *r, size_t n)
 {
     int rc;
@@ -367,8 +404,12 @@ static int fatal(struct osc_records_reader *r, int rc, struct osc_err *err)
 
 /* ---- JSON objects (JSON Lines, array elements, dead letters) ------------ */
 
+/*
+ * Parse one record object. nul: NULL, or accept \u0000 in strings and set
+ * *nul when one is seen (a dead letter's envelope, see next_jsonl).
+ */
 static int parse_object(struct osc_records_reader *r, struct osc_record *rec, const char *text,
-                        size_t len, struct osc_err *err)
+                        size_t len, int *nul, struct osc_err *err)
 {
     const char *why = NULL;
     size_t used = 0, nf = 0;
@@ -376,9 +417,9 @@ static int parse_object(struct osc_records_reader *r, struct osc_record *rec, co
 
     osc_buf_reset(&r->scratch);
     rc = json_compact_object(text, len, &used, &r->scratch, r->fields, OSC_RECORDS_MAX_FIELDS, &nf,
-                             &why);
+                             &r->keys, nul, &why);
     if (rc == OSC_EDATA) {
-        char msg[160];
+        char msg[192];
         snprintf(msg, sizeof(msg), "%s (column %zu)", why, used + 1);
         return malformed(r, rec, err, msg);
     }
@@ -406,6 +447,12 @@ static int looks_like_deadletter(const struct osc_record *rec)
            f->val_len > 0 && (f->val[0] == '{' || f->val[0] == '"');
 }
 
+/*
+ * A dead letter's "record" is sent again: an object as it is; a string (the
+ * raw text of input that could not be read) becomes a malformed record whose
+ * raw text is that string's content, so dead-lettering it again writes the
+ * same "record" value, never the whole line wrapped once more.
+ */
 static int unwrap_deadletter(struct osc_records_reader *r, struct osc_record *rec,
                              struct osc_err *err)
 {
@@ -416,13 +463,32 @@ static int unwrap_deadletter(struct osc_records_reader *r, struct osc_record *re
 
     if (!f)
         return malformed(r, rec, err, "not an osconnect dead letter (no \"record\")");
-    if (f->val[0] != '{')
-        return malformed(
-            r, rec, err,
-            "the dead letter holds input that was never a JSON object; fix it by hand");
     osc_buf_reset(&r->scratch2);
+    if (f->val[0] == '"') {
+        const struct osc_record_field *rs = osc_record_get(rec, "reason");
+        char msg[256];
+        /* the envelope was validated, so the string unescapes cleanly */
+        if (osc_json_value_text(f->val, f->val_len, &r->scratch2) < 0)
+            return malformed(r, rec, err, "record too large");
+        rec->raw = r->scratch2.data ? r->scratch2.data : "";
+        rec->raw_len = r->scratch2.len;
+        if (rs && rs->val[0] == '"' && rs->val_len > 2)
+            snprintf(msg, sizeof(msg),
+                     "the dead letter holds input that was never a JSON object (%.*s); fix "
+                     "it by hand",
+                     (int)(rs->val_len - 2 > 160 ? 160 : rs->val_len - 2), rs->val + 1);
+        else
+            snprintf(msg, sizeof(msg),
+                     "the dead letter holds input that was never a JSON object; fix it by hand");
+        return malformed(r, rec, err, msg);
+    }
+    /* from here on a failure keeps the record's own text as its raw text, not the line */
+    rec->raw = f->val;
+    rec->raw_len = f->val_len;
+    if (f->val[0] != '{')
+        return malformed(r, rec, err, "the dead letter's \"record\" is not a JSON object");
     rc = json_compact_object(f->val, f->val_len, NULL, &r->scratch2, r->fields2,
-                             OSC_RECORDS_MAX_FIELDS, &nf, &why);
+                             OSC_RECORDS_MAX_FIELDS, &nf, &r->keys, NULL, &why);
     if (rc)
         return malformed(r, rec, err, why ? why : "record too large");
     rec->json = r->scratch2.data;
@@ -432,22 +498,59 @@ static int unwrap_deadletter(struct osc_records_reader *r, struct osc_record *re
     return 1;
 }
 
+/* The end of the line at win[start + from...]: LF, or in a CR-lines input CR or LF. */
+static const char *jsonl_eol(const struct osc_records_reader *r, size_t from)
+{
+    const char *p = r->win + r->start + from;
+    size_t n = r->end - r->start - from;
+
+    return r->cr_lines ? find_eol(p, n) : memchr(p, '\n', n);
+}
+
+/* 1 when p[0, n) holds a CR followed by something else than LF (old Mac line ends). */
+static int has_lone_cr(const char *p, size_t n)
+{
+    const char *end = p + n, *q = p;
+
+    while ((q = memchr(q, '\r', (size_t)(end - q))) != NULL && q + 1 < end) {
+        if (q[1] != '\n')
+            return 1;
+        q++;
+    }
+    return 0;
+}
+
 static int next_jsonl(struct osc_records_reader *r, struct osc_record *rec, struct osc_err *err)
 {
     for (;;) {
-        size_t scanned = 0, len;
+        size_t scanned = 0, len, eol = 0;
         const char *nl;
         int rc;
 
         for (;;) {
-            nl = memchr(r->win + r->start + scanned, '\n', r->end - r->start - scanned);
-            if (nl)
-                break;
-            scanned = r->end - r->start;
+            if (!r->cr_lines) {
+                nl = memchr(r->win + r->start + scanned, '\n', r->end - r->start - scanned);
+                if (nl)
+                    break;
+            } else {
+                nl = jsonl_eol(r, scanned);
+                /* a CR read last may be the first half of a CRLF: read on to see */
+                if (nl && !(*nl == '\r' && nl + 1 == r->win + r->end && !r->eof))
+                    break;
+            }
+            scanned = nl ? (size_t)(nl - (r->win + r->start)) : r->end - r->start;
             rc = refill(r);
-            if (rc == 0)
+            if (rc == 0) {
+                nl = jsonl_eol(r, scanned); /* the refill may have moved the window */
                 break;
+            }
             if (rc == OSC_ETOOBIG) {
+                /* CR-only line ends: the "line" is the whole file; frame it again by CR */
+                if (!r->cr_lines && has_lone_cr(r->win + r->start, r->end - r->start)) {
+                    r->cr_lines = 1;
+                    scanned = 0;
+                    continue;
+                }
                 /* a line longer than the cap: report it, then skip to its end */
                 rec->offset = r->base + r->start;
                 rec->line = r->line;
@@ -455,7 +558,7 @@ static int next_jsonl(struct osc_records_reader *r, struct osc_record *rec, stru
                 keep_raw(r, rec);
                 rc = malformed(r, rec, err, "record is longer than the per-record limit");
                 for (;;) {
-                    nl = memchr(r->win + r->start, '\n', r->end - r->start);
+                    nl = jsonl_eol(r, 0);
                     if (nl) {
                         r->start = (size_t)(nl - r->win) + 1;
                         break;
@@ -473,7 +576,14 @@ static int next_jsonl(struct osc_records_reader *r, struct osc_record *rec, stru
             if (rc < 0)
                 return fatal(r, rc, err);
         }
-        len = nl ? (size_t)(nl - (r->win + r->start)) + 1 : r->end - r->start;
+        if (nl) {
+            eol = 1;
+            if (*nl == '\r' && nl + 1 < r->win + r->end && nl[1] == '\n')
+                eol = 2;
+            len = (size_t)(nl - (r->win + r->start)) + eol;
+        } else {
+            len = r->end - r->start;
+        }
         if (len == 0)
             return 0;
         rec->offset = r->base + r->start;
@@ -488,18 +598,28 @@ static int next_jsonl(struct osc_records_reader *r, struct osc_record *rec, stru
                 r->line += nl ? 1 : 0;
                 continue;
             }
-            set_raw(r, rec, len - (nl ? 1 : 0));
-            rc = parse_object(r, rec, p, len, err);
+            /* A dead letter may quote a NUL read from a CSV row in its "record" string:
+             * the envelope accepts \u0000, the records themselves never do. */
+            int nul = 0, lax = r->fmt == OSC_RECORDS_DEADLETTER || !r->sniffed;
+            set_raw(r, rec, len - eol);
+            rc = parse_object(r, rec, p, len, lax ? &nul : NULL, err);
+            /* records ending in a lone CR (old Mac files): frame this input by CR too */
+            if (rc == OSC_EDATA && !r->cr_lines && has_lone_cr(p, len)) {
+                r->cr_lines = 1;
+                continue;
+            }
+            if (rc == 1 && !r->sniffed) {
+                r->sniffed = 1;
+                if (r->fmt == OSC_RECORDS_JSONL && looks_like_deadletter(rec))
+                    r->fmt = OSC_RECORDS_DEADLETTER;
+            }
+            if (rc == 1 && nul && r->fmt != OSC_RECORDS_DEADLETTER)
+                rc = parse_object(r, rec, p, len, NULL, err); /* reports the NUL */
+            if (rc == 1 && r->fmt == OSC_RECORDS_DEADLETTER)
+                rc = unwrap_deadletter(r, rec, err);
             r->start += len;
             r->line += nl ? 1 : 0;
         }
-        if (rc == 1 && !r->sniffed) {
-            r->sniffed = 1;
-            if (r->fmt == OSC_RECORDS_JSONL && looks_like_deadletter(rec))
-                r->fmt = OSC_RECORDS_DEADLETTER;
-        }
-        if (rc == 1 && r->fmt == OSC_RECORDS_DEADLETTER)
-            rc = unwrap_deadletter(r, rec, err);
         return rc;
     }
 }
@@ -553,10 +673,21 @@ static int next_json_array(struct osc_records_reader *r, struct osc_record *rec,
             return fatal(r, c + 1000, err);
     }
     if (!r->arr_first && c == ',') {
+        uint64_t coff = r->base + r->start, cline = r->line;
         r->start++;
         c = peek_nonws(r);
         if (c < -1)
             return fatal(r, c + 1000, err);
+        if (c == ']') {
+            /* [a,b,]: every record was read and the array still ends here */
+            r->start++;
+            r->arr_state = 2;
+            rec->offset = coff;
+            rec->line = cline;
+            rec->raw = ",";
+            rec->raw_len = 1;
+            return malformed(r, rec, err, "trailing comma");
+        }
     } else if (!r->arr_first && c != ']') {
         rec->offset = r->base + r->start;
         rec->line = r->line;
@@ -628,7 +759,7 @@ static int next_json_array(struct osc_records_reader *r, struct osc_record *rec,
     }
     len = scanned;
     set_raw(r, rec, len);
-    rc = parse_object(r, rec, r->win + r->start, len, err);
+    rc = parse_object(r, rec, r->win + r->start, len, NULL, err);
     consume(r, len);
     return rc;
 
@@ -649,11 +780,11 @@ after:
 /* ---- CSV ------------------------------------------------------------------- */
 
 /*
- * Frame one CSV record (a line, or several when a quoted field holds
- * newlines). Returns its length including the newline, 0 at the end,
- * OSC_ETOOBIG, or another negative error. A quote opens a quoted field only
- * at the start of a field, as csv_fields() reads it: `27" Monitor` is plain
- * text and must not swallow the lines after it.
+ * Frame one CSV record (a line, or several when a quoted field holds line
+ * breaks). Returns its length including its line end (CRLF, LF or a lone
+ * CR), 0 at the end, OSC_ETOOBIG, or another negative error. A quote opens
+ * a quoted field only at the start of a field, as csv_fields() reads it:
+ * `27" Monitor` is plain text and must not swallow the lines after it.
  */
 static long frame_csv(struct osc_records_reader *r, int *too_big)
 {
@@ -663,7 +794,7 @@ static long frame_csv(struct osc_records_reader *r, int *too_big)
 
     *too_big = 0;
     for (;;) {
-        const char *p = r->win + r->start + scanned, *end = r->win + r->end;
+        const char *base = r->win + r->start, *p = base + scanned, *end = r->win + r->end;
         for (; p < end; p++) {
             char c = *p;
             if (st == F_QUOTED) {
@@ -672,7 +803,12 @@ static long frame_csv(struct osc_records_reader *r, int *too_big)
                 continue;
             }
             if (c == '\n')
-                return (long)(p - (r->win + r->start)) + 1;
+                return (long)(p - base) + 1;
+            if (c == '\r') {
+                if (p + 1 < end)
+                    return (long)(p - base) + (p[1] == '\n' ? 2 : 1);
+                break; /* the last byte read: whether a LF follows decides the length */
+            }
             if (c == ',')
                 st = F_START;
             else if (c == '"' && (st == F_START || st == F_QUOTE_SEEN))
@@ -680,7 +816,7 @@ static long frame_csv(struct osc_records_reader *r, int *too_big)
             else
                 st = F_PLAIN;
         }
-        scanned = r->end - r->start;
+        scanned = (size_t)(p - base);
         rc = refill(r);
         if (rc == 0)
             return (long)(r->end - r->start);
@@ -802,23 +938,27 @@ static int next_csv(struct osc_records_reader *r, struct osc_record *rec, struct
                                      "the CSV header is longer than the per-record limit; "
                                      "the file cannot be read");
             rc = malformed(r, rec, err, "record is longer than the per-record limit");
-            /* skip to the end of this record */
-            int rr;
-            do {
+            /* skip to the end of this line (a read error comes back on the next call) */
+            for (;;) {
+                const char *e = find_eol(r->win + r->start, r->end - r->start);
+                if (e) {
+                    r->start = (size_t)(e - r->win) + 1;
+                    if (*e == '\r' && need_bytes(r, 1) > 0 && r->win[r->start] == '\n')
+                        r->start++;
+                    break;
+                }
                 r->start = r->end;
-                rr = refill(r);
-            } while (rr > 0 && !memchr(r->win + r->start, '\n', r->end - r->start));
-            if (rr > 0) {
-                char *nl = memchr(r->win + r->start, '\n', r->end - r->start);
-                r->start = (size_t)(nl - r->win) + 1;
+                if (refill(r) <= 0)
+                    break;
             }
             r->line++;
             return rc;
         }
         {
             const char *p = r->win + r->start;
-            if ((len == 1 && p[0] == '\n') || (len == 2 && p[0] == '\r' && p[1] == '\n')) {
-                consume(r, (size_t)len);
+            if ((len == 1 && (p[0] == '\n' || p[0] == '\r')) ||
+                (len == 2 && p[0] == '\r' && p[1] == '\n')) {
+                consume_csv(r, (size_t)len);
                 continue; /* blank line */
             }
         }
@@ -827,7 +967,7 @@ static int next_csv(struct osc_records_reader *r, struct osc_record *rec, struct
         if (rec->raw_len && rec->raw[rec->raw_len - 1] == '\r')
             rec->raw_len--;
         n = csv_fields(r->win + r->start, (size_t)len, tmp, offs, OSC_RECORDS_MAX_FIELDS, &why);
-        consume(r, (size_t)len);
+        consume_csv(r, (size_t)len);
         if (n < 0)
             return bad_csv_row(r, rec, err, why);
         for (long i = 0; i < n; i++) {
@@ -865,6 +1005,21 @@ static int next_csv(struct osc_records_reader *r, struct osc_record *rec, struct
                 r->hdr_off[i] = r->hdr.len;
                 if (osc_json_quote(&r->hdr, name, nl))
                     return fatal(r, OSC_ENOMEM, err);
+                /* two columns of one name would make records with a duplicate key: which
+                 * one is meant cannot be guessed, so nothing of this file can be framed */
+                for (long j = 0; j < i; j++) {
+                    size_t jl = r->hdr_off[j + 1] - r->hdr_off[j], il = r->hdr.len - r->hdr_off[i];
+                    if (jl == il &&
+                        memcmp(r->hdr.data + r->hdr_off[j], r->hdr.data + r->hdr_off[i], il) == 0) {
+                        char msg[192];
+                        snprintf(msg, sizeof(msg),
+                                 "duplicate column name %.*s%s (columns %ld and %ld) in the CSV "
+                                 "header; the file cannot be read",
+                                 (int)(il > 66 ? 66 : il), r->hdr.data + r->hdr_off[i],
+                                 il > 66 ? "...\"" : "", j + 1, i + 1);
+                        return malformed_end(r, rec, err, msg);
+                    }
+                }
             }
             r->hdr_off[n] = r->hdr.len;
             continue;

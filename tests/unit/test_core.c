@@ -12,11 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "osc/buf.h"
 #include "osc/clock.h"
 #include "osc/err.h"
+#include "osc/http.h"
 #include "osc/log.h"
 #include "osc/parse.h"
+#include "osc/records.h"
 
 static void test_redact(void **state)
 {
@@ -49,6 +53,111 @@ static void test_redact(void **state)
 
     osc_err_set(&err, OSC_EAUTH, "bad key SECRETKEY123");
     assert_string_equal(err.msg, "bad key ***");
+    osc_log_secret_clear();
+}
+
+/* Redact buf (a copy of text) and check that nothing of the secret's form is left. */
+static void assert_redacted(const char *text, const char *form, const char *want)
+{
+    char buf[512];
+
+    snprintf(buf, sizeof(buf), "%s", text);
+    assert_non_null(strstr(buf, form)); /* the form really is in the text */
+    assert_true(osc_redact(buf, sizeof(buf)) >= 1);
+    assert_null(strstr(buf, form));
+    assert_string_equal(buf, want);
+}
+
+/*
+ * Every form a secret takes in our output is masked: raw, JSON-escaped (as
+ * osc_json_quote and jansson write it, also with JSON_ENSURE_ASCII),
+ * percent-encoded (upper- and lower-case hex, '+' for a space). The forms
+ * below are produced by the real encoders, not written by hand.
+ */
+static void test_redact_forms(void **state)
+{
+    /* a quote, a backslash, a space, a slash, a control character and non-ASCII */
+    static const char secret[] = "k3y\"q\\uo te/\x01\xc3\xa9-0123456789";
+    char text[512], *enc;
+    struct osc_buf q;
+    json_t *j;
+
+    (void)state;
+    assert_int_equal(osc_log_secret_add(secret), 0);
+    assert_int_equal(osc_log_secret_add(secret), 0); /* known: no second entry */
+    /* raw */
+    snprintf(text, sizeof(text), "key=%s;", secret);
+    assert_redacted(text, secret, "key=***;");
+    /* osc_json_quote (lower-case \u0001) */
+    osc_buf_init(&q, 1024);
+    assert_int_equal(osc_json_quote(&q, secret, strlen(secret)), 0);
+    snprintf(text, sizeof(text), "{\"reason\":%s}", q.data);
+    assert_redacted(text, q.data + 1, "{\"reason\":\"***\"}");
+    assert_non_null(strstr(q.data, "k3y\\\"q\\\\uo te/\\u0001\xc3\xa9-"));
+    osc_buf_free(&q);
+    /* jansson: upper-case hex, and \u00E9 with JSON_ENSURE_ASCII */
+    j = json_pack("{s:s}", "response", secret);
+    assert_non_null(j);
+    for (int ascii = 0; ascii < 2; ascii++) {
+        char *d = json_dumps(j, JSON_COMPACT | (ascii ? JSON_ENSURE_ASCII : 0));
+        assert_non_null(d);
+        assert_null(strstr(d, secret));
+        assert_non_null(strstr(d, ascii ? "\\u00E9" : "\xc3\xa9"));
+        snprintf(text, sizeof(text), "%s", d);
+        assert_true(osc_redact(text, sizeof(text)) == 1);
+        assert_string_equal(text, "{\"response\":\"***\"}");
+        free(d);
+    }
+    json_decref(j);
+    /* percent-encoded: as osc_http_urlencode writes it, in lower case, and form-encoded */
+    enc = osc_http_urlencode(secret, strlen(secret));
+    assert_non_null(enc);
+    snprintf(text, sizeof(text), "/api?key=%s&x=1", enc);
+    assert_redacted(text, enc, "/api?key=***&x=1");
+    for (char *p = enc; *p; p++)
+        if (p[0] == '%')
+            p[1] = (char)(p[1] >= 'A' ? p[1] + 32 : p[1]),
+            p[2] = (char)(p[2] >= 'A' ? p[2] + 32 : p[2]);
+    snprintf(text, sizeof(text), "/api?key=%s&x=1", enc);
+    assert_redacted(text, enc, "/api?key=***&x=1");
+    free(enc);
+    assert_redacted("key=k3y%22q%5Cuo+te%2F%01%C3%A9-0123456789", "+te%2F", "key=***");
+    assert_redacted("key=k3y%22q%5cuo+te%2f%01%c3%a9-0123456789", "+te%2f", "key=***");
+    /* an error message and a log line carry no form either */
+    {
+        struct osc_err err;
+        osc_err_set(&err, OSC_EAUTH, "bad key k3y\\\"q\\\\uo te/\\u0001\xc3\xa9-0123456789!");
+        assert_string_equal(err.msg, "bad key ***!");
+    }
+    osc_log_secret_clear();
+    /* cleared: nothing is masked any more */
+    snprintf(text, sizeof(text), "key=%s;", secret);
+    assert_int_equal(osc_redact(text, sizeof(text)), 0);
+}
+
+/* A secret that holds another is masked whole, whatever the order they came in. */
+static void test_redact_overlap(void **state)
+{
+    char s[128] = "a=abcd-0123456789 b=abcd";
+    int rc = 0;
+
+    (void)state;
+    assert_int_equal(osc_log_secret_add("abcd"), 0);
+    assert_int_equal(osc_log_secret_add("abcd-0123456789"), 0);
+    assert_int_equal(osc_redact(s, sizeof(s)), 2);
+    assert_string_equal(s, "a=*** b=***");
+    osc_log_secret_clear();
+    /* the cap counts distinct secrets, not their forms */
+    for (int i = 0; i < 64 && rc == 0; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "cap \"%02d\" key", i); /* 4 forms each */
+        rc = osc_log_secret_add(k);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(osc_log_secret_add("one-too-many"), OSC_ETOOBIG);
+    snprintf(s, sizeof(s), "x cap%%20%%2263%%22%%20key y");
+    assert_int_equal(osc_redact(s, sizeof(s)), 1);
+    assert_string_equal(s, "x *** y");
     osc_log_secret_clear();
 }
 
@@ -168,10 +277,11 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_redact),       cmocka_unit_test(test_log_repeats),
-        cmocka_unit_test(test_log_sanitize), cmocka_unit_test(test_buf_cap),
-        cmocka_unit_test(test_parse),        cmocka_unit_test(test_iso8601),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_redact),         cmocka_unit_test(test_log_repeats),
+        cmocka_unit_test(test_log_sanitize),   cmocka_unit_test(test_buf_cap),
+        cmocka_unit_test(test_parse),          cmocka_unit_test(test_iso8601),
+        cmocka_unit_test(test_errors),         cmocka_unit_test(test_redact_forms),
+        cmocka_unit_test(test_redact_overlap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
