@@ -2,6 +2,7 @@
  * main.c - osconnect's entry point: find the subcommand and run it.
  */
 #include <curl/curl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -73,6 +74,9 @@ int main(int argc, char **argv)
 {
     int rc;
 
+    /* a file-size limit (ulimit -f, LimitFSIZE=) must fail a write, which osconnect reports and
+     * cuts back, not kill the process mid-line */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return EX_USAGE;

@@ -105,6 +105,11 @@ int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records
                      path);
         goto next_input;
     }
+    /* a resend of the dead-letter file itself must not append to what it reads */
+    if (osc_deadletter_avoid_input(d->out.dl, path)) {
+        d->input_failed = 1;
+        return osc_err_set(err, OSC_ENOMEM, "out of memory");
+    }
     if (!(r = osc_records_open(path, format, 0, err))) {
         d->input_failed = 1;
         return err && err->code ? err->code : OSC_ENOINPUT;

@@ -277,6 +277,11 @@ int osc_delivery_checkpoint(struct osc_delivery *d, struct osc_checkpoint *c,
     struct osc_checkpoint_pos pos;
     int rc = 0, resumable;
 
+    /* every input, before anything is written: a dead-letter file among them is never
+     * appended to while a later input reads it */
+    for (size_t i = 0; i < n; i++)
+        if (osc_deadletter_avoid_input(d->out.dl, paths[i]))
+            return osc_err_set(err, OSC_ENOMEM, "out of memory");
     if (!c || d->opts.dry_run || d->opts.single_request)
         return 0;
     d->cp = c;
