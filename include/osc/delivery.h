@@ -89,6 +89,7 @@ struct osc_delivery_stats {
     uint64_t dead_lettered; /* lines written to the dead-letter file */
     uint64_t requests;      /* API calls made, retries included */
     uint64_t retries;
+    uint64_t max_in_flight; /* most requests that were in flight at once */
     uint64_t webhook_failed;
     int auth_failed; /* 401/403 on the first request */
     int fatal;       /* a permanent transport error stopped the destination */

@@ -241,7 +241,7 @@ struct dlv_sender {
     int single_request; /* `test`: no retries */
     int accepted;       /* something was accepted: 401/403 no longer means "the key" */
     int stop;           /* the destination was stopped: nothing more is submitted */
-    uint64_t requests, retries;
+    uint64_t requests, retries, peak;
     struct dlv_sender_hooks hooks;
 };
 

@@ -247,6 +247,7 @@ void osc_delivery_get_stats(const struct osc_delivery *d, struct osc_delivery_st
     out->webhook_failed = webhook_failed(d->out.webhook);
     out->requests = d->snd.requests;
     out->retries = d->snd.retries;
+    out->max_in_flight = d->snd.peak;
     out->seconds = (double)(now_ms(d) - d->start_ms) / 1000.0;
 }
 

@@ -156,8 +156,11 @@ static int submit(struct dlv_sender *s, struct dlv_batch *b)
         b->state = DLV_READY;
         return rc;
     }
-    if (rc == 0)
+    if (rc == 0) {
         b->cc_ticket = osc_cc_sent(s->cc);
+        if ((uint64_t)osc_http_in_flight(s->http) > s->peak)
+            s->peak = (uint64_t)osc_http_in_flight(s->http);
+    }
     if (rc) {
         char why[256];
         snprintf(why, sizeof(why), "gave up: the request could not be sent: %s%s",

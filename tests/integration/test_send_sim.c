@@ -724,6 +724,50 @@ static void test_commit_unknown_outcome(void **state)
     free(dl);
 }
 
+/* Issue 10: a malformed-input storm has a brake. max_errors stops the run (exit 65) once that
+ * many records were malformed or unmappable, and per-record warnings stop after 20 (10 MB of
+ * bad CSV made 1.2 GB of dead letters and 570 MB of warnings). */
+static void test_malformed_storm_brake(void **state)
+{
+    char *dl = th_write_file("s.dead.jsonl", ""), *cfg, *in, extra[512];
+    struct osc_buf b;
+    struct th_result res;
+    size_t warns = 0;
+    (void)state;
+
+    remove(dl);
+    snprintf(extra, sizeof(extra),
+             "  brake:\n    template: upsert_employees\n    source_name: BRAKE\n"
+             "    max_errors: 100\n    dead_letter: %s\n",
+             dl);
+    cfg = config(extra, dl, NULL);
+    osc_buf_init(&b, 1u << 24);
+    osc_buf_adds(&b, "email,first_name\n");
+    for (int i = 0; i < 5; i++)
+        osc_buf_printf(&b, "ok%d@x.io,Ok\n", i);
+    for (int i = 0; i < 50000; i++)
+        osc_buf_printf(&b, "bad%d@x.io,Bad,extra,fields\n", i);
+    in = th_write_file("storm.csv", osc_buf_str(&b));
+    osc_buf_free(&b);
+    {
+        const char *argv[] = {"send", "-c", cfg, "-d", "brake", in, NULL};
+        assert_int_equal(th_run(argv, NULL, 60000, &res), 0);
+        if (res.status != 65)
+            fail_msg("exit %d: %s", res.status, res.err);
+        assert_non_null(strstr(res.err, "more than max_errors (100)"));
+        for (const char *p = res.err; (p = strstr(p, "warn ")); p++)
+            warns++;
+        printf("# %zu warning lines for 101 malformed records\n", warns);
+        assert_true(warns <= 22);
+        assert_non_null(strstr(res.err, "81 warning(s) were not shown"));
+        th_result_free(&res);
+    }
+    assert_int_equal(count_lines(dl), 101);
+    free(in);
+    free(cfg);
+    free(dl);
+}
+
 /* Manual destinations against the simulator's generic store: URL partitioning, exclude,
  * headers, property and Lua grouping, form, the response webhook. */
 static void test_manual_sim(void **state)
@@ -986,6 +1030,7 @@ int main(void)
         cmocka_unit_test_setup(test_json_summary_escapes, reset),
         cmocka_unit_test_setup(test_unavailable_exit_codes, reset),
         cmocka_unit_test_setup(test_commit_unknown_outcome, reset),
+        cmocka_unit_test_setup(test_malformed_storm_brake, reset),
     };
     int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
     if (sim_exit)

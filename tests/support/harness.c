@@ -364,3 +364,55 @@ const char *th_fixture(const char *rel)
     snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/fixtures", rel);
     return path;
 }
+
+/* Run argv (argv[0] looked up in PATH) with stdout/stderr discarded; its exit status. */
+static int run_quiet(char *const argv[])
+{
+    pid_t pid = fork();
+    int st = 0;
+
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    if (waitpid(pid, &st, 0) < 0)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+int th_make_cert(char **cert_path, char **key_path)
+{
+    *cert_path = *key_path = NULL;
+    if (asprintf(cert_path, "%s/cert.pem", th_tmpdir()) < 0 ||
+        asprintf(key_path, "%s/key.pem", th_tmpdir()) < 0)
+        return -1;
+    {
+        char *argv[] = {"openssl",
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1",
+                        "-nodes",
+                        "-keyout",
+                        *key_path,
+                        "-out",
+                        *cert_path,
+                        "-days",
+                        "2",
+                        "-subj",
+                        "/CN=localhost",
+                        "-addext",
+                        "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                        NULL};
+        return run_quiet(argv) == 0 ? 0 : -1;
+    }
+}

@@ -65,6 +65,10 @@ char *th_write_file(const char *name, const char *content);
 /* Slurp a file; NULL if it cannot be read. */
 char *th_read_file(const char *path);
 
+/* A self-signed certificate for 127.0.0.1 and localhost (openssl CLI) in th_tmpdir(): PEM
+ * paths in *cert_path and *key_path (caller frees). 0, or -1 when openssl failed. */
+int th_make_cert(char **cert_path, char **key_path);
+
 /* Path of a fixture under tests/fixtures (static buffer). */
 const char *th_fixture(const char *rel);
 

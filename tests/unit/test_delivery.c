@@ -971,6 +971,113 @@ static void test_preview_and_inactive(void **state)
     assert_null(osc_delivery_new(f.cfg, "off", NULL, &err));
     assert_int_equal(err.code, OSC_ECONFIG);
     assert_non_null(strstr(err.msg, "inactive"));
+    /* configure, preview and test, then activate: preview and test may use it */
+    {
+        struct osc_delivery_opts po = {.preview = stderr, .allow_inactive = 1};
+        struct osc_delivery *d = osc_delivery_new(f.cfg, "off", &po, &err);
+        assert_non_null(d);
+        osc_delivery_free(d);
+    }
+    teardown_fx(&f);
+}
+
+
+/* Issue 10: a TLS certificate that cannot be verified is not a network blip. The destination
+ * stops at the first attempt (400 records took 139 s of retries, every one dead-lettered):
+ * nothing is dead-lettered, nothing more is tried, exit 69. */
+static void test_permanent_tls_stops(void **state)
+{
+    struct fx f = {0};
+    char *cert = NULL, *key = NULL, *cpem, *kpem, *yaml = NULL;
+    struct osc_buf in;
+    struct osc_err err = {0};
+    (void)state;
+
+    assert_int_equal(th_make_cert(&cert, &key), 0);
+    cpem = th_read_file(cert);
+    kpem = th_read_file(key);
+    f.ts = ts_start_tls(cpem, kpem);
+    assert_non_null(f.ts);
+    f.dl_path = th_write_file("out.dead.jsonl", "");
+    remove(f.dl_path);
+    assert_true(asprintf(&yaml,
+                         "officespace:\n  base_url: %s\n  api_key: " KEY "\n"
+                         "destinations:\n"
+                         "  employees:\n    template: upsert_employees\n    source_name: HR\n"
+                         "    dead_letter: %s\n    retry: {base: 2s, cap: 2s, max_attempts: 10}\n",
+                         ts_url(f.ts), f.dl_path) > 0);
+    if (osc_config_load_string(yaml, strlen(yaml), "t.yaml", &f.cfg, &err))
+        fail_msg("%s", err.msg);
+    free(yaml);
+    osc_buf_init(&in, 1 << 20);
+    for (int i = 0; i < 400; i++)
+        osc_buf_printf(&in, "{\"email\":\"u%d@x.io\"}\n", i);
+    assert_int_equal(deliver(&f, "employees", osc_buf_str(&in), "u.jsonl", NULL), OSC_EUNAVAIL);
+    osc_buf_free(&in);
+    assert_int_equal(f.st.fatal, 1);
+    assert_int_equal(f.st.requests, 1); /* the staging DELETE, once: never retried */
+    assert_int_equal(f.st.retries, 0);
+    assert_int_equal(f.st.sent, 0);
+    assert_int_equal(f.st.dead_lettered, 0);
+    assert_int_equal(ts_count(f.ts), 0); /* the handshake failed: no request got through */
+    assert_int_equal(osc_delivery_exit_code(&f.st), 69);
+    assert_int_equal(access(f.dl_path, F_OK), -1);
+    free(cpem);
+    free(kpem);
+    free(cert);
+    free(key);
+    teardown_fx(&f);
+}
+
+/* Issue 10: adaptive concurrency (max_in_flight: auto, the default) against a server that
+ * answers 429 (no Retry-After) to every request beyond 8 in flight: every record goes through,
+ * and osconnect never has more than 2 x 8 requests in flight. */
+static void test_adaptive_respects_a_limit(void **state)
+{
+    struct fx f = {0};
+    struct osc_buf in;
+    struct ts_stats ss;
+    (void)state;
+
+    setup_cfg(&f, "  employees:\n    template: upsert_employees\n    source_name: HR\n"
+                  "    retry: {base: 10ms, cap: 100ms, max_attempts: 30}\n");
+    ts_set_limit(f.ts, 8, -1);
+    ts_set_delay(f.ts, 20);
+    osc_buf_init(&in, 1 << 22);
+    for (int i = 0; i < 20000; i++)
+        osc_buf_printf(&in, "{\"employee_id\":\"%d\",\"email\":\"u%d@x.io\"}\n", i, i);
+    assert_int_equal(deliver(&f, "employees", osc_buf_str(&in), "u.jsonl", NULL), 0);
+    osc_buf_free(&in);
+    ts_get_stats(f.ts, &ss);
+    printf("# 201 requests through a limit of 8: osconnect had at most %llu in flight; "
+           "%llu answered 429, %llu retries\n",
+           (unsigned long long)f.st.max_in_flight, (unsigned long long)ss.answered_429,
+           (unsigned long long)f.st.retries);
+    assert_int_equal(f.st.sent, 20000);
+    assert_int_equal(osc_delivery_exit_code(&f.st), 0);
+    assert_true(f.st.max_in_flight <= 16);
+    assert_true(f.st.max_in_flight >= 4);
+    assert_true(ss.max_in_flight <= 8);
+    teardown_fx(&f);
+}
+
+/* upsert_employees uses exclude: the listed columns are not sent, the dead letter keeps all. */
+static void test_exclude_upsert(void **state)
+{
+    struct fx f = {0};
+    (void)state;
+
+    setup_cfg(&f, "  employees:\n    template: upsert_employees\n    source_name: HR\n"
+                  "    exclude: [title, department]\n");
+    deliver(&f, "employees",
+            "{\"employee_id\":\"1\",\"email\":\"a@x.io\",\"title\":\"CEO\",\"department\":"
+            "\"Ops\",\"first_name\":\"Ann\"}\n",
+            "e.jsonl", NULL);
+    assert_int_equal(ts_count(f.ts), 2);
+    expect_req(&f, 1, "POST", "/api/1/employee_batch_imports",
+               "[{\"EmployeeId\":\"1\",\"Source\":\"HR\",\"FirstName\":\"Ann\","
+               "\"Email\":\"a@x.io\"}]",
+               NULL);
     teardown_fx(&f);
 }
 
@@ -991,6 +1098,9 @@ int main(void)
         cmocka_unit_test(test_key_only_to_officespace),
         cmocka_unit_test(test_preview_redacts),
         cmocka_unit_test(test_preview_and_inactive),
+        cmocka_unit_test(test_permanent_tls_stops),
+        cmocka_unit_test(test_adaptive_respects_a_limit),
+        cmocka_unit_test(test_exclude_upsert),
     };
     osc_log_set_level(OSC_LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,60 +39,14 @@ struct fixture {
     char *cert_path, *key_path;
 };
 
-/* Run argv (argv[0] looked up in PATH) with stdout/stderr discarded; its exit status. */
-static int run_quiet(char *const argv[])
-{
-    pid_t pid = fork();
-    int st = 0;
-
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int fd = open("/dev/null", O_WRONLY);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    if (waitpid(pid, &st, 0) < 0)
-        return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     char *cert = NULL, *key = NULL;
 
-    if (!f || asprintf(&f->cert_path, "%s/cert.pem", th_tmpdir()) < 0 ||
-        asprintf(&f->key_path, "%s/key.pem", th_tmpdir()) < 0)
+    if (!f || th_make_cert(&f->cert_path, &f->key_path) != 0) {
+        fprintf(stderr, "openssl could not make a test certificate\n");
         return -1;
-    {
-        char *argv[] = {"openssl",
-                        "req",
-                        "-x509",
-                        "-newkey",
-                        "ec",
-                        "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1",
-                        "-nodes",
-                        "-keyout",
-                        f->key_path,
-                        "-out",
-                        f->cert_path,
-                        "-days",
-                        "2",
-                        "-subj",
-                        "/CN=localhost",
-                        "-addext",
-                        "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                        NULL};
-        if (run_quiet(argv) != 0) {
-            fprintf(stderr, "openssl could not make a test certificate\n");
-            return -1;
-        }
     }
     cert = th_read_file(f->cert_path);
     key = th_read_file(f->key_path);
