@@ -38,7 +38,6 @@ static const char *const migrations[] = {
     " input INTEGER NOT NULL, offset INTEGER NOT NULL, line INTEGER NOT NULL,"
     " done INTEGER NOT NULL, sent INTEGER NOT NULL, refused INTEGER NOT NULL,"
     " resolved INTEGER NOT NULL, finished INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
-    "CREATE INDEX send_run_job ON send_run(job);"
     "CREATE TABLE import_job ("
     " source TEXT PRIMARY KEY, id INTEGER NOT NULL, state INTEGER NOT NULL,"
     " cleared INTEGER NOT NULL, staged INTEGER NOT NULL, unresolved INTEGER NOT NULL,"
@@ -176,9 +175,10 @@ int osc_checkpoint_open(const char *path, struct osc_checkpoint **out, struct os
                 " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
                 &c->put) ||
         prepare(c,
+                /* the job of a run never changes: not rewritten per save */
                 "UPDATE send_run SET input = ?2, offset = ?3, line = ?4, done = ?5, sent = ?6,"
-                " refused = ?7, resolved = ?8, job = ?9, updated_at = ?10, finished = ?11"
-                " WHERE rowid = ?1",
+                " refused = ?7, resolved = ?8, updated_at = ?10, finished = ?11"
+                " WHERE rowid = ?1 AND job = ?9",
                 &c->upd) ||
         prepare(c, "DELETE FROM send_run WHERE run = ?", &c->del) ||
         prepare(c,

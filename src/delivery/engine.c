@@ -296,6 +296,17 @@ static void close_batch(struct osc_delivery *d, struct dlv_batch *b)
     dlv_sender_queue(&d->snd, b, 0);
 }
 
+/*
+ * How many batches may lie between the oldest unfinished one and the newest: the
+ * concurrency limit now (so no batch waits in memory for a slot it cannot get), at most
+ * the pool's window.
+ */
+static uint64_t window(const struct osc_delivery *d)
+{
+    uint64_t w = (uint64_t)osc_cc_limit(d->snd.cc) + 1;
+    return w < d->window ? w : d->window;
+}
+
 /* A free batch for url, after the window allows one more; NULL once stopped. */
 static struct dlv_batch *open_batch(struct osc_delivery *d, const char *url)
 {
@@ -309,7 +320,7 @@ static struct dlv_batch *open_batch(struct osc_delivery *d, const char *url)
     /* the window: a crash re-sends at most what lies between the oldest and the newest. The
      * oldest may be a group still filling (a rare URL): it goes as it is, or it would hold
      * the window shut for good */
-    while (!d->stop && d->bt.next_seq - dlv_batcher_oldest(&d->bt, &oldest) >= d->window) {
+    while (!d->stop && d->bt.next_seq - dlv_batcher_oldest(&d->bt, &oldest) >= window(d)) {
         if (oldest && oldest->state == DLV_OPEN)
             close_batch(d, (struct dlv_batch *)oldest);
         else
@@ -434,6 +445,8 @@ int osc_delivery_finish(struct osc_delivery *d)
     while (dlv_pump(d, 100) > 0)
         ;
     dlv_outcome_flush_warnings(&d->out);
+    OSC_LOG_DEBUG("delivery", "%s: at most %llu request(s) in flight; the concurrency limit ended at %d",
+                  d->dest->name, (unsigned long long)d->snd.peak, osc_cc_limit(d->snd.cc));
     /* a run that read every input (even one that ended early) and lost nothing is finished */
     completed = !d->stop && !d->st.interrupted && !d->st.dead_letter_error && !d->st.cp_error &&
                 !d->st.too_many_errors && !d->st.unsent;

@@ -303,8 +303,18 @@ size_t dlv_sender_pump(struct dlv_sender *s, long wait_ms)
             if (b->state == DLV_WAIT && b->due_ms <= now)
                 dlv_sender_queue(s, b, 1);
         }
-        while (s->ready_head && !s->stop && may_submit(s)) {
-            struct dlv_batch *b = ready_pop(s);
+        for (int reaped = 0; s->ready_head && !s->stop;) {
+            struct dlv_batch *b;
+            if (!may_submit(s)) {
+                /* answers that arrived while we were reading are not in flight any more:
+                 * collect them before counting the limit as reached (else the controller
+                 * sees our own lag as demand and raises the limit for nothing) */
+                if (reaped++ || !s->http)
+                    break;
+                osc_http_run(s->http, 0);
+                continue;
+            }
+            b = ready_pop(s);
             if (submit(s, b) != 0) {
                 dlv_sender_queue(s, b, 1);
                 break;

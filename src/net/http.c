@@ -434,6 +434,8 @@ static int setup(struct osc_http *h, struct xfer *x, const struct osc_http_reque
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->opts.connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* answers are small; a smaller receive buffer per transfer in flight saves memory */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, h->opts.no_verify_tls ? 0L : 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, h->opts.no_verify_tls ? 0L : 2L);
     if (h->opts.ca_file)
