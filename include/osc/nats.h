@@ -29,6 +29,12 @@
  * thread-safe), but never concurrently with osc_nats_close(). Logging
  * (connection lost / reconnected) happens in osc_nats_fetch(), on the
  * owner's thread.
+ *
+ * libnats 3.4.1 limits. nats_Close() must not be called: it frees
+ * OpenSSL's compression-method stack, which OpenSSL 3 frees again at exit
+ * (a crash in OPENSSL_cleanup). libnats' global threads and memory
+ * therefore stay until the process exits (leak checkers see them as
+ * reachable, not leaked).
  */
 #ifndef OSC_NATS_H
 #define OSC_NATS_H
