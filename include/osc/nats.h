@@ -171,6 +171,9 @@ struct osc_nats_info {
     uint64_t delivered_seq;  /* last stream sequence delivered */
     uint64_t ack_floor_seq;  /* every stream sequence up to here is acked */
     int64_t num_waiting;     /* pull requests waiting */
+    int64_t ack_wait_ms;     /* the consumer's configuration */
+    int64_t max_ack_pending;
+    int64_t max_deliver; /* -1: unlimited */
 };
 /* 0, OSC_EINVAL (no durable), OSC_EUNAVAIL or OSC_EPROTO. Blocks <= request_timeout_ms. */
 int osc_nats_info(struct osc_nats *n, struct osc_nats_info *info, struct osc_err *err);

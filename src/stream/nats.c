@@ -505,6 +505,11 @@ int osc_nats_info(struct osc_nats *n, struct osc_nats_info *info, struct osc_err
     info->delivered_seq = ci->Delivered.Stream;
     info->ack_floor_seq = ci->AckFloor.Stream;
     info->num_waiting = ci->NumWaiting;
+    if (ci->Config) {
+        info->ack_wait_ms = ci->Config->AckWait / 1000000;
+        info->max_ack_pending = ci->Config->MaxAckPending;
+        info->max_deliver = ci->Config->MaxDeliver;
+    }
     jsConsumerInfo_Destroy(ci);
     return 0;
 }

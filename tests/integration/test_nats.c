@@ -21,11 +21,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "natsserver.h"
@@ -34,6 +38,7 @@
 #define TOKEN "nats-token-SECRET-0123456789"
 
 static struct th_nats server;
+static const char *self_path; /* argv[0]: re-run as a consumer process that gets SIGKILLed */
 
 static long now_ms(void)
 {
@@ -197,6 +202,119 @@ static void test_redelivered_after_consumer_dies(void **state)
     }
     assert_int_equal(first_seqs, second_seqs);
     assert_int_equal(osc_nats_flush(b, 5000, &err), 0);
+    osc_nats_close(b);
+}
+
+/* Child mode: open the durable, fetch n, say "fetched", wait to be killed. */
+static int child_fetch(const char *url, const char *stream, int n)
+{
+    struct osc_nats_opts o = opts_for(stream, "shared");
+    struct osc_nats_msg *msgs[64];
+    struct osc_nats *src = NULL;
+    int have = 0;
+
+    o.conn.url = url;
+    if (n > 64 || osc_nats_open(&o, &src, NULL))
+        return 1;
+    while (have < n) {
+        size_t got = 0;
+        if (osc_nats_fetch(src, msgs + have, (size_t)(n - have), 1000, &got, NULL))
+            return 1;
+        have += (int)got;
+    }
+    printf("fetched %d\n", have);
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+
+static void test_redelivered_after_consumer_killed(void **state)
+{
+    struct osc_nats_opts o = opts_for("TKILL", "shared");
+    struct osc_nats *n;
+    struct osc_nats_msg *msgs[10];
+    struct osc_err err = {0};
+    char line[64] = "";
+    int out[2], status;
+    pid_t pid;
+
+    (void)state;
+    n = open_ok(&o); /* creates the stream and the durable */
+    publish_n(n, "TKILL.x", 10);
+    assert_int_equal(pipe(out), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        execl(self_path, self_path, "--child-fetch", server.url, "TKILL", "10", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    {
+        struct pollfd p = {out[0], POLLIN, 0};
+        assert_true(poll(&p, 1, 30000) == 1);
+        assert_true(read(out[0], line, sizeof(line) - 1) > 0);
+    }
+    close(out[0]);
+    assert_string_equal(line, "fetched 10\n");
+    kill(pid, SIGKILL); /* the consumer dies holding 10 unacked messages */
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+
+    assert_int_equal(fetch_until(n, msgs, 10, 30000), 10);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(osc_nats_msg_delivered(msgs[i]), 2); /* the child had them first */
+        assert_int_equal(osc_nats_ack(msgs[i], &err), 0);
+        osc_nats_msg_free(msgs[i]);
+    }
+    osc_nats_close(n);
+}
+
+/* Two consumers on one durable (two instances): each message goes to one of them. */
+static void test_two_consumers_share(void **state)
+{
+    const char *subjects[] = {"TSHARE.>"};
+    struct osc_nats_opts o = opts_for("TSHARE", "shared");
+    struct osc_nats *a, *b;
+    struct osc_nats_msg *batch[25];
+    struct osc_err err = {0};
+    static unsigned char seen[201];
+    size_t total = 0, from_a = 0, from_b = 0;
+    long deadline;
+
+    (void)state;
+    o.subject = NULL; /* no filter: every subject of the stream */
+    o.subjects = subjects;
+    o.nsubjects = 1;
+    o.ack_wait_ms = 30000;
+    a = open_ok(&o);
+    b = open_ok(&o);
+    publish_n(a, "TSHARE.a", 100);
+    publish_n(b, "TSHARE.b", 100);
+    deadline = now_ms() + 60000;
+    for (int turn = 0; total < 200 && now_ms() < deadline; turn++) {
+        struct osc_nats *src = turn % 2 ? b : a;
+        size_t got = 0;
+        assert_int_equal(osc_nats_fetch(src, batch, 25, 1000, &got, &err), 0);
+        for (size_t i = 0; i < got; i++) {
+            uint64_t seq = osc_nats_msg_seq(batch[i]);
+            assert_true(seq >= 1 && seq <= 200);
+            assert_false(seen[seq]); /* never to both */
+            seen[seq] = 1;
+            assert_int_equal(osc_nats_msg_delivered(batch[i]), 1);
+            assert_int_equal(osc_nats_ack(batch[i], &err), 0);
+            osc_nats_msg_free(batch[i]);
+        }
+        total += got;
+        if (src == a)
+            from_a += got;
+        else
+            from_b += got;
+    }
+    assert_int_equal(total, 200);
+    assert_true(from_a > 0 && from_b > 0);
+    osc_nats_close(a);
     osc_nats_close(b);
 }
 
@@ -364,11 +482,22 @@ static void test_bad_names_and_files(void **state)
 static void test_filter_mismatch(void **state)
 {
     struct osc_nats_opts o = opts_for("TFLT", "d");
+    struct osc_nats_info info;
     struct osc_nats *n;
     struct osc_err err = {0};
 
     (void)state;
     n = open_ok(&o); /* creates the consumer filtering TFLT.> */
+    osc_nats_close(n);
+    /* other ack_wait / max_ack_pending / max_deliver: the consumer is updated */
+    o.ack_wait_ms = 7000;
+    o.max_ack_pending = 77;
+    o.max_deliver = 5;
+    n = open_ok(&o);
+    assert_int_equal(osc_nats_info(n, &info, &err), 0);
+    assert_int_equal(info.ack_wait_ms, 7000);
+    assert_int_equal(info.max_ack_pending, 77);
+    assert_int_equal(info.max_deliver, 5);
     osc_nats_close(n);
     n = NULL;
     o.subject = "TFLT.other";
@@ -487,11 +616,13 @@ static void test_tls(void **state)
     assert_int_equal(th_nats_stop(&secured), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_thousand_once),
         cmocka_unit_test(test_redelivered_after_consumer_dies),
+        cmocka_unit_test(test_redelivered_after_consumer_killed),
+        cmocka_unit_test(test_two_consumers_share),
         cmocka_unit_test(test_nak_with_delay),
         cmocka_unit_test(test_term_never_redelivers),
         cmocka_unit_test(test_in_progress_holds),
@@ -504,7 +635,12 @@ int main(void)
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_tls),
     };
-    int failed = cmocka_run_group_tests(tests, group_setup, NULL);
+    int failed;
+
+    self_path = argv[0];
+    if (argc == 5 && strcmp(argv[1], "--child-fetch") == 0)
+        return child_fetch(argv[2], argv[3], (int)strtol(argv[4], NULL, 10));
+    failed = cmocka_run_group_tests(tests, group_setup, NULL);
 
     if (server.pid > 0 && th_nats_stop(&server) != 0)
         failed++;
