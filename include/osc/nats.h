@@ -114,7 +114,8 @@ void osc_nats_close(struct osc_nats *n);
 /*
  * Fetch up to max messages (max >= 1) into out[0..*count-1]. Returns as
  * soon as some messages are available, or after timeout_ms with *count 0
- * (not an error). Blocks at most timeout_ms (plus a few ms). Each message
+ * (not an error). Blocks at most timeout_ms (plus a few ms), a wait for
+ * a reconnect included. Each message
  * belongs to the caller: ack/nak/term it, then osc_nats_msg_free() it.
  * Returns 0, OSC_EINVAL (no durable: a publish-only handle),
  * OSC_EUNAVAIL (the connection is down and reconnecting; err says since
@@ -190,7 +191,9 @@ int osc_nats_publish(struct osc_nats *n, const char *subject, const void *data, 
  * publishes are in flight; past that the call waits for room. Call
  * osc_nats_publish_wait() to collect the outcome: it waits up to
  * timeout_ms for every ack and returns OSC_EIO (err: how many failed and
- * the first reason) when any publish since the last wait failed.
+ * the first reason) when any publish since the last wait failed, or
+ * OSC_EUNAVAIL when some acks did not come in time (those publishes are
+ * then forgotten: they may or may not be in the stream).
  */
 int osc_nats_publish_async(struct osc_nats *n, const char *subject, const void *data, size_t len,
                            struct osc_err *err);

@@ -326,6 +326,7 @@ int osc_nats_fetch(struct osc_nats *n, struct osc_nats_msg **out, size_t max, in
     char what[256];
     natsStatus s;
     size_t got = 0;
+    int64_t start, left;
     int rc = 0;
 
     *count = 0;
@@ -338,9 +339,12 @@ int osc_nats_fetch(struct osc_nats *n, struct osc_nats_msg **out, size_t max, in
         max = INT_MAX;
     if (timeout_ms < 1)
         timeout_ms = 1;
+    start = osc_stream_now_ms();
     if ((rc = check_connected(n, timeout_ms, err)))
         return rc;
-    s = natsSubscription_Fetch(&list, n->sub, (int)max, timeout_ms, &jerr);
+    /* what waiting for a reconnect used of the timeout is not waited again */
+    left = timeout_ms - (osc_stream_now_ms() - start);
+    s = natsSubscription_Fetch(&list, n->sub, (int)max, left > 0 ? left : 1, &jerr);
     if (s == NATS_TIMEOUT)
         goto out;
     if (s != NATS_OK) {
@@ -575,6 +579,10 @@ static int take_ack(struct osc_nats *n, int timeout_ms, struct osc_err *err)
     }
     if (s != NATS_OK)
         return osc_stream_fail(err, s, 0, "waiting for JetStream publish acks");
+    if (n->pub_in_flight == 0) { /* late: given up on by osc_nats_publish_wait() */
+        natsMsg_Destroy(m);
+        return 0;
+    }
     n->pub_in_flight--;
     if (natsMsg_IsNoResponders(m)) {
         pub_failed(n, "no stream takes the subject");
@@ -623,9 +631,13 @@ int osc_nats_publish_wait(struct osc_nats *n, int timeout_ms, struct osc_err *er
     while (n->pub_in_flight > 0) {
         int64_t left = deadline - osc_stream_now_ms();
         if (left <= 0 || take_ack(n, (int)(left > INT_MAX ? INT_MAX : left), NULL)) {
-            return osc_err_set(err, OSC_EUNAVAIL,
-                               "%zu JetStream publishes not acknowledged after %d ms",
-                               n->pub_in_flight, timeout_ms);
+            /* forget them: their acks, if any come, are ignored */
+            rc = osc_err_set(err, OSC_EUNAVAIL,
+                             "%zu JetStream publishes not acknowledged after %d ms",
+                             n->pub_in_flight, timeout_ms);
+            n->pub_in_flight = 0;
+            n->pub_failed = 0;
+            return rc;
         }
     }
     if (n->pub_failed) {
