@@ -3,13 +3,17 @@
  * against a real `nats-server -js` started by this test on 127.0.0.1.
  *
  * Cases: 1,000 messages fetched and acked exactly once; a consumer that
- * goes away without acking has its messages redelivered to the next one on
- * the same durable after ack_wait; nak with a delay redelivers (not before
- * the delay); term never redelivers; in-progress holds a message past
- * ack_wait; max_ack_pending stops delivery until acks; close detaches
- * unfreed messages; clear errors for an unreachable server, a missing
- * stream, refused credentials (the token never in the message), a filter
- * mismatch, bad names, unreadable files and TLS (with and without ca_file).
+ * closes without acking, and a consumer process SIGKILLed while holding
+ * messages (this binary re-run with --child-fetch): the messages are
+ * redelivered to the next consumer on the same durable after ack_wait; two
+ * consumers on one durable never get the same message; nak with a delay
+ * redelivers (not before the delay); term never redelivers; in-progress
+ * holds a message past ack_wait; max_ack_pending stops delivery until
+ * acks; close detaches unfreed messages; a changed ack_wait /
+ * max_ack_pending / max_deliver updates the consumer; clear errors for an
+ * unreachable server, a missing stream, refused credentials (the token
+ * never in the message), a filter mismatch, bad names, unreadable files
+ * and TLS (with and without ca_file).
  *
  * Each case uses its own stream. Redelivery timing is only checked from
  * below (never before ack_wait / the nak delay), which a slow machine
