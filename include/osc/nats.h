@@ -20,8 +20,9 @@
  * fetch then returns no message until some are acked (or time out).
  *
  * Threads. libnats runs its own threads (socket reader, flusher, timers);
- * the connection callbacks osconnect installs run there and only update
- * atomics (never log, never call back into osconnect). osc_nats_fetch(),
+ * osconnect installs no libnats callback, so none of its code runs there:
+ * the owner reads the connection's state with natsConnection_Status()
+ * (and async publish acks from a plain inbox subscription). osc_nats_fetch(),
  * osc_nats_flush(), osc_nats_info(), the publish calls and osc_nats_close()
  * are called from one thread (the owner); osc_nats_ack/nak/term/
  * in_progress and osc_nats_msg_free() may be called from any thread (the
@@ -51,7 +52,7 @@ struct osc_nats_conn_opts {
     const char *token;      /* authorization token (secret), NULL for none */
     const char *ca_file;    /* PEM CA bundle to verify the server; setting it turns TLS on */
     int tls;                /* 1: require TLS even with a nats:// URL */
-    int no_verify_tls;      /* 1: do not verify the server certificate (tests only) */
+    int no_verify_tls;      /* 1: do not verify the server certificate (verify_tls: false) */
     const char *name;       /* connection name shown by the server (NULL: "osconnect") */
     int connect_timeout_ms; /* per server; 0: 5000 */
     int request_timeout_ms; /* JetStream API requests (stream info, publish acks); 0: 5000 */

@@ -177,10 +177,11 @@ int osc_stream_connect(const struct osc_nats_conn_opts *o, natsConnection **nc, 
             rc = osc_err_set(err, OSC_ETRANSPORT, "NATS ca_file %s: %s", ca, last_text(s));
             goto out;
         }
-        if (o->no_verify_tls &&
-            (rc = opt(natsOptions_SkipServerVerification(no, true), "NATS TLS", err)))
-            goto out;
     }
+    /* also for a nats:// URL: the server may ask for TLS, and libnats follows */
+    if (o->no_verify_tls &&
+        (rc = opt(natsOptions_SkipServerVerification(no, true), "NATS TLS", err)))
+        goto out;
     s = natsConnection_Connect(nc, no);
     if (s != NATS_OK) {
         char what[512];

@@ -609,6 +609,11 @@ static void test_tls(void **state)
     assert_int_equal(osc_nats_open(&o, &n, &err), OSC_ETRANSPORT);
     print_message("%s\n", err.msg);
     assert_null(n);
+    /* no CA, verification off */
+    o.conn.no_verify_tls = 1;
+    n = open_ok(&o);
+    osc_nats_close(n);
+    o.conn.no_verify_tls = 0;
     o.conn.url = tlsurl;
     o.conn.ca_file = ca;
     n = open_ok(&o);
@@ -618,6 +623,11 @@ static void test_tls(void **state)
     n = open_ok(&o);
     osc_nats_close(n);
     assert_int_equal(th_nats_stop(&secured), 0);
+    /* verification off does not force TLS on a server without it */
+    o = opts_for("TPLAIN", "d");
+    o.conn.no_verify_tls = 1;
+    n = open_ok(&o);
+    osc_nats_close(n);
 }
 
 int main(int argc, char **argv)
