@@ -34,7 +34,8 @@
     X(PERM, 77, "permission denied")                                                               \
     X(INTERRUPTED, 75, "interrupted")                                                              \
     X(BUSY, 75, "too many requests in flight")                                                     \
-    X(INTERNAL, 70, "internal error")
+    X(INTERNAL, 70, "internal error")                                                              \
+    X(FULL, 75, "queue is full")
 
 enum osc_errno {
     OSC_OK = 0,
