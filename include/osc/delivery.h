@@ -55,6 +55,13 @@ struct osc_delivery_call {
     enum osc_http_outcome outcome;
 };
 
+/* What became of one record offered with osc_delivery_add_tagged() (stream sources). */
+enum osc_delivery_fate {
+    OSC_DELIVERY_ACCEPTED = 0,   /* the API took it (a 2xx for its batch) */
+    OSC_DELIVERY_DEAD_LETTERED,  /* refused or not deliverable; its dead letter is written */
+    OSC_DELIVERY_RETRY_LATER     /* not delivered for now (unavailable, stopped): redeliver it */
+};
+
 struct osc_delivery_opts {
     int dry_run;         /* build every request, send none */
     FILE *preview;       /* print each request here instead of sending (implies dry_run) */
@@ -76,6 +83,14 @@ struct osc_delivery_opts {
     int force;          /* commit: override the guard, unresolved records, an unknown outcome */
     int commit_only;    /* run only the commit step of the destination's import job */
     int allow_inactive; /* preview and test may use an inactive destination */
+    /*
+     * Stream sources (osc_delivery_add_tagged()): called once per tagged record when its fate
+     * is known, from the thread that drives the delivery. With it set, a batch that gives up
+     * after its retries is not dead-lettered: its records are RETRY_LATER (the source
+     * redelivers them, e.g. a JetStream nak). May be NULL.
+     */
+    void (*on_record)(void *ud, uint64_t tag, enum osc_delivery_fate fate);
+    int64_t flush_interval_ms; /* osc_delivery_poll() sends a batch open this long (0: never) */
 };
 
 struct osc_delivery_stats {
@@ -133,6 +148,22 @@ int osc_delivery_add(struct osc_delivery *d, const struct osc_record *rec);
 /* Report an unreadable record (rec from osc_records_next() == OSC_EDATA). */
 int osc_delivery_malformed(struct osc_delivery *d, const struct osc_record *rec,
                            const char *reason);
+
+/*
+ * osc_delivery_add() and osc_delivery_malformed() for a record whose fate the caller
+ * wants to hear (opts.on_record) with tag, e.g. to acknowledge a stream message only once
+ * OfficeSpace accepted it.
+ */
+int osc_delivery_add_tagged(struct osc_delivery *d, const struct osc_record *rec, uint64_t tag);
+int osc_delivery_malformed_tagged(struct osc_delivery *d, const struct osc_record *rec,
+                                  const char *reason, uint64_t tag);
+
+/*
+ * For a delivery fed continuously (osconnect run): send the batches that were open longer
+ * than opts.flush_interval_ms, then drive transfers for at most wait_ms. Returns the
+ * number of batches still queued, in flight or waiting for a retry.
+ */
+size_t osc_delivery_poll(struct osc_delivery *d, long wait_ms);
 
 /*
  * Send what is still open, wait for every request (retries included), then

@@ -225,7 +225,7 @@ int dlv_batcher_duplicate(struct dlv_batch *b, size_t batch_size, const char *id
 }
 
 int dlv_batcher_note(struct dlv_batch *b, const struct osc_record *rec, uint32_t input,
-                     uint64_t idx, uint32_t flags)
+                     uint64_t idx, uint32_t flags, uint64_t tag)
 {
     struct dlv_rec *r;
 
@@ -238,6 +238,7 @@ int dlv_batcher_note(struct dlv_batch *b, const struct osc_record *rec, uint32_t
         b->recs_alloc = na;
     }
     r = &b->recs[b->nrecs];
+    r->tag = tag;
     r->offset = rec->offset;
     r->line = rec->line;
     r->idx = idx;

@@ -40,6 +40,7 @@ struct dlv_sender;
 
 /* One record of a batch: where it came from, and its original JSON in batch->orig. */
 struct dlv_rec {
+    uint64_t tag;          /* the source's (stream sources), for opts.on_record */
     uint64_t offset, line; /* where it starts in its input */
     uint64_t idx;          /* records offered before it in this run */
     uint32_t input;        /* index of its input */
@@ -195,9 +196,9 @@ uint64_t dlv_batcher_oldest(const struct dlv_batcher *bt, const struct dlv_batch
 int dlv_batcher_duplicate(struct dlv_batch *b, size_t batch_size, const char *id, size_t id_len,
                           const char *email, size_t email_len, uint64_t line, char *why,
                           size_t why_cap);
-/* Note rec (its position, its original JSON) in b. 0, or OSC_ENOMEM (b unchanged). */
+/* Note rec (its position, its original JSON, its tag) in b. 0, or OSC_ENOMEM (b unchanged). */
 int dlv_batcher_note(struct dlv_batch *b, const struct osc_record *rec, uint32_t input,
-                     uint64_t idx, uint32_t flags);
+                     uint64_t idx, uint32_t flags, uint64_t tag);
 /* Undo the last dlv_batcher_note() (its body could not be appended). */
 void dlv_batcher_unnote(struct dlv_batch *b);
 void dlv_batch_reset(struct dlv_batch *b);
@@ -279,6 +280,7 @@ struct dlv_outcome {
     uint64_t warnings; /* per-record warnings logged */
     struct osc_delivery_stats *st;
     uint64_t resolved; /* resent dead letters of API refusals that were accepted */
+    void (*on_record)(void *ud, uint64_t tag, enum osc_delivery_fate fate);
     char **input_names;
     size_t ninput_names;
     void (*on_call)(void *ud, const struct osc_delivery_call *call);
@@ -298,9 +300,10 @@ int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final
 void dlv_outcome_call(struct dlv_outcome *o, struct dlv_batch *b,
                       const struct osc_http_response *r, enum osc_http_outcome oc);
 /* A record that cannot be delivered (local), or cannot be read. 0 or OSC_EIO. */
-int dlv_outcome_invalid(struct dlv_outcome *o, const struct osc_record *rec, const char *why);
-int dlv_outcome_malformed(struct dlv_outcome *o, const struct osc_record *rec,
-                          const char *why);
+int dlv_outcome_invalid(struct dlv_outcome *o, const struct osc_record *rec, const char *why,
+                        uint64_t tag);
+int dlv_outcome_malformed(struct dlv_outcome *o, const struct osc_record *rec, const char *why,
+                          uint64_t tag);
 /* 1 once malformed and unmappable records passed max_errors. */
 int dlv_outcome_over_budget(const struct dlv_outcome *o);
 /* Log how many warnings were not shown (once, at the end). */
@@ -353,7 +356,7 @@ void dlv_position_update(struct osc_delivery *d, int force);
 
 /* engine.c: offer one record (flags: DLV_REC_*). 0, or OSC_EAUTH / OSC_EUNAVAIL (the
  * destination was stopped), OSC_EIO (a dead letter failed), OSC_EDB (the checkpoint). */
-int dlv_add(struct osc_delivery *d, const struct osc_record *rec, uint32_t flags);
+int dlv_add(struct osc_delivery *d, const struct osc_record *rec, uint32_t flags, uint64_t tag);
 
 /* job.c */
 /* The dead-letter file of t: override, else dead_letter:, else NAME.dead.jsonl in the state

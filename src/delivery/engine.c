@@ -209,6 +209,7 @@ struct osc_delivery *osc_delivery_new(const struct osc_config *cfg, const char *
     d->out.in_test = d->opts.single_request;
     d->out.max_errors = t->max_errors > 0 ? (uint64_t)t->max_errors : 0;
     d->out.on_call = d->opts.on_call;
+    d->out.on_record = d->opts.on_record;
     d->out.ud = d->opts.ud;
     /* the window: max_in_flight, or the ceiling of the adaptive limit */
     limit = t->max_in_flight > 0         ? (size_t)t->max_in_flight
@@ -225,7 +226,7 @@ struct osc_delivery *osc_delivery_new(const struct osc_config *cfg, const char *
         goto fail;
     /* without a checkpoint (library use) the job lives in memory for this run */
     d->staged = !d->has_job || t->template_ != OSC_CONF_TEMPLATE_UPSERT_EMPLOYEES ||
-                !t->clear_staging || d->opts.commit_only;
+                !t->clear_staging || d->opts.commit_only || d->opts.append;
     d->next_line = 1;
     return d;
 nomem:
@@ -274,6 +275,13 @@ static int stop_code(const struct osc_delivery *d)
            : d->st.dead_letter_error    ? OSC_EIO
            : d->st.cp_error             ? OSC_EDB
                                         : OSC_EUNAVAIL;
+}
+
+/* A record not taken (the destination stopped): its source keeps it. */
+static void unsent_fate(struct osc_delivery *d, uint64_t tag)
+{
+    if (d->opts.on_record)
+        d->opts.on_record(d->opts.ud, tag, OSC_DELIVERY_RETRY_LATER);
 }
 
 /* Close an OPEN batch: frame its body and queue it, or dead-letter it when it cannot be. */
@@ -338,7 +346,7 @@ static struct dlv_batch *open_batch(struct osc_delivery *d, const char *url)
     return b;
 }
 
-int dlv_add(struct osc_delivery *d, const struct osc_record *rec, uint32_t flags)
+int dlv_add(struct osc_delivery *d, const struct osc_record *rec, uint32_t flags, uint64_t tag)
 {
     struct dlv_batch *b;
     const char *url, *id, *email;
@@ -350,24 +358,26 @@ int dlv_add(struct osc_delivery *d, const struct osc_record *rec, uint32_t flags
     d->st.records++;
     if (d->stop) {
         d->st.unsent++;
+        unsent_fate(d, tag);
         return stop_code(d);
     }
     if (d->dest->template_ == OSC_CONF_TEMPLATE_TRIGGER_DIRECTORY_IMPORT)
         return dlv_outcome_invalid(&d->out, rec,
-                                   "a trigger_directory_import destination takes no records");
+                                   "a trigger_directory_import destination takes no records", tag);
     osc_buf_reset(&d->enc);
     if (dlv_shape_encode(&d->shape, rec, &d->enc, why, sizeof(why)))
-        return dlv_outcome_invalid(&d->out, rec, why);
+        return dlv_outcome_invalid(&d->out, rec, why, tag);
     if (d->enc.len + d->rq.overhead > d->bt.max_bytes) {
         snprintf(why, sizeof(why), "encoded record is %zu bytes, more than batch.max_bytes (%zu)",
                  d->enc.len, d->bt.max_bytes);
-        return dlv_outcome_invalid(&d->out, rec, why);
+        return dlv_outcome_invalid(&d->out, rec, why, tag);
     }
     if (dlv_request_url(&d->rq, rec, &url, why, sizeof(why)))
-        return dlv_outcome_invalid(&d->out, rec, why);
+        return dlv_outcome_invalid(&d->out, rec, why, tag);
     /* the staging area is cleared once per import job, before its first batch */
     if (!d->staged && (rc = dlv_job_clear_staging(d))) {
         d->st.unsent++;
+        unsent_fate(d, tag);
         return rc;
     }
     b = dlv_batcher_find(&d->bt, url);
@@ -377,19 +387,20 @@ int dlv_add(struct osc_delivery *d, const struct osc_record *rec, uint32_t flags
     }
     if (!b && !(b = open_batch(d, url))) {
         d->st.unsent++;
+        unsent_fate(d, tag);
         return d->stop ? stop_code(d) : OSC_ENOMEM;
     }
     if (d->shape.emap && !d->opts.payload) {
         dlv_shape_last_keys(&d->shape, &id, &id_len, &email, &email_len);
         if (dlv_batcher_duplicate(b, d->bt.batch_size, id, id_len, email, email_len, rec->line,
                                   why, sizeof(why)))
-            return dlv_outcome_invalid(&d->out, rec, why);
+            return dlv_outcome_invalid(&d->out, rec, why, tag);
     }
-    if (dlv_batcher_note(b, rec, d->cur_input, idx, flags))
-        return dlv_outcome_invalid(&d->out, rec, "out of memory");
+    if (dlv_batcher_note(b, rec, d->cur_input, idx, flags, tag))
+        return dlv_outcome_invalid(&d->out, rec, "out of memory", tag);
     if (dlv_request_append(&d->rq, b, d->enc.data, d->enc.len)) {
         dlv_batcher_unnote(b);
-        return dlv_outcome_invalid(&d->out, rec, "out of memory");
+        return dlv_outcome_invalid(&d->out, rec, "out of memory", tag);
     }
     /* drive the transfers when a batch is queued, and now and then in between:
      * a poll per record would cost more than the record */
@@ -406,7 +417,33 @@ int dlv_add(struct osc_delivery *d, const struct osc_record *rec, uint32_t flags
 
 int osc_delivery_add(struct osc_delivery *d, const struct osc_record *rec)
 {
-    return dlv_add(d, rec, 0);
+    return dlv_add(d, rec, 0, 0);
+}
+
+int osc_delivery_add_tagged(struct osc_delivery *d, const struct osc_record *rec, uint64_t tag)
+{
+    return dlv_add(d, rec, 0, tag);
+}
+
+size_t osc_delivery_poll(struct osc_delivery *d, long wait_ms)
+{
+    int64_t now = now_ms(d), next = INT64_MAX;
+    size_t busy;
+
+    for (size_t i = 0; d->opts.flush_interval_ms > 0 && i < d->bt.npool; i++) {
+        struct dlv_batch *b = &d->bt.pool[i];
+        if (b->state != DLV_OPEN)
+            continue;
+        if (now - b->opened_ms >= d->opts.flush_interval_ms)
+            close_batch(d, b);
+        else if (b->opened_ms + d->opts.flush_interval_ms < next)
+            next = b->opened_ms + d->opts.flush_interval_ms;
+    }
+    busy = dlv_pump(d, wait_ms);
+    /* nothing on the wire, a batch still filling: wait for its flush, not longer */
+    if (!busy && wait_ms > 0 && next != INT64_MAX)
+        osc_clock_sleep_ms(next - now < wait_ms ? next - now : wait_ms, d->opts.interrupt);
+    return busy;
 }
 
 /* ---- the end ------------------------------------------------------------------------ */

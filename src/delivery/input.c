@@ -75,10 +75,16 @@ void osc_delivery_progress(const struct osc_delivery *d, uint64_t *bytes, int64_
     *size = d->reader ? osc_records_size(d->reader) : -1;
 }
 
-int osc_delivery_malformed(struct osc_delivery *d, const struct osc_record *rec, const char *reason)
+int osc_delivery_malformed_tagged(struct osc_delivery *d, const struct osc_record *rec,
+                                  const char *reason, uint64_t tag)
 {
     d->next_idx++;
-    return dlv_outcome_malformed(&d->out, rec, reason);
+    return dlv_outcome_malformed(&d->out, rec, reason, tag);
+}
+
+int osc_delivery_malformed(struct osc_delivery *d, const struct osc_record *rec, const char *reason)
+{
+    return osc_delivery_malformed_tagged(d, rec, reason, 0);
 }
 
 /* A dead-letter file staged without --append would clear the staging its records belong to. */
@@ -152,7 +158,7 @@ int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records
         n++;
         invalid_before = d->st.invalid;
         if (got == 1) {
-            rc = dlv_add(d, &rec, flags);
+            rc = dlv_add(d, &rec, flags, 0);
         } else if (got == OSC_EDATA) {
             rc = osc_delivery_malformed(d, &rec, rerr.msg);
         } else {

@@ -171,15 +171,27 @@ static size_t partial_rejects(struct dlv_outcome *o, struct dlv_batch *b, unsign
     return n;
 }
 
+static void fate_all(struct dlv_outcome *o, struct dlv_batch *b, enum osc_delivery_fate f)
+{
+    if (o->on_record)
+        for (size_t i = 0; i < b->nrecs; i++)
+            o->on_record(o->ud, b->recs[i].tag, f);
+}
+
 static void accepted(struct dlv_outcome *o, struct dlv_batch *b, int *rc)
 {
     unsigned char *done = calloc(b->nrecs ? b->nrecs : 1, 1);
     size_t bad = done ? partial_rejects(o, b, done, rc) : 0;
 
     o->st->sent += b->nrecs - bad;
-    for (size_t i = 0; i < b->nrecs; i++)
-        if ((b->recs[i].flags & DLV_REC_RESEND) && !(done && done[i]))
+    for (size_t i = 0; i < b->nrecs; i++) {
+        int refused = done && done[i];
+        if ((b->recs[i].flags & DLV_REC_RESEND) && !refused)
             o->resolved++;
+        if (o->on_record)
+            o->on_record(o->ud, b->recs[i].tag,
+                         refused ? OSC_DELIVERY_DEAD_LETTERED : OSC_DELIVERY_ACCEPTED);
+    }
     free(done);
     if (bad) {
         o->st->rejected += bad;
@@ -206,14 +218,26 @@ int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final
             OSC_LOG_WARN("delivery", "%s: %s %s: %s; %zu record(s) dead-lettered to %s",
                          o->dest->name, b->method, b->url, reason, b->nrecs, dl_where(o));
         rc = dead_letter_batch(o, b, b->resp.status, reason);
+        fate_all(o, b, rc ? OSC_DELIVERY_RETRY_LATER : OSC_DELIVERY_DEAD_LETTERED);
         break;
     case DLV_GAVE_UP:
+        if (o->on_record) {
+            /* a stream source redelivers it later (a JetStream nak): not a dead letter */
+            o->st->unsent += b->nrecs;
+            if (may_warn(o))
+                OSC_LOG_ERROR("delivery", "%s: %s %s: %s; %zu record(s) left to their source to redeliver",
+                              o->dest->name, b->method, b->url, reason, b->nrecs);
+            fate_all(o, b, OSC_DELIVERY_RETRY_LATER);
+            break;
+        }
+        /* fall through */
     case DLV_UNBUILT:
         o->st->unavailable += b->nrecs;
         if (may_warn(o))
             OSC_LOG_ERROR("delivery", "%s: %s %s: %s; %zu record(s) dead-lettered to %s",
                           o->dest->name, b->method, b->url, reason, b->nrecs, dl_where(o));
         rc = dead_letter_batch(o, b, b->resp.status, reason);
+        fate_all(o, b, rc ? OSC_DELIVERY_RETRY_LATER : OSC_DELIVERY_DEAD_LETTERED);
         break;
     case DLV_AUTH:
         if (!o->st->auth_failed)
@@ -221,6 +245,7 @@ int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final
                           o->dest->name, b->resp.status, b->url);
         o->st->auth_failed = 1;
         o->st->unsent += b->nrecs;
+        fate_all(o, b, OSC_DELIVERY_RETRY_LATER);
         break;
     case DLV_FATAL:
         if (!o->st->fatal)
@@ -228,13 +253,25 @@ int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final
                           o->dest->name, reason);
         o->st->fatal = 1;
         o->st->unsent += b->nrecs;
+        fate_all(o, b, OSC_DELIVERY_RETRY_LATER);
         break;
-    case DLV_UNSENT: o->st->unsent += b->nrecs; break;
+    case DLV_UNSENT:
+        o->st->unsent += b->nrecs;
+        fate_all(o, b, OSC_DELIVERY_RETRY_LATER);
+        break;
     }
     return rc;
 }
 
-int dlv_outcome_invalid(struct dlv_outcome *o, const struct osc_record *rec, const char *why)
+static int fate_one(struct dlv_outcome *o, uint64_t tag, int rc)
+{
+    if (o->on_record)
+        o->on_record(o->ud, tag, rc ? OSC_DELIVERY_RETRY_LATER : OSC_DELIVERY_DEAD_LETTERED);
+    return rc;
+}
+
+int dlv_outcome_invalid(struct dlv_outcome *o, const struct osc_record *rec, const char *why,
+                        uint64_t tag)
 {
     const char *file = rec->file ? rec->file : "<input>";
 
@@ -242,18 +279,22 @@ int dlv_outcome_invalid(struct dlv_outcome *o, const struct osc_record *rec, con
     if (may_warn(o))
         OSC_LOG_WARN("delivery", "%s:%llu: %s: %s", file, (unsigned long long)rec->line,
                      o->dest->name, why);
-    return dead_letter(o, rec->json, rec->json_len, rec->raw, rec->raw_len, file, rec->line,
-                       rec->offset, 0, NULL, 0, why, 0);
+    return fate_one(o, tag,
+                    dead_letter(o, rec->json, rec->json_len, rec->raw, rec->raw_len, file,
+                                rec->line, rec->offset, 0, NULL, 0, why, 0));
 }
 
-int dlv_outcome_malformed(struct dlv_outcome *o, const struct osc_record *rec, const char *why)
+int dlv_outcome_malformed(struct dlv_outcome *o, const struct osc_record *rec, const char *why,
+                          uint64_t tag)
 {
     o->st->records++;
     o->st->malformed++;
     if (may_warn(o))
         OSC_LOG_WARN("input", "%s", why);
-    return dead_letter(o, NULL, 0, rec->raw, rec->raw_len, rec->file ? rec->file : "<input>",
-                       rec->line, rec->offset, 0, NULL, 0, why, 0);
+    return fate_one(o, tag,
+                    dead_letter(o, NULL, 0, rec->raw, rec->raw_len,
+                                rec->file ? rec->file : "<input>", rec->line, rec->offset, 0,
+                                NULL, 0, why, 0));
 }
 
 int dlv_outcome_over_budget(const struct dlv_outcome *o)

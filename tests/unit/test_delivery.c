@@ -1081,6 +1081,65 @@ static void test_exclude_upsert(void **state)
     teardown_fx(&f);
 }
 
+struct fates {
+    unsigned accepted, dead, retry;
+    uint64_t tags;
+};
+
+static void count_fate(void *ud, uint64_t tag, enum osc_delivery_fate fate)
+{
+    struct fates *f = ud;
+    f->tags += tag;
+    if (fate == OSC_DELIVERY_ACCEPTED)
+        f->accepted++;
+    else if (fate == OSC_DELIVERY_DEAD_LETTERED)
+        f->dead++;
+    else
+        f->retry++;
+}
+
+/* Stream sources: every tagged record hears its fate once; a partial batch goes after
+ * flush_interval without more input; a batch that gives up is left to the source. */
+static void test_tagged_fates_and_flush(void **state)
+{
+    struct fx f = {0};
+    struct fates fates = {0};
+    struct osc_delivery_opts o = {.on_record = count_fate, .ud = &fates, .flush_interval_ms = 1};
+    struct osc_records_reader *r;
+    struct osc_record rec;
+    struct osc_err err = {0};
+    const char *in = "{\"id\":\"1\"}\n{\"id\":\"2\"}\n{\"x\":1}\n{\"id\":\"4\"}\n";
+    uint64_t tag = 0;
+    (void)state;
+
+    setup_cfg(&f, "  things:\n    url: /api/1/things/{id}\n    batch: {enabled: true, size: 10}\n"
+                  "    retry: {base: 1ms, cap: 2ms, max_attempts: 2}\n");
+    f.d = osc_delivery_new(f.cfg, "things", &o, &err);
+    assert_non_null(f.d);
+    /* two answers 200, then 503 for ever: one of the three batches gives up */
+    ts_set_default(f.ts, &(struct ts_response){503, NULL, "{}", 0, 0});
+    ts_push(f.ts, &(struct ts_response){200, NULL, "{}", 0, 0});
+    ts_push(f.ts, &(struct ts_response){200, NULL, "{}", 0, 0});
+    r = osc_records_open_mem(in, strlen(in), "s", OSC_RECORDS_JSONL, &err);
+    while (osc_records_next(r, &rec, &err) == 1)
+        assert_int_equal(osc_delivery_add_tagged(f.d, &rec, ++tag), 0);
+    osc_records_close(r);
+    /* record 3 has no {id}: dead-lettered at once; the others wait in open batches */
+    assert_int_equal(fates.dead, 1);
+    assert_int_equal(ts_count(f.ts), 0);
+    for (int i = 0; i < 200 && fates.accepted + fates.retry < 3; i++)
+        osc_delivery_poll(f.d, 10);
+    /* three URLs, three batches: two accepted, one given up after 2 attempts */
+    assert_int_equal(fates.accepted, 2);
+    assert_int_equal(fates.retry, 1);
+    assert_int_equal(ts_count(f.ts), 4);
+    assert_int_equal(fates.tags, 1 + 2 + 3 + 4);
+    osc_delivery_finish(f.d);
+    osc_delivery_get_stats(f.d, &f.st);
+    assert_int_equal(f.st.dead_lettered, 1); /* only the local reject: the source keeps the rest */
+    teardown_fx(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1101,6 +1160,7 @@ int main(void)
         cmocka_unit_test(test_permanent_tls_stops),
         cmocka_unit_test(test_adaptive_respects_a_limit),
         cmocka_unit_test(test_exclude_upsert),
+        cmocka_unit_test(test_tagged_fates_and_flush),
     };
     osc_log_set_level(OSC_LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
