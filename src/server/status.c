@@ -8,6 +8,7 @@
 #include "osc/status.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -124,20 +125,21 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     if (strcmp(host, "localhost") == 0)
         snprintf(host, sizeof(host), "127.0.0.1");
     {
-        struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-        if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-            a4->sin_family = AF_INET;
-            a4->sin_port = htons((uint16_t)port);
-            *sl = sizeof(*a4);
+        /* an address, or a name (resolved once, at start): the first address it has */
+        struct addrinfo hints = {0}, *ai = NULL;
+        char ps[8];
+        snprintf(ps, sizeof(ps), "%d", (int)port);
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | AI_ADDRCONFIG;
+        if (getaddrinfo(host, ps, &hints, &ai) == 0 && ai && ai->ai_addrlen <= sizeof(*ss)) {
+            memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+            *sl = (socklen_t)ai->ai_addrlen;
+            freeaddrinfo(ai);
             return 0;
         }
-        if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-            a6->sin6_family = AF_INET6;
-            a6->sin6_port = htons((uint16_t)port);
-            *sl = sizeof(*a6);
-            return 0;
-        }
+        if (ai)
+            freeaddrinfo(ai);
     }
 bad:
     return osc_err_set(
