@@ -54,11 +54,12 @@ YAML
 
 size=$(stat -c %s "$tmp/employees.jsonl")
 rc=0
-/usr/bin/time -v -o "$tmp/time.txt" "$bin" send -q -c "$tmp/bench.yaml" -d employees \
-  "$tmp/employees.jsonl" || rc=$?
+/usr/bin/time -v -o "$tmp/time.txt" "$bin" send -q --json-summary -c "$tmp/bench.yaml" \
+  -d employees "$tmp/employees.jsonl" >"$tmp/summary.json" || rc=$?
+ours=$(jq -r '.max_in_flight // "?"' "$tmp/summary.json" 2>/dev/null || echo "?")
 kill "$sink_pid"; wait "$sink_pid" 2>/dev/null || true; sink_pid=
 awk -v n="$n" -v size="$size" -v delay="${BENCH_DELAY_MS:-0}" -v limit="${BENCH_LIMIT:-none}" \
-    -v inflight="${BENCH_IN_FLIGHT:-default}" \
+    -v inflight="${BENCH_IN_FLIGHT:-default}" -v ours="$ours" \
     -v sink="$(grep '^requests' "$tmp/sink.out")" -v seen="$(grep '^max_in_flight' "$tmp/sink.out")" '
   /User time/ {u=$NF} /System time/ {s=$NF} /Maximum resident/ {rss=$NF}
   /Elapsed \(wall clock\)/ {split($NF,a,":"); w=(length(a)==3)?a[1]*3600+a[2]*60+a[3]:a[1]*60+a[2]}
@@ -71,7 +72,7 @@ awk -v n="$n" -v size="$size" -v delay="${BENCH_DELAY_MS:-0}" -v limit="${BENCH_
     printf "CPU          %.2f s (user %.2f + sys %.2f)\n", u+s, u, s
     printf "peak RSS     %.1f MiB\n", rss/1024
     printf "sink         %s\n", sink
-    printf "in flight    %s at most (seen by the sink); answers: %s x 200, %s x 429\n", f[2], f[4], f[6]
+    printf "in flight    %s at most (seen by the sink), %s at most (sent by osconnect); answers: %s x 200, %s x 429\n", f[2], ours, f[4], f[6]
   }' "$tmp/time.txt"
 if [ "$rc" -ne 0 ]; then
   echo "delivery.sh: send exited $rc"

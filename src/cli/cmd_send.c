@@ -135,6 +135,7 @@ static void print_summary(const char *dest, const char *dl_path,
         json_object_set_new(o, "dead_lettered", json_integer((json_int_t)st->dead_lettered));
         json_object_set_new(o, "requests", json_integer((json_int_t)st->requests));
         json_object_set_new(o, "retries", json_integer((json_int_t)st->retries));
+        json_object_set_new(o, "max_in_flight", json_integer((json_int_t)st->max_in_flight));
         json_object_set_new(o, "seconds",
                             json_real((double)(long long)(st->seconds * 1000) / 1000));
         json_object_set_new(o, "dry_run", json_boolean(dry_run));

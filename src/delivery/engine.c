@@ -5,9 +5,9 @@
  *
  * Invariants:
  * - Reading pauses while the oldest unfinished batch is `window` batches
- *   behind the newest (window = max_in_flight, or max_in_flight_limit when
- *   adaptive), so after a crash at most about 2 x window batches are sent
- *   again, however long one batch waits for its retries.
+ *   behind the newest (max_in_flight; when adaptive, twice the limit in use,
+ *   at most 2 x max_in_flight_limit), so after a crash at most that many
+ *   batches are sent again, however long one batch waits for its retries.
  * - Once stopped (the key was refused, a permanent transport error, a
  *   dead letter or a checkpoint that could not be written), no record is
  *   taken and nothing more is sent; the saved position stays before every
@@ -216,8 +216,8 @@ struct osc_delivery *osc_delivery_new(const struct osc_config *cfg, const char *
             : t->max_in_flight_limit > 0 ? (size_t)t->max_in_flight_limit
                                          : OSC_CC_LIMIT_MAX_DEFAULT;
     groups = d->rq.templated ? MAX_GROUPS_TEMPLATED : 1;
-    d->window = limit;
-    if (dlv_batcher_init(&d->bt, limit + groups + 1, groups,
+    d->window = t->max_in_flight > 0 ? limit : 2 * limit;
+    if (dlv_batcher_init(&d->bt, d->window + groups + 1, groups,
                          d->opts.single_request ? 1 : (size_t)t->batch.size,
                          (size_t)t->batch.max_bytes))
         goto nomem;
@@ -305,13 +305,18 @@ static void close_batch(struct osc_delivery *d, struct dlv_batch *b)
 }
 
 /*
- * How many batches may lie between the oldest unfinished one and the newest: the
- * concurrency limit now (so no batch waits in memory for a slot it cannot get), at most
- * the pool's window.
+ * How many batches may lie between the oldest unfinished one and the newest:
+ * max_in_flight when fixed; when adaptive, twice the limit in use (a batch waiting for a
+ * back-pressure retry does not stop the others, and no batch waits in memory long for a
+ * slot it cannot get), at most 2 x max_in_flight_limit.
  */
 static uint64_t window(const struct osc_delivery *d)
 {
-    uint64_t w = (uint64_t)osc_cc_limit(d->snd.cc) + 1;
+    uint64_t w;
+
+    if (d->dest->max_in_flight > 0)
+        return d->window;
+    w = 2 * (uint64_t)osc_cc_limit(d->snd.cc);
     return w < d->window ? w : d->window;
 }
 

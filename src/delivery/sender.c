@@ -245,6 +245,16 @@ static void on_done(void *ud, struct osc_http_response *r)
             OSC_LOG_INFO("delivery", "%s: HTTP %ld with Retry-After: pausing the destination for %lld ms",
                          s->dest->name, r->status, (long long)delay);
         }
+    } else if (!s->dest->max_in_flight && cc_class(r, o) == OSC_CC_BACKPRESSURE) {
+        /* adaptive: the controller already cut the concurrency; the batch itself only
+         * waits a few round trips (doubling), not retry.base, which held the window shut */
+        struct osc_conf_retry quick = *rp;
+        struct osc_cc_stats cs;
+        osc_cc_stats(s->cc, &cs);
+        quick.base_ms = cs.rtt_ms * 2 > 10 ? (int64_t)(cs.rtt_ms * 2) : 10;
+        if (quick.base_ms > rp->base_ms)
+            quick.base_ms = rp->base_ms;
+        delay = osc_retry_backoff_ms(&quick, b->attempts, &s->rng);
     } else {
         delay = osc_retry_backoff_ms(rp, b->attempts, &s->rng);
     }
