@@ -87,9 +87,15 @@ void dlv_outcome_flush_warnings(struct dlv_outcome *o)
                      (unsigned long long)o->st->warnings_dropped);
 }
 
-static const char *dl_where(const struct dlv_outcome *o)
+/* Where the records just refused went: "dead-lettered to PATH", or why they were not. */
+static const char *dl_where(const struct dlv_outcome *o, char *buf, size_t cap)
 {
-    return o->write_dead_letters ? osc_deadletter_path(o->dl) : "nowhere (not written by test)";
+    if (o->write_dead_letters)
+        snprintf(buf, cap, "dead-lettered to %s", osc_deadletter_path(o->dl));
+    else
+        snprintf(buf, cap, "not dead-lettered (%s writes no file)",
+                 o->in_test ? "test" : "a dry run");
+    return buf;
 }
 
 static int dead_letter(struct dlv_outcome *o, const char *json, size_t json_len, const char *raw,
@@ -180,6 +186,7 @@ static void fate_all(struct dlv_outcome *o, struct dlv_batch *b, enum osc_delive
 
 static void accepted(struct dlv_outcome *o, struct dlv_batch *b, int *rc)
 {
+    char where[4200];
     unsigned char *done = calloc(b->nrecs ? b->nrecs : 1, 1);
     size_t bad = done ? partial_rejects(o, b, done, rc) : 0;
 
@@ -196,8 +203,9 @@ static void accepted(struct dlv_outcome *o, struct dlv_batch *b, int *rc)
     if (bad) {
         o->st->rejected += bad;
         if (may_warn(o))
-            OSC_LOG_WARN("delivery", "%s: %s %s: the API skipped %zu of %zu record(s); dead-lettered to %s",
-                         o->dest->name, b->method, b->url, bad, b->nrecs, dl_where(o));
+            OSC_LOG_WARN("delivery", "%s: %s %s: the API skipped %zu of %zu record(s); %s",
+                         o->dest->name, b->method, b->url, bad, b->nrecs,
+                         dl_where(o, where, sizeof(where)));
     }
     OSC_LOG_DEBUG("delivery", "%s: %s %s -> %ld (%zu records)", o->dest->name, b->method, b->url,
                   b->resp.status, b->nrecs);
@@ -206,6 +214,7 @@ static void accepted(struct dlv_outcome *o, struct dlv_batch *b, int *rc)
 int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final f,
                       const char *reason)
 {
+    char where[4200];
     int rc = 0;
 
     if (b->kind != DLV_DATA && f != DLV_AUTH && f != DLV_FATAL)
@@ -215,8 +224,8 @@ int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final
     case DLV_REJECTED:
         o->st->rejected += b->nrecs;
         if (may_warn(o))
-            OSC_LOG_WARN("delivery", "%s: %s %s: %s; %zu record(s) dead-lettered to %s",
-                         o->dest->name, b->method, b->url, reason, b->nrecs, dl_where(o));
+            OSC_LOG_WARN("delivery", "%s: %s %s: %s; %zu record(s) %s", o->dest->name, b->method,
+                         b->url, reason, b->nrecs, dl_where(o, where, sizeof(where)));
         rc = dead_letter_batch(o, b, b->resp.status, reason);
         fate_all(o, b, rc ? OSC_DELIVERY_RETRY_LATER : OSC_DELIVERY_DEAD_LETTERED);
         break;
@@ -234,8 +243,8 @@ int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final
     case DLV_UNBUILT:
         o->st->unavailable += b->nrecs;
         if (may_warn(o))
-            OSC_LOG_ERROR("delivery", "%s: %s %s: %s; %zu record(s) dead-lettered to %s",
-                          o->dest->name, b->method, b->url, reason, b->nrecs, dl_where(o));
+            OSC_LOG_ERROR("delivery", "%s: %s %s: %s; %zu record(s) %s", o->dest->name,
+                          b->method, b->url, reason, b->nrecs, dl_where(o, where, sizeof(where)));
         rc = dead_letter_batch(o, b, b->resp.status, reason);
         fate_all(o, b, rc ? OSC_DELIVERY_RETRY_LATER : OSC_DELIVERY_DEAD_LETTERED);
         break;
