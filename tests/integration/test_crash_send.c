@@ -101,6 +101,51 @@ static int rec_no(const char *id, int import)
                                                                                             : -1;
 }
 
+/* What the server's requests [from, to) carried. */
+struct tally {
+    unsigned deletes, commits, dup; /* dup: records seen[] already counted */
+    size_t last_batch, commit_at;   /* indexes of the last batch import and the commit */
+};
+
+/*
+ * Walk requests [from, to): count the staging DELETEs and the commits, and every record of
+ * import `import` in the batch imports into seen[] (the commit guard's GETs are skipped;
+ * skip, when not (size_t)-1, is a request whose answer refused it).
+ */
+static void tally(struct ts_server *ts, size_t from, size_t to, int import, size_t skip,
+                  unsigned *seen, struct tally *t)
+{
+    for (size_t i = from; i < to; i++) {
+        struct ts_request q;
+        json_t *arr, *v;
+        size_t k;
+        assert_int_equal(ts_get(ts, i, &q), 0);
+        if (strcmp(q.method, "GET") == 0 || i == skip) {
+            /* the commit guard, or a refused request */
+        } else if (strcmp(q.method, "DELETE") == 0) {
+            t->deletes++;
+        } else if (strcmp(q.url, "/api/1/employee_directory") == 0) {
+            t->commits++;
+            t->commit_at = i;
+            assert_string_equal(q.body, "Source=HR");
+        } else {
+            assert_string_equal(q.url, "/api/1/employee_batch_imports");
+            arr = json_loads(q.body, 0, NULL);
+            assert_non_null(arr);
+            t->last_batch = i;
+            json_array_foreach(arr, k, v)
+            {
+                int n = rec_no(json_string_value(json_object_get(v, "EmployeeId")), import);
+                assert_true(n >= 0);
+                if (seen[n]++)
+                    t->dup++;
+            }
+            json_decref(arr);
+        }
+        ts_request_free(&q);
+    }
+}
+
 static void test_crash_resume(void **state)
 {
     struct ts_server *ts = ts_start();
@@ -124,8 +169,8 @@ static void test_crash_resume(void **state)
         char *input = write_csv(import, NREC);
         unsigned *seen = calloc(NREC, sizeof(*seen));
         size_t first_req = ts_count(ts), run_start[MAX_RUNS + 1], nrun = 0;
-        unsigned deletes = 0, commits = 0, bad_seen = 0;
-        size_t last_batch = 0, commit_at = 0;
+        unsigned bad_seen = 0, before;
+        struct tally all = {0};
         /* after a kill during a commit the operator starts the next import with --restart */
         const char *argv[] = {"send",   getenv("CRASH_VERBOSE") ? "-v" : "-q",
                               "-c",     cfg,
@@ -168,36 +213,10 @@ static void test_crash_resume(void **state)
         run_start[nrun] = ts_count(ts);
         /* account for every request of this import, run by run */
         for (size_t r = 0; r < nrun; r++) {
-            unsigned dup = 0;
-            for (size_t i = run_start[r]; i < run_start[r + 1]; i++) {
-                struct ts_request q;
-                json_t *arr, *v;
-                size_t k;
-                assert_int_equal(ts_get(ts, i, &q), 0);
-                if (strcmp(q.method, "GET") == 0) {
-                    /* the commit guard */
-                } else if (strcmp(q.method, "DELETE") == 0) {
-                    deletes++;
-                } else if (strcmp(q.url, "/api/1/employee_directory") == 0) {
-                    commits++;
-                    commit_at = i;
-                    assert_string_equal(q.body, "Source=HR");
-                } else {
-                    assert_string_equal(q.url, "/api/1/employee_batch_imports");
-                    arr = json_loads(q.body, 0, NULL);
-                    assert_non_null(arr);
-                    last_batch = i;
-                    json_array_foreach(arr, k, v)
-                    {
-                        int n = rec_no(json_string_value(json_object_get(v, "EmployeeId")), import);
-                        assert_true(n >= 0);
-                        if (seen[n]++)
-                            dup++;
-                    }
-                    json_decref(arr);
-                }
-                ts_request_free(&q);
-            }
+            unsigned dup;
+            before = all.dup;
+            tally(ts, run_start[r], run_start[r + 1], import, (size_t)-1, seen, &all);
+            dup = all.dup - before;
             if (getenv("CRASH_VERBOSE"))
                 printf("# import %d run %zu: %zu requests, %u records sent again\n", import, r,
                        run_start[r + 1] - run_start[r], dup);
@@ -212,9 +231,9 @@ static void test_crash_resume(void **state)
             }
         }
         assert_true(ts_count(ts) > first_req);
-        assert_int_equal(deletes, 1);
-        assert_int_equal(commits, 1);
-        assert_true(commit_at > last_batch);
+        assert_int_equal(all.deletes, 1);
+        assert_int_equal(all.commits, 1);
+        assert_true(all.commit_at > all.last_batch);
         {
             char *t = th_read_file(dl);
             char *line, *save = NULL;
@@ -284,6 +303,7 @@ static void test_retry_holds_the_window(void **state)
     struct ts_server *ts = ts_start();
     char *input, *cfg, *dl, *errf, *text = NULL;
     unsigned *seen = calloc(NREC, sizeof(*seen)), dup = 0;
+    struct tally t = {0};
     struct th_result res;
     size_t held;
     pid_t pid;
@@ -325,24 +345,8 @@ static void test_retry_holds_the_window(void **state)
             fail_msg("rerun exited %d: %s", res.status, res.err);
         th_result_free(&res);
     }
-    for (size_t i = 0; i < ts_count(ts); i++) {
-        struct ts_request r;
-        json_t *arr, *v;
-        size_t k;
-        assert_int_equal(ts_get(ts, i, &r), 0);
-        if (strcmp(r.method, "POST") == 0 && i != 1 /* the 503 */) {
-            arr = json_loads(r.body, 0, NULL);
-            json_array_foreach(arr, k, v)
-            {
-                int n = rec_no(json_string_value(json_object_get(v, "EmployeeId")), 0);
-                assert_true(n >= 0);
-                if (seen[n]++)
-                    dup++;
-            }
-            json_decref(arr);
-        }
-        ts_request_free(&r);
-    }
+    tally(ts, 0, ts_count(ts), 0, 1 /* the 503 */, seen, &t);
+    dup = t.dup;
     for (int i = 0; i < NREC; i++)
         if (!seen[i] && i % 997 != 500)
             fail_msg("record %d was not delivered", i);
@@ -440,7 +444,8 @@ static void test_checkpoint_disk_full(void **state)
 {
     struct ts_server *ts = ts_start();
     char *input, *cfg, *dl, *text = NULL;
-    unsigned *seen = calloc(NREC, sizeof(*seen)), commits = 0, deletes = 0;
+    unsigned *seen = calloc(NREC, sizeof(*seen));
+    struct tally t = {0};
     struct th_result res;
     (void)state;
 
@@ -475,29 +480,9 @@ static void test_checkpoint_disk_full(void **state)
         assert_non_null(strstr(res.err, "commit: directory import triggered"));
         th_result_free(&res);
     }
-    for (size_t i = 0; i < ts_count(ts); i++) {
-        struct ts_request r;
-        json_t *arr, *v;
-        size_t k;
-        assert_int_equal(ts_get(ts, i, &r), 0);
-        if (strcmp(r.method, "DELETE") == 0) {
-            deletes++;
-        } else if (strcmp(r.url, "/api/1/employee_directory") == 0) {
-            commits++;
-        } else if (strcmp(r.method, "POST") == 0) {
-            arr = json_loads(r.body, 0, NULL);
-            json_array_foreach(arr, k, v)
-            {
-                int n = rec_no(json_string_value(json_object_get(v, "EmployeeId")), 0);
-                assert_true(n >= 0);
-                seen[n]++;
-            }
-            json_decref(arr);
-        }
-        ts_request_free(&r);
-    }
-    assert_int_equal(deletes, 1);
-    assert_int_equal(commits, 1);
+    tally(ts, 0, ts_count(ts), 0, (size_t)-1, seen, &t);
+    assert_int_equal(t.deletes, 1);
+    assert_int_equal(t.commits, 1);
     for (int i = 0; i < 3000; i++)
         if (!seen[i] && i % 997 != 500)
             fail_msg("record %d was not delivered", i);
@@ -521,6 +506,7 @@ static void test_sigterm_and_lock(void **state)
     char *input, *cfg, *text = NULL, *dl, *errf, *out;
     unsigned *seen = calloc(NREC, sizeof(*seen));
     unsigned dup = 0;
+    struct tally t = {0};
     struct th_result res;
     int status = 0;
     pid_t pid;
@@ -574,24 +560,8 @@ static void test_sigterm_and_lock(void **state)
         assert_non_null(strstr(res.err, "resumed from a checkpoint"));
         th_result_free(&res);
     }
-    for (size_t i = 0; i < ts_count(ts); i++) {
-        struct ts_request r;
-        json_t *arr, *v;
-        size_t k;
-        assert_int_equal(ts_get(ts, i, &r), 0);
-        if (strcmp(r.method, "POST") == 0) {
-            arr = json_loads(r.body, 0, NULL);
-            json_array_foreach(arr, k, v)
-            {
-                int n = rec_no(json_string_value(json_object_get(v, "EmployeeId")), 0);
-                assert_true(n >= 0);
-                if (seen[n]++)
-                    dup++;
-            }
-            json_decref(arr);
-        }
-        ts_request_free(&r);
-    }
+    tally(ts, 0, ts_count(ts), 0, (size_t)-1, seen, &t);
+    dup = t.dup;
     for (int i = 0; i < NREC; i++)
         if (!seen[i])
             fail_msg("record %d was not delivered", i);
