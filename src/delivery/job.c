@@ -347,6 +347,19 @@ out:
 
 /* ---- the staging DELETE ----------------------------------------------------- */
 
+enum osc_delivery_phase osc_delivery_phase(const struct osc_delivery *d)
+{
+    return (enum osc_delivery_phase)d->phase;
+}
+
+/* A new phase: the caller's progress line shows it at once (no tick runs in a sync request). */
+static void set_phase(struct osc_delivery *d, enum osc_delivery_phase p)
+{
+    d->phase = (int)p;
+    if (d->opts.tick)
+        d->opts.tick(d->opts.ud);
+}
+
 static struct dlv_batch *special(struct osc_delivery *d, enum dlv_bkind kind, const char *method)
 {
     struct dlv_batch *b;
@@ -360,7 +373,7 @@ static struct dlv_batch *special(struct osc_delivery *d, enum dlv_bkind kind, co
     return b;
 }
 
-int dlv_job_clear_staging(struct osc_delivery *d)
+static int clear_staging(struct osc_delivery *d)
 {
     struct dlv_batch *b = special(d, DLV_STAGING, "DELETE");
     char *enc = osc_http_urlencode(source_of(d), strlen(source_of(d)));
@@ -400,6 +413,16 @@ int dlv_job_clear_staging(struct osc_delivery *d)
         return OSC_EDB;
     }
     return 0;
+}
+
+int dlv_job_clear_staging(struct osc_delivery *d)
+{
+    int rc;
+
+    set_phase(d, OSC_DELIVERY_PHASE_CLEARING);
+    rc = clear_staging(d);
+    set_phase(d, OSC_DELIVERY_PHASE_SENDING);
+    return rc;
 }
 
 /* ---- the end of a run ---------------------------------------------------------- */
@@ -642,6 +665,7 @@ void dlv_job_commit(struct osc_delivery *d)
     char *path = NULL, *enc = NULL, ans[300];
     enum dlv_final f;
 
+    set_phase(d, OSC_DELIVERY_PHASE_COMMITTING);
     if (!d->opts.dry_run && !may_commit(d))
         return;
     if (!(b = special(d, DLV_COMMIT, "POST")) ||

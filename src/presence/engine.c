@@ -197,6 +197,13 @@ static void api_error(struct osc_presence *p, enum osc_metrics_api api, enum osc
         osc_metrics_api_error(p->opts.metrics, api, c);
 }
 
+/* One HTTP call to api, started at t0 (monotonic ms), into the request-duration histogram. */
+static void observe(struct osc_presence *p, enum osc_metrics_api api, int64_t t0)
+{
+    osc_metrics_observe_request(p->opts.metrics, api,
+                                (double)(osc_clock_mono_ms(p->opts.clock) - t0) / 1000.0);
+}
+
 #define RETRY_AFTER_MAX_MS (3600 * 1000)
 
 /*
@@ -248,7 +255,7 @@ static int fetch_buildings(struct osc_presence *p, const char *const *ids, size_
                            struct osc_mapped_topo *t, int64_t deadline,
                            struct osc_metrics_cycle *rep, struct osc_err *err)
 {
-    int64_t ra;
+    int64_t ra, t0;
     int rc;
 
     if (paused(p, OSC_METRICS_MAPPED, err))
@@ -259,8 +266,10 @@ static int fetch_buildings(struct osc_presence *p, const char *const *ids, size_
         tick(p);
         osc_err_clear(err);
         rep->mapped_requests++;
+        t0 = osc_clock_mono_ms(p->opts.clock);
         rc = osc_mapped_fetch(p->mapped_http, &p->cfg->mapped,
                               (size_t)p->cfg->presence.max_response, ids, n, discover, t, &ra, err);
+        observe(p, OSC_METRICS_MAPPED, t0);
         if (rc == 0)
             return 0;
         if (stopping(p)) /* the read was aborted, or failed while stopping: no retry */
@@ -462,10 +471,13 @@ static int push_chunk(struct osc_presence *p, struct osc_presence_item *items, s
     req.body_len = body.len;
     for (unsigned attempt = 1;; attempt++) {
         enum osc_http_outcome oc;
+        int64_t t0;
         tick(p);
         osc_err_clear(err);
         rep->push_requests++;
+        t0 = osc_clock_mono_ms(p->opts.clock);
         rc = osc_http_perform(p->os_http, &req, &resp, err);
+        observe(p, OSC_METRICS_OFFICESPACE, t0);
         if (rc && stopping(p)) {
             /* aborted in flight: no answer, nothing is recorded, the items stay unsent */
             rc = osc_err_set(err, OSC_EINTERRUPTED, "stopping: the presence push was aborted");
