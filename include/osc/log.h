@@ -55,7 +55,7 @@ void osc_log_write(enum osc_log_level level, const char *module, const char *fmt
 /* ---- events: a line with structured fields ---------------------------------- */
 
 enum osc_log_ftype {
-    OSC_LOG_F_STR = 0, /* s; a NULL s leaves the field out */
+    OSC_LOG_F_STR = 0, /* s; NULL or "" leaves the field out */
     OSC_LOG_F_INT,     /* i */
     OSC_LOG_F_INT_NZ,  /* i; left out when 0 (an HTTP status when there was no answer) */
     OSC_LOG_F_REAL     /* r */

@@ -368,7 +368,7 @@ static json_t *field_json(const struct osc_log_field *f)
     char v[OSC_LOG_LINE_MAX / 2];
 
     switch (f->type) {
-    case OSC_LOG_F_STR: return f->s ? json_string(clean_value(f->s, v, sizeof(v))) : NULL;
+    case OSC_LOG_F_STR: return f->s && *f->s ? json_string(clean_value(f->s, v, sizeof(v))) : NULL;
     case OSC_LOG_F_INT: return json_integer((json_int_t)f->i);
     case OSC_LOG_F_INT_NZ: return f->i ? json_integer((json_int_t)f->i) : NULL;
     case OSC_LOG_F_REAL: return json_real(f->r);
