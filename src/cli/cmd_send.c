@@ -185,6 +185,7 @@ static void tell_interrupted(struct progress *p)
         return;
     p->told = 1;
     progress_clear(p);
+    p->line[0] = '\0'; /* what it said is over: the next tick draws the line again */
     fprintf(stderr, "osconnect send: interrupted: no more records are read; the requests in "
                     "flight finish and the checkpoint is saved (run the same command again to "
                     "resume; a second Ctrl-C stops at once)\n");
@@ -485,14 +486,19 @@ int cmd_send(int argc, char **argv)
                     "the input is not read\n",
                     dest);
     } else {
-        /* a send that waits on the keyboard with no word looks hung */
-        if (reads_stdin && isatty(STDIN_FILENO) && !common.quiet)
+        int typing = reads_stdin && isatty(STDIN_FILENO), on = prog.on;
+        /* a send that waits on the keyboard with no word looks hung; and while records are
+         * typed, a progress line would be drawn into what is typed */
+        if (typing && !common.quiet)
             fprintf(stderr, "osconnect send: reading records from the terminal; end with Ctrl-D, "
                             "or name a file\n");
+        if (typing)
+            prog.on = 0;
         if (optind >= argc)
             rc = osc_delivery_feed(d, "-", fmt, 0, &err);
         for (int i = optind; i < argc && rc == 0; i++)
             rc = osc_delivery_feed(d, argv[i], fmt, 0, &err);
+        prog.on = on;
     }
     prog.finishing = 1;
     if (rc == OSC_EINTERRUPTED) {
