@@ -7,7 +7,8 @@
 # `make` is left out (the binary is built) and so are the lines that start the simulator or a
 # daemon. One batch import is refused after `test`, so the send leaves dead letters (exit 65,
 # no commit) and the resend commits: the directory then holds the 300 employees.
-# Also: every examples/ file the README names exists.
+# Also: every examples/ file the README names exists, and the demo excerpt is what
+# `osconnect demo` prints.
 set -u
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
@@ -107,6 +108,28 @@ expect 10 0 "pushed"                                                     # prese
 live=$(curl -s "$os_url/_sim/employees" | tr -d ' \n' | grep -oE '"HRIS":\{"staged":[0-9]+,"live":[0-9]+' | grep -oE '[0-9]+$')
 [ "$live" = 300 ] && ok || bad "the directory holds ${live:-?} employees of source HRIS, not 300"
 [ -s "$tmp/clone/examples/employees.dead.jsonl" ] && ok || bad "no dead letters were written in examples/"
+
+# the demo excerpt of "Two commands" is what `osconnect demo` prints now: each of its lines
+# ("..." stands for lines left out) comes in this order, once times, temporary folders and
+# durations are masked. The simulated sensors change with time, so the counts of a presence
+# cycle are masked too, and the rows of the table are left out (its heading stays).
+norm() {
+  sed -E -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z/TIME/g' -e 's#/tmp/osconnect-demo-[A-Za-z0-9]+#DEMO#g' \
+    -e 's/, [0-9]+\.[0-9]+s$/, Ns/' -e '/\[presence\] cycle: /s/[0-9]+/N/g' |
+    grep -vE '^(room|desk|floor|neighborhood|site) +[0-9]'
+}
+excerpt=$(awk '/^## Two commands/ { f = 1 }
+  f && /^```/ { if (inb) { if (cap) exit; inb = 0 } else { inb = 1; first = 1 }; next }
+  f && inb { if (first && /^== 3\./) cap = 1; first = 0; if (cap) print }' "$readme" | grep -v '^\.\.\.$' | norm)
+demo_out=$(cd "$tmp" && "$OSC_BIN" demo 2>&1 | norm)
+[ -n "$excerpt" ] && ok || bad "no demo excerpt in the README"
+rest=$demo_out
+while IFS= read -r line; do
+  case $rest in
+    *"$line"*) rest=${rest#*"$line"}; ok ;;
+    *) bad "demo excerpt line not printed by osconnect demo (in this order): $line" ;;
+  esac
+done <<<"$excerpt"
 
 # nothing leaks the credentials
 if grep -rqF -e sim-officespace-key-0123456789abcdef -e sim-mapped-token-0123456789abcdef "$tmp"/out.* "$tmp"/err.*; then
