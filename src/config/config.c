@@ -256,8 +256,7 @@ static int interpolate(const char *file, yaml_node_t *node, char **out, struct o
             val = getenv(name);
             if (need && (!val || !*val)) {
                 rc = fail_at(err, file, node, "%s: %s (the environment variable is %s)", name,
-                             *need ? need : "must be set and not empty",
-                             val ? "empty" : "not set");
+                             *need ? need : "must be set and not empty", val ? "empty" : "not set");
                 break;
             }
             if (!val || (!*val && def))
