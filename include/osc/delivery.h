@@ -216,6 +216,14 @@ int osc_delivery_checkpoint(struct osc_delivery *d, struct osc_checkpoint *c,
 char *osc_delivery_checkpoint_path(const struct osc_config *cfg, const char *dest,
                                    const char *dead_letter);
 
+/* What a delivery is doing (progress lines); the opts.tick hook runs when it changes. */
+enum osc_delivery_phase {
+    OSC_DELIVERY_PHASE_SENDING = 0, /* reading, batching and sending records */
+    OSC_DELIVERY_PHASE_CLEARING,    /* the import job's staging DELETE */
+    OSC_DELIVERY_PHASE_COMMITTING   /* the commit step: its checks, then the trigger */
+};
+enum osc_delivery_phase osc_delivery_phase(const struct osc_delivery *d);
+
 /* Progress of the input being fed: bytes read and its size (-1 unknown). */
 void osc_delivery_progress(const struct osc_delivery *d, uint64_t *bytes, int64_t *size);
 /* 1 when the destination takes no records (trigger_directory_import). */

@@ -27,6 +27,13 @@
  *   invalid_identities_total             counter
  *   last_success_timestamp_seconds       gauge    Unix time of the last ok/partial cycle
  *   up                                   gauge    1 while the last cycle was ok/partial
+ * Besides those, osc_metrics_render() writes:
+ *   osconnect_build_info{version,curl,jansson,sqlite,microhttpd,yaml,lua}  gauge, always 1
+ *   osconnect_http_request_duration_seconds{api}  histogram  presence HTTP calls
+ *                                                            (mapped|officespace)
+ *   process_cpu_seconds_total, process_resident_memory_bytes,
+ *   process_virtual_memory_bytes, process_open_fds, process_max_fds,
+ *   process_start_time_seconds       the standard process metrics, from /proc/self
  */
 #ifndef OSC_METRICS_H
 #define OSC_METRICS_H
@@ -34,6 +41,8 @@
 #include <stdint.h>
 
 #include "osc/buf.h"
+#include "osc/delivery.h"
+#include "osc/err.h"
 
 enum osc_metrics_result {
     OSC_METRICS_OK = 0,
@@ -91,9 +100,43 @@ void osc_metrics_api_error(struct osc_metrics *m, enum osc_metrics_api api,
                            enum osc_metrics_class cls);
 /* Class of an HTTP failure (status 0: transport). */
 enum osc_metrics_class osc_metrics_class_of(long status);
+/*
+ * One HTTP call to api took seconds (any outcome: an error answers too);
+ * counted in the request-duration histogram. m may be NULL (not counted).
+ */
+void osc_metrics_observe_request(struct osc_metrics *m, enum osc_metrics_api api, double seconds);
+/* The histogram's upper bounds (seconds), besides +Inf. */
+#define OSC_METRICS_DURATION_BUCKETS 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 
 /* Prometheus text exposition into out (appended). 0 or OSC_ENOMEM/OSC_ETOOBIG. */
 int osc_metrics_render(struct osc_metrics *m, struct osc_buf *out);
+
+/* osconnect_build_info, then the process metrics (process.c), appended to out. */
+int osc_metrics_render_build_info(struct osc_buf *out);
+int osc_metrics_render_process(struct osc_buf *out);
+
+/*
+ * The final metrics of one `send` run, in the Prometheus text format, for
+ * node_exporter's textfile collector (every series labelled with
+ * destination; all gauges, since the file holds the last run):
+ *   osconnect_send_records, _records_sent, _records_rejected{reason=malformed|
+ *   unmappable|api|retries}, _records_unsent, _records_dead_lettered,
+ *   _requests, _retries, _duration_seconds, _exit_code,
+ *   _commit{outcome=none|triggered|refused|failed|unknown} (1 for the one that
+ *   happened), _last_run_timestamp_seconds (now_wall_ms).
+ * Appended to out; 0 or OSC_ENOMEM/OSC_ETOOBIG.
+ */
+int osc_metrics_render_send(const char *destination, const struct osc_delivery_stats *st,
+                            int exit_code, int64_t now_wall_ms, struct osc_buf *out);
+
+/*
+ * Replace path with text atomically: write a temporary file in the same
+ * folder (PATH.tmp.XXXXXX), fsync it, make it mode 0644 (node_exporter runs
+ * as another user), rename it over path. A reader sees the old file or the
+ * new one, never a part. Returns 0, or OSC_EIO with err naming the file
+ * and why (the temporary file is removed; path is unchanged).
+ */
+int osc_metrics_write_file(const char *path, const char *text, size_t len, struct osc_err *err);
 
 /*
  * The loop's heartbeat: the presence loop calls it while it waits and the

@@ -81,10 +81,21 @@ void osc_records_close(struct osc_records_reader *r);
  * Next record. Returns 1 with *rec filled, 0 at the end of the input,
  * OSC_EDATA for a malformed record (err says "file:line: reason"; rec has
  * file, line, offset and raw set, json NULL; the next call continues after
- * it), or OSC_EIO / OSC_ENOMEM (fatal: stop reading). rec stays valid
+ * it), or OSC_EIO / OSC_ENOMEM / OSC_EINTERRUPTED (fatal: stop reading). rec stays valid
  * until the next call.
  */
 int osc_records_next(struct osc_records_reader *r, struct osc_record *rec, struct osc_err *err);
+
+/*
+ * Make reads from a pipe or a terminal interruptible (process-wide): once
+ * *flag is non-zero, a read waiting for input ends and osc_records_next()
+ * returns OSC_EINTERRUPTED (the reader is then done, and incomplete). The
+ * flag is set by a signal handler installed without SA_RESTART, so the
+ * blocked read(2) returns EINTR. Regular files are not affected: their
+ * reads do not block, and the caller stops between records. flag is
+ * borrowed; NULL turns this off.
+ */
+void osc_records_set_interrupt(volatile int *flag);
 
 /* Bytes consumed so far, and the input size (-1 when not a regular file). */
 uint64_t osc_records_bytes_read(const struct osc_records_reader *r);

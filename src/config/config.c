@@ -204,7 +204,12 @@ static int is_null_scalar(yaml_node_t *n)
            (!*v || strcmp(v, "~") == 0 || strcmp(v, "null") == 0);
 }
 
-/* Expand ${VAR} and ${VAR:-default}; $${ is a literal ${. */
+/*
+ * Expand environment references as the shell does: ${VAR}, ${VAR:-default}
+ * (the default when VAR is unset or empty) and ${VAR:?message} (an error
+ * naming VAR and the message when VAR is unset or empty); $${ is a literal
+ * ${. A default or a message ends at the first '}'.
+ */
 static int interpolate(const char *file, yaml_node_t *node, char **out, struct osc_err *err)
 {
     const char *s = (const char *)node->data.scalar.value;
@@ -219,7 +224,7 @@ static int interpolate(const char *file, yaml_node_t *node, char **out, struct o
         } else if (s[0] == '$' && s[1] == '{') {
             const char *end = strchr(s + 2, '}');
             char name[256];
-            const char *def = NULL, *val;
+            const char *def = NULL, *need = NULL, *val;
             size_t nlen;
 
             if (!end) {
@@ -234,13 +239,26 @@ static int interpolate(const char *file, yaml_node_t *node, char **out, struct o
             memcpy(name, s + 2, nlen);
             name[nlen] = '\0';
             {
-                char *dash = strstr(name, ":-");
-                if (dash) {
-                    *dash = '\0';
-                    def = dash + 2;
+                /* the first ":-" or ":?" is the operator; the rest is its word */
+                char *op = strchr(name, ':');
+                if (op && (op[1] == '-' || op[1] == '?')) {
+                    if (op[1] == '-')
+                        def = op + 2;
+                    else
+                        need = op + 2;
+                    *op = '\0';
                 }
             }
+            if (!name[0]) {
+                rc = fail_at(err, file, node, "bad environment variable reference");
+                break;
+            }
             val = getenv(name);
+            if (need && (!val || !*val)) {
+                rc = fail_at(err, file, node, "%s: %s (the environment variable is %s)", name,
+                             *need ? need : "must be set and not empty", val ? "empty" : "not set");
+                break;
+            }
             if (!val || (!*val && def))
                 val = def;
             if (!val) {

@@ -45,6 +45,10 @@ static char last_line[OSC_LOG_LINE_MAX];
 static enum osc_log_level last_level;
 static char last_module[32];
 static unsigned long repeats;
+static int last_event; /* the last line was an event: never folded */
+
+static void (*log_hook)(void *ud, int before);
+static void *log_hook_ud;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -340,24 +344,76 @@ static void sanitize(char *s)
     }
 }
 
-static void emit(enum osc_log_level level, const char *module, const char *msg)
+/*
+ * A field's string value as it may be logged: redacted, sanitized, bounded.
+ * Returns out.
+ */
+static const char *clean_value(const char *v, char *out, size_t cap)
+{
+    size_t n = strlen(v);
+
+    if (n >= cap) {
+        memcpy(out, v, cap - 4);
+        memcpy(out + cap - 4, "...", 4);
+    } else {
+        memcpy(out, v, n + 1);
+    }
+    osc_redact(out, cap);
+    sanitize(out);
+    return out;
+}
+
+static json_t *field_json(const struct osc_log_field *f)
+{
+    char v[OSC_LOG_LINE_MAX / 2];
+
+    switch (f->type) {
+    case OSC_LOG_F_STR: return f->s && *f->s ? json_string(clean_value(f->s, v, sizeof(v))) : NULL;
+    case OSC_LOG_F_INT: return json_integer((json_int_t)f->i);
+    case OSC_LOG_F_INT_NZ: return f->i ? json_integer((json_int_t)f->i) : NULL;
+    case OSC_LOG_F_REAL: return json_real(f->r);
+    }
+    return NULL;
+}
+
+static void emit(enum osc_log_level level, const char *module, const char *event,
+                 const struct osc_log_field *fields, size_t nfields, const char *msg)
 {
     FILE *out = log_stream ? log_stream : stderr;
     char ts[96];
 
     timestamp(ts, sizeof(ts));
+    if (log_hook)
+        log_hook(log_hook_ud, 1);
     if (log_format == OSC_LOG_FORMAT_JSON) {
-        json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "time", ts, "level", level_names[level],
-                              "module", module, "msg", msg);
-        char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-        if (s)
+        /* time, level, module, event, the fields, msg: in that order */
+        json_t *o = json_object();
+        char *s;
+        json_object_set_new(o, "time", json_string(ts));
+        json_object_set_new(o, "level", json_string(level_names[level]));
+        json_object_set_new(o, "module", json_string(module));
+        if (event)
+            json_object_set_new(o, "event", json_string(event));
+        for (size_t i = 0; i < nfields; i++) {
+            json_t *v = field_json(&fields[i]);
+            if (v)
+                json_object_set_new(o, fields[i].key, v);
+        }
+        json_object_set_new(o, "msg", json_string(msg));
+        s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+        if (s) {
+            /* a secret split over escapes in a field still has its escaped form here */
+            osc_redact(s, strlen(s) + 1);
             fprintf(out, "%s\n", s);
+        }
         free(s);
         json_decref(o);
     } else {
         fprintf(out, "%s %-5s [%s] %s\n", ts, level_names[level], module, msg);
     }
     fflush(out);
+    if (log_hook)
+        log_hook(log_hook_ud, 0);
 }
 
 void osc_log_flush(void)
@@ -366,20 +422,24 @@ void osc_log_flush(void)
         char msg[96];
         snprintf(msg, sizeof(msg), "last message repeated %lu more time%s", repeats,
                  repeats == 1 ? "" : "s");
-        emit(last_level, last_module, msg);
+        emit(last_level, last_module, NULL, NULL, 0, msg);
         repeats = 0;
     }
 }
 
-void osc_log_write(enum osc_log_level level, const char *module, const char *fmt, ...)
+void osc_log_set_hook(void (*hook)(void *ud, int before), void *ud)
+{
+    log_hook = hook;
+    log_hook_ud = ud;
+}
+
+static void vlog(enum osc_log_level level, const char *module, const char *event,
+                 const struct osc_log_field *fields, size_t nfields, const char *fmt, va_list ap)
 {
     char line[OSC_LOG_LINE_MAX];
-    va_list ap;
     int n;
 
-    va_start(ap, fmt);
     n = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
     if (n < 0)
         return;
     if ((size_t)n >= sizeof(line))
@@ -387,13 +447,36 @@ void osc_log_write(enum osc_log_level level, const char *module, const char *fmt
     osc_redact(line, sizeof(line));
     sanitize(line);
 
-    if (level == last_level && strcmp(module, last_module) == 0 && strcmp(line, last_line) == 0) {
+    /* an event line repeats only with the same event (its fields may differ: JSON shows
+     * them, so those lines are never folded) */
+    if (level == last_level && !event && !last_event && strcmp(module, last_module) == 0 &&
+        strcmp(line, last_line) == 0) {
         repeats++;
         return;
     }
     osc_log_flush();
-    emit(level, module, line);
+    emit(level, module, event, fields, nfields, line);
     last_level = level;
+    last_event = event != NULL;
     snprintf(last_module, sizeof(last_module), "%s", module);
     memcpy(last_line, line, sizeof(line));
+}
+
+void osc_log_write(enum osc_log_level level, const char *module, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vlog(level, module, NULL, NULL, 0, fmt, ap);
+    va_end(ap);
+}
+
+void osc_log_event(enum osc_log_level level, const char *module, const char *event,
+                   const struct osc_log_field *fields, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vlog(level, module, event, fields, n, fmt, ap);
+    va_end(ap);
 }

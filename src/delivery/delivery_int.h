@@ -349,6 +349,7 @@ struct osc_delivery {
     struct osc_checkpoint_job job;
     int job_started; /* this run started the job: it clears the staging first */
     int staged;      /* the staging DELETE is done (or not needed) */
+    int phase;       /* enum osc_delivery_phase, set by job.c */
 };
 
 /* input.c */

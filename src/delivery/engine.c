@@ -503,7 +503,10 @@ int osc_delivery_finish(struct osc_delivery *d)
             snprintf(d->st.commit_reason, sizeof(d->st.commit_reason),
                      "directory import NOT triggered: %s", blocked);
             if (!d->st.interrupted)
-                OSC_LOG_ERROR("delivery", "%s: %s", d->dest->name, d->st.commit_reason);
+                OSC_LOG_EV(
+                    OSC_LOG_LEVEL_ERROR, "delivery", "commit_refused",
+                    (OSC_LF_STR("destination", d->dest->name), OSC_LF_STR("reason", blocked)),
+                    "%s: %s", d->dest->name, d->st.commit_reason);
         } else if (!d->st.cp_error) {
             dlv_job_commit(d);
         }

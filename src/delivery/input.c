@@ -162,7 +162,10 @@ int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records
         } else if (got == OSC_EDATA) {
             rc = osc_delivery_malformed(d, &rec, rerr.msg);
         } else {
-            d->input_failed = 1; /* a read error: the rest of this input is unknown */
+            if (got == OSC_EINTERRUPTED)
+                d->st.interrupted = 1; /* a signal ended a read that was waiting (a terminal) */
+            else
+                d->input_failed = 1; /* a read error: the rest of this input is unknown */
             rc = osc_err_set(err, got, "%s", rerr.msg);
             break;
         }

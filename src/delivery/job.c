@@ -137,7 +137,7 @@ static int build_key(struct osc_delivery *d, const char *const *paths, size_t n,
         if (strcmp(paths[i], "-") != 0 && access(paths[i], R_OK) != 0)
             return 0; /* reading it will report why */
         if (osc_checkpoint_input_id(paths[i], id, sizeof(id), &ierr)) {
-            OSC_LOG_INFO("delivery", "%s: %s: this run cannot be resumed (run it again from the start)",
+            OSC_LOG_INFO("delivery", "%s: %s; a killed run starts over (with --restart)",
                          d->dest->name, ierr.msg);
             return 0;
         }
@@ -347,6 +347,19 @@ out:
 
 /* ---- the staging DELETE ----------------------------------------------------- */
 
+enum osc_delivery_phase osc_delivery_phase(const struct osc_delivery *d)
+{
+    return (enum osc_delivery_phase)d->phase;
+}
+
+/* A new phase: the caller's progress line shows it at once (no tick runs in a sync request). */
+static void set_phase(struct osc_delivery *d, enum osc_delivery_phase p)
+{
+    d->phase = (int)p;
+    if (d->opts.tick)
+        d->opts.tick(d->opts.ud);
+}
+
 static struct dlv_batch *special(struct osc_delivery *d, enum dlv_bkind kind, const char *method)
 {
     struct dlv_batch *b;
@@ -360,7 +373,7 @@ static struct dlv_batch *special(struct osc_delivery *d, enum dlv_bkind kind, co
     return b;
 }
 
-int dlv_job_clear_staging(struct osc_delivery *d)
+static int clear_staging(struct osc_delivery *d)
 {
     struct dlv_batch *b = special(d, DLV_STAGING, "DELETE");
     char *enc = osc_http_urlencode(source_of(d), strlen(source_of(d)));
@@ -386,13 +399,19 @@ int dlv_job_clear_staging(struct osc_delivery *d)
     }
     if (f != DLV_ACCEPTED) {
         /* nothing was staged: the next run of this job clears it again */
-        OSC_LOG_ERROR("delivery", "%s: clearing the staging area of source '%s' failed; nothing is staged (run the same command again)",
-                      d->dest->name, source_of(d));
+        OSC_LOG_EV(OSC_LOG_LEVEL_ERROR, "delivery", "staging_failed",
+                   (OSC_LF_STR("destination", d->dest->name), OSC_LF_STR("source", source_of(d))),
+                   "%s: clearing the staging area of source '%s' failed; nothing is staged (run "
+                   "the same command again)",
+                   d->dest->name, source_of(d));
         d->st.gave_up = 1;
         d->stop = 1;
         return OSC_EUNAVAIL;
     }
     d->job.cleared = 1;
+    OSC_LOG_EV(OSC_LOG_LEVEL_INFO, "delivery", "staging_cleared",
+               (OSC_LF_STR("destination", d->dest->name), OSC_LF_STR("source", source_of(d))),
+               "%s: cleared the staging area of source '%s'", d->dest->name, source_of(d));
     if (d->cp && osc_checkpoint_job_put(d->cp, source_of(d), &d->job, &err)) {
         OSC_LOG_ERROR("delivery", "%s: %s", d->dest->name, err.msg);
         d->st.cp_error = 1;
@@ -400,6 +419,16 @@ int dlv_job_clear_staging(struct osc_delivery *d)
         return OSC_EDB;
     }
     return 0;
+}
+
+int dlv_job_clear_staging(struct osc_delivery *d)
+{
+    int rc;
+
+    set_phase(d, OSC_DELIVERY_PHASE_CLEARING);
+    rc = clear_staging(d);
+    set_phase(d, OSC_DELIVERY_PHASE_SENDING);
+    return rc;
 }
 
 /* ---- the end of a run ---------------------------------------------------------- */
@@ -463,7 +492,9 @@ static void commit_refused(struct osc_delivery *d, const char *fmt, ...)
     vsnprintf(d->st.commit_reason + n, sizeof(d->st.commit_reason) - (size_t)n, fmt, ap);
     va_end(ap);
     d->st.commit = -1;
-    OSC_LOG_ERROR("delivery", "%s: %s", d->dest->name, d->st.commit_reason);
+    OSC_LOG_EV(OSC_LOG_LEVEL_ERROR, "delivery", "commit_refused",
+               (OSC_LF_STR("destination", d->dest->name), OSC_LF_STR("source", source_of(d))),
+               "%s: %s", d->dest->name, d->st.commit_reason);
 }
 
 /*
@@ -561,7 +592,9 @@ static int may_commit(struct osc_delivery *d)
                  "commit --force` to send it again, or `osconnect send --restart` to stage again",
                  source_of(d), at);
         d->st.commit = -3;
-        OSC_LOG_ERROR("delivery", "%s: %s", d->dest->name, d->st.commit_reason);
+        OSC_LOG_EV(OSC_LOG_LEVEL_ERROR, "delivery", "commit_unknown",
+                   (OSC_LF_STR("destination", d->dest->name), OSC_LF_STR("source", source_of(d))),
+                   "%s: %s", d->dest->name, d->st.commit_reason);
         return 0;
     }
     if (runs) {
@@ -620,13 +653,20 @@ static void job_state(struct osc_delivery *d, int state)
     }
 }
 
-static void committed(struct osc_delivery *d, const struct osc_conf_destination *trig)
+static void committed(struct osc_delivery *d, const struct osc_conf_destination *trig,
+                      const struct dlv_batch *b)
 {
     struct osc_err err = {0};
 
     d->st.commit = 1;
     snprintf(d->st.commit_reason, sizeof(d->st.commit_reason),
              "directory import triggered for source '%s'", trig->source_name);
+    OSC_LOG_EV(OSC_LOG_LEVEL_INFO, "delivery", "commit_triggered",
+               (OSC_LF_STR("destination", d->dest->name), OSC_LF_STR("source", trig->source_name),
+                OSC_LF_STR("request_id", b->request_id), OSC_LF_STR("url", b->url),
+                OSC_LF_INT_NZ("status", b->resp.status), OSC_LF_INT("attempt", b->attempts)),
+               "%s: directory import triggered for source '%s' (HTTP %ld)", d->dest->name,
+               trig->source_name, b->resp.status);
     if (d->cp && osc_checkpoint_job_end(d->cp, source_of(d), &err)) {
         OSC_LOG_ERROR("delivery", "%s: %s (the import WAS triggered: do not run it again)",
                       d->dest->name, err.msg);
@@ -642,6 +682,7 @@ void dlv_job_commit(struct osc_delivery *d)
     char *path = NULL, *enc = NULL, ans[300];
     enum dlv_final f;
 
+    set_phase(d, OSC_DELIVERY_PHASE_COMMITTING);
     if (!d->opts.dry_run && !may_commit(d))
         return;
     if (!(b = special(d, DLV_COMMIT, "POST")) ||
@@ -663,6 +704,11 @@ void dlv_job_commit(struct osc_delivery *d)
         goto out;
     }
     job_state(d, OSC_JOB_COMMIT_SENT);
+    OSC_LOG_EV(OSC_LOG_LEVEL_DEBUG, "delivery", "commit_sent",
+               (OSC_LF_STR("destination", d->dest->name), OSC_LF_STR("source", trig->source_name),
+                OSC_LF_STR("url", b->url)),
+               "%s: sending the directory import of source '%s' (recorded as sent first)",
+               d->dest->name, trig->source_name);
     if (d->st.cp_error) {
         commit_refused(d, "the checkpoint could not record that the commit is being sent");
         goto out;
@@ -671,7 +717,7 @@ void dlv_job_commit(struct osc_delivery *d)
         int64_t delay;
         f = dlv_sender_sync(&d->snd, b, 0);
         if (f == DLV_ACCEPTED) {
-            committed(d, trig);
+            committed(d, trig, b);
             break;
         }
         if (!not_applied(&b->resp)) {
@@ -682,7 +728,12 @@ void dlv_job_commit(struct osc_delivery *d)
                      "(%s): it may have been applied; check the directory, then run `osconnect "
                      "commit --force` to send it again",
                      trig->source_name, answer_text(&b->resp, ans, sizeof(ans)));
-            OSC_LOG_ERROR("delivery", "%s: %s", d->dest->name, d->st.commit_reason);
+            OSC_LOG_EV(
+                OSC_LOG_LEVEL_ERROR, "delivery", "commit_unknown",
+                (OSC_LF_STR("destination", d->dest->name), OSC_LF_STR("source", trig->source_name),
+                 OSC_LF_STR("request_id", b->request_id), OSC_LF_STR("url", b->url),
+                 OSC_LF_INT_NZ("status", b->resp.status), OSC_LF_INT("attempt", b->attempts)),
+                "%s: %s", d->dest->name, d->st.commit_reason);
             break;
         }
         delay = b->resp.retry_after_ms >= 0 ? b->resp.retry_after_ms
@@ -700,12 +751,22 @@ void dlv_job_commit(struct osc_delivery *d)
                      "the directory import trigger for source '%s' failed after %u attempt(s) "
                      "(%s); it was not applied",
                      trig->source_name, b->attempts, answer_text(&b->resp, ans, sizeof(ans)));
-            OSC_LOG_ERROR("delivery", "%s: %s", d->dest->name, d->st.commit_reason);
+            OSC_LOG_EV(
+                OSC_LOG_LEVEL_ERROR, "delivery", "commit_failed",
+                (OSC_LF_STR("destination", d->dest->name), OSC_LF_STR("source", trig->source_name),
+                 OSC_LF_STR("request_id", b->request_id), OSC_LF_STR("url", b->url),
+                 OSC_LF_INT_NZ("status", b->resp.status), OSC_LF_INT("attempt", b->attempts)),
+                "%s: %s", d->dest->name, d->st.commit_reason);
             break;
         }
-        OSC_LOG_INFO("delivery", "%s: the commit was not applied (%s); retry %u in %lld ms",
-                     d->dest->name, answer_text(&b->resp, ans, sizeof(ans)), b->attempts,
-                     (long long)delay);
+        OSC_LOG_EV(OSC_LOG_LEVEL_INFO, "delivery", "commit_retry",
+                   (OSC_LF_STR("destination", d->dest->name),
+                    OSC_LF_STR("source", trig->source_name),
+                    OSC_LF_STR("request_id", b->request_id), OSC_LF_STR("url", b->url),
+                    OSC_LF_INT_NZ("status", b->resp.status), OSC_LF_INT("attempt", b->attempts),
+                    OSC_LF_INT("delay_ms", delay)),
+                   "%s: the commit was not applied (%s); retry %u in %lld ms", d->dest->name,
+                   answer_text(&b->resp, ans, sizeof(ans)), b->attempts, (long long)delay);
         osc_clock_sleep_ms(delay, NULL);
         b->resp.retry_after_ms = -1;
     }

@@ -74,17 +74,28 @@ static int may_warn(struct dlv_outcome *o)
         return 1;
     }
     if (o->st->warnings_dropped++ == 0)
-        OSC_LOG_WARN("delivery", "%s: more than %d warnings: the rest are not shown (every record "
-                                 "is in the dead-letter file, with its reason)",
-                     o->dest->name, WARN_MAX);
+        OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "delivery", "warnings_dropped",
+                   (OSC_LF_STR("destination", o->dest->name)),
+                   "%s: more than %d warnings: the rest are not shown (every record is in the "
+                   "dead-letter file, with its reason)",
+                   o->dest->name, WARN_MAX);
     return 0;
 }
 
 void dlv_outcome_flush_warnings(struct dlv_outcome *o)
 {
     if (o->st->warnings_dropped)
-        OSC_LOG_WARN("delivery", "%s: %llu warning(s) were not shown", o->dest->name,
-                     (unsigned long long)o->st->warnings_dropped);
+        OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "delivery", "warnings_dropped",
+                   (OSC_LF_STR("destination", o->dest->name),
+                    OSC_LF_INT("warnings", o->st->warnings_dropped)),
+                   "%s: %llu warning(s) were not shown", o->dest->name,
+                   (unsigned long long)o->st->warnings_dropped);
+}
+
+/* The dead-letter file for a structured log field ("" when nothing is written). */
+static const char *dl_field(const struct dlv_outcome *o)
+{
+    return o->write_dead_letters ? osc_deadletter_path(o->dl) : "";
 }
 
 /* Where the records just refused went: "dead-lettered to PATH", or why they were not. */
@@ -104,16 +115,27 @@ static int dead_letter(struct dlv_outcome *o, const char *json, size_t json_len,
                        unsigned attempts)
 {
     struct osc_err err = {0};
+    int first;
 
     if (!o->write_dead_letters)
         return 0;
+    first = osc_deadletter_count(o->dl) == 0;
     if (osc_deadletter_write(o->dl, json, json_len, raw, raw_len, file, line, offset, status, resp,
                              resp_len, reason, attempts, &err)) {
         if (!o->st->dead_letter_error)
-            OSC_LOG_ERROR("delivery", "%s", err.msg);
+            OSC_LOG_EV(OSC_LOG_LEVEL_ERROR, "delivery", "dead_letter_failed",
+                       (OSC_LF_STR("destination", o->dest->name),
+                        OSC_LF_STR("dead_letter", osc_deadletter_path(o->dl))),
+                       "%s", err.msg);
         o->st->dead_letter_error = 1;
         return OSC_EIO;
     }
+    /* once per run: where this run's dead letters go */
+    if (first)
+        OSC_LOG_EV(OSC_LOG_LEVEL_INFO, "delivery", "dead_letter_file",
+                   (OSC_LF_STR("destination", o->dest->name),
+                    OSC_LF_STR("dead_letter", osc_deadletter_path(o->dl))),
+                   "%s: writing dead letters to %s", o->dest->name, osc_deadletter_path(o->dl));
     return 0;
 }
 
@@ -203,12 +225,22 @@ static void accepted(struct dlv_outcome *o, struct dlv_batch *b, int *rc)
     if (bad) {
         o->st->rejected += bad;
         if (may_warn(o))
-            OSC_LOG_WARN("delivery", "%s: %s %s: the API skipped %zu of %zu record(s); %s",
-                         o->dest->name, b->method, b->url, bad, b->nrecs,
-                         dl_where(o, where, sizeof(where)));
+            OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "delivery", "rejected_rows",
+                       (OSC_LF_STR("destination", o->dest->name),
+                        OSC_LF_STR("request_id", b->request_id), OSC_LF_STR("method", b->method),
+                        OSC_LF_STR("url", b->url), OSC_LF_INT_NZ("status", b->resp.status),
+                        OSC_LF_INT("records", bad), OSC_LF_INT("batch_records", b->nrecs),
+                        OSC_LF_STR("dead_letter", dl_field(o))),
+                       "%s: %s %s: the API skipped %zu of %zu record(s); %s",
+                       o->dest->name, b->method, b->url, bad, b->nrecs, dl_where(o, where, sizeof(where)));
     }
-    OSC_LOG_DEBUG("delivery", "%s: %s %s -> %ld (%zu records)", o->dest->name, b->method, b->url,
-                  b->resp.status, b->nrecs);
+    OSC_LOG_EV(OSC_LOG_LEVEL_DEBUG, "delivery", "accepted",
+               (OSC_LF_STR("destination", o->dest->name), OSC_LF_STR("request_id", b->request_id),
+                OSC_LF_STR("method", b->method), OSC_LF_STR("url", b->url),
+                OSC_LF_INT_NZ("status", b->resp.status), OSC_LF_INT("records", b->nrecs),
+                OSC_LF_INT("attempt", b->attempts)),
+               "%s: %s %s -> %ld (%zu records)", o->dest->name, b->method, b->url, b->resp.status,
+               b->nrecs);
 }
 
 int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final f,
@@ -224,8 +256,14 @@ int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final
     case DLV_REJECTED:
         o->st->rejected += b->nrecs;
         if (may_warn(o))
-            OSC_LOG_WARN("delivery", "%s: %s %s: %s; %zu record(s) %s", o->dest->name, b->method,
-                         b->url, reason, b->nrecs, dl_where(o, where, sizeof(where)));
+            OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "delivery", "rejected",
+                       (OSC_LF_STR("destination", o->dest->name),
+                        OSC_LF_STR("request_id", b->request_id), OSC_LF_STR("method", b->method),
+                        OSC_LF_STR("url", b->url), OSC_LF_INT_NZ("status", b->resp.status),
+                        OSC_LF_INT("records", b->nrecs), OSC_LF_INT("attempt", b->attempts),
+                        OSC_LF_STR("reason", reason), OSC_LF_STR("dead_letter", dl_field(o))),
+                       "%s: %s %s: %s; %zu record(s) %s", o->dest->name, b->method,
+                       b->url, reason, b->nrecs, dl_where(o, where, sizeof(where)));
         rc = dead_letter_batch(o, b, b->resp.status, reason);
         fate_all(o, b, rc ? OSC_DELIVERY_RETRY_LATER : OSC_DELIVERY_DEAD_LETTERED);
         break;
@@ -243,23 +281,39 @@ int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final
     case DLV_UNBUILT:
         o->st->unavailable += b->nrecs;
         if (may_warn(o))
-            OSC_LOG_ERROR("delivery", "%s: %s %s: %s; %zu record(s) %s", o->dest->name,
-                          b->method, b->url, reason, b->nrecs, dl_where(o, where, sizeof(where)));
+            OSC_LOG_EV(OSC_LOG_LEVEL_ERROR, "delivery", "gave_up",
+                       (OSC_LF_STR("destination", o->dest->name),
+                        OSC_LF_STR("request_id", b->request_id), OSC_LF_STR("method", b->method),
+                        OSC_LF_STR("url", b->url), OSC_LF_INT_NZ("status", b->resp.status),
+                        OSC_LF_INT("records", b->nrecs), OSC_LF_INT("attempt", b->attempts),
+                        OSC_LF_STR("reason", reason), OSC_LF_STR("dead_letter", dl_field(o))),
+                       "%s: %s %s: %s; %zu record(s) %s", o->dest->name, b->method,
+                       b->url, reason, b->nrecs, dl_where(o, where, sizeof(where)));
         rc = dead_letter_batch(o, b, b->resp.status, reason);
         fate_all(o, b, rc ? OSC_DELIVERY_RETRY_LATER : OSC_DELIVERY_DEAD_LETTERED);
         break;
     case DLV_AUTH:
         if (!o->st->auth_failed)
-            OSC_LOG_ERROR("delivery", "%s: OfficeSpace refused the API key (HTTP %ld from %s); check officespace.api_key",
-                          o->dest->name, b->resp.status, b->url);
+            OSC_LOG_EV(OSC_LOG_LEVEL_ERROR, "delivery", "auth_refused",
+                       (OSC_LF_STR("destination", o->dest->name),
+                        OSC_LF_STR("request_id", b->request_id), OSC_LF_STR("url", b->url),
+                        OSC_LF_INT_NZ("status", b->resp.status)),
+                       "%s: OfficeSpace refused the API key (HTTP %ld from %s); check "
+                       "officespace.api_key",
+                       o->dest->name, b->resp.status, b->url);
         o->st->auth_failed = 1;
         o->st->unsent += b->nrecs;
         fate_all(o, b, OSC_DELIVERY_RETRY_LATER);
         break;
     case DLV_FATAL:
         if (!o->st->fatal)
-            OSC_LOG_ERROR("delivery", "%s: %s; the destination is stopped: nothing more is sent (fix it, then run the same command again)",
-                          o->dest->name, reason);
+            OSC_LOG_EV(OSC_LOG_LEVEL_ERROR, "delivery", "stopped",
+                       (OSC_LF_STR("destination", o->dest->name),
+                        OSC_LF_STR("request_id", b->request_id), OSC_LF_STR("url", b->url),
+                        OSC_LF_STR("reason", reason)),
+                       "%s: %s; the destination is stopped: nothing more is sent (fix it, then "
+                       "run the same command again)",
+                       o->dest->name, reason);
         o->st->fatal = 1;
         o->st->unsent += b->nrecs;
         fate_all(o, b, OSC_DELIVERY_RETRY_LATER);
@@ -286,8 +340,11 @@ int dlv_outcome_invalid(struct dlv_outcome *o, const struct osc_record *rec, con
 
     o->st->invalid++;
     if (may_warn(o))
-        OSC_LOG_WARN("delivery", "%s:%llu: %s: %s", file, (unsigned long long)rec->line,
-                     o->dest->name, why);
+        OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "delivery", "unmappable",
+                   (OSC_LF_STR("destination", o->dest->name), OSC_LF_STR("file", file),
+                    OSC_LF_INT("line", rec->line), OSC_LF_STR("reason", why),
+                    OSC_LF_STR("dead_letter", dl_field(o))),
+                   "%s:%llu: %s: %s", file, (unsigned long long)rec->line, o->dest->name, why);
     return fate_one(o, tag,
                     dead_letter(o, rec->json, rec->json_len, rec->raw, rec->raw_len, file,
                                 rec->line, rec->offset, 0, NULL, 0, why, 0));
@@ -299,7 +356,11 @@ int dlv_outcome_malformed(struct dlv_outcome *o, const struct osc_record *rec, c
     o->st->records++;
     o->st->malformed++;
     if (may_warn(o))
-        OSC_LOG_WARN("input", "%s", why);
+        OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "input", "malformed",
+                   (OSC_LF_STR("destination", o->dest->name),
+                    OSC_LF_STR("file", rec->file ? rec->file : "<input>"),
+                    OSC_LF_INT("line", rec->line), OSC_LF_STR("dead_letter", dl_field(o))),
+                   "%s", why);
     return fate_one(o, tag,
                     dead_letter(o, NULL, 0, rec->raw, rec->raw_len,
                                 rec->file ? rec->file : "<input>", rec->line, rec->offset, 0,

@@ -242,8 +242,12 @@ static void on_done(void *ud, struct osc_http_response *r)
         } else if ((r->status == 429 || r->status == 503) && now + delay > s->paused_until) {
             /* the server asked everyone to wait: pause the whole destination */
             s->paused_until = now + delay;
-            OSC_LOG_INFO("delivery", "%s: HTTP %ld with Retry-After: pausing the destination for %lld ms",
-                         s->dest->name, r->status, (long long)delay);
+            OSC_LOG_EV(OSC_LOG_LEVEL_INFO, "delivery", "paused",
+                       (OSC_LF_STR("destination", s->dest->name),
+                        OSC_LF_STR("request_id", b->request_id), OSC_LF_STR("url", b->url),
+                        OSC_LF_INT_NZ("status", r->status), OSC_LF_INT("delay_ms", delay)),
+                       "%s: HTTP %ld with Retry-After: pausing the destination for %lld ms",
+                       s->dest->name, r->status, (long long)delay);
         }
     } else if (!s->dest->max_in_flight && cc_class(r, o) == OSC_CC_BACKPRESSURE) {
         /* adaptive: the controller already cut the concurrency; the batch itself only
@@ -270,8 +274,14 @@ static void on_done(void *ud, struct osc_http_response *r)
         return;
     }
     s->retries++;
-    OSC_LOG_INFO("delivery", "%s: %s %s: %s; retry %u in %lld ms", s->dest->name, b->method,
-                 b->url, reason, b->attempts, (long long)delay);
+    OSC_LOG_EV(OSC_LOG_LEVEL_INFO, "delivery", "retry",
+               (OSC_LF_STR("destination", s->dest->name), OSC_LF_STR("request_id", b->request_id),
+                OSC_LF_STR("method", b->method), OSC_LF_STR("url", b->url),
+                OSC_LF_INT_NZ("status", r->status), OSC_LF_INT("records", b->nrecs),
+                OSC_LF_INT("attempt", b->attempts), OSC_LF_INT("delay_ms", delay),
+                OSC_LF_STR("reason", reason)),
+               "%s: %s %s: %s; retry %u in %lld ms", s->dest->name, b->method, b->url, reason,
+               b->attempts, (long long)delay);
     b->due_ms = now + delay;
     b->state = DLV_WAIT;
 }

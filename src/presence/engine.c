@@ -197,6 +197,13 @@ static void api_error(struct osc_presence *p, enum osc_metrics_api api, enum osc
         osc_metrics_api_error(p->opts.metrics, api, c);
 }
 
+/* One HTTP call to api, started at t0 (monotonic ms), into the request-duration histogram. */
+static void observe(struct osc_presence *p, enum osc_metrics_api api, int64_t t0)
+{
+    osc_metrics_observe_request(p->opts.metrics, api,
+                                (double)(osc_clock_mono_ms(p->opts.clock) - t0) / 1000.0);
+}
+
 #define RETRY_AFTER_MAX_MS (3600 * 1000)
 
 /*
@@ -215,14 +222,25 @@ static int retry_wait(struct osc_presence *p, enum osc_metrics_api api, unsigned
     /* a server's Retry-After is honoured up to an hour: one odd header (a
      * year, a date far ahead) must not silence an API until a restart */
     if (retry_after_ms > RETRY_AFTER_MAX_MS) {
-        OSC_LOG_WARN("presence", "%s asked to wait %llds (Retry-After); waiting %ds at most",
-                     api == OSC_METRICS_MAPPED ? "Mapped" : "OfficeSpace",
-                     (long long)(retry_after_ms / 1000), RETRY_AFTER_MAX_MS / 1000);
+        OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "presence", "retry_after_capped",
+                   (OSC_LF_STR("api", api == OSC_METRICS_MAPPED ? "mapped" : "officespace"),
+                    OSC_LF_INT("retry_after_ms", retry_after_ms),
+                    OSC_LF_INT("delay_ms", RETRY_AFTER_MAX_MS)),
+                   "%s asked to wait %llds (Retry-After); waiting %ds at most",
+                   api == OSC_METRICS_MAPPED ? "Mapped" : "OfficeSpace",
+                   (long long)(retry_after_ms / 1000), RETRY_AFTER_MAX_MS / 1000);
         retry_after_ms = RETRY_AFTER_MAX_MS;
         wait = retry_after_ms;
     }
-    if (retry_after_ms >= 0 && now + retry_after_ms >= deadline)
+    if (retry_after_ms >= 0 && now + retry_after_ms >= deadline) {
         p->pause_until[api] = now + retry_after_ms;
+        OSC_LOG_EV(OSC_LOG_LEVEL_INFO, "presence", "paused",
+                   (OSC_LF_STR("api", api == OSC_METRICS_MAPPED ? "mapped" : "officespace"),
+                    OSC_LF_INT("delay_ms", retry_after_ms)),
+                   "%s asked to wait %.1fs (Retry-After): no request to it before then",
+                   api == OSC_METRICS_MAPPED ? "Mapped" : "OfficeSpace",
+                   (double)retry_after_ms / 1000.0);
+    }
     if (attempt >= (unsigned)pol->max_attempts || stopping(p) || now + wait >= deadline)
         return 0;
     OSC_LOG_DEBUG("presence", "retry %u in %lldms", attempt, (long long)wait);
@@ -248,7 +266,7 @@ static int fetch_buildings(struct osc_presence *p, const char *const *ids, size_
                            struct osc_mapped_topo *t, int64_t deadline,
                            struct osc_metrics_cycle *rep, struct osc_err *err)
 {
-    int64_t ra;
+    int64_t ra, t0;
     int rc;
 
     if (paused(p, OSC_METRICS_MAPPED, err))
@@ -259,8 +277,10 @@ static int fetch_buildings(struct osc_presence *p, const char *const *ids, size_
         tick(p);
         osc_err_clear(err);
         rep->mapped_requests++;
+        t0 = osc_clock_mono_ms(p->opts.clock);
         rc = osc_mapped_fetch(p->mapped_http, &p->cfg->mapped,
                               (size_t)p->cfg->presence.max_response, ids, n, discover, t, &ra, err);
+        observe(p, OSC_METRICS_MAPPED, t0);
         if (rc == 0)
             return 0;
         if (stopping(p)) /* the read was aborted, or failed while stopping: no retry */
@@ -279,7 +299,10 @@ static int fetch_buildings(struct osc_presence *p, const char *const *ids, size_
                 rc = err->code = OSC_EHTTP;
             return rc;
         }
-        OSC_LOG_WARN("presence", "%s", osc_err_text(err, rc));
+        OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "presence", "mapped_failed",
+                   (OSC_LF_STR("api", "mapped"), OSC_LF_STR("url", p->cfg->mapped.url),
+                    OSC_LF_INT_NZ("status", err->status), OSC_LF_INT("attempt", attempt)),
+                   "%s", osc_err_text(err, rc));
         /* only HTTP-level failures get here: t was not touched, retrying is safe */
         if (!retry_wait(p, OSC_METRICS_MAPPED, attempt, ra, deadline))
             return rc;
@@ -306,16 +329,20 @@ static int discover(struct osc_presence *p, int64_t deadline, struct osc_metrics
             goto out;
         /* Mapped answers an unknown id with an empty list: say so, a typo is likely */
         if (t->places == places)
-            OSC_LOG_WARN("presence", "building %s: not found in Mapped (check presence.buildings)",
-                         b);
+            OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "presence", "building_not_found",
+                       (OSC_LF_STR("building", b)),
+                       "building %s: not found in Mapped (check presence.buildings)", b);
         OSC_LOG_DEBUG("presence", "building %s: %zu locations", b, t->nlocs - before);
     }
     osc_mapped_topo_finish(t);
-    OSC_LOG_INFO("presence",
-                 "discovered %zu locations and %zu occupancy points in %zu places of %zu "
-                 "building(s); %zu invalid or conflicting identities",
-                 t->nlocs, t->npoints_used, t->places, p->cfg->presence.buildings.n,
-                 t->invalid_identities);
+    OSC_LOG_EV(
+        OSC_LOG_LEVEL_INFO, "presence", "discovered",
+        (OSC_LF_INT("locations", t->nlocs), OSC_LF_INT("points", t->npoints_used),
+         OSC_LF_INT("places", t->places), OSC_LF_INT("buildings", p->cfg->presence.buildings.n),
+         OSC_LF_INT("invalid_identities", t->invalid_identities)),
+        "discovered %zu locations and %zu occupancy points in %zu places of %zu "
+        "building(s); %zu invalid or conflicting identities",
+        t->nlocs, t->npoints_used, t->places, p->cfg->presence.buildings.n, t->invalid_identities);
     osc_mapped_topo_free(p->topo);
     p->topo = t;
     t = NULL;
@@ -462,10 +489,13 @@ static int push_chunk(struct osc_presence *p, struct osc_presence_item *items, s
     req.body_len = body.len;
     for (unsigned attempt = 1;; attempt++) {
         enum osc_http_outcome oc;
+        int64_t t0;
         tick(p);
         osc_err_clear(err);
         rep->push_requests++;
+        t0 = osc_clock_mono_ms(p->opts.clock);
         rc = osc_http_perform(p->os_http, &req, &resp, err);
+        observe(p, OSC_METRICS_OFFICESPACE, t0);
         if (rc && stopping(p)) {
             /* aborted in flight: no answer, nothing is recorded, the items stay unsent */
             rc = osc_err_set(err, OSC_EINTERRUPTED, "stopping: the presence push was aborted");
@@ -507,7 +537,11 @@ static int push_chunk(struct osc_presence *p, struct osc_presence_item *items, s
             osc_err_set(err, OSC_EUNAVAIL, "OfficeSpace answered HTTP %ld", resp.status);
         rc = OSC_EUNAVAIL;
         err->code = rc;
-        OSC_LOG_WARN("presence", "presence push: %s", osc_err_text(err, rc));
+        OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "presence", "push_failed",
+                   (OSC_LF_STR("api", "officespace"), OSC_LF_STR("url", req.url),
+                    OSC_LF_INT_NZ("status", resp.status), OSC_LF_INT("attempt", attempt),
+                    OSC_LF_INT("locations", n)),
+                   "presence push: %s", osc_err_text(err, rc));
         if (!retry_wait(p, OSC_METRICS_OFFICESPACE, attempt, resp.retry_after_ms, deadline))
             goto out;
     }
@@ -529,14 +563,24 @@ static void report_chunk(struct osc_presence *p, const struct osc_presence_item 
             continue;
         osc_urn_format(&chunk[i].urn, u, sizeof(u));
         if (chunk[i].state == OSC_PRESENCE_ITEM_FAILED) {
-            OSC_LOG_WARN("presence", "OfficeSpace refused %s (%s %s): %s", u,
-                         osc_presence_status_name(chunk[i].status), place_of(locs[i]),
-                         chunk[i].error);
+            OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "presence", "push_refused",
+                       (OSC_LF_STR("location", u),
+                        OSC_LF_STR("presence", osc_presence_status_name(chunk[i].status)),
+                        OSC_LF_INT("count", chunk[i].count), OSC_LF_STR("place", place_of(locs[i])),
+                        OSC_LF_STR("reason", chunk[i].error)),
+                       "OfficeSpace refused %s (%s %s): %s", u,
+                       osc_presence_status_name(chunk[i].status), place_of(locs[i]),
+                       chunk[i].error);
             api_error(p, OSC_METRICS_OFFICESPACE, OSC_METRICS_ITEM);
         } else {
-            OSC_LOG_WARN(
-                "presence", "OfficeSpace did not acknowledge %s (%s %s): %s; sent again next cycle",
-                u, osc_presence_status_name(chunk[i].status), place_of(locs[i]), chunk[i].error);
+            OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "presence", "push_unacknowledged",
+                       (OSC_LF_STR("location", u),
+                        OSC_LF_STR("presence", osc_presence_status_name(chunk[i].status)),
+                        OSC_LF_INT("count", chunk[i].count), OSC_LF_STR("place", place_of(locs[i])),
+                        OSC_LF_STR("reason", chunk[i].error)),
+                       "OfficeSpace did not acknowledge %s (%s %s): %s; sent again next cycle", u,
+                       osc_presence_status_name(chunk[i].status), place_of(locs[i]),
+                       chunk[i].error);
             api_error(p, OSC_METRICS_OFFICESPACE, OSC_METRICS_UNACKNOWLEDGED);
         }
     }
@@ -550,11 +594,15 @@ static void log_expiry(const struct osc_urn *urn, const struct osc_mapped_loc *l
 
     osc_urn_format(urn, u, sizeof(u));
     osc_clock_iso8601(newest > last->at_ms ? newest : last->at_ms, when, sizeof(when));
-    OSC_LOG_INFO("presence",
-                 "%s (%s %s) expired: no fresh reading for %llds (newest %s; last pushed %s %lld); "
-                 "pushing NO_PRESENCE once",
-                 u, l ? l->place_kind : "place", place_of(l), (long long)(expire_ms / 1000), when,
-                 osc_presence_status_name(last->status), (long long)last->count);
+    OSC_LOG_EV(OSC_LOG_LEVEL_INFO, "presence", "expired",
+               (OSC_LF_STR("location", u), OSC_LF_STR("place", place_of(l)),
+                OSC_LF_STR("newest", when),
+                OSC_LF_STR("last_presence", osc_presence_status_name(last->status)),
+                OSC_LF_INT("last_count", last->count), OSC_LF_INT("expire_after_ms", expire_ms)),
+               "%s (%s %s) expired: no fresh reading for %llds (newest %s; last pushed %s %lld); "
+               "pushing NO_PRESENCE once",
+               u, l ? l->place_kind : "place", place_of(l), (long long)(expire_ms / 1000), when,
+               osc_presence_status_name(last->status), (long long)last->count);
 }
 
 int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metrics_cycle *rep,
@@ -698,8 +746,10 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
 
         if (paused(p, OSC_METRICS_OFFICESPACE, &perr)) {
             push_rc = OSC_EUNAVAIL;
-            OSC_LOG_WARN("presence", "%zu locations left for the next cycle: %s", nitems - off,
-                         osc_err_text(&perr, push_rc));
+            OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "presence", "push_deferred",
+                       (OSC_LF_INT("locations", nitems - off)),
+                       "%zu locations left for the next cycle: %s", nitems - off,
+                       osc_err_text(&perr, push_rc));
             break;
         }
         /* a stop starts no new request; the one in flight is aborted (its items stay unsent) */
@@ -717,8 +767,9 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
         if (r) {
             if (!push_rc)
                 push_rc = r;
-            OSC_LOG_ERROR("presence", "%zu locations left for the next cycle: %s", n,
-                          osc_err_text(&perr, r));
+            OSC_LOG_EV(OSC_LOG_LEVEL_ERROR, "presence", "push_deferred",
+                       (OSC_LF_INT("locations", n)), "%zu locations left for the next cycle: %s", n,
+                       osc_err_text(&perr, r));
             if (osc_clock_mono_ms(p->opts.clock) >= deadline || stopping(p))
                 break;
             continue;
@@ -748,18 +799,30 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
                          (unsigned long long)rep->pushes_failed,
                          (unsigned long long)rep->pushes_unacked, nitems);
     }
-    OSC_LOG_INFO("presence",
-                 "cycle: %zu locations (%llu PRESENCE, %llu PASSIVE_PRESENCE, %llu NO_PRESENCE, "
-                 "%llu without fresh readings); pushed %zu (%zu changed, %zu refresh, %zu "
-                 "expired): %llu accepted, %llu refused, %llu unacknowledged, %llu unsent; %llu "
-                 "request(s)",
-                 t->nlocs, (unsigned long long)rep->locations_by_status[OSC_PRESENCE_YES],
-                 (unsigned long long)rep->locations_by_status[OSC_PRESENCE_PASSIVE],
-                 (unsigned long long)rep->locations_by_status[OSC_PRESENCE_NO],
-                 (unsigned long long)rep->locations_unknown, nitems, changed, refresh, expired,
-                 (unsigned long long)rep->pushes_accepted, (unsigned long long)rep->pushes_failed,
-                 (unsigned long long)rep->pushes_unacked, (unsigned long long)rep->pushes_unsent,
-                 (unsigned long long)rep->push_requests);
+    OSC_LOG_EV(
+        OSC_LOG_LEVEL_INFO, "presence", "cycle",
+        (OSC_LF_INT("locations", t->nlocs),
+         OSC_LF_INT("locations_presence", rep->locations_by_status[OSC_PRESENCE_YES]),
+         OSC_LF_INT("locations_passive_presence", rep->locations_by_status[OSC_PRESENCE_PASSIVE]),
+         OSC_LF_INT("locations_no_presence", rep->locations_by_status[OSC_PRESENCE_NO]),
+         OSC_LF_INT("locations_unknown", rep->locations_unknown), OSC_LF_INT("pushed", nitems),
+         OSC_LF_INT("changed", changed), OSC_LF_INT("refresh", refresh),
+         OSC_LF_INT("expired", expired), OSC_LF_INT("accepted", rep->pushes_accepted),
+         OSC_LF_INT("refused", rep->pushes_failed),
+         OSC_LF_INT("unacknowledged", rep->pushes_unacked),
+         OSC_LF_INT("unsent", rep->pushes_unsent), OSC_LF_INT("requests", rep->push_requests),
+         OSC_LF_INT("duration_ms", osc_clock_mono_ms(p->opts.clock) - start)),
+        "cycle: %zu locations (%llu PRESENCE, %llu PASSIVE_PRESENCE, %llu NO_PRESENCE, "
+        "%llu without fresh readings); pushed %zu (%zu changed, %zu refresh, %zu "
+        "expired): %llu accepted, %llu refused, %llu unacknowledged, %llu unsent; %llu "
+        "request(s)",
+        t->nlocs, (unsigned long long)rep->locations_by_status[OSC_PRESENCE_YES],
+        (unsigned long long)rep->locations_by_status[OSC_PRESENCE_PASSIVE],
+        (unsigned long long)rep->locations_by_status[OSC_PRESENCE_NO],
+        (unsigned long long)rep->locations_unknown, nitems, changed, refresh, expired,
+        (unsigned long long)rep->pushes_accepted, (unsigned long long)rep->pushes_failed,
+        (unsigned long long)rep->pushes_unacked, (unsigned long long)rep->pushes_unsent,
+        (unsigned long long)rep->push_requests);
 done:
     if (rc == OSC_EAUTH || auth)
         rep->result = OSC_METRICS_AUTH_FAILED;

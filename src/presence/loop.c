@@ -58,13 +58,15 @@ static int reload_config(const char *path, struct osc_config **cfg, struct osc_p
     int rc;
 
     if ((rc = osc_config_load(path, &ncfg, &err))) {
-        OSC_LOG_ERROR("presence", "reload of %s failed, keeping the running configuration: %s",
-                      path, osc_err_text(&err, rc));
+        OSC_LOG_EV(OSC_LOG_LEVEL_ERROR, "presence", "reload_failed", (OSC_LF_STR("config", path)),
+                   "reload of %s failed, keeping the running configuration: %s", path,
+                   osc_err_text(&err, rc));
         return rc;
     }
     if ((rc = osc_presence_new(ncfg, eo, &neng, &err))) {
-        OSC_LOG_ERROR("presence", "reload of %s failed, keeping the running configuration: %s",
-                      path, osc_err_text(&err, rc));
+        OSC_LOG_EV(OSC_LOG_LEVEL_ERROR, "presence", "reload_failed", (OSC_LF_STR("config", path)),
+                   "reload of %s failed, keeping the running configuration: %s", path,
+                   osc_err_text(&err, rc));
         osc_config_free(ncfg);
         return rc;
     }
@@ -75,8 +77,11 @@ static int reload_config(const char *path, struct osc_config **cfg, struct osc_p
     osc_presence_sched_set_interval(sched, ncfg->presence.interval_ms);
     osc_metrics_set_interval(o->metrics, ncfg->presence.interval_ms);
     set_live_limit(o->metrics, ncfg);
-    OSC_LOG_INFO("presence", "configuration reloaded from %s (interval %lldms, %zu building(s))",
-                 path, (long long)ncfg->presence.interval_ms, ncfg->presence.buildings.n);
+    OSC_LOG_EV(OSC_LOG_LEVEL_INFO, "presence", "reloaded",
+               (OSC_LF_STR("config", path), OSC_LF_INT("interval_ms", ncfg->presence.interval_ms),
+                OSC_LF_INT("buildings", ncfg->presence.buildings.n)),
+               "configuration reloaded from %s (interval %lldms, %zu building(s))", path,
+               (long long)ncfg->presence.interval_ms, ncfg->presence.buildings.n);
     return 0;
 }
 
@@ -118,7 +123,9 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
             o->tick(o->tick_arg, &rep);
         if (rc && flag(o->stop)) {
             /* a stop ended the cycle early: what was in flight is unsent, nothing is lost */
-            OSC_LOG_INFO("presence", "cycle interrupted: %s", osc_err_text(&cerr, rc));
+            OSC_LOG_EV(OSC_LOG_LEVEL_INFO, "presence", "cycle_interrupted",
+                       (OSC_LF_STR("result", osc_metrics_result_name(rep.result))),
+                       "cycle interrupted: %s", osc_err_text(&cerr, rc));
             if (!o->once)
                 rc = 0;
             else if (rc != OSC_EINTERRUPTED) {
@@ -127,11 +134,15 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
                 rc = osc_err_set(&cerr, OSC_EINTERRUPTED, "stopped by a signal: %s", why);
             }
         } else if (rc && rc != OSC_EAUTH)
-            OSC_LOG_ERROR("presence", "cycle %s: %s", osc_metrics_result_name(rep.result),
-                          osc_err_text(&cerr, rc));
+            OSC_LOG_EV(OSC_LOG_LEVEL_ERROR, "presence", "cycle_failed",
+                       (OSC_LF_STR("result", osc_metrics_result_name(rep.result)),
+                        OSC_LF_INT_NZ("status", cerr.status)),
+                       "cycle %s: %s", osc_metrics_result_name(rep.result),
+                       osc_err_text(&cerr, rc));
         if (o->once) {
             if (rc == OSC_EAUTH)
-                OSC_LOG_ERROR("presence", "%s", osc_err_text(&cerr, rc));
+                OSC_LOG_EV(OSC_LOG_LEVEL_ERROR, "presence", "auth_refused",
+                           (OSC_LF_INT_NZ("status", cerr.status)), "%s", osc_err_text(&cerr, rc));
             if (err && rc)
                 *err = cerr;
             break;
@@ -140,12 +151,16 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
             auth_failures++;
             backoff = osc_presence_auth_backoff_ms((*cfg)->presence.interval_ms, auth_failures,
                                                    AUTH_BACKOFF_MAX_MS);
-            OSC_LOG_ERROR("presence", "%s; backing off: next attempt in %.1fs (step %u)",
-                          osc_err_text(&cerr, rc), (double)backoff / 1000.0, auth_failures);
+            OSC_LOG_EV(OSC_LOG_LEVEL_ERROR, "presence", "auth_backoff",
+                       (OSC_LF_INT_NZ("status", cerr.status), OSC_LF_INT("delay_ms", backoff),
+                        OSC_LF_INT("step", auth_failures)),
+                       "%s; backing off: next attempt in %.1fs (step %u)", osc_err_text(&cerr, rc),
+                       (double)backoff / 1000.0, auth_failures);
             osc_presence_invalidate(eng);
         } else if (auth_failures) {
-            OSC_LOG_INFO("presence", "credentials accepted again after %u refused cycle(s)",
-                         auth_failures);
+            OSC_LOG_EV(OSC_LOG_LEVEL_INFO, "presence", "auth_recovered",
+                       (OSC_LF_INT("refused_cycles", auth_failures)),
+                       "credentials accepted again after %u refused cycle(s)", auth_failures);
             auth_failures = 0;
         }
         rc = 0;

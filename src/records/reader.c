@@ -244,10 +244,21 @@ int osc_records_seek(struct osc_records_reader *r, uint64_t offset, uint64_t lin
     return 0;
 }
 
+static volatile int *read_interrupt; /* osc_records_set_interrupt() */
+
+void osc_records_set_interrupt(volatile int *flag) { read_interrupt = flag; }
+
+static int interrupted(const struct osc_records_reader *r)
+{
+    /* a regular file never blocks: its reader stops between records, as the caller decides */
+    return r->size < 0 && read_interrupt && *read_interrupt;
+}
+
 /*
  * Read more input behind the unconsumed bytes. Returns 1 when bytes were
  * added, 0 at end of input, OSC_ETOOBIG when the window is at its cap and
- * full, OSC_EIO on a read error.
+ * full, OSC_EIO on a read error, OSC_EINTERRUPTED when a pipe or terminal
+ * read was interrupted (see osc_records_set_interrupt).
  */
 static int refill(struct osc_records_reader *r)
 {
@@ -255,6 +266,8 @@ static int refill(struct osc_records_reader *r)
 
     if (r->eof)
         return 0;
+    if (interrupted(r))
+        return OSC_EINTERRUPTED;
     if (r->start > 0 && (r->end == r->alloc || r->start >= r->alloc / 2)) {
         memmove(r->win, r->win + r->start, r->end - r->start);
         r->base += r->start;
@@ -275,9 +288,9 @@ static int refill(struct osc_records_reader *r)
     }
     do
         n = read(r->fd, r->win + r->end, r->alloc - r->end);
-    while (n < 0 && errno == EINTR);
+    while (n < 0 && errno == EINTR && !interrupted(r));
     if (n < 0)
-        return OSC_EIO;
+        return errno == EINTR ? OSC_EINTERRUPTED : OSC_EIO;
     if (n == 0) {
         r->eof = 1;
         return 0;
@@ -399,6 +412,8 @@ static int fatal(struct osc_records_reader *r, int rc, struct osc_err *err)
     r->incomplete = 1;
     if (rc == OSC_ENOMEM)
         return osc_err_set(err, rc, "%s: out of memory", r->name);
+    if (rc == OSC_EINTERRUPTED)
+        return osc_err_set(err, rc, "%s: interrupted while waiting for input", r->name);
     return osc_err_set(err, OSC_EIO, "%s: read error: %s", r->name, strerror(errno));
 }
 

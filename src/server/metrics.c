@@ -1,17 +1,40 @@
 /*
- * metrics.c - presence metrics and their Prometheus rendering; see metrics.h.
+ * metrics.c - presence metrics and their Prometheus rendering, the build
+ * info, and the final metrics file of a `send`; see metrics.h.
  *
  * Invariant: every field is read and written under mu; render copies
- * nothing out without it.
+ * nothing out without it. Label values are escaped (\\, \", \n), so a
+ * destination name cannot break the exposition.
  */
 #include "osc/metrics.h"
 
+#include <curl/curl.h>
+#include <errno.h>
+#include <lua5.4/lua.h>
+#include <microhttpd.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include <jansson.h>
 
 #include "osc/err.h"
+#include "osc/version.h"
+
+static const double duration_bounds[] = {OSC_METRICS_DURATION_BUCKETS};
+#define NBOUNDS (sizeof(duration_bounds) / sizeof(duration_bounds[0]))
+
+/* A Prometheus histogram: counts per bucket (not cumulative; summed when rendered). */
+struct histogram {
+    uint64_t bucket[NBOUNDS + 1]; /* the last is +Inf */
+    uint64_t count;
+    double sum;
+};
 
 struct osc_metrics {
     pthread_mutex_t mu;
@@ -32,6 +55,7 @@ struct osc_metrics {
     int64_t last_end_mono; /* when the last cycle ended */
     int have_tick;
     int64_t last_tick_mono, live_limit_ms;
+    struct histogram request_duration[OSC_METRICS__NAPI];
 };
 
 static const char *const result_names[OSC_METRICS__NRESULT] = {"ok", "partial", "failed",
@@ -137,6 +161,90 @@ enum osc_metrics_class osc_metrics_class_of(long status)
     return OSC_METRICS_CLIENT;
 }
 
+void osc_metrics_observe_request(struct osc_metrics *m, enum osc_metrics_api api, double seconds)
+{
+    struct histogram *h;
+    size_t i = 0;
+
+    if (!m || (unsigned)api >= OSC_METRICS__NAPI)
+        return;
+    if (!(seconds >= 0)) /* NaN, or a clock that stepped back */
+        seconds = 0;
+    while (i < NBOUNDS && seconds > duration_bounds[i])
+        i++;
+    pthread_mutex_lock(&m->mu);
+    h = &m->request_duration[api];
+    h->bucket[i]++;
+    h->count++;
+    h->sum += seconds;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* A label value in the exposition format: \\, \" and \n escaped. */
+static int label_value(struct osc_buf *b, const char *v)
+{
+    int rc = 0;
+
+    for (; *v && !rc; v++)
+        rc = *v == '\\'   ? osc_buf_adds(b, "\\\\")
+             : *v == '"'  ? osc_buf_adds(b, "\\\"")
+             : *v == '\n' ? osc_buf_adds(b, "\\n")
+                          : osc_buf_addc(b, *v);
+    return rc;
+}
+
+int osc_metrics_render_build_info(struct osc_buf *b)
+{
+    const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    const char *const labels[][2] = {
+        {"version", OSC_VERSION},
+        {"curl", cv && cv->version ? cv->version : "unknown"},
+        {"jansson", jansson_version_str()},
+        {"sqlite", sqlite3_libversion()},
+        {"microhttpd", MHD_get_version()},
+        {"yaml", yaml_get_version_string()},
+        {"lua", LUA_VERSION_MAJOR "." LUA_VERSION_MINOR "." LUA_VERSION_RELEASE}};
+    int rc = osc_buf_adds(b, "# HELP osconnect_build_info The osconnect version and the versions "
+                             "of the libraries it runs with.\n"
+                             "# TYPE osconnect_build_info gauge\nosconnect_build_info{");
+
+    for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]) && !rc; i++) {
+        rc = osc_buf_printf(b, "%s%s=\"", i ? "," : "", labels[i][0]);
+        if (!rc)
+            rc = label_value(b, labels[i][1] ? labels[i][1] : "unknown");
+        if (!rc)
+            rc = osc_buf_addc(b, '"');
+    }
+    return rc ? rc : osc_buf_adds(b, "} 1\n");
+}
+
+static int render_histograms(struct osc_metrics *m, struct osc_buf *b)
+{
+    static const char *const name = "osconnect_http_request_duration_seconds";
+    int rc = osc_buf_printf(b,
+                            "# HELP %s Duration of the presence sync's HTTP requests, by API "
+                            "(retries counted one by one).\n# TYPE %s histogram\n",
+                            name, name);
+
+    for (int a = 0; a < OSC_METRICS__NAPI && !rc; a++) {
+        const struct histogram *h = &m->request_duration[a];
+        uint64_t cum = 0;
+        for (size_t i = 0; i < NBOUNDS && !rc; i++) {
+            cum += h->bucket[i];
+            rc = osc_buf_printf(b, "%s_bucket{api=\"%s\",le=\"%g\"} %llu\n", name, api_names[a],
+                                duration_bounds[i], (unsigned long long)cum);
+        }
+        if (!rc)
+            rc =
+                osc_buf_printf(b,
+                               "%s_bucket{api=\"%s\",le=\"+Inf\"} %llu\n%s_sum{api=\"%s\"} %.6f\n"
+                               "%s_count{api=\"%s\"} %llu\n",
+                               name, api_names[a], (unsigned long long)h->count, name, api_names[a],
+                               h->sum, name, api_names[a], (unsigned long long)h->count);
+    }
+    return rc;
+}
+
 #define P "osconnect_presence_"
 
 static int head(struct osc_buf *b, const char *name, const char *type, const char *help)
@@ -221,6 +329,9 @@ int osc_metrics_render(struct osc_metrics *m, struct osc_buf *b)
     TRY(osc_buf_printf(b, P "up %d\n",
                        m->have_last && (m->last.result == OSC_METRICS_OK ||
                                         m->last.result == OSC_METRICS_PARTIAL)));
+    TRY(render_histograms(m, b));
+    TRY(osc_metrics_render_build_info(b));
+    TRY(osc_metrics_render_process(b));
 #undef TRY
 out:
     pthread_mutex_unlock(&m->mu);
@@ -296,4 +407,132 @@ int osc_metrics_ready(struct osc_metrics *m, int64_t now_mono_ms, char *why, siz
     }
     pthread_mutex_unlock(&m->mu);
     return ok;
+}
+
+/* ---- the final metrics of a `send` run (--metrics-file) --------------------------- */
+
+#define S "osconnect_send_"
+
+/* One gauge family of a single series: HELP, TYPE and name{destination="..."} value. */
+static int send_gauge(struct osc_buf *b, const char *dest, const char *name, const char *help,
+                      const char *fmt_value, double v)
+{
+    int rc = osc_buf_printf(b, "# HELP " S "%s %s\n# TYPE " S "%s gauge\n" S "%s{destination=\"",
+                            name, help, name, name);
+
+    if (!rc)
+        rc = label_value(b, dest);
+    if (!rc)
+        rc = osc_buf_adds(b, "\"} ");
+    if (!rc)
+        rc = osc_buf_printf(b, fmt_value, v);
+    return rc ? rc : osc_buf_addc(b, '\n');
+}
+
+/* One more series of a family: name{destination="...",key="val"} value. */
+static int send_series(struct osc_buf *b, const char *dest, const char *name, const char *key,
+                       const char *val, unsigned long long v)
+{
+    int rc = osc_buf_printf(b, S "%s{destination=\"", name);
+
+    if (!rc)
+        rc = label_value(b, dest);
+    return rc ? rc : osc_buf_printf(b, "\",%s=\"%s\"} %llu\n", key, val, v);
+}
+
+int osc_metrics_render_send(const char *dest, const struct osc_delivery_stats *st, int exit_code,
+                            int64_t now_wall_ms, struct osc_buf *b)
+{
+    static const char *const commits[] = {"none", "triggered", "refused", "failed", "unknown"};
+    const char *const reasons[] = {"malformed", "unmappable", "api", "retries"};
+    const uint64_t rejected[] = {st->malformed, st->invalid, st->rejected, st->unavailable};
+    /* st->commit: 0 none, 1 triggered, -1 refused, -2 failed, -3 unknown */
+    int commit = st->commit == 1 ? 1 : st->commit < 0 && st->commit >= -3 ? 1 - st->commit : 0;
+    int rc = 0;
+
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        if ((rc = (x)))                                                                            \
+            return rc;                                                                             \
+    } while (0)
+#define U(x) "%.0f", (double)(x)
+    TRY(send_gauge(b, dest, "records", "Records read by the last send (valid and malformed).",
+                   U(st->records)));
+    TRY(send_gauge(b, dest, "records_sent", "Records the API accepted in the last send.",
+                   U(st->sent)));
+    TRY(osc_buf_adds(b, "# HELP " S "records_rejected Records of the last send that were not "
+                        "delivered, by reason (all in the dead-letter file).\n# TYPE " S
+                        "records_rejected gauge\n"));
+    for (size_t i = 0; i < 4; i++)
+        TRY(send_series(b, dest, "records_rejected", "reason", reasons[i],
+                        (unsigned long long)rejected[i]));
+    TRY(send_gauge(b, dest, "records_unsent",
+                   "Records of the last send that were never sent (it stopped early).",
+                   U(st->unsent)));
+    TRY(send_gauge(b, dest, "records_dead_lettered",
+                   "Lines the last send wrote to the dead-letter file.", U(st->dead_lettered)));
+    TRY(send_gauge(b, dest, "requests", "API requests of the last send, retries included.",
+                   U(st->requests)));
+    TRY(send_gauge(b, dest, "retries", "Retried requests of the last send.", U(st->retries)));
+    TRY(send_gauge(b, dest, "duration_seconds", "How long the last send took.", "%.3f",
+                   st->seconds));
+    TRY(send_gauge(b, dest, "exit_code",
+                   "Exit status of the last send (0: every record delivered).", U(exit_code)));
+    TRY(osc_buf_adds(b, "# HELP " S "commit Outcome of the last send's directory import (1 for "
+                        "the one that happened).\n# TYPE " S "commit gauge\n"));
+    for (int i = 0; i < 5; i++)
+        TRY(send_series(b, dest, "commit", "outcome", commits[i], i == commit));
+    TRY(send_gauge(b, dest, "last_run_timestamp_seconds", "Unix time the last send ended.", "%.3f",
+                   (double)now_wall_ms / 1000.0));
+#undef U
+#undef TRY
+    return rc;
+}
+
+int osc_metrics_write_file(const char *path, const char *text, size_t len, struct osc_err *err)
+{
+    char *tmp = NULL;
+    int fd = -1, rc = 0;
+    size_t off = 0;
+
+    if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
+        tmp = NULL;
+        return osc_err_set(err, OSC_ENOMEM, "out of memory");
+    }
+    /* in the same folder: rename(2) is atomic only within one file system */
+    if ((fd = mkstemp(tmp)) < 0) {
+        rc = osc_err_set(err, OSC_EIO, "cannot create %s: %s", tmp, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    while (off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = osc_err_set(err, OSC_EIO, "cannot write %s: %s", tmp,
+                             n < 0 ? strerror(errno) : "short write");
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    if (fchmod(fd, 0644) || fsync(fd)) {
+        rc = osc_err_set(err, OSC_EIO, "cannot write %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (close(fd)) {
+        fd = -1;
+        rc = osc_err_set(err, OSC_EIO, "cannot write %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path))
+        rc = osc_err_set(err, OSC_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc)
+        unlink(tmp);
+    free(tmp);
+    return rc;
 }

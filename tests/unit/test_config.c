@@ -725,6 +725,55 @@ static void test_dump_and_describe_new_keys(void **state)
     free(buf);
 }
 
+/* ${VAR:?message} as in the shell: the message, naming file:line:col and VAR, when VAR is
+ * unset or empty; the value when it is set. ${VAR:-default} and $${ are unchanged. */
+static void test_env_required(void **state)
+{
+    struct osc_err err;
+    struct osc_config *cfg;
+
+    (void)state;
+    unsetenv("OSC_TEST_REQ_UNSET");
+    expect_error("officespace:\n  hostname: acme\n"
+                 "  api_key: ${OSC_TEST_REQ_UNSET:?set it to the REST key from OfficeSpace}\n",
+                 "t.yaml:3:12: OSC_TEST_REQ_UNSET: set it to the REST key from OfficeSpace (the "
+                 "environment variable is not set)");
+    setenv("OSC_TEST_REQ_EMPTY", "", 1);
+    expect_error("officespace:\n  hostname: acme\n  api_key: \"${OSC_TEST_REQ_EMPTY:?no key}\"\n",
+                 "t.yaml:3:12: OSC_TEST_REQ_EMPTY: no key (the environment variable is empty)");
+    /* an empty message still names the variable */
+    expect_error("officespace:\n  hostname: acme\n  api_key: ${OSC_TEST_REQ_UNSET:?}\n",
+                 "t.yaml:3:12: OSC_TEST_REQ_UNSET: must be set and not empty (the environment "
+                 "variable is not set)");
+    /* inside a longer value, and on a later line of a flow mapping: the value's position */
+    expect_error("officespace: {hostname: acme,\n  base_url: "
+                 "\"http://127.0.0.1:${OSC_TEST_REQ_UNSET:?the port}/\", api_key: abcdefgh}\n",
+                 "t.yaml:2:13: OSC_TEST_REQ_UNSET: the port (the environment variable is not "
+                 "set)");
+    expect_error("officespace:\n  hostname: acme\n  api_key: ${:?x}\n",
+                 "t.yaml:3:12: bad environment variable reference");
+
+    setenv("OSC_TEST_REQ_SET", "key-from-env-required", 1);
+    setenv("OSC_TEST_REQ_PORT", "18081", 1);
+    cfg = load("officespace:\n  hostname: acme\n"
+               "  base_url: http://127.0.0.1:${OSC_TEST_REQ_PORT:?port}/\n"
+               "  api_key: ${OSC_TEST_REQ_SET:?set the key}\n"
+               "  graphql_api_key: ${OSC_TEST_REQ_UNSET:-gql-default-key}\n"
+               "  graphql_url: http://127.0.0.1:1/$${literal}\n",
+               &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    assert_string_equal(cfg->officespace.api_key, "key-from-env-required");
+    assert_string_equal(cfg->officespace.rest_base, "http://127.0.0.1:18081");
+    assert_string_equal(cfg->officespace.graphql_api_key, "gql-default-key");
+    assert_non_null(strstr(cfg->officespace.graphql_url, "/${literal}"));
+    osc_config_free(cfg);
+    unsetenv("OSC_TEST_REQ_EMPTY");
+    unsetenv("OSC_TEST_REQ_SET");
+    unsetenv("OSC_TEST_REQ_PORT");
+    osc_log_secret_clear();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -745,6 +794,7 @@ int main(void)
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_linear_parsing),
         cmocka_unit_test(test_dump_and_describe_new_keys),
+        cmocka_unit_test(test_env_required),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     osc_log_secret_clear();

@@ -274,10 +274,105 @@ static void test_errors(void **state)
     assert_string_equal(osc_strerror(12345), "unknown error");
 }
 
+/* Events: JSON lines carry the event and typed fields (redacted and sanitized, empty ones left
+ * out), in order, msg last; the text line is the message alone. */
+static void test_log_events(void **state)
+{
+    char *buf = NULL, *line2;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    json_t *o;
+    json_error_t jerr;
+
+    (void)state;
+    assert_int_equal(osc_log_secret_add("EVENTSECRET-42"), 0);
+    osc_log_set_stream(f);
+    osc_log_set_format(OSC_LOG_FORMAT_JSON);
+    OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "delivery", "rejected",
+               (OSC_LF_STR("destination", "employees"), OSC_LF_INT("status", 422),
+                OSC_LF_INT_NZ("none", 0), OSC_LF_STR("empty", ""), OSC_LF_STR("null", NULL),
+                OSC_LF_STR("url", "https://h/x?key=EVENTSECRET-42\nforged"),
+                OSC_LF_REAL("seconds", 0.5), OSC_LF_INT("records", 100)),
+               "employees: HTTP %d", 422);
+    OSC_LOG_EV(OSC_LOG_LEVEL_DEBUG, "delivery", "hidden", (OSC_LF_INT("x", 1)), "not at info");
+    osc_log_set_format(OSC_LOG_FORMAT_TEXT);
+    OSC_LOG_EV(OSC_LOG_LEVEL_INFO, "presence", "cycle", (OSC_LF_INT("locations", 3)),
+               "cycle: %d locations", 3);
+    osc_log_set_stream(NULL);
+    fclose(f);
+
+    assert_null(strstr(buf, "EVENTSECRET-42"));
+    assert_null(strstr(buf, "not at info"));
+    line2 = strchr(buf, '\n');
+    assert_non_null(line2);
+    *line2++ = '\0';
+    o = json_loads(buf, 0, &jerr);
+    if (!o)
+        fail_msg("not JSON: %s (%s)", buf, jerr.text);
+    assert_string_equal(json_string_value(json_object_get(o, "event")), "rejected");
+    assert_string_equal(json_string_value(json_object_get(o, "destination")), "employees");
+    assert_int_equal(json_integer_value(json_object_get(o, "status")), 422);
+    assert_int_equal(json_integer_value(json_object_get(o, "records")), 100);
+    assert_true(json_real_value(json_object_get(o, "seconds")) == 0.5);
+    assert_string_equal(json_string_value(json_object_get(o, "url")), "https://h/x?key=***?forged");
+    assert_null(json_object_get(o, "none"));
+    assert_null(json_object_get(o, "empty"));
+    assert_null(json_object_get(o, "null"));
+    assert_string_equal(json_string_value(json_object_get(o, "msg")), "employees: HTTP 422");
+    /* time, level, module, event first; msg last */
+    assert_true(strncmp(buf, "{\"time\":", 8) == 0);
+    assert_non_null(strstr(buf, "\"module\":\"delivery\",\"event\":\"rejected\",\"destination\""));
+    assert_non_null(strstr(buf, "\"msg\":\"employees: HTTP 422\"}"));
+    json_decref(o);
+    /* the text line: the message alone */
+    assert_non_null(strstr(line2, " info  [presence] cycle: 3 locations\n"));
+    assert_null(strstr(line2, "locations\":"));
+    free(buf);
+    osc_log_secret_clear();
+}
+
+struct hook_log {
+    char seq[64];
+    size_t n;
+};
+
+static void hook(void *ud, int before)
+{
+    struct hook_log *h = ud;
+    if (h->n < sizeof(h->seq) - 1)
+        h->seq[h->n++] = before ? 'B' : 'A';
+}
+
+/* The hook runs before and after every line written, the repeat summary included. */
+static void test_log_hook(void **state)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    struct hook_log h = {{0}, 0};
+
+    (void)state;
+    osc_log_set_stream(f);
+    osc_log_set_hook(hook, &h);
+    OSC_LOG_WARN("h", "one");
+    OSC_LOG_WARN("h", "one");
+    OSC_LOG_WARN("h", "two");
+    OSC_LOG_DEBUG("h", "not written");
+    osc_log_set_hook(NULL, NULL);
+    OSC_LOG_WARN("h", "three");
+    osc_log_set_stream(NULL);
+    fclose(f);
+    /* one, the "repeated" summary, two: each wrapped; three after the hook was removed */
+    assert_string_equal(h.seq, "BABABA");
+    assert_non_null(strstr(buf, "three"));
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redact),         cmocka_unit_test(test_log_repeats),
+        cmocka_unit_test(test_log_events),     cmocka_unit_test(test_log_hook),
         cmocka_unit_test(test_log_sanitize),   cmocka_unit_test(test_buf_cap),
         cmocka_unit_test(test_parse),          cmocka_unit_test(test_iso8601),
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_redact_forms),
