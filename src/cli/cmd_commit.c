@@ -47,13 +47,14 @@ static void usage(void)
 
 int cmd_commit(int argc, char **argv)
 {
-    static const struct option longopts[] = {CLI_COMMON_LONG,
-                                             {"destination", required_argument, NULL, 'd'},
-                                             {"force", no_argument, NULL, OPT_FORCE},
-                                             {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
-                                             {"commit", required_argument, NULL, OPT_COMMIT},
-                                             {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        CLI_COMMON_LONG,
+        {"destination", required_argument, NULL, 'd'},
+        {"force", no_argument, NULL, OPT_FORCE},
+        {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
+        {"commit", required_argument, NULL, OPT_COMMIT},
+        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {NULL, 0, NULL, 0}};
     struct cli_common common = {0};
     struct osc_config *cfg = NULL;
     struct osc_delivery *d = NULL;

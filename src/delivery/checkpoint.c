@@ -476,8 +476,7 @@ int osc_checkpoint_job_end(struct osc_checkpoint *c, const char *source, struct 
     return durable_end(c, rc, err);
 }
 
-int osc_checkpoint_job_runs(struct osc_checkpoint *c, int64_t id, uint64_t *n,
-                            struct osc_err *err)
+int osc_checkpoint_job_runs(struct osc_checkpoint *c, int64_t id, uint64_t *n, struct osc_err *err)
 {
     int rc = 0;
 

@@ -74,9 +74,9 @@ struct dlv_batch {
     int64_t opened_ms, first_ms, due_ms, sent_ms;
     struct osc_http_response resp;
     struct dlv_batch *next_ready;
-    struct dlv_sender *snd; /* while on the wire */
-    uint64_t cc_ticket;     /* the concurrency controller's ticket of this attempt */
-    int final;              /* enum dlv_final, once it ended */
+    struct dlv_sender *snd;    /* while on the wire */
+    uint64_t cc_ticket;        /* the concurrency controller's ticket of this attempt */
+    int final;                 /* enum dlv_final, once it ended */
     struct dlv_key_slot *keys; /* upsert_employees: EmployeeIds and Emails in this batch */
     size_t keys_cap, nkeys;
 };
@@ -239,9 +239,9 @@ struct dlv_sender {
     int dry_run;
     FILE *preview;
     const struct dlv_request *rq; /* for previews */
-    int single_request; /* `test`: no retries */
-    int accepted;       /* something was accepted: 401/403 no longer means "the key" */
-    int stop;           /* the destination was stopped: nothing more is submitted */
+    int single_request;           /* `test`: no retries */
+    int accepted;                 /* something was accepted: 401/403 no longer means "the key" */
+    int stop;                     /* the destination was stopped: nothing more is submitted */
     uint64_t requests, retries, peak;
     struct dlv_sender_hooks hooks;
 };
@@ -297,8 +297,8 @@ int dlv_outcome_input_name(struct dlv_outcome *o, uint32_t i, const char *name);
 int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final f,
                       const char *reason);
 /* Report one API call to the webhook and the caller's on_call. */
-void dlv_outcome_call(struct dlv_outcome *o, struct dlv_batch *b,
-                      const struct osc_http_response *r, enum osc_http_outcome oc);
+void dlv_outcome_call(struct dlv_outcome *o, struct dlv_batch *b, const struct osc_http_response *r,
+                      enum osc_http_outcome oc);
 /* A record that cannot be delivered (local), or cannot be read. 0 or OSC_EIO. */
 int dlv_outcome_invalid(struct dlv_outcome *o, const struct osc_record *rec, const char *why,
                         uint64_t tag);
@@ -341,11 +341,11 @@ struct osc_delivery {
 
     /* checkpoint and import job (job.c) */
     struct osc_checkpoint *cp;
-    char *cp_key;       /* this run's key; NULL: no run row */
-    int cp_resume;      /* positions are saved (not --no-checkpoint, not stdin) */
+    char *cp_key;  /* this run's key; NULL: no run row */
+    int cp_resume; /* positions are saved (not --no-checkpoint, not stdin) */
     struct osc_checkpoint_pos cp_pos, resume;
     int resuming;
-    int has_job;  /* upsert_employees with an import job (tracked in cp, or in memory) */
+    int has_job; /* upsert_employees with an import job (tracked in cp, or in memory) */
     struct osc_checkpoint_job job;
     int job_started; /* this run started the job: it clears the staging first */
     int staged;      /* the staging DELETE is done (or not needed) */

@@ -175,8 +175,7 @@ struct osc_delivery *osc_delivery_new(const struct osc_config *cfg, const char *
     if (!d->opts.single_request) {
         d->stager = dlv_job_stager(cfg, t);
         d->has_job = d->stager != NULL;
-        if (d->opts.commit_only && t->template_ == OSC_CONF_TEMPLATE_UPSERT_EMPLOYEES &&
-            !d->commit)
+        if (d->opts.commit_only && t->template_ == OSC_CONF_TEMPLATE_UPSERT_EMPLOYEES && !d->commit)
             d->commit = only_trigger(cfg, t);
         if (d->opts.commit_only && t->template_ == OSC_CONF_TEMPLATE_UPSERT_EMPLOYEES &&
             !d->commit) {
@@ -271,10 +270,10 @@ int osc_delivery_exit_code(const struct osc_delivery_stats *s)
 
 static int stop_code(const struct osc_delivery *d)
 {
-    return d->st.auth_failed            ? OSC_EAUTH
-           : d->st.dead_letter_error    ? OSC_EIO
-           : d->st.cp_error             ? OSC_EDB
-                                        : OSC_EUNAVAIL;
+    return d->st.auth_failed         ? OSC_EAUTH
+           : d->st.dead_letter_error ? OSC_EIO
+           : d->st.cp_error          ? OSC_EDB
+                                     : OSC_EUNAVAIL;
 }
 
 /* A record not taken (the destination stopped): its source keeps it. */
@@ -397,8 +396,8 @@ int dlv_add(struct osc_delivery *d, const struct osc_record *rec, uint32_t flags
     }
     if (d->shape.emap && !d->opts.payload) {
         dlv_shape_last_keys(&d->shape, &id, &id_len, &email, &email_len);
-        if (dlv_batcher_duplicate(b, d->bt.batch_size, id, id_len, email, email_len, rec->line,
-                                  why, sizeof(why)))
+        if (dlv_batcher_duplicate(b, d->bt.batch_size, id, id_len, email, email_len, rec->line, why,
+                                  sizeof(why)))
             return dlv_outcome_invalid(&d->out, rec, why, tag);
     }
     if (dlv_batcher_note(b, rec, d->cur_input, idx, flags, tag))
@@ -487,7 +486,8 @@ int osc_delivery_finish(struct osc_delivery *d)
     while (dlv_pump(d, 100) > 0)
         ;
     dlv_outcome_flush_warnings(&d->out);
-    OSC_LOG_DEBUG("delivery", "%s: at most %llu request(s) in flight; the concurrency limit ended at %d",
+    OSC_LOG_DEBUG("delivery",
+                  "%s: at most %llu request(s) in flight; the concurrency limit ended at %d",
                   d->dest->name, (unsigned long long)d->snd.peak, osc_cc_limit(d->snd.cc));
     /* a run that read every input (even one that ended early) and lost nothing is finished */
     completed = !d->stop && !d->st.interrupted && !d->st.dead_letter_error && !d->st.cp_error &&

@@ -144,8 +144,7 @@ int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records
             first = 0;
             /* the format is known once the first record was read (it may be sniffed) */
             if (osc_records_format_of(r) == OSC_RECORDS_DEADLETTER) {
-                if (d->has_job && !d->opts.append && !d->opts.dry_run &&
-                    !d->opts.single_request) {
+                if (d->has_job && !d->opts.append && !d->opts.dry_run && !d->opts.single_request) {
                     d->input_failed = 1;
                     rc = refuse_dead_letters(path, err);
                     break;
@@ -174,12 +173,12 @@ int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records
              * failed); after a refused key the run stops and the commit is blocked anyway */
             d->input_failed = 1;
             osc_err_set(err, rc, "%s",
-                        rc == OSC_EAUTH        ? "OfficeSpace refused the API key"
-                        : rc == OSC_EUNAVAIL   ? "the destination was stopped"
-                        : rc == OSC_EDB        ? "cannot write the checkpoint"
-                        : rc == OSC_EIO        ? "cannot write the dead-letter file"
-                        : rc == OSC_EDATA      ? "too many malformed or unmappable records"
-                                               : "out of memory");
+                        rc == OSC_EAUTH      ? "OfficeSpace refused the API key"
+                        : rc == OSC_EUNAVAIL ? "the destination was stopped"
+                        : rc == OSC_EDB      ? "cannot write the checkpoint"
+                        : rc == OSC_EIO      ? "cannot write the dead-letter file"
+                        : rc == OSC_EDATA    ? "too many malformed or unmappable records"
+                                             : "out of memory");
             break;
         }
         d->next_off = osc_records_bytes_read(r);

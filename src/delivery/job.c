@@ -210,15 +210,18 @@ static int admit_job(struct osc_delivery *d, const char *const *paths, size_t n,
 
     for (size_t i = 0; i < n && !d->opts.append; i++)
         if (is_dead_letter_file(paths[i]))
-            return refuse(err,
-                          "%s is a dead-letter file: resending it must add to the import it came "
-                          "from, not clear that import's staging; run the same command with --append",
-                          paths[i]);
+            return refuse(
+                err,
+                "%s is a dead-letter file: resending it must add to the import it came "
+                "from, not clear that import's staging; run the same command with --append",
+                paths[i]);
     if ((had = osc_checkpoint_job_get(d->cp, source_of(d), &d->job, err)) < 0)
         return had;
     if (flags & OSC_DELIVERY_RESTART) {
         if (had)
-            OSC_LOG_INFO("delivery", "%s: --restart: the earlier import of source '%s' (%llu records staged) is discarded; its staging is cleared",
+            OSC_LOG_INFO("delivery",
+                         "%s: --restart: the earlier import of source '%s' (%llu records staged) "
+                         "is discarded; its staging is cleared",
                          d->dest->name, source_of(d), (unsigned long long)d->job.staged);
         return start_job(d, err);
     }
@@ -235,11 +238,14 @@ static int admit_job(struct osc_delivery *d, const char *const *paths, size_t n,
             d->st.resumed = 1;
             d->st.skipped = pos.done;
             if (pos.finished) {
-                OSC_LOG_INFO("delivery", "%s: this run completed earlier (%llu records); nothing is sent again",
+                OSC_LOG_INFO("delivery",
+                             "%s: this run completed earlier (%llu records); nothing is sent again",
                              d->dest->name, (unsigned long long)pos.done);
                 return 1;
             }
-            OSC_LOG_INFO("delivery", "%s: resuming at input %u, line %llu (offset %llu): %llu records were done by earlier runs",
+            OSC_LOG_INFO("delivery",
+                         "%s: resuming at input %u, line %llu (offset %llu): %llu records were "
+                         "done by earlier runs",
                          d->dest->name, pos.input + 1, (unsigned long long)pos.line,
                          (unsigned long long)pos.offset, (unsigned long long)pos.done);
             return 1;
@@ -247,7 +253,9 @@ static int admit_job(struct osc_delivery *d, const char *const *paths, size_t n,
     }
     if (d->opts.append) {
         if (!had) {
-            OSC_LOG_INFO("delivery", "%s: --append: no open import of source '%s'; staging into what OfficeSpace holds for it, without clearing it",
+            OSC_LOG_INFO("delivery",
+                         "%s: --append: no open import of source '%s'; staging into what "
+                         "OfficeSpace holds for it, without clearing it",
                          d->dest->name, source_of(d));
             if ((rc = osc_checkpoint_job_start(d->cp, source_of(d), &d->job, err)))
                 return rc;
@@ -317,7 +325,9 @@ int osc_delivery_checkpoint(struct osc_delivery *d, struct osc_checkpoint *c,
         d->resuming = 1;
         d->st.resumed = 1;
         d->st.skipped = pos.done;
-        OSC_LOG_INFO("delivery", "%s: resuming at input %u, line %llu (offset %llu): %llu records were done by earlier runs",
+        OSC_LOG_INFO("delivery",
+                     "%s: resuming at input %u, line %llu (offset %llu): %llu records were done by "
+                     "earlier runs",
                      d->dest->name, pos.input + 1, (unsigned long long)pos.line,
                      (unsigned long long)pos.offset, (unsigned long long)pos.done);
     }
@@ -468,8 +478,8 @@ void dlv_job_run_finished(struct osc_delivery *d)
         end.job = d->job.id;
         end.finished = 1;
         /* a run that cannot resume leaves no row: nothing would ever find it */
-        rc = osc_checkpoint_run_finish(d->cp, d->cp_key, d->cp_resume ? &end : NULL,
-                                       source_of(d), &d->job, &err);
+        rc = osc_checkpoint_run_finish(d->cp, d->cp_key, d->cp_resume ? &end : NULL, source_of(d),
+                                       &d->job, &err);
     }
     if (rc) {
         OSC_LOG_ERROR("delivery", "%s: %s", d->dest->name, err.msg);
@@ -514,8 +524,7 @@ static int64_t live_count(struct osc_delivery *d, char *why, size_t cap)
     enum dlv_final f;
 
     if (!b || !enc ||
-        asprintf(&b->url, "%s/api/1/employees?source=%s", d->cfg->officespace.rest_base, enc) <
-            0) {
+        asprintf(&b->url, "%s/api/1/employees?source=%s", d->cfg->officespace.rest_base, enc) < 0) {
         if (b)
             b->url = NULL;
         snprintf(why, cap, "out of memory");
@@ -573,8 +582,9 @@ static int may_commit(struct osc_delivery *d)
 
     if (d->cp) {
         if (!d->job.id) {
-            commit_refused(d, "there is no import of source '%s' in %s: nothing was staged by osconnect",
-                           source_of(d), osc_checkpoint_path(d->cp));
+            commit_refused(
+                d, "there is no import of source '%s' in %s: nothing was staged by osconnect",
+                source_of(d), osc_checkpoint_path(d->cp));
             return 0;
         }
         if (osc_checkpoint_job_runs(d->cp, d->job.id, &runs, &err)) {
@@ -598,20 +608,25 @@ static int may_commit(struct osc_delivery *d)
         return 0;
     }
     if (runs) {
-        commit_refused(d, "a send of this import did not finish; run it again to resume it (or start over with --restart)");
+        commit_refused(d, "a send of this import did not finish; run it again to resume it (or "
+                          "start over with --restart)");
         return 0;
     }
     if (d->job.staged == 0) {
-        commit_refused(d, "no records were staged (the import would empty the directory of source '%s')",
-                       source_of(d));
+        commit_refused(
+            d, "no records were staged (the import would empty the directory of source '%s')",
+            source_of(d));
         return 0;
     }
     if (d->job.incomplete && !force) {
-        commit_refused(d, "an input of this import was not read to its end (see the errors above); fix it and stage again with --restart, or commit anyway with --force");
+        commit_refused(d, "an input of this import was not read to its end (see the errors above); "
+                          "fix it and stage again with --restart, or commit anyway with --force");
         return 0;
     }
     if (d->job.unresolved && !force) {
-        commit_refused(d, "%llu record(s) the API refused or gave up on are not staged; resend the dead letters with `send --append`, or commit anyway with --force",
+        commit_refused(d,
+                       "%llu record(s) the API refused or gave up on are not staged; resend the "
+                       "dead letters with `send --append`, or commit anyway with --force",
                        (unsigned long long)d->job.unresolved);
         return 0;
     }
@@ -619,14 +634,18 @@ static int may_commit(struct osc_delivery *d)
         return 1;
     /* the guard: OfficeSpace's own import script refuses below 60 % for the same reason */
     if ((live = live_count(d, why, sizeof(why))) < 0) {
-        commit_refused(d, "cannot read the live employee count of source '%s' (%s); --force commits without the check",
+        commit_refused(d,
+                       "cannot read the live employee count of source '%s' (%s); --force commits "
+                       "without the check",
                        source_of(d), why);
         return 0;
     }
     if ((double)d->job.staged < ratio * (double)live) {
-        commit_refused(d, "the import staged %llu record(s), fewer than min_staged_ratio (%.0f%%) of the %lld live employees of source '%s'; check the input, or commit anyway with --force",
-                       (unsigned long long)d->job.staged, ratio * 100, (long long)live,
-                       source_of(d));
+        commit_refused(
+            d,
+            "the import staged %llu record(s), fewer than min_staged_ratio (%.0f%%) of the %lld "
+            "live employees of source '%s'; check the input, or commit anyway with --force",
+            (unsigned long long)d->job.staged, ratio * 100, (long long)live, source_of(d));
         return 0;
     }
     return 1;
@@ -636,7 +655,8 @@ static int may_commit(struct osc_delivery *d)
 static int not_applied(const struct osc_http_response *r)
 {
     if (r->transport)
-        return r->transport == CURLE_COULDNT_CONNECT || r->transport == CURLE_COULDNT_RESOLVE_HOST ||
+        return r->transport == CURLE_COULDNT_CONNECT ||
+               r->transport == CURLE_COULDNT_RESOLVE_HOST ||
                r->transport == CURLE_COULDNT_RESOLVE_PROXY;
     return r->status == 429 || r->status == 503 || (r->status >= 400 && r->status < 500);
 }
@@ -686,7 +706,8 @@ void dlv_job_commit(struct osc_delivery *d)
     if (!d->opts.dry_run && !may_commit(d))
         return;
     if (!(b = special(d, DLV_COMMIT, "POST")) ||
-        !(path = dlv_request_abs_url(&d->rq, trig->url ? trig->url : "/api/1/employee_directory")) ||
+        !(path =
+              dlv_request_abs_url(&d->rq, trig->url ? trig->url : "/api/1/employee_directory")) ||
         !(enc = osc_http_urlencode(trig->source_name, strlen(trig->source_name))) ||
         osc_buf_adds(&b->body, "Source=") || osc_buf_adds(&b->body, enc)) {
         snprintf(d->st.commit_reason, sizeof(d->st.commit_reason), "out of memory");

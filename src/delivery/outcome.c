@@ -145,8 +145,7 @@ static int dead_letter_rec(struct dlv_outcome *o, struct dlv_batch *b, size_t i,
     const struct dlv_rec *r = &b->recs[i];
 
     return dead_letter(o, b->orig.data + r->off, r->len, NULL, 0, input_name(o, r->input), r->line,
-                       r->offset, status, b->resp.body.data, b->resp.body.len, reason,
-                       b->attempts);
+                       r->offset, status, b->resp.body.data, b->resp.body.len, reason, b->attempts);
 }
 
 static int dead_letter_batch(struct dlv_outcome *o, struct dlv_batch *b, long status,
@@ -231,8 +230,8 @@ static void accepted(struct dlv_outcome *o, struct dlv_batch *b, int *rc)
                         OSC_LF_STR("url", b->url), OSC_LF_INT_NZ("status", b->resp.status),
                         OSC_LF_INT("records", bad), OSC_LF_INT("batch_records", b->nrecs),
                         OSC_LF_STR("dead_letter", dl_field(o))),
-                       "%s: %s %s: the API skipped %zu of %zu record(s); %s",
-                       o->dest->name, b->method, b->url, bad, b->nrecs, dl_where(o, where, sizeof(where)));
+                       "%s: %s %s: the API skipped %zu of %zu record(s); %s", o->dest->name,
+                       b->method, b->url, bad, b->nrecs, dl_where(o, where, sizeof(where)));
     }
     OSC_LOG_EV(OSC_LOG_LEVEL_DEBUG, "delivery", "accepted",
                (OSC_LF_STR("destination", o->dest->name), OSC_LF_STR("request_id", b->request_id),
@@ -262,8 +261,8 @@ int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final
                         OSC_LF_STR("url", b->url), OSC_LF_INT_NZ("status", b->resp.status),
                         OSC_LF_INT("records", b->nrecs), OSC_LF_INT("attempt", b->attempts),
                         OSC_LF_STR("reason", reason), OSC_LF_STR("dead_letter", dl_field(o))),
-                       "%s: %s %s: %s; %zu record(s) %s", o->dest->name, b->method,
-                       b->url, reason, b->nrecs, dl_where(o, where, sizeof(where)));
+                       "%s: %s %s: %s; %zu record(s) %s", o->dest->name, b->method, b->url, reason,
+                       b->nrecs, dl_where(o, where, sizeof(where)));
         rc = dead_letter_batch(o, b, b->resp.status, reason);
         fate_all(o, b, rc ? OSC_DELIVERY_RETRY_LATER : OSC_DELIVERY_DEAD_LETTERED);
         break;
@@ -272,7 +271,8 @@ int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final
             /* a stream source redelivers it later (a JetStream nak): not a dead letter */
             o->st->unsent += b->nrecs;
             if (may_warn(o))
-                OSC_LOG_ERROR("delivery", "%s: %s %s: %s; %zu record(s) left to their source to redeliver",
+                OSC_LOG_ERROR("delivery",
+                              "%s: %s %s: %s; %zu record(s) left to their source to redeliver",
                               o->dest->name, b->method, b->url, reason, b->nrecs);
             fate_all(o, b, OSC_DELIVERY_RETRY_LATER);
             break;
@@ -287,8 +287,8 @@ int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final
                         OSC_LF_STR("url", b->url), OSC_LF_INT_NZ("status", b->resp.status),
                         OSC_LF_INT("records", b->nrecs), OSC_LF_INT("attempt", b->attempts),
                         OSC_LF_STR("reason", reason), OSC_LF_STR("dead_letter", dl_field(o))),
-                       "%s: %s %s: %s; %zu record(s) %s", o->dest->name, b->method,
-                       b->url, reason, b->nrecs, dl_where(o, where, sizeof(where)));
+                       "%s: %s %s: %s; %zu record(s) %s", o->dest->name, b->method, b->url, reason,
+                       b->nrecs, dl_where(o, where, sizeof(where)));
         rc = dead_letter_batch(o, b, b->resp.status, reason);
         fate_all(o, b, rc ? OSC_DELIVERY_RETRY_LATER : OSC_DELIVERY_DEAD_LETTERED);
         break;
@@ -363,8 +363,8 @@ int dlv_outcome_malformed(struct dlv_outcome *o, const struct osc_record *rec, c
                    "%s", why);
     return fate_one(o, tag,
                     dead_letter(o, NULL, 0, rec->raw, rec->raw_len,
-                                rec->file ? rec->file : "<input>", rec->line, rec->offset, 0,
-                                NULL, 0, why, 0));
+                                rec->file ? rec->file : "<input>", rec->line, rec->offset, 0, NULL,
+                                0, why, 0));
 }
 
 int dlv_outcome_over_budget(const struct dlv_outcome *o)
@@ -434,8 +434,8 @@ static void webhook_report(struct dlv_outcome *o, struct dlv_batch *b,
     json_decref(doc);
 }
 
-void dlv_outcome_call(struct dlv_outcome *o, struct dlv_batch *b,
-                      const struct osc_http_response *r, enum osc_http_outcome oc)
+void dlv_outcome_call(struct dlv_outcome *o, struct dlv_batch *b, const struct osc_http_response *r,
+                      enum osc_http_outcome oc)
 {
     struct osc_delivery_call call = {b->request_id,
                                      o->dest->name,

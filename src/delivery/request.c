@@ -283,7 +283,8 @@ int dlv_request_init(struct dlv_request *rq, const struct osc_config *cfg,
         rq->auth = dlv_request_url_gets_key(rq, rq->fixed_url);
     }
     if (!rq->auth)
-        OSC_LOG_INFO("delivery", "%s: %s is not the OfficeSpace REST base; the API key is not sent to it",
+        OSC_LOG_INFO("delivery",
+                     "%s: %s is not the OfficeSpace REST base; the API key is not sent to it",
                      t->name, url);
     if (t->template_ == OSC_CONF_TEMPLATE_MANUAL) {
         if (fmt == OSC_CONF_FORMAT_FORM && !rq->one_per_request) {

@@ -34,8 +34,8 @@ int dlv_sender_init(struct dlv_sender *s, const struct osc_config *cfg,
 {
     struct osc_http_opts ho = {0};
     int fixed = (int)t->max_in_flight;
-    int limit_max = t->max_in_flight_limit > 0 ? (int)t->max_in_flight_limit
-                                               : OSC_CC_LIMIT_MAX_DEFAULT;
+    int limit_max =
+        t->max_in_flight_limit > 0 ? (int)t->max_in_flight_limit : OSC_CC_LIMIT_MAX_DEFAULT;
     struct osc_cc_opts cco = {0};
 
     memset(s, 0, sizeof(*s));
@@ -119,15 +119,10 @@ static void on_done(void *ud, struct osc_http_response *r);
  */
 static int submit(struct dlv_sender *s, struct dlv_batch *b)
 {
-    struct osc_http_request req = {b->method,
-                                   b->url,
-                                   b->hdrs,
-                                   b->auth ? OSC_HTTP_AUTH_OS_TOKEN : OSC_HTTP_AUTH_NONE,
-                                   s->secret,
-                                   NULL,
-                                   0,
-                                   0,
-                                   b->max_response};
+    struct osc_http_request req = {
+        b->method,      b->url, b->hdrs, b->auth ? OSC_HTTP_AUTH_OS_TOKEN : OSC_HTTP_AUTH_NONE,
+        s->secret,      NULL,   0,       0,
+        b->max_response};
     int rc;
 
     if (b->body.len && strcmp(b->method, "DELETE") != 0 && strcmp(b->method, "GET") != 0) {
@@ -163,8 +158,7 @@ static int submit(struct dlv_sender *s, struct dlv_batch *b)
     }
     if (rc) {
         char why[256];
-        snprintf(why, sizeof(why), "gave up: the request could not be sent: %s%s",
-                 osc_strerror(rc),
+        snprintf(why, sizeof(why), "gave up: the request could not be sent: %s%s", osc_strerror(rc),
                  rc == OSC_EINVAL ? " (a header or the API key holds a character HTTP cannot carry)"
                                   : "");
         end(s, b, DLV_UNBUILT, why);

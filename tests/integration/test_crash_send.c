@@ -172,11 +172,11 @@ static void test_crash_resume(void **state)
         unsigned bad_seen = 0, before;
         struct tally all = {0};
         /* after a kill during a commit the operator starts the next import with --restart */
-        const char *argv[] = {"send",   getenv("CRASH_VERBOSE") ? "-v" : "-q",
-                              "-c",     cfg,
-                              "-d",     "employees",
+        const char *argv[] = {"send",     getenv("CRASH_VERBOSE") ? "-v" : "-q",
+                              "-c",       cfg,
+                              "-d",       "employees",
                               "--commit", "commit",
-                              input,    NULL,
+                              input,      NULL,
                               NULL};
         int done = 0;
 
@@ -312,7 +312,7 @@ static void test_retry_holds_the_window(void **state)
 
     assert_non_null(ts);
     ts_set_default(ts, &(struct ts_response){200, NULL, COUNT_0, 5, 0});
-    ts_push(ts, &(struct ts_response){200, NULL, "{}", 0, 0});             /* DELETE */
+    ts_push(ts, &(struct ts_response){200, NULL, "{}", 0, 0});                   /* DELETE */
     ts_push(ts, &(struct ts_response){503, NULL, "{\"error\":\"busy\"}", 0, 0}); /* batch 1 */
     input = write_csv(0, NREC);
     dl = th_write_file("w.dead.jsonl", "");
@@ -389,8 +389,8 @@ static void test_kill_during_commit(void **state)
     errf = th_write_file("k.err", "");
     cfg = write_config(ts, dl, NULL);
     {
-        const char *argv[] = {"send",   "-c",  cfg,   "-d", "employees", "--commit",
-                              "commit", input, NULL};
+        const char *argv[] = {"send",     "-c",     cfg,   "-d", "employees",
+                              "--commit", "commit", input, NULL};
         pid = spawn(argv, errf);
         assert_true(pid > 0);
         assert_true(wait_requests(ts, (size_t)(1 + n / BATCH + 2), 30000));
@@ -464,8 +464,8 @@ static void test_checkpoint_disk_full(void **state)
     cfg = th_write_file("f.yaml", text);
     free(text);
     {
-        const char *argv[] = {"send", "-c", cfg, "-d", "employees", "--commit", "commit",
-                              input, NULL};
+        const char *argv[] = {"send",     "-c",     cfg,   "-d", "employees",
+                              "--commit", "commit", input, NULL};
         /* 48 KiB per file: the checkpoint's journal fills up after a few dozen batches */
         assert_int_equal(th_run_fsize(argv, 48 * 1024, 60000, &res), 0);
         if (res.status != 74)

@@ -84,15 +84,16 @@ static char *bind_notify_socket(void)
 static char *write_config(const char *interval)
 {
     char *yaml = NULL, *path;
-    assert_true(asprintf(&yaml,
-                         "officespace:\n  base_url: %s\n  api_key: " TH_SIM_OS_KEY "\n"
-                         "  graphql_url: %s/graphql\n  timeout: 5s\n"
-                         "mapped:\n  url: %s\n  token: " TH_SIM_MAPPED_TOKEN "\n  timeout: 5s\n"
-                         "status:\n  listen: 127.0.0.1:0\n"
-                         "presence:\n  buildings: [BLDGtest1, BLDGtest2]\n  interval: %s\n  expire_after: 0\n"
-                         "  state: %s/state.db\n",
-                         sim.officespace_url, sim.officespace_url, sim.mapped_url, interval,
-                         th_tmpdir()) > 0);
+    assert_true(
+        asprintf(
+            &yaml,
+            "officespace:\n  base_url: %s\n  api_key: " TH_SIM_OS_KEY "\n"
+            "  graphql_url: %s/graphql\n  timeout: 5s\n"
+            "mapped:\n  url: %s\n  token: " TH_SIM_MAPPED_TOKEN "\n  timeout: 5s\n"
+            "status:\n  listen: 127.0.0.1:0\n"
+            "presence:\n  buildings: [BLDGtest1, BLDGtest2]\n  interval: %s\n  expire_after: 0\n"
+            "  state: %s/state.db\n",
+            sim.officespace_url, sim.officespace_url, sim.mapped_url, interval, th_tmpdir()) > 0);
     path = th_write_file("notify.yaml", yaml);
     free(yaml);
     return path;

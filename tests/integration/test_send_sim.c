@@ -254,7 +254,8 @@ static void test_commit_suppressed(void **state)
         th_result_free(&res);
     }
     {
-        const char *again[] = {"send", "-c", cfg, "-d", "employees", "--append", "--commit", "commit", dl, NULL};
+        const char *again[] = {"send",     "-c",       cfg,      "-d", "employees",
+                               "--append", "--commit", "commit", dl,   NULL};
         json_int_t commits, live, gone;
         assert_int_equal(th_run(again, NULL, 30000, &res), 0);
         if (res.status != 0)
@@ -633,7 +634,8 @@ static void test_unavailable_exit_codes(void **state)
         const char *argv[] = {"commit", "-c", cfg, "-d", "commit", NULL};
         assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
         assert_int_equal(res.status, 69);
-        assert_non_null(strstr(res.err, "failed after 4 attempt(s) (HTTP 503); it was not applied"));
+        assert_non_null(
+            strstr(res.err, "failed after 4 attempt(s) (HTTP 503); it was not applied"));
         th_result_free(&res);
     }
     set_faults("");

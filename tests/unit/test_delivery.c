@@ -884,7 +884,8 @@ static void test_key_only_to_officespace(void **state)
         char *yaml = NULL;
         f.ts = ts_start();
         assert_non_null(f.ts);
-        ts_set_default(f.ts, &(struct ts_response){200, NULL, "{\"count\":0,\"response\":[]}", 0, 0});
+        ts_set_default(f.ts,
+                       &(struct ts_response){200, NULL, "{\"count\":0,\"response\":[]}", 0, 0});
         f.dl_path = th_write_file("out.dead.jsonl", "");
         remove(f.dl_path);
         assert_true(
@@ -980,7 +981,6 @@ static void test_preview_and_inactive(void **state)
     }
     teardown_fx(&f);
 }
-
 
 /* Issue 10: a TLS certificate that cannot be verified is not a network blip. The destination
  * stops at the first attempt (400 records took 139 s of retries, every one dead-lettered):
