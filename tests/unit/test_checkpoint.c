@@ -363,6 +363,48 @@ static void test_stdin(void **state)
     teardown(&f);
 }
 
+/* --no-checkpoint (or stdin) keeps no position, but the import job still knows a run of it
+ * did not finish: the commit waits until a run of a new job (--restart) completes. */
+static void test_no_resume_blocks_commit(void **state)
+{
+    struct fx f = {0};
+    char ids[8192];
+    size_t dels, commits;
+    struct osc_delivery_stats st;
+    char *a;
+    const char *paths[1];
+    (void)state;
+
+    setup(&f, NULL);
+    a = make_input("a.jsonl", 0, 0, 40);
+    paths[0] = a;
+    f.stop_after = 2;
+    st = run(&f, paths, 1, OSC_DELIVERY_NO_RESUME, 0);
+    assert_true(st.interrupted);
+    /* the same command again: a new run, not a resume; the job refuses it */
+    f.stop_after = 0;
+    f.stop = 0;
+    {
+        struct osc_delivery_opts o = {0};
+        struct osc_err err = {0};
+        struct osc_delivery *d = osc_delivery_new(f.cfg, "employees", &o, &err);
+        assert_non_null(d);
+        assert_int_equal(osc_delivery_checkpoint(d, f.cp, paths, 1, OSC_DELIVERY_NO_RESUME, &err),
+                         OSC_EUSAGE);
+        assert_non_null(strstr(err.msg, "did not finish"));
+        osc_delivery_free(d);
+    }
+    /* --restart: a new job, the staging cleared again, everything staged and committed */
+    st = run(&f, paths, 1, OSC_DELIVERY_RESTART | OSC_DELIVERY_NO_RESUME, 0);
+    assert_int_equal(st.sent, 40);
+    assert_int_equal(st.commit, 1);
+    received_ids(&f, ids, sizeof(ids), &dels, &commits);
+    assert_int_equal(dels, 2);
+    assert_int_equal(commits, 1);
+    free(a);
+    teardown(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +413,7 @@ int main(void)
         cmocka_unit_test(test_restart_and_failed_veto),
         cmocka_unit_test(test_dead_letter_failure_keeps_position),
         cmocka_unit_test(test_stdin),
+        cmocka_unit_test(test_no_resume_blocks_commit),
     };
     osc_log_set_level(OSC_LOG_LEVEL_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
