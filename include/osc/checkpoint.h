@@ -118,8 +118,7 @@ int osc_checkpoint_job_start(struct osc_checkpoint *c, const char *source,
 /* End the job of source (its commit was acknowledged): durably remove it and its runs. */
 int osc_checkpoint_job_end(struct osc_checkpoint *c, const char *source, struct osc_err *err);
 /* Runs of job id that have not finished, into *n. 0 or OSC_EDB. */
-int osc_checkpoint_job_runs(struct osc_checkpoint *c, int64_t id, uint64_t *n,
-                            struct osc_err *err);
+int osc_checkpoint_job_runs(struct osc_checkpoint *c, int64_t id, uint64_t *n, struct osc_err *err);
 /*
  * A run of the job of source finished: write its final position end (with
  * finished set: the same command again only resumes to the commit), or

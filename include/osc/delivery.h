@@ -57,9 +57,9 @@ struct osc_delivery_call {
 
 /* What became of one record offered with osc_delivery_add_tagged() (stream sources). */
 enum osc_delivery_fate {
-    OSC_DELIVERY_ACCEPTED = 0,   /* the API took it (a 2xx for its batch) */
-    OSC_DELIVERY_DEAD_LETTERED,  /* refused or not deliverable; its dead letter is written */
-    OSC_DELIVERY_RETRY_LATER     /* not delivered for now (unavailable, stopped): redeliver it */
+    OSC_DELIVERY_ACCEPTED = 0,  /* the API took it (a 2xx for its batch) */
+    OSC_DELIVERY_DEAD_LETTERED, /* refused or not deliverable; its dead letter is written */
+    OSC_DELIVERY_RETRY_LATER    /* not delivered for now (unavailable, stopped): redeliver it */
 };
 
 struct osc_delivery_opts {
@@ -112,14 +112,14 @@ struct osc_delivery_stats {
      * (refused or given up: not applied), -3 its outcome is unknown (may be applied) */
     int commit;
     char commit_reason[512];
-    int cp_error;          /* the checkpoint could not be written */
-    int too_many_errors;   /* malformed and unmappable records passed max_errors */
+    int cp_error;              /* the checkpoint could not be written */
+    int too_many_errors;       /* malformed and unmappable records passed max_errors */
     uint64_t warnings_dropped; /* per-record warnings not logged (after the first 20) */
-    int dead_letter_error; /* the dead-letter file could not be written */
-    int interrupted;       /* reading stopped early (a signal); the checkpoint stays */
-    uint64_t skipped;      /* records before the checkpoint: done by earlier runs, not read again */
-    int resumed;           /* a checkpoint was found and used */
-    int gave_up;           /* the staging DELETE or the import trigger was given up after retries */
+    int dead_letter_error;     /* the dead-letter file could not be written */
+    int interrupted;           /* reading stopped early (a signal); the checkpoint stays */
+    uint64_t skipped; /* records before the checkpoint: done by earlier runs, not read again */
+    int resumed;      /* a checkpoint was found and used */
+    int gave_up;      /* the staging DELETE or the import trigger was given up after retries */
     double seconds;
 };
 

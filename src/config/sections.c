@@ -387,7 +387,8 @@ static int coordination_check(void *obj, const struct conf_ctx *ctx, struct osc_
     if (c->type != OSC_CONF_COORD_NATS)
         return conf_fail(ctx, "type", err, "set type: nats (the only coordination there is)");
     if (!c->url)
-        return conf_fail(ctx, "url", err, "required: the NATS server(s), e.g. nats://127.0.0.1:4222");
+        return conf_fail(ctx, "url", err,
+                         "required: the NATS server(s), e.g. nats://127.0.0.1:4222");
     if ((rc = check_nats_url(ctx, "url", c->url, err)) ||
         (rc = check_js_name(ctx, "bucket", c->bucket, 1, err)))
         return rc;
@@ -601,13 +602,13 @@ static const struct {
     const char *key;
     int type;
 } source_key_types[] = {
-    {"path", OSC_CONF_SOURCE_SPOOL},          {"url", OSC_CONF_SOURCE_NATS},
-    {"stream", OSC_CONF_SOURCE_NATS},         {"subject", OSC_CONF_SOURCE_NATS},
-    {"durable", OSC_CONF_SOURCE_NATS},        {"creds_file", OSC_CONF_SOURCE_NATS},
-    {"token", OSC_CONF_SOURCE_NATS},          {"ack_wait", OSC_CONF_SOURCE_NATS},
+    {"path", OSC_CONF_SOURCE_SPOOL},           {"url", OSC_CONF_SOURCE_NATS},
+    {"stream", OSC_CONF_SOURCE_NATS},          {"subject", OSC_CONF_SOURCE_NATS},
+    {"durable", OSC_CONF_SOURCE_NATS},         {"creds_file", OSC_CONF_SOURCE_NATS},
+    {"token", OSC_CONF_SOURCE_NATS},           {"ack_wait", OSC_CONF_SOURCE_NATS},
     {"max_ack_pending", OSC_CONF_SOURCE_NATS}, {"ca_file", OSC_CONF_SOURCE_NATS},
-    {"verify_tls", OSC_CONF_SOURCE_NATS},     {"ingest_token", OSC_CONF_SOURCE_HTTP},
-    {"max_body", OSC_CONF_SOURCE_HTTP},       {"queue_max_bytes", OSC_CONF_SOURCE_HTTP},
+    {"verify_tls", OSC_CONF_SOURCE_NATS},      {"ingest_token", OSC_CONF_SOURCE_HTTP},
+    {"max_body", OSC_CONF_SOURCE_HTTP},        {"queue_max_bytes", OSC_CONF_SOURCE_HTTP},
 };
 
 static int source_check(void *obj, const struct conf_ctx *ctx, struct osc_err *err)
