@@ -247,7 +247,7 @@ void osc_presence_invalidate(struct osc_presence *p);
 /*
  * Poll only some buildings: held[i] (i < presence.buildings.n) says whether
  * building i is this instance's (copied); NULL polls every building (the
- * default). A building gained forces a rediscovery of the held ones. While
+ * default). A changed set forces a rediscovery of the held ones. While
  * a set is held, a location OfficeSpace has from us that the topology no
  * longer lists is expired only when it was last seen in a building still
  * held (a building another instance took is not "gone"); with nothing held

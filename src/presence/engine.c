@@ -216,8 +216,9 @@ int osc_presence_hold(struct osc_presence *p, const unsigned char *held)
         p->need_discovery = 1;
     }
     for (size_t i = 0; i < b->n; i++) {
-        /* a building gained has no topology yet; one given up just drops out of the reads */
-        if (held[i] && !p->held[i])
+        /* a building gained has no topology yet; one given up must leave it (its locations
+         * would look unread, and expire, while another instance polls them) */
+        if ((held[i] != 0) != p->held[i])
             p->need_discovery = 1;
         p->held[i] = held[i] != 0;
         if (held[i])

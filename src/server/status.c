@@ -294,8 +294,11 @@ int osc_status_start_opts(const struct osc_status_opts *o, struct osc_status **o
             (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
         0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-        MHD_OPTION_NOTIFY_COMPLETED, upload_done, NULL, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)(osc_sources_has_ingest(o->sources) ? INGEST_THREADS : 1), MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, upload_done, NULL,
+        /* a pool of 1 is refused with a warning: without ingest the limit is repeated instead */
+        osc_sources_has_ingest(o->sources) ? MHD_OPTION_THREAD_POOL_SIZE
+                                           : MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)(osc_sources_has_ingest(o->sources) ? INGEST_THREADS : 64), MHD_OPTION_END);
     if (!s->d) {
         free(s);
         return osc_err_set(err, OSC_EUNAVAIL, "status server cannot listen on %s", listen);

@@ -25,10 +25,10 @@
 #include "osc/retry.h"
 #include "source_int.h"
 
-#define MAX_SLOTS      65536
-#define FETCH_MAX      512
-#define INFO_EVERY_MS  2000
-#define TOUCH_EVERY_MS 1000
+#define MAX_SLOTS     65536
+#define FETCH_MAX     512
+#define INFO_EVERY_MS 2000
+#define TOUCH_MIN_MS  100
 
 struct nslot {
     struct osc_nats_msg *m; /* NULL: free */
@@ -40,6 +40,7 @@ struct nslot {
 
 struct nsrc {
     struct osc_nats *n;
+    int64_t last_touch;
     struct nslot *slots;
     size_t nslots, used;
     size_t *free_list;
@@ -169,6 +170,20 @@ static void release_all(struct src *s, int64_t delay_ms)
     }
 }
 
+/* While the delivery waits (a full window, a retry): keep the held messages ours. */
+static void on_tick(struct src *s)
+{
+    struct nsrc *ns = s->kind;
+    int64_t now = osc_clock_mono_ms(NULL);
+
+    /* checked every sixth of ack_wait, touched from a third: nothing waits half of it */
+    if (now - ns->last_touch >=
+        (ns->ack_wait_ms / 6 > TOUCH_MIN_MS ? ns->ack_wait_ms / 6 : TOUCH_MIN_MS)) {
+        touch_old(ns, now);
+        ns->last_touch = now;
+    }
+}
+
 static void flush_acks(struct src *s)
 {
     struct nsrc *ns = s->kind;
@@ -234,7 +249,7 @@ void *src_nats_main(void *arg)
     struct osc_delivery *d = NULL;
     struct osc_nats_msg *batch[FETCH_MAX];
     unsigned failures = 0;
-    int64_t last_info = 0, last_touch = 0;
+    int64_t last_info = 0;
 
     src_beat(s);
     if (ns) {
@@ -254,6 +269,7 @@ void *src_nats_main(void *arg)
     ns->rng = (uint64_t)osc_clock_wall_ms(NULL) | 1;
     ns->ack_wait_ms = s->dest->source.ack_wait_ms;
     s->fate = on_fate;
+    s->tick = on_tick;
 
     while (!src_stopping(s)) {
         struct osc_delivery_opts o;
@@ -337,10 +353,7 @@ void *src_nats_main(void *arg)
         }
         failures = 0;
         src_set_state(s, 1, "consuming stream %s", s->dest->source.stream);
-        if (now - last_touch >= TOUCH_EVERY_MS) {
-            touch_old(ns, now);
-            last_touch = now;
-        }
+        on_tick(s);
         if (now - last_info >= INFO_EVERY_MS) {
             struct osc_nats_info info;
             if (osc_nats_info(ns->n, &info, NULL) == 0)
@@ -362,6 +375,8 @@ out:
         free(ns);
     }
     s->kind = NULL;
+    s->fate = NULL;
+    s->tick = NULL;
     src_set_state(s, 0, "stopped");
     return NULL;
 }

@@ -105,7 +105,14 @@ int64_t src_backoff_ms(unsigned n)
     return ms < SRC_BACKOFF_MAX_MS ? ms : SRC_BACKOFF_MAX_MS;
 }
 
-static void on_tick(void *ud) { src_beat(ud); }
+static void on_tick(void *ud)
+{
+    struct src *s = ud;
+
+    src_beat(s);
+    if (s->tick)
+        s->tick(s);
+}
 
 static void on_record(void *ud, uint64_t tag, enum osc_delivery_fate f)
 {

@@ -54,6 +54,8 @@ struct src {
 
     /* the kind's fate handler for tagged records (called on the source's thread) */
     void (*fate)(struct src *s, uint64_t tag, enum osc_delivery_fate f);
+    /* the kind's chores while the delivery waits (every 250 ms at most); may be NULL */
+    void (*tick)(struct src *s);
     void *kind; /* the kind's own state, owned by its thread */
 };
 

@@ -149,7 +149,8 @@ static void test_spool_done_failed_and_partial(void **state)
                                  "source=\"spool\",result=\"accepted\"} 29"));
     assert_non_null(strstr(body, "osconnect_source_records_total{destination=\"records\","
                                  "source=\"spool\",result=\"dead_lettered\"} 1"));
-    assert_non_null(strstr(body, "osconnect_source_up{destination=\"records\",source=\"spool\"} 1"));
+    assert_non_null(
+        strstr(body, "osconnect_source_up{destination=\"records\",source=\"spool\"} 1"));
     free(body);
     snprintf(p, sizeof(p), "%s/readyz", status);
     assert_int_equal(th_http("GET", p, NULL, &body), 200);
