@@ -11,6 +11,7 @@
  */
 #include "osc/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,7 +361,11 @@ static void emit(enum osc_log_level level, const char *module, const char *msg)
     fflush(out);
 }
 
-void osc_log_flush(void)
+/* `run` logs from several threads (presence, sources): the repeat state and the lines are
+ * shared, so writing is serialized */
+static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void flush_locked(void)
 {
     if (repeats > 0) {
         char msg[96];
@@ -369,6 +374,13 @@ void osc_log_flush(void)
         emit(last_level, last_module, msg);
         repeats = 0;
     }
+}
+
+void osc_log_flush(void)
+{
+    pthread_mutex_lock(&write_mu);
+    flush_locked();
+    pthread_mutex_unlock(&write_mu);
 }
 
 void osc_log_write(enum osc_log_level level, const char *module, const char *fmt, ...)
@@ -387,13 +399,16 @@ void osc_log_write(enum osc_log_level level, const char *module, const char *fmt
     osc_redact(line, sizeof(line));
     sanitize(line);
 
+    pthread_mutex_lock(&write_mu);
     if (level == last_level && strcmp(module, last_module) == 0 && strcmp(line, last_line) == 0) {
         repeats++;
+        pthread_mutex_unlock(&write_mu);
         return;
     }
-    osc_log_flush();
+    flush_locked();
     emit(level, module, line);
     last_level = level;
     snprintf(last_module, sizeof(last_module), "%s", module);
     memcpy(last_line, line, sizeof(line));
+    pthread_mutex_unlock(&write_mu);
 }
