@@ -23,7 +23,7 @@
 #include "osc/retry.h"
 #include "source_int.h"
 
-#define MAX_BODIES       64
+#define MAX_BODIES       1024
 #define MAX_BYTES        (64u * 1024 * 1024)
 #define FULL_RETRY_AFTER 5 /* seconds: what a 429 or 503 asks the client to wait */
 #define PROGRESS_EVERY   2000
