@@ -102,16 +102,20 @@ static int feed(struct src *s, struct osc_delivery *d, size_t k)
     struct osc_records_reader *rd;
     struct osc_record rec;
     struct osc_err err = {0};
-    size_t len = 0;
+    size_t len = 0, skip = 0;
     const char *data = osc_nats_msg_data(sl->m, &len);
     char name[300];
     int got, rc = 0, any = 0;
 
     snprintf(name, sizeof(name), "nats %s #%llu", s->dest->source.stream,
              (unsigned long long)osc_nats_msg_seq(sl->m));
+    /* the first character tells a JSON array from JSON Lines (the payload is not a C string) */
+    while (data && skip < len &&
+           (data[skip] == ' ' || data[skip] == '\t' || data[skip] == '\r' || data[skip] == '\n'))
+        skip++;
     rd = osc_records_open_mem(
         data ? data : "", len, name,
-        len && data[strspn(data, " \t\r\n")] == '[' ? OSC_RECORDS_JSON : OSC_RECORDS_JSONL, &err);
+        data && skip < len && data[skip] == '[' ? OSC_RECORDS_JSON : OSC_RECORDS_JSONL, &err);
     if (!rd)
         return OSC_ENOMEM;
     while ((got = osc_records_next(rd, &rec, &err)) == 1 || got == OSC_EDATA) {

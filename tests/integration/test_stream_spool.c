@@ -11,6 +11,8 @@
  *   - kill -9 in the middle of a file: the next start resumes from the
  *     checkpoint; every record arrives, and what is sent twice is at most the
  *     batches that were unfinished at the kill.
+ *   - SIGTERM while the sink holds a request and reading waits for it: the run
+ *     still ends within 2 s, and the file stays in the folder (resumed later).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -273,12 +275,42 @@ static void test_spool_kill_resume(void **state)
     ts_stop(ts);
 }
 
+/* SIGTERM while a request hangs and reading waits for a free batch: gone within 2 s. */
+static void test_spool_stop_while_sink_hangs(void **state)
+{
+    struct ts_server *ts = ts_start();
+    struct ts_response hang = {200, NULL, "{}", TS_HANG, 0};
+    struct proc pr = {0};
+    char dir[512], p[1024], *cfg, *text;
+    (void)state;
+
+    assert_non_null(ts);
+    ts_set_default(ts, &hang);
+    snprintf(dir, sizeof(dir), "%s/spool", th_tmpdir());
+    cfg = spool_config(ts_url(ts), dir, 10, "    max_in_flight: 1\n");
+    spawn_run(&pr, cfg, NULL);
+    wait_text(pr.err_path, "watching", 20000);
+    text = records(1, 200);
+    write_rename(dir, "held.jsonl", text);
+    free(text);
+    /* the first request is held; reading fills the window behind it and waits */
+    while (ts_count(ts) < 1)
+        nap_ms(5);
+    assert_int_equal(stop_within(&pr, SIGTERM, 2000), 0);
+    snprintf(p, sizeof(p), "%s/held.jsonl", dir);
+    assert_true(file_exists(p));
+    proc_free(&pr);
+    free(cfg);
+    ts_stop(ts);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_spool_done_failed_and_partial, teardown),
         cmocka_unit_test_teardown(test_spool_upsert_commit, teardown),
         cmocka_unit_test_teardown(test_spool_kill_resume, teardown),
+        cmocka_unit_test_teardown(test_spool_stop_while_sink_hangs, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
