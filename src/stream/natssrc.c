@@ -25,8 +25,14 @@
 #include "osc/retry.h"
 #include "source_int.h"
 
-#define MAX_SLOTS     65536
-#define FETCH_MAX     512
+#define MAX_SLOTS 65536
+#define FETCH_MAX 512
+/*
+ * A fetch returns as soon as messages are there; this is how long it waits when none are.
+ * Not shorter: with libnats 3.4.1, fetches of a few ms timing out while messages stream in
+ * corrupted the heap under load (seen in the bench with 5 ms: "malloc(): invalid size").
+ */
+#define FETCH_WAIT_MS 100
 #define INFO_EVERY_MS 2000
 #define TOUCH_MIN_MS  100
 
@@ -279,7 +285,7 @@ void *src_nats_main(void *arg)
         struct osc_delivery_opts o;
         struct osc_delivery_stats st;
         struct osc_err err = {0};
-        size_t got = 0, busy, room;
+        size_t got = 0, room;
         int stopped = 0, rc;
         int64_t now;
 
@@ -300,11 +306,11 @@ void *src_nats_main(void *arg)
                 continue;
             }
         }
-        busy = osc_delivery_poll(d, 0);
+        osc_delivery_poll(d, 0);
         flush_acks(s);
         room = ns->nfree < FETCH_MAX ? ns->nfree : FETCH_MAX;
         if (room) {
-            rc = osc_nats_fetch(ns->n, batch, room, busy ? 5 : 100, &got, &err);
+            rc = osc_nats_fetch(ns->n, batch, room, FETCH_WAIT_MS, &got, &err);
             if (rc == OSC_EUNAVAIL) {
                 src_set_state(s, 0, "%s", err.msg);
                 osc_delivery_poll(d, 100);
