@@ -12,6 +12,8 @@
  *     SIGTERM still stops the run within 2 s.
  *   - 202 means durable: kill -9 right after the 202, before the record was
  *     delivered; the next start delivers it.
+ *   - One process per queue: a second `run` on the same state folder exits 75
+ *     naming the queue file.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -165,6 +167,14 @@ static void test_ingest_answers(void **state)
     }
     /* the rejected bodies queued nothing */
     assert_int_equal(sink_has(ts, 2) + sink_has(ts, 4) + sink_has(ts, 1), 0);
+    /* a second instance on the same state folder is refused: the queue has one owner */
+    {
+        struct proc second = {0};
+        spawn_run(&second, cfg, NULL);
+        assert_int_equal(wait_exit(&second, 10000), 75);
+        wait_text(second.err_path, "records.ingest.db", 1000);
+        proc_free(&second);
+    }
     assert_int_equal(stop_within(&pr, SIGTERM, 2000), 0);
     assert_int_equal(count_text(pr.err_path, TOKEN), 0);
     proc_free(&pr);

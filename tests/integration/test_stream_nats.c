@@ -11,6 +11,9 @@
  *     terminated (never redelivered); a sink that answers 503 for a while
  *     gets the records later (nak'ed with the backoff, redelivered), none
  *     lost, none dead-lettered; SIGTERM stops within 2 s.
+ *   - A message may hold several records (JSON Lines, a JSON array); a
+ *     batch slower than ack_wait is not redelivered meanwhile (its messages
+ *     are marked in progress): each record reaches the sink once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -280,11 +283,91 @@ static void test_refused_and_unavailable(void **state)
     ts_stop(ts);
 }
 
+/* Several records per message; a sink slower than ack_wait still gets each record once. */
+static void test_multi_record_and_slow_sink(void **state)
+{
+    struct ts_server *ts = ts_start();
+    struct osc_nats_opts o;
+    struct osc_nats *n = NULL;
+    struct osc_err err = {0};
+    struct proc pr = {0};
+    unsigned seen[11];
+    char sd[512], *yaml = NULL, *cfg;
+    const char *lines = "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n";
+    const char *array = "[{\"id\":4},{\"id\":5}]";
+    long deadline;
+    (void)state;
+
+    assert_non_null(ts);
+    /* every answer after 2.5 s, with ack_wait 1 s: only in-progress marks keep them ours */
+    ts_set_delay(ts, 2500);
+    memset(&o, 0, sizeof(o));
+    o.conn.url = server.url;
+    o.stream = "MULTI";
+    o.subject = "multi.in";
+    o.create_stream = 1;
+    if (osc_nats_open(&o, &n, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(osc_nats_publish(n, "multi.in", lines, strlen(lines), NULL, &err), 0);
+    assert_int_equal(osc_nats_publish(n, "multi.in", array, strlen(array), NULL, &err), 0);
+    osc_nats_close(n);
+    assert_true(asprintf(&yaml,
+                         "officespace: {hostname: acme}\n"
+                         "status: {listen: 127.0.0.1:0}\n"
+                         "destinations:\n"
+                         "  records:\n"
+                         "    url: %s/records\n"
+                         "    batch: {enabled: true, size: 100}\n"
+                         "    flush_interval: 100ms\n"
+                         "    source: {type: nats, url: %s, stream: MULTI, subject: multi.in,\n"
+                         "             ack_wait: 1s}\n",
+                         ts_url(ts), server.url) > 0);
+    cfg = th_write_file("multi.yaml", yaml);
+    free(yaml);
+    snprintf(sd, sizeof(sd), "%s/multi", th_tmpdir());
+    spawn_run(&pr, cfg, sd);
+    for (deadline = now_ms() + 20000;; nap_ms(50)) {
+        int missing = 0;
+        sink_ids(ts, seen, 10, 0);
+        for (int i = 1; i <= 5; i++)
+            missing += seen[i] == 0;
+        if (!missing)
+            break;
+        if (now_ms() > deadline)
+            fail_msg("%d of 5 records never reached the sink", missing);
+    }
+    /* the answer takes 2.5 s: wait for it and for two more ack_waits of any redelivery */
+    for (deadline = now_ms() + 20000;; nap_ms(50)) {
+        struct ts_stats st;
+        ts_get_stats(ts, &st);
+        if (st.answered_2xx >= 1)
+            break;
+        if (now_ms() > deadline)
+            fail_msg("the sink never answered");
+    }
+    wait_text(pr.err_path, "consuming stream MULTI", 1000);
+    {
+        /* a redelivery would have been sent by now: ack_wait 1 s, flush_interval 100 ms */
+        long until = now_ms() + 2500;
+        while (now_ms() < until && ts_count(ts) == 1)
+            nap_ms(50);
+    }
+    sink_ids(ts, seen, 10, 0);
+    for (int i = 1; i <= 5; i++)
+        assert_int_equal(seen[i], 1);
+    assert_int_equal(ts_count(ts), 1);
+    assert_int_equal(stop_within(&pr, SIGTERM, 2000), 0);
+    proc_free(&pr);
+    free(cfg);
+    ts_stop(ts);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_three_instances_one_killed, teardown),
         cmocka_unit_test_teardown(test_refused_and_unavailable, teardown),
+        cmocka_unit_test_teardown(test_multi_record_and_slow_sink, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -13,6 +13,9 @@
  *     batches that were unfinished at the kill.
  *   - SIGTERM while the sink holds a request and reading waits for it: the run
  *     still ends within 2 s, and the file stays in the folder (resumed later).
+ *   - A second file of the same name goes to done/NAME.2; a refused key (401)
+ *     keeps the file in the folder, /readyz says why, and it is delivered once
+ *     the key works (after the backoff).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -144,11 +147,19 @@ static void test_spool_done_failed_and_partial(void **state)
     assert_int_equal(seen[31] + seen[32] + seen[34] + seen[35], 4);
     assert_int_equal(seen[33], 0);
 
+    /* the same name again: done/good.jsonl.2 */
+    text = records(36, 37);
+    write_rename(dir, "good.jsonl", text);
+    free(text);
+    snprintf(p, sizeof(p), "%s/done/good.jsonl.2", dir);
+    wait_file(p, 20000);
+    assert_int_equal(sink_ids(ts, seen, 200), 31);
+
     /* what /metrics and /readyz say */
     snprintf(p, sizeof(p), "%s/metrics", status);
     assert_int_equal(th_http("GET", p, NULL, &body), 200);
     assert_non_null(strstr(body, "osconnect_source_records_total{destination=\"records\","
-                                 "source=\"spool\",result=\"accepted\"} 29"));
+                                 "source=\"spool\",result=\"accepted\"} 31"));
     assert_non_null(strstr(body, "osconnect_source_records_total{destination=\"records\","
                                  "source=\"spool\",result=\"dead_lettered\"} 1"));
     assert_non_null(
@@ -163,7 +174,7 @@ static void test_spool_done_failed_and_partial(void **state)
     /* the dot-file was never touched */
     snprintf(p, sizeof(p), "%s/.incoming.jsonl", dir);
     assert_true(file_exists(p));
-    assert_int_equal(sink_ids(ts, seen, 200), 29);
+    assert_int_equal(sink_ids(ts, seen, 200), 31);
     proc_free(&pr);
     free(cfg);
     ts_stop(ts);
@@ -304,6 +315,54 @@ static void test_spool_stop_while_sink_hangs(void **state)
     ts_stop(ts);
 }
 
+/* A refused key keeps the file; once the key works it is delivered (after the backoff). */
+static void test_spool_refused_key_waits(void **state)
+{
+    struct ts_server *ts = ts_start();
+    struct ts_response refuse = {401, NULL, "{\"error\":\"bad key\"}", 0, 0};
+    struct ts_response ok = {200, NULL, "{}", 0, 0};
+    struct proc pr = {0};
+    char dir[512], p[1024], status[128], *cfg, *text, *body = NULL;
+    unsigned seen[11];
+    (void)state;
+
+    assert_non_null(ts);
+    ts_set_default(ts, &refuse);
+    snprintf(dir, sizeof(dir), "%s/spool", th_tmpdir());
+    cfg = spool_config(ts_url(ts), dir, 10, NULL);
+    spawn_run(&pr, cfg, NULL);
+    status_url_n(&pr, 1, status, sizeof(status));
+    text = records(1, 5);
+    write_rename(dir, "wait.jsonl", text);
+    free(text);
+    snprintf(p, sizeof(p), "%s/readyz", status);
+    for (long deadline = now_ms() + 20000;; nap_ms(20)) {
+        long code = th_http("GET", p, NULL, &body);
+        int refused = code == 503 && strstr(body, "refused the API key");
+        free(body);
+        body = NULL;
+        if (refused)
+            break;
+        if (now_ms() > deadline)
+            fail_msg("/readyz never said the key was refused");
+    }
+    snprintf(p, sizeof(p), "%s/wait.jsonl", dir);
+    assert_true(file_exists(p));
+    ts_set_default(ts, &ok);
+    snprintf(p, sizeof(p), "%s/done/wait.jsonl", dir);
+    wait_file(p, 20000);
+    sink_ids(ts, seen, 10);
+    for (int i = 1; i <= 5; i++)
+        assert_true(seen[i] >= 1);
+    snprintf(p, sizeof(p), "%s/readyz", status);
+    assert_int_equal(th_http("GET", p, NULL, &body), 200);
+    free(body);
+    assert_int_equal(stop_within(&pr, SIGTERM, 2000), 0);
+    proc_free(&pr);
+    free(cfg);
+    ts_stop(ts);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +370,7 @@ int main(void)
         cmocka_unit_test_teardown(test_spool_upsert_commit, teardown),
         cmocka_unit_test_teardown(test_spool_kill_resume, teardown),
         cmocka_unit_test_teardown(test_spool_stop_while_sink_hangs, teardown),
+        cmocka_unit_test_teardown(test_spool_refused_key_waits, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -131,6 +131,27 @@ static inline int stop_within(struct proc *pr, int sig, long ms)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* Wait (at most ms, then SIGKILL and fail) for pr to exit on its own. Its exit status. */
+static inline int wait_exit(struct proc *pr, long ms)
+{
+    int status = 0;
+    long deadline = now_ms() + ms;
+
+    while (waitpid(pr->pid, &status, WNOHANG) == 0) {
+        if (now_ms() > deadline) {
+            kill(pr->pid, SIGKILL);
+            waitpid(pr->pid, &status, 0);
+            track(0, pr->pid);
+            pr->pid = 0;
+            fail_msg("osconnect was still running after %ld ms", ms);
+        }
+        nap_ms(10);
+    }
+    track(0, pr->pid);
+    pr->pid = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 static inline void proc_free(struct proc *pr)
 {
     free(pr->out_path);
