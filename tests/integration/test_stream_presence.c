@@ -9,6 +9,8 @@
  *     by both), each Mapped request asking only for buildings of one holder.
  *   - After the second is SIGKILLed, all 6 buildings are read by the survivor
  *     within 2 intervals of the kill; SIGTERM then releases its leases.
+ *   - The same `run` delivers a spool source beside presence sync (each instance
+ *     has its own folder, under its $STATE_DIRECTORY).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -174,7 +176,12 @@ static void test_two_instances_share_six_buildings(void **state)
                          "BLDGsix6]\n"
                          "  interval: %dms\n"
                          "  state: presence.db\n"
-                         "  coordination: {type: nats, url: %s, bucket: six_test}\n",
+                         "  coordination: {type: nats, url: %s, bucket: six_test}\n"
+                         "destinations:\n"
+                         "  employees:\n"
+                         "    template: upsert_employees\n"
+                         "    source_name: SIXHR\n"
+                         "    source: {type: spool, path: spool}\n",
                          sim.officespace_url, sim.officespace_url, sim.mapped_url, INTERVAL_MS,
                          server.url) > 0);
     cfg = th_write_file("six.yaml", yaml);
@@ -237,6 +244,15 @@ static void test_two_instances_share_six_buildings(void **state)
         fail_msg("the survivor read all buildings %ld ms after the kill: more than 2 intervals",
                  took);
     wait_text(a.err_path, "holding 6 of 6 building(s)", 1000);
+    /* the source beside presence sync: a file renamed into the survivor's spool is delivered */
+    {
+        char dir[600], done[700];
+        snprintf(dir, sizeof(dir), "%s/a/spool", th_tmpdir());
+        write_rename(dir, "hr.csv",
+                     "EmployeeId,FirstName,LastName,Email\nE7,Ada,Byron,ab@example.com\n");
+        snprintf(done, sizeof(done), "%s/done/hr.csv", dir);
+        wait_file(done, 20000);
+    }
     assert_int_equal(stop_within(&a, SIGTERM, 2000), 0);
     wait_text(a.err_path, "leases released", 1000);
     proc_free(&a);
