@@ -13,7 +13,8 @@
  *   - 202 means durable: kill -9 right after the 202, before the record was
  *     delivered; the next start delivers it.
  *   - One process per queue: a second `run` on the same state folder exits 75
- *     naming the queue file.
+ *     naming the queue file; an http source with status.enabled: false is a
+ *     configuration error (78).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -100,7 +101,7 @@ static void test_ingest_answers(void **state)
 {
     struct ts_server *ts = ts_start();
     struct proc pr = {0};
-    char status[128], big[6000];
+    char status[128], big[6000], url[600];
     const char *jsonl[] = {BEARER, "Content-Type: application/x-ndjson", NULL};
     const char *json[] = {BEARER, "Content-Type: application/json", NULL};
     const char *csv[] = {BEARER, "Content-Type: text/csv; charset=utf-8", NULL};
@@ -174,6 +175,26 @@ static void test_ingest_answers(void **state)
         assert_int_equal(wait_exit(&second, 10000), 75);
         wait_text(second.err_path, "records.ingest.db", 1000);
         proc_free(&second);
+    }
+    {
+        struct proc off = {0};
+        char *yaml = NULL, *noff;
+        assert_true(asprintf(&yaml,
+                             "officespace: {hostname: acme}\n"
+                             "status: {enabled: false}\n"
+                             "destinations:\n"
+                             "  records:\n"
+                             "    url: %s/records\n"
+                             "    source: {type: http, ingest_token: " TOKEN "}\n",
+                             ts_url(ts)) > 0);
+        noff = th_write_file("off.yaml", yaml);
+        free(yaml);
+        snprintf(url, sizeof(url), "%s/off", th_tmpdir());
+        spawn_run(&off, noff, url); /* a state folder of its own: the queue above is locked */
+        assert_int_equal(wait_exit(&off, 10000), 78);
+        wait_text(off.err_path, "set status.enabled: true", 1000);
+        proc_free(&off);
+        free(noff);
     }
     assert_int_equal(stop_within(&pr, SIGTERM, 2000), 0);
     assert_int_equal(count_text(pr.err_path, TOKEN), 0);

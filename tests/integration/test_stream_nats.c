@@ -14,6 +14,9 @@
  *   - A message may hold several records (JSON Lines, a JSON array); a
  *     batch slower than ack_wait is not redelivered meanwhile (its messages
  *     are marked in progress): each record reaches the sink once.
+ *   - SIGTERM while the sink holds a request: the run stops within 2 s and
+ *     nak's what it held, so the next instance gets it at once, long before
+ *     ack_wait (30 s here).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -362,12 +365,73 @@ static void test_multi_record_and_slow_sink(void **state)
     ts_stop(ts);
 }
 
+/* A stopped instance gives its messages back at once (nak), not after ack_wait. */
+static void test_stop_gives_messages_back(void **state)
+{
+    struct ts_server *held = ts_start(), *ts = ts_start();
+    struct ts_response hang = {200, NULL, "{}", TS_HANG, 0};
+    struct proc a = {0}, b = {0};
+    unsigned seen[21];
+    char sd[512], *yaml = NULL, *cfg;
+    long deadline, stopped_at = 0;
+    (void)state;
+
+    assert_non_null(held);
+    assert_non_null(ts);
+    ts_set_default(held, &hang);
+    publish("BACK", "back.in", 1, 20);
+    for (int i = 0; i < 2; i++) {
+        assert_true(asprintf(&yaml,
+                             "officespace: {hostname: acme}\n"
+                             "status: {listen: 127.0.0.1:0}\n"
+                             "destinations:\n"
+                             "  records:\n"
+                             "    url: %s/records\n"
+                             "    batch: {enabled: true, size: 100}\n"
+                             "    flush_interval: 100ms\n"
+                             "    source: {type: nats, url: %s, stream: BACK, subject: back.in,\n"
+                             "             ack_wait: 30s}\n",
+                             ts_url(i ? ts : held), server.url) > 0);
+        cfg = th_write_file(i ? "back-b.yaml" : "back-a.yaml", yaml);
+        free(yaml);
+        snprintf(sd, sizeof(sd), "%s/back-%d", th_tmpdir(), i);
+        spawn_run(i ? &b : &a, cfg, sd);
+        free(cfg);
+        if (i)
+            break;
+        /* the first instance holds all twenty in a request that never ends */
+        for (deadline = now_ms() + 20000; ts_count(held) < 1; nap_ms(10))
+            if (now_ms() > deadline)
+                fail_msg("the first instance sent nothing");
+        assert_int_equal(stop_within(&a, SIGTERM, 2000), 0);
+        stopped_at = now_ms();
+    }
+    for (deadline = stopped_at + 15000;; nap_ms(50)) {
+        int missing = 0;
+        sink_ids(ts, seen, 20, 0);
+        for (int i = 1; i <= 20; i++)
+            missing += seen[i] == 0;
+        if (!missing)
+            break;
+        if (now_ms() > deadline)
+            fail_msg("%d records were not given back by the stopped instance", missing);
+    }
+    print_message("given back and delivered %.1f s after the stop (ack_wait 30 s)\n",
+                  (double)(now_ms() - stopped_at) / 1000.0);
+    assert_int_equal(stop_within(&b, SIGTERM, 2000), 0);
+    proc_free(&a);
+    proc_free(&b);
+    ts_stop(held);
+    ts_stop(ts);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_three_instances_one_killed, teardown),
         cmocka_unit_test_teardown(test_refused_and_unavailable, teardown),
         cmocka_unit_test_teardown(test_multi_record_and_slow_sink, teardown),
+        cmocka_unit_test_teardown(test_stop_gives_messages_back, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
