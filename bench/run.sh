@@ -5,6 +5,8 @@
 #   instant      the sink answers at once
 #   20ms         the sink answers each request after 20 ms (a latency-bound server)
 #   20ms-limit8  the same, and 429 beyond 8 requests in flight (no Retry-After)
+# Continuous delivery (stream.sh): BENCH_RECORDS through JetStream with 1, 2 and 3
+# `osconnect run` instances, and HTTP ingest throughput.
 set -euo pipefail
 bin=$(realpath "$1")
 here=$(dirname "$0")
@@ -16,6 +18,10 @@ if [ -x "$here/delivery.sh" ]; then
   BENCH_DELAY_MS=20 BENCH_LIMIT= "$here/delivery.sh" "$bin"
   echo; echo "== delivery: sink answering after 20 ms, 429 beyond 8 in flight"
   BENCH_DELAY_MS=20 BENCH_LIMIT=8 "$here/delivery.sh" "$bin"
+fi
+if [ -x "$here/stream.sh" ]; then
+  echo; echo "== continuous delivery: JetStream with 1, 2 and 3 instances, HTTP ingest"
+  "$here/stream.sh" "$bin"
 fi
 if [ -x "$here/presence.sh" ]; then
   echo; echo "== presence"

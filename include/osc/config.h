@@ -99,6 +99,20 @@ struct osc_conf_retry {
     struct osc_strmap classes;
 };
 
+/* presence.coordination: share the buildings among instances through NATS KV leases. */
+enum osc_conf_coord_type { OSC_CONF_COORD_NONE = 0, OSC_CONF_COORD_NATS };
+
+struct osc_conf_coordination {
+    struct osc_conf_meta meta;
+    int type; /* enum osc_conf_coord_type */
+    char *url;
+    char *bucket;
+    char *creds_file;
+    char *token;
+    char *ca_file;
+    int verify_tls;
+};
+
 struct osc_conf_presence {
     struct osc_conf_meta meta;
     struct osc_strlist buildings;
@@ -111,6 +125,7 @@ struct osc_conf_presence {
     char *state;
     int64_t max_response;
     struct osc_conf_retry retry;
+    struct osc_conf_coordination coordination;
 };
 
 struct osc_conf_status {
@@ -155,6 +170,36 @@ struct osc_conf_batch {
     char *code_file; /* Lua file */
 };
 
+/* A destination's source: where `osconnect run` takes its records from. */
+enum osc_conf_source_type {
+    OSC_CONF_SOURCE_NONE = 0,
+    OSC_CONF_SOURCE_SPOOL,
+    OSC_CONF_SOURCE_HTTP,
+    OSC_CONF_SOURCE_NATS
+};
+
+struct osc_conf_source {
+    struct osc_conf_meta meta;
+    int type; /* enum osc_conf_source_type */
+    /* spool */
+    char *path;
+    /* nats */
+    char *url;
+    char *stream;
+    char *subject;
+    char *durable; /* NULL: osconnect_<destination> */
+    char *creds_file;
+    char *token;
+    int64_t ack_wait_ms;
+    int64_t max_ack_pending;
+    char *ca_file;
+    int verify_tls;
+    /* http */
+    char *ingest_token;
+    int64_t max_body;
+    int64_t queue_max_bytes;
+};
+
 struct osc_conf_destination {
     struct osc_conf_meta meta;
     const char *name; /* borrowed from the named list */
@@ -180,6 +225,8 @@ struct osc_conf_destination {
     int64_t max_errors;          /* malformed or unmappable records before a run stops */
     int64_t timeout_ms;
     int allow_insecure_http; /* plain http:// to a non-loopback host in url, response_webhook */
+    struct osc_conf_source source;
+    int64_t flush_interval_ms; /* `run`: a partial batch is sent once open this long */
 };
 
 struct osc_config {
@@ -220,5 +267,6 @@ void osc_config_describe(FILE *out, int man);
 const char *osc_conf_method_name(int method);
 const char *osc_conf_format_name(int format);
 const char *osc_conf_template_name(int template_);
+const char *osc_conf_source_type_name(int type);
 
 #endif

@@ -4,14 +4,15 @@
  * Rules (applied once, by the loader, after a successful parse):
  *   - an absolute path is kept as written;
  *   - a file osconnect reads (officespace.api_key_file, graphql_api_key_file,
- *     ca_file; mapped.token_file, ca_file; destinations.*.batch.code_file)
- *     resolves against the config file's folder;
- *   - a file osconnect writes (presence.state, destinations.*.dead_letter)
- *     resolves against $STATE_DIRECTORY (set by systemd's StateDirectory=;
- *     its first entry) when that is set, else the config file's folder.
- * A config named without a folder ("osconnect.yaml", or a name given to
- * osc_config_load_string()) keeps relative paths as they are (the current
- * directory is its folder). A new path key must be added to paths.c.
+ *     ca_file; mapped.token_file, ca_file; presence.coordination.creds_file,
+ *     ca_file; destinations.*.batch.code_file, source.creds_file,
+ *     source.ca_file) resolves against the config file's folder;
+ *   - a file osconnect writes (presence.state, destinations.*.dead_letter,
+ *     destinations.*.source.path: the spool folder) resolves against $STATE_DIRECTORY (set by
+ * systemd's StateDirectory=; its first entry) when that is set, else the config file's folder. A
+ * config named without a folder ("osconnect.yaml", or a name given to osc_config_load_string())
+ * keeps relative paths as they are (the current directory is its folder). A new path key must be
+ * added to paths.c.
  */
 #ifndef OSC_CONFIG_PATHS_H
 #define OSC_CONFIG_PATHS_H

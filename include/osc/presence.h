@@ -244,6 +244,52 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline_mono_ms,
 /* Force a rediscovery at the next cycle. */
 void osc_presence_invalidate(struct osc_presence *p);
 
+/*
+ * Poll only some buildings: held[i] (i < presence.buildings.n) says whether
+ * building i is this instance's (copied); NULL polls every building (the
+ * default). A changed set forces a rediscovery of the held ones. While
+ * a set is held, a location OfficeSpace has from us that the topology no
+ * longer lists is expired only when it was last seen in a building still
+ * held (a building another instance took is not "gone"); with nothing held
+ * a cycle reads nothing and succeeds. 0 or OSC_ENOMEM.
+ */
+int osc_presence_hold(struct osc_presence *p, const unsigned char *held);
+
+/* ---- coordination among instances (src/presence/coord.c) ----------------- */
+
+struct osc_presence_coord;
+
+/*
+ * Share cfg->presence.buildings with every other instance of the same
+ * presence.coordination (NATS JetStream KV leases, see lease.h): each
+ * building is held by one live instance. The lease lifetime is one
+ * presence.interval; a thread runs a lease round every quarter interval
+ * (at least 250 ms), independently of the cycles, so a cycle that takes
+ * the whole interval does not let a lease lapse. A dead instance's
+ * buildings are free one interval after its last round and taken at the
+ * next round of a live instance. The first round runs before this
+ * returns. The instance id is "HOST-PID". cfg is copied from (not kept).
+ * Returns 0 and *out (stop with osc_presence_coord_stop()), or the codes
+ * of osc_lease_open() with err saying what failed.
+ */
+int osc_presence_coord_start(const struct osc_config *cfg, struct osc_presence_coord **out,
+                             struct osc_err *err);
+/*
+ * The buildings held now: held[i] for presence.buildings[i] (n of them).
+ * Returns a generation number that changes whenever the set gains a
+ * building (a cycle should run soon: the building is unpolled until then).
+ */
+uint64_t osc_presence_coord_held(struct osc_presence_coord *c, unsigned char *held, size_t n);
+/* The generation alone (cheap, for waits). */
+uint64_t osc_presence_coord_gen(struct osc_presence_coord *c);
+/* 1 when c was started for the same buildings, interval and coordination as cfg has. */
+int osc_presence_coord_same(const struct osc_presence_coord *c, const struct osc_config *cfg);
+/*
+ * Stop the rounds, give up every lease (the others take them at their next
+ * round) and disconnect. Accepts NULL.
+ */
+void osc_presence_coord_stop(struct osc_presence_coord *c);
+
 /* ---- the loop (src/presence/loop.c) ------------------------------------- */
 
 struct osc_presence_loop_opts {
@@ -260,6 +306,9 @@ struct osc_presence_loop_opts {
      * in progress does not tick (it ends before the next grid slot). */
     void (*tick)(void *arg, const struct osc_metrics_cycle *done);
     void *tick_arg;
+    /* with presence.coordination (osconnect run): poll only the buildings this instance
+     * holds, and run a cycle at once when it takes over a building */
+    int coordinate;
 };
 
 /*

@@ -8,10 +8,20 @@
  *                 (osc_metrics_ready), else 503 "not ready: ..."
  *   GET /healthz  the same as /readyz
  *   GET /metrics  Prometheus text format (version 0.0.4), see metrics.h
- *   anything else 404; methods other than GET/HEAD 405
+ *                 and source.h
+ *   POST /ingest/{destination}  a body for a destination with an http
+ *                 source (osc_sources_ingest(): 202, 400, 401, 404, 413,
+ *                 415, 429, 503)
+ *   anything else 404; methods other than GET/HEAD (POST on /ingest/) 405
  *
- * The server answers from its own thread and reads the metrics under their
- * mutex; it never touches the presence engine.
+ * With sources (osc_status_start_opts()), /livez and /readyz cover them
+ * too: 200 only when the presence loop (if it runs) and every source are
+ * live / ready; the body says why for each. Without a presence loop
+ * (opts.presence NULL) only the sources count.
+ *
+ * The server answers from its own threads (a pool of 4 when it takes
+ * ingest bodies) and reads the metrics under their mutex; it never touches
+ * the presence engine.
  */
 #ifndef OSC_STATUS_H
 #define OSC_STATUS_H
@@ -29,6 +39,17 @@ struct osc_status;
  */
 int osc_status_start(const char *listen, struct osc_metrics *m, struct osc_status **out,
                      struct osc_err *err);
+struct osc_sources;
+
+struct osc_status_opts {
+    const char *listen;           /* "HOST:PORT", as for osc_status_start() */
+    struct osc_metrics *presence; /* the presence loop's metrics; NULL: no presence loop */
+    struct osc_sources *sources;  /* NULL: none (no /ingest/, no source metrics) */
+};
+
+/* osc_status_start() with sources; o->presence and o->sources are borrowed like m. */
+int osc_status_start_opts(const struct osc_status_opts *o, struct osc_status **out,
+                          struct osc_err *err);
 /* The port actually bound. */
 int osc_status_port(const struct osc_status *s);
 /* "127.0.0.1:9464" as bound (static inside s). */

@@ -84,9 +84,15 @@ int osc_config_resolve_paths(struct osc_config *cfg, struct osc_err *err)
     rc |= resolve(cfg, &cfg->mapped.token_file, 0);
     rc |= resolve(cfg, &cfg->mapped.ca_file, 0);
     rc |= resolve(cfg, &cfg->presence.state, 1);
+    rc |= resolve(cfg, &cfg->presence.coordination.creds_file, 0);
+    rc |= resolve(cfg, &cfg->presence.coordination.ca_file, 0);
     for (size_t i = 0; i < cfg->destinations.n; i++) {
         rc |= resolve(cfg, &d[i].batch.code_file, 0);
         rc |= resolve(cfg, &d[i].dead_letter, 1);
+        /* the spool folder is written too (done/, failed/): it lives with the state */
+        rc |= resolve(cfg, &d[i].source.path, 1);
+        rc |= resolve(cfg, &d[i].source.creds_file, 0);
+        rc |= resolve(cfg, &d[i].source.ca_file, 0);
     }
     if (rc)
         return osc_err_set(err, OSC_ENOMEM, "out of memory resolving the paths of %s", cfg->path);

@@ -39,6 +39,11 @@ const char *osc_conf_method_name(int m) { return m >= 0 && m < 4 ? methods[m] : 
 const char *osc_conf_format_name(int f) { return f >= 0 && f < 3 ? formats[f] : "?"; }
 const char *osc_conf_template_name(int t) { return t >= 0 && t < 3 ? templates[t] : "?"; }
 
+static const char *const source_types[] = {"none", "spool", "http", "nats", NULL};
+static const char *const coord_types[] = {"none", "nats", NULL};
+
+const char *osc_conf_source_type_name(int t) { return t >= 0 && t < 4 ? source_types[t] : "?"; }
+
 /* ---- shared checks ---------------------------------------------------- */
 
 #define SCHEME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."
@@ -325,6 +330,94 @@ static const struct conf_key retry_keys[] = {
 static const struct conf_section retry_section = {"retry", retry_keys, N(retry_keys),
                                                   sizeof(struct osc_conf_retry), retry_check};
 
+/* ---- NATS (presence.coordination, destinations.*.source) -------------- */
+
+/* A NATS server list: comma-separated nats:// or tls:// URLs, each with a host. */
+static int check_nats_url(const struct conf_ctx *ctx, const char *key, const char *url,
+                          struct osc_err *err)
+{
+    const char *p = url;
+
+    while (*p) {
+        size_t n = strcspn(p, ","), sl = 0;
+        const char *host;
+        if (n >= 7 && strncasecmp(p, "nats://", 7) == 0)
+            sl = 7;
+        else if (n >= 6 && strncasecmp(p, "tls://", 6) == 0)
+            sl = 6;
+        host = p + sl;
+        if (!sl || n == sl || *host == ':' || *host == '/' || memchr(p, ' ', n))
+            return conf_fail(ctx, key, err,
+                             "expected nats://HOST:PORT or tls://HOST:PORT (several separated by "
+                             "commas), got '%s'",
+                             url);
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+/* A JetStream stream, consumer or bucket name: no dots, wildcards, slashes or blanks. */
+static int check_js_name(const struct conf_ctx *ctx, const char *key, const char *v, int strict,
+                         struct osc_err *err)
+{
+    for (const char *c = v; *c; c++) {
+        int ok = strict ? ((*c | 0x20) >= 'a' && (*c | 0x20) <= 'z') || (*c >= '0' && *c <= '9') ||
+                              *c == '_' || *c == '-'
+                        : !strchr(".*> \t/\\", *c) && (unsigned char)*c >= 0x20;
+        if (!ok)
+            return conf_fail(ctx, key, err,
+                             strict ? "'%s': use only letters, digits, '_' and '-'"
+                                    : "'%s': no '.', '*', '>', '/', '\\' or blanks",
+                             v);
+    }
+    if (strlen(v) > 255)
+        return conf_fail(ctx, key, err, "longer than 255 characters");
+    return 0;
+}
+
+static int coordination_check(void *obj, const struct conf_ctx *ctx, struct osc_err *err)
+{
+    struct osc_conf_coordination *c = obj;
+    int rc;
+
+    if (!c->meta.present)
+        return 0;
+    if (c->type != OSC_CONF_COORD_NATS)
+        return conf_fail(ctx, "type", err, "set type: nats (the only coordination there is)");
+    if (!c->url)
+        return conf_fail(ctx, "url", err,
+                         "required: the NATS server(s), e.g. nats://127.0.0.1:4222");
+    if ((rc = check_nats_url(ctx, "url", c->url, err)) ||
+        (rc = check_js_name(ctx, "bucket", c->bucket, 1, err)))
+        return rc;
+    if (c->ca_file && (rc = check_ca_file(ctx, "ca_file", c->ca_file, err)))
+        return rc;
+    return 0;
+}
+
+static const struct conf_key coordination_keys[] = {
+    {"type", CONF_ENUM, OFF(osc_conf_coordination, type), "none", 0, 0, 0, coord_types, NULL,
+     "nats: instances with the same config share the buildings through JetStream KV leases."},
+    {"url", CONF_STR, OFF(osc_conf_coordination, url), NULL, 0, 0, 0, NULL, NULL,
+     "NATS server URL(s), nats:// or tls://, comma-separated."},
+    {"bucket", CONF_STR, OFF(osc_conf_coordination, bucket), "osconnect_presence", 0, 0, 0, NULL,
+     NULL, "JetStream KV bucket holding the leases (created when missing)."},
+    {"creds_file", CONF_STR, OFF(osc_conf_coordination, creds_file), NULL, 0, 0, 0, NULL, NULL,
+     "NATS credentials file (JWT and NKey seed)."},
+    {"token", CONF_STR, OFF(osc_conf_coordination, token), NULL, 0, 0, CONF_F_SECRET, NULL, NULL,
+     "NATS authorization token."},
+    {"ca_file", CONF_STR, OFF(osc_conf_coordination, ca_file), NULL, 0, 0, 0, NULL, NULL,
+     "PEM CA bundle to verify the NATS server with (turns TLS on)."},
+    {"verify_tls", CONF_BOOL, OFF(osc_conf_coordination, verify_tls), "true", 0, 0, 0, NULL, NULL,
+     "Verify the NATS server's TLS certificate."},
+};
+
+static const struct conf_section coordination_section = {
+    "coordination", coordination_keys, N(coordination_keys), sizeof(struct osc_conf_coordination),
+    coordination_check};
+
 /* ---- presence --------------------------------------------------------- */
 
 static int presence_check(void *obj, const struct conf_ctx *ctx, struct osc_err *err)
@@ -333,6 +426,18 @@ static int presence_check(void *obj, const struct conf_ctx *ctx, struct osc_err 
 
     if (p->meta.present && p->buildings.n == 0)
         return conf_fail(ctx, "buildings", err, "list at least one Mapped building id");
+    for (size_t i = 0; p->coordination.meta.present && i < p->buildings.n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(p->buildings.v[i], p->buildings.v[j]) == 0)
+                return conf_fail(ctx, "buildings", err,
+                                 "%s is listed twice (each building is leased once)",
+                                 p->buildings.v[i]);
+    /* a lease lives one interval; the KV store's smallest age is a second */
+    if (p->coordination.meta.present && p->interval_ms < 1000)
+        return conf_fail(ctx, "interval", err,
+                         "with coordination the interval must be at least 1s (it is the lease "
+                         "lifetime), got %lldms",
+                         (long long)p->interval_ms);
     return 0;
 }
 
@@ -358,6 +463,10 @@ static const struct conf_key presence_keys[] = {
      4LL * 1024 * 1024 * 1024, 0, NULL, NULL, "Largest Mapped response accepted."},
     {"retry", CONF_SECTION, OFF(osc_conf_presence, retry), NULL, 0, 0, 0, NULL, &retry_section,
      "Retry policy for presence pushes within a cycle."},
+    {"coordination", CONF_SECTION, OFF(osc_conf_presence, coordination), NULL, 0, 0, 0, NULL,
+     &coordination_section,
+     "Share the buildings among several `osconnect run` with this config: each building is "
+     "polled by one live instance."},
 };
 
 static const struct conf_section presence_section = {
@@ -486,6 +595,111 @@ static const struct conf_key batch_keys[] = {
 static const struct conf_section batch_section = {"batch", batch_keys, N(batch_keys),
                                                   sizeof(struct osc_conf_batch), NULL};
 
+/* ---- destination source (osconnect run) ------------------------------- */
+
+/* Which source type uses each key of the source section; 0: every type. */
+static const struct {
+    const char *key;
+    int type;
+} source_key_types[] = {
+    {"path", OSC_CONF_SOURCE_SPOOL},           {"url", OSC_CONF_SOURCE_NATS},
+    {"stream", OSC_CONF_SOURCE_NATS},          {"subject", OSC_CONF_SOURCE_NATS},
+    {"durable", OSC_CONF_SOURCE_NATS},         {"creds_file", OSC_CONF_SOURCE_NATS},
+    {"token", OSC_CONF_SOURCE_NATS},           {"ack_wait", OSC_CONF_SOURCE_NATS},
+    {"max_ack_pending", OSC_CONF_SOURCE_NATS}, {"ca_file", OSC_CONF_SOURCE_NATS},
+    {"verify_tls", OSC_CONF_SOURCE_NATS},      {"ingest_token", OSC_CONF_SOURCE_HTTP},
+    {"max_body", OSC_CONF_SOURCE_HTTP},        {"queue_max_bytes", OSC_CONF_SOURCE_HTTP},
+};
+
+static int source_check(void *obj, const struct conf_ctx *ctx, struct osc_err *err)
+{
+    struct osc_conf_source *s = obj;
+    int rc;
+
+    if (!s->meta.present)
+        return 0;
+    if (s->type == OSC_CONF_SOURCE_NONE) {
+        /* type: none (or no type) with settings is a source half written */
+        for (size_t i = 0; i < N(source_key_types); i++)
+            if (conf_map_get(ctx->doc, ctx->node, source_key_types[i].key, NULL))
+                return conf_fail(ctx, "type", err, "required: spool, http or nats");
+        return 0;
+    }
+    for (size_t i = 0; i < N(source_key_types); i++)
+        if (source_key_types[i].type != s->type &&
+            conf_map_get(ctx->doc, ctx->node, source_key_types[i].key, NULL))
+            return conf_fail(ctx, source_key_types[i].key, err, "used only with type: %s",
+                             source_types[source_key_types[i].type]);
+    switch (s->type) {
+    case OSC_CONF_SOURCE_SPOOL:
+        if (!s->path)
+            return conf_fail(ctx, "path", err,
+                             "required: the folder files are renamed into for delivery");
+        break;
+    case OSC_CONF_SOURCE_HTTP:
+        if (!s->ingest_token)
+            return conf_fail(ctx, "ingest_token", err,
+                             "required: the bearer token POST /ingest/... must present (e.g. "
+                             "${OSCONNECT_INGEST_TOKEN})");
+        if (s->max_body > s->queue_max_bytes)
+            return conf_fail(ctx, "max_body", err,
+                             "max_body (%lld bytes) is larger than queue_max_bytes (%lld bytes)",
+                             (long long)s->max_body, (long long)s->queue_max_bytes);
+        break;
+    case OSC_CONF_SOURCE_NATS:
+        if (!s->url)
+            return conf_fail(ctx, "url", err,
+                             "required: the NATS server(s), e.g. nats://127.0.0.1:4222");
+        if (!s->stream)
+            return conf_fail(ctx, "stream", err, "required: the JetStream stream to consume");
+        if ((rc = check_nats_url(ctx, "url", s->url, err)) ||
+            (rc = check_js_name(ctx, "stream", s->stream, 0, err)) ||
+            (s->durable && (rc = check_js_name(ctx, "durable", s->durable, 0, err))))
+            return rc;
+        if (s->ca_file && (rc = check_ca_file(ctx, "ca_file", s->ca_file, err)))
+            return rc;
+        break;
+    }
+    return 0;
+}
+
+static const struct conf_key source_keys[] = {
+    {"type", CONF_ENUM, OFF(osc_conf_source, type), "none", 0, 0, 0, source_types, NULL,
+     "spool (a folder), http (POST /ingest/NAME on status.listen) or nats (JetStream)."},
+    {"path", CONF_STR, OFF(osc_conf_source, path), NULL, 0, 0, 0, NULL, NULL,
+     "spool: the folder; a file renamed into it is delivered, then moved to done/ or failed/."},
+    {"url", CONF_STR, OFF(osc_conf_source, url), NULL, 0, 0, 0, NULL, NULL,
+     "nats: server URL(s), nats:// or tls://, comma-separated."},
+    {"stream", CONF_STR, OFF(osc_conf_source, stream), NULL, 0, 0, 0, NULL, NULL,
+     "nats: the JetStream stream (created with subject when missing)."},
+    {"subject", CONF_STR, OFF(osc_conf_source, subject), NULL, 0, 0, 0, NULL, NULL,
+     "nats: the consumer's filter subject; default every subject of the stream."},
+    {"durable", CONF_STR, OFF(osc_conf_source, durable), NULL, 0, 0, 0, NULL, NULL,
+     "nats: durable consumer name shared by every instance (default osconnect_NAME)."},
+    {"creds_file", CONF_STR, OFF(osc_conf_source, creds_file), NULL, 0, 0, 0, NULL, NULL,
+     "nats: credentials file (JWT and NKey seed)."},
+    {"token", CONF_STR, OFF(osc_conf_source, token), NULL, 0, 0, CONF_F_SECRET, NULL, NULL,
+     "nats: authorization token."},
+    {"ack_wait", CONF_DURATION, OFF(osc_conf_source, ack_wait_ms), "30s", 1000, DAY_MS, 0, NULL,
+     NULL, "nats: an unacknowledged message is redelivered (to any instance) after this long."},
+    {"max_ack_pending", CONF_INT, OFF(osc_conf_source, max_ack_pending), "1000", 1, 1000000, 0,
+     NULL, NULL, "nats: messages delivered and not yet acknowledged, per consumer."},
+    {"ca_file", CONF_STR, OFF(osc_conf_source, ca_file), NULL, 0, 0, 0, NULL, NULL,
+     "nats: PEM CA bundle to verify the server with (turns TLS on)."},
+    {"verify_tls", CONF_BOOL, OFF(osc_conf_source, verify_tls), "true", 0, 0, 0, NULL, NULL,
+     "nats: verify the server's TLS certificate."},
+    {"ingest_token", CONF_STR, OFF(osc_conf_source, ingest_token), NULL, 0, 0, CONF_F_SECRET, NULL,
+     NULL, "http: the token clients send as Authorization: Bearer TOKEN."},
+    {"max_body", CONF_SIZE, OFF(osc_conf_source, max_body), "16MiB", 1024, 1024LL * 1024 * 1024, 0,
+     NULL, NULL, "http: largest request body (413 beyond it)."},
+    {"queue_max_bytes", CONF_SIZE, OFF(osc_conf_source, queue_max_bytes), "1GiB", 1024,
+     1024LL * 1024 * 1024 * 1024, 0, NULL, NULL,
+     "http: bodies waiting for delivery on disk (429 with Retry-After beyond it)."},
+};
+
+static const struct conf_section source_section = {"source", source_keys, N(source_keys),
+                                                   sizeof(struct osc_conf_source), source_check};
+
 static const struct conf_section destination_section;
 
 /* Manual batching: the grouping keys need batch.enabled, and form sends one record anyway. */
@@ -607,6 +821,11 @@ static const struct conf_key destination_keys[] = {
     {"allow_insecure_http", CONF_BOOL, OFF(osc_conf_destination, allow_insecure_http), "false", 0,
      0, T_ALL, NULL, NULL,
      "Allow plain http:// to a host that is not loopback in url and response_webhook."},
+    {"flush_interval", CONF_DURATION, OFF(osc_conf_destination, flush_interval_ms), "5s", 10,
+     DAY_MS, T_M | T_U, NULL, NULL,
+     "With a source: a batch that is not full is sent once it has been open this long."},
+    {"source", CONF_SECTION, OFF(osc_conf_destination, source), NULL, 0, 0, T_M | T_U, NULL,
+     &source_section, "Where `osconnect run` takes this destination's records from, continuously."},
 };
 
 static const struct conf_section destination_section = {

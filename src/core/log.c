@@ -11,6 +11,7 @@
  */
 #include "osc/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,7 +417,11 @@ static void emit(enum osc_log_level level, const char *module, const char *event
         log_hook(log_hook_ud, 0);
 }
 
-void osc_log_flush(void)
+/* `run` logs from several threads (presence, sources): the repeat state and the lines are
+ * shared, so writing is serialized */
+static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void flush_locked(void)
 {
     if (repeats > 0) {
         char msg[96];
@@ -425,6 +430,13 @@ void osc_log_flush(void)
         emit(last_level, last_module, NULL, NULL, 0, msg);
         repeats = 0;
     }
+}
+
+void osc_log_flush(void)
+{
+    pthread_mutex_lock(&write_mu);
+    flush_locked();
+    pthread_mutex_unlock(&write_mu);
 }
 
 void osc_log_set_hook(void (*hook)(void *ud, int before), void *ud)
@@ -447,19 +459,22 @@ static void vlog(enum osc_log_level level, const char *module, const char *event
     osc_redact(line, sizeof(line));
     sanitize(line);
 
+    pthread_mutex_lock(&write_mu);
     /* an event line repeats only with the same event (its fields may differ: JSON shows
      * them, so those lines are never folded) */
     if (level == last_level && !event && !last_event && strcmp(module, last_module) == 0 &&
         strcmp(line, last_line) == 0) {
         repeats++;
+        pthread_mutex_unlock(&write_mu);
         return;
     }
-    osc_log_flush();
+    flush_locked();
     emit(level, module, event, fields, nfields, line);
     last_level = level;
     last_event = event != NULL;
     snprintf(last_module, sizeof(last_module), "%s", module);
     memcpy(last_line, line, sizeof(line));
+    pthread_mutex_unlock(&write_mu);
 }
 
 void osc_log_write(enum osc_log_level level, const char *module, const char *fmt, ...)

@@ -29,6 +29,7 @@ struct last_entry {
     struct osc_urn urn;
     struct osc_presence_last last; /* last.known == 0: empty slot */
     uint64_t seen;                 /* the cycle that last found the location in the topology */
+    uint32_t bldg;                 /* 1 + the building it was last seen in; 0: not seen yet */
 };
 
 struct last_map {
@@ -113,6 +114,11 @@ struct osc_presence {
     int need_discovery;
     uint64_t rng;
     uint64_t ncycles; /* cycles run, for last_entry.seen */
+    /* osc_presence_hold(): the buildings this instance polls (NULL: all) */
+    unsigned char *held;
+    const char **held_ids; /* the ids of the held ones, in config order */
+    size_t nheld;
+    uint32_t *loc_bldg; /* per topology location: 1 + the building its discovery found it in */
 };
 
 static int stopping(const struct osc_presence *p) { return p->opts.stop && *p->opts.stop; }
@@ -180,10 +186,50 @@ void osc_presence_free(struct osc_presence *p)
     osc_store_close(p->store);
     osc_mapped_topo_free(p->topo);
     free(p->last.v);
+    free(p->held);
+    free(p->held_ids);
+    free(p->loc_bldg);
     free(p);
 }
 
 void osc_presence_invalidate(struct osc_presence *p) { p->need_discovery = 1; }
+
+int osc_presence_hold(struct osc_presence *p, const unsigned char *held)
+{
+    const struct osc_strlist *b = &p->cfg->presence.buildings;
+    size_t n = 0;
+
+    if (!held) {
+        if (p->held)
+            p->need_discovery = 1;
+        free(p->held);
+        free(p->held_ids);
+        p->held = NULL;
+        p->held_ids = NULL;
+        p->nheld = 0;
+        return 0;
+    }
+    if (!p->held) {
+        if (!(p->held = calloc(b->n ? b->n : 1, 1)) ||
+            !(p->held_ids = calloc(b->n ? b->n : 1, sizeof(*p->held_ids))))
+            return OSC_ENOMEM;
+        p->need_discovery = 1;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        /* a building gained has no topology yet; one given up must leave it (its locations
+         * would look unread, and expire, while another instance polls them) */
+        if ((held[i] != 0) != p->held[i])
+            p->need_discovery = 1;
+        p->held[i] = held[i] != 0;
+        if (held[i])
+            p->held_ids[n++] = b->v[i];
+    }
+    p->nheld = n;
+    return 0;
+}
+
+/* Building i is polled by this instance. */
+static int polls(const struct osc_presence *p, size_t i) { return !p->held || p->held[i]; }
 
 /* A sign of life for /livez before each request (a request is the longest silence). */
 static void tick(struct osc_presence *p)
@@ -314,6 +360,8 @@ static int discover(struct osc_presence *p, int64_t deadline, struct osc_metrics
                     struct osc_err *err)
 {
     struct osc_mapped_topo *t = osc_mapped_topo_new();
+    uint32_t *lb = NULL; /* per location of t: 1 + its building */
+    size_t lb_cap = 0;
     int rc = 0;
 
     if (!t)
@@ -325,8 +373,22 @@ static int discover(struct osc_presence *p, int64_t deadline, struct osc_metrics
     for (size_t i = 0; i < p->cfg->presence.buildings.n; i++) {
         const char *b = p->cfg->presence.buildings.v[i];
         size_t before = t->nlocs, places = t->places;
+        if (!polls(p, i))
+            continue;
         if ((rc = fetch_buildings(p, &b, 1, 1, t, deadline, rep, err)))
             goto out;
+        if (t->nlocs > lb_cap) {
+            size_t ncap = t->nlocs * 2;
+            uint32_t *nb = realloc(lb, ncap * sizeof(*nb));
+            if (!nb) {
+                rc = osc_err_set(err, OSC_ENOMEM, "out of memory");
+                goto out;
+            }
+            lb = nb;
+            lb_cap = ncap;
+        }
+        for (size_t l = before; l < t->nlocs; l++)
+            lb[l] = (uint32_t)i + 1;
         /* Mapped answers an unknown id with an empty list: say so, a typo is likely */
         if (t->places == places)
             OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "presence", "building_not_found",
@@ -338,14 +400,19 @@ static int discover(struct osc_presence *p, int64_t deadline, struct osc_metrics
     OSC_LOG_EV(
         OSC_LOG_LEVEL_INFO, "presence", "discovered",
         (OSC_LF_INT("locations", t->nlocs), OSC_LF_INT("points", t->npoints_used),
-         OSC_LF_INT("places", t->places), OSC_LF_INT("buildings", p->cfg->presence.buildings.n),
+         OSC_LF_INT("places", t->places),
+         OSC_LF_INT("buildings", p->held ? p->nheld : p->cfg->presence.buildings.n),
          OSC_LF_INT("invalid_identities", t->invalid_identities)),
         "discovered %zu locations and %zu occupancy points in %zu places of %zu "
         "building(s); %zu invalid or conflicting identities",
-        t->nlocs, t->npoints_used, t->places, p->cfg->presence.buildings.n, t->invalid_identities);
+        t->nlocs, t->npoints_used, t->places, p->held ? p->nheld : p->cfg->presence.buildings.n,
+        t->invalid_identities);
     osc_mapped_topo_free(p->topo);
     p->topo = t;
     t = NULL;
+    free(p->loc_bldg);
+    p->loc_bldg = lb;
+    lb = NULL;
     p->need_discovery = 0;
     p->discovered_at = osc_clock_mono_ms(p->opts.clock);
     rep->discovered = 1;
@@ -354,6 +421,7 @@ out:
     if (t && p->topo)
         osc_mapped_topo_keep_notes(p->topo, t);
     osc_mapped_topo_free(t);
+    free(lb);
     return rc;
 }
 
@@ -367,16 +435,17 @@ static int read_values(struct osc_presence *p, int64_t deadline, struct osc_metr
                        struct osc_err *err)
 {
     const struct osc_conf_presence *pc = &p->cfg->presence;
-    const char *const *ids = (const char *const *)pc->buildings.v;
+    const char *const *ids = p->held ? p->held_ids : (const char *const *)pc->buildings.v;
+    size_t n = p->held ? p->nheld : pc->buildings.n;
     int rc;
 
     osc_mapped_topo_clear_values(p->topo);
-    rc = fetch_buildings(p, ids, pc->buildings.n, 0, p->topo, deadline, rep, err);
-    if (rc == OSC_ETOOBIG && pc->buildings.n > 1) {
+    rc = fetch_buildings(p, ids, n, 0, p->topo, deadline, rep, err);
+    if (rc == OSC_ETOOBIG && n > 1) {
         OSC_LOG_INFO("presence", "%s; reading one building per request", osc_err_text(err, rc));
         osc_mapped_topo_clear_values(p->topo);
         rc = 0;
-        for (size_t i = 0; i < pc->buildings.n && !rc; i++)
+        for (size_t i = 0; i < n && !rc; i++)
             rc = fetch_buildings(p, &ids[i], 1, 0, p->topo, deadline, rep, err);
     }
     if (rc)
@@ -623,6 +692,12 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
     memset(rep, 0, sizeof(*rep));
     osc_err_clear(err);
 
+    if (p->held && p->nheld == 0) {
+        /* the other instances hold every building: nothing to read, nothing to push */
+        OSC_LOG_DEBUG("presence", "cycle: no building held by this instance");
+        rep->mapped_read = 1;
+        goto done;
+    }
     /* 1-2. discover (with values) or read values */
     if (p->need_discovery || !p->topo || start - p->discovered_at >= pc->topology_refresh_ms) {
         /* on failure the loop logs the cycle once (a refused credential with its backoff step) */
@@ -656,8 +731,10 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
         int64_t count;
         int fresh;
 
-        if (e)
+        if (e) {
             e->seen = cyc;
+            e->bldg = p->loc_bldg ? p->loc_bldg[l] : 0;
+        }
         osc_presence_agg_init(&agg);
         for (; li < t->nlinks && t->links[li].loc == l; li++) {
             const struct osc_mapped_point *pt = &t->points[t->links[li].point];
@@ -712,6 +789,9 @@ int osc_presence_cycle(struct osc_presence *p, int64_t deadline, struct osc_metr
         struct last_entry *e = &p->last.v[k];
         if (!e->last.known || e->seen == cyc ||
             !osc_presence_expired(&e->last, 0, 0, now_wall, pc->expire_after_ms))
+            continue;
+        /* with coordination, a location is gone only from a building this instance polls */
+        if (p->held && (!e->bldg || !p->held[e->bldg - 1]))
             continue;
         log_expiry(&e->urn, NULL, &e->last, 0, pc->expire_after_ms);
         items[nitems].urn = e->urn;

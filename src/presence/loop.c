@@ -21,11 +21,14 @@
 
 static int flag(volatile int *f) { return f && *f; }
 
-/* Sleep up to ms, waking early on stop or reload; every slice is a heartbeat for /livez,
- * and o->tick runs after each. */
-static void nap(int64_t ms, const struct osc_presence_loop_opts *o)
+/* Sleep up to ms, waking early on stop or reload, or when the coordinator took over a
+ * building (its generation moved past gen); every slice is a heartbeat for /livez, and
+ * o->tick runs after each. */
+static void nap(int64_t ms, const struct osc_presence_loop_opts *o,
+                struct osc_presence_coord *coord, uint64_t gen)
 {
-    while (ms > 0 && !flag(o->stop) && !flag(o->reload)) {
+    while (ms > 0 && !flag(o->stop) && !flag(o->reload) &&
+           !(coord && osc_presence_coord_gen(coord) != gen)) {
         int64_t slice = ms > 100 ? 100 : ms;
         struct timespec ts = {(time_t)(slice / 1000), (long)(slice % 1000) * 1000000L};
         osc_metrics_tick(o->metrics, osc_clock_mono_ms(o->clock));
@@ -47,15 +50,46 @@ static void set_live_limit(struct osc_metrics *m, const struct osc_config *cfg)
     osc_metrics_set_live_limit(m, cfg->presence.interval_ms + t + 10000);
 }
 
+/* Start the coordinator when cfg asks for one (and the loop coordinates). 0 or its error. */
+static int coord_start(const struct osc_config *cfg, const struct osc_presence_loop_opts *o,
+                       struct osc_presence_coord **coord, struct osc_err *err)
+{
+    *coord = NULL;
+    if (!o->coordinate || o->dry_run || !cfg->presence.coordination.meta.present ||
+        cfg->presence.coordination.type != OSC_CONF_COORD_NATS)
+        return 0;
+    return osc_presence_coord_start(cfg, coord, err);
+}
+
+/* Before a cycle: the engine polls what the coordinator holds now. */
+static uint64_t apply_held(struct osc_presence *eng, struct osc_presence_coord *coord, size_t n)
+{
+    unsigned char *held;
+    uint64_t gen;
+
+    if (!coord)
+        return 0;
+    if (!(held = calloc(n ? n : 1, 1))) {
+        OSC_LOG_ERROR("presence", "out of memory");
+        return osc_presence_coord_gen(coord);
+    }
+    gen = osc_presence_coord_held(coord, held, n);
+    if (osc_presence_hold(eng, held))
+        OSC_LOG_ERROR("presence", "out of memory");
+    free(held);
+    return gen;
+}
+
 /* path is the loop's own copy: the caller's may live inside the config this frees. */
 static int reload_config(const char *path, struct osc_config **cfg, struct osc_presence **eng,
                          const struct osc_presence_loop_opts *o, struct osc_presence_opts *eo,
-                         struct osc_presence_sched *sched)
+                         struct osc_presence_sched *sched, struct osc_presence_coord **coord)
 {
     struct osc_config *ncfg = NULL;
     struct osc_presence *neng = NULL;
+    struct osc_presence_coord *ncoord = NULL;
     struct osc_err err = {0};
-    int rc;
+    int rc, keep;
 
     if ((rc = osc_config_load(path, &ncfg, &err))) {
         OSC_LOG_EV(OSC_LOG_LEVEL_ERROR, "presence", "reload_failed", (OSC_LF_STR("config", path)),
@@ -69,6 +103,19 @@ static int reload_config(const char *path, struct osc_config **cfg, struct osc_p
                    osc_err_text(&err, rc));
         osc_config_free(ncfg);
         return rc;
+    }
+    /* the leases stay as they are unless the buildings or the coordination changed */
+    keep = *coord && osc_presence_coord_same(*coord, ncfg);
+    if (!keep && (rc = coord_start(ncfg, o, &ncoord, &err))) {
+        OSC_LOG_ERROR("presence", "reload of %s failed, keeping the running configuration: %s",
+                      path, osc_err_text(&err, rc));
+        osc_presence_free(neng);
+        osc_config_free(ncfg);
+        return rc;
+    }
+    if (!keep) {
+        osc_presence_coord_stop(*coord);
+        *coord = ncoord;
     }
     osc_presence_free(*eng);
     osc_config_free(*cfg);
@@ -90,8 +137,10 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
 {
     struct osc_presence_opts eo = {0};
     struct osc_presence *eng = NULL;
+    struct osc_presence_coord *coord = NULL;
     struct osc_presence_sched sched;
     unsigned auth_failures = 0;
+    uint64_t gen = 0;
     char *path = NULL;
     int rc;
 
@@ -102,7 +151,7 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
     eo.dry_run = o->dry_run;
     eo.dry_out = o->dry_out;
     eo.stop = o->stop;
-    if ((rc = osc_presence_new(*cfg, &eo, &eng, err)))
+    if ((rc = osc_presence_new(*cfg, &eo, &eng, err)) || (rc = coord_start(*cfg, o, &coord, err)))
         goto out;
     osc_metrics_set_interval(o->metrics, (*cfg)->presence.interval_ms);
     set_live_limit(o->metrics, *cfg);
@@ -116,6 +165,7 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
         /* the cycle must end before the next grid slot */
         int64_t deadline = start + (*cfg)->presence.interval_ms - 50;
 
+        gen = apply_held(eng, coord, (*cfg)->presence.buildings.n);
         rc = osc_presence_cycle(eng, deadline, &rep, &cerr);
         end = osc_clock_mono_ms(o->clock);
         osc_metrics_record_cycle(o->metrics, &rep, end, osc_clock_wall_ms(o->clock));
@@ -169,12 +219,18 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
         delay = osc_presence_sched_done(&sched, end, backoff);
         OSC_LOG_DEBUG("presence", "next cycle in %lldms", (long long)delay);
         for (;;) {
-            nap(osc_presence_sched_delay(&sched, osc_clock_mono_ms(o->clock)), o);
+            nap(osc_presence_sched_delay(&sched, osc_clock_mono_ms(o->clock)), o, coord, gen);
             if (flag(o->stop))
                 goto out;
+            if (coord && osc_presence_coord_gen(coord) != gen) {
+                /* a building taken over is polled now, not at the next grid slot */
+                osc_presence_sched_init(&sched, (*cfg)->presence.interval_ms,
+                                        osc_clock_mono_ms(o->clock));
+                break;
+            }
             if (flag(o->reload)) {
                 *o->reload = 0;
-                if (path && reload_config(path, cfg, &eng, o, &eo, &sched) == 0) {
+                if (path && reload_config(path, cfg, &eng, o, &eo, &sched, &coord) == 0) {
                     /* new settings or credentials: use them now, on a new grid */
                     auth_failures = 0;
                     osc_presence_sched_init(&sched, (*cfg)->presence.interval_ms,
@@ -187,6 +243,7 @@ int osc_presence_loop(struct osc_config **cfg, const struct osc_presence_loop_op
         }
     }
 out:
+    osc_presence_coord_stop(coord);
     osc_presence_free(eng);
     free(path);
     return rc;

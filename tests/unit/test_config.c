@@ -774,6 +774,106 @@ static void test_env_required(void **state)
     osc_log_secret_clear();
 }
 
+/* destinations.*.source, flush_interval and presence.coordination: what each type needs,
+ * keys of another type refused by name, defaults, and the secrets redacted in the dump. */
+static void test_sources(void **state)
+{
+    struct osc_err err;
+    struct osc_config *cfg;
+    const struct osc_conf_destination *d;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f;
+    (void)state;
+
+    cfg = load(OS_OK "destinations:\n"
+                     "  a: {url: /x, source: {type: spool, path: /srv/in}}\n"
+                     "  b: {url: /x, flush_interval: 250ms,\n"
+                     "      source: {type: nats, url: 'nats://h1:4222,tls://h2', stream: S,\n"
+                     "               token: nats-secret-4711}}\n"
+                     "  c: {url: /x, source: {type: http, ingest_token: ingest-secret-4711}}\n"
+                     "  d: {url: /x}\n",
+               &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    d = osc_config_destination(cfg, "a");
+    assert_int_equal(d->source.type, OSC_CONF_SOURCE_SPOOL);
+    assert_string_equal(d->source.path, "/srv/in");
+    assert_int_equal(d->flush_interval_ms, 5000);
+    d = osc_config_destination(cfg, "b");
+    assert_int_equal(d->source.type, OSC_CONF_SOURCE_NATS);
+    assert_int_equal(d->flush_interval_ms, 250);
+    assert_int_equal(d->source.ack_wait_ms, 30000);
+    assert_int_equal(d->source.max_ack_pending, 1000);
+    assert_null(d->source.durable);
+    d = osc_config_destination(cfg, "c");
+    assert_int_equal(d->source.type, OSC_CONF_SOURCE_HTTP);
+    assert_int_equal(d->source.max_body, 16 * 1024 * 1024);
+    assert_int_equal(d->source.queue_max_bytes, 1024LL * 1024 * 1024);
+    assert_int_equal(osc_config_destination(cfg, "d")->source.type, OSC_CONF_SOURCE_NONE);
+    assert_non_null(f = open_memstream(&buf, &len));
+    osc_config_dump(cfg, f);
+    fclose(f);
+    assert_null(strstr(buf, "nats-secret-4711"));
+    assert_null(strstr(buf, "ingest-secret-4711"));
+    free(buf);
+    osc_config_free(cfg);
+
+    expect_error(OS_OK "destinations:\n  a: {url: /x, source: {type: spool}}\n",
+                 "destinations.a.source.path: required");
+    expect_error(OS_OK "destinations:\n  a: {url: /x, source: {path: /srv/in}}\n",
+                 "destinations.a.source.type: required: spool, http or nats");
+    expect_error(OS_OK "destinations:\n  a: {url: /x, source: {type: spool, path: /i, url: x}}\n",
+                 "destinations.a.source.url: used only with type: nats");
+    expect_error(OS_OK "destinations:\n  a: {url: /x, source: {type: http}}\n",
+                 "source.ingest_token: required");
+    expect_error(OS_OK "destinations:\n  a:\n    url: /x\n"
+                       "    source: {type: http, ingest_token: t0ken-4711, max_body: 2MiB,\n"
+                       "             queue_max_bytes: 1MiB}\n",
+                 "max_body (2097152 bytes) is larger than queue_max_bytes");
+    expect_error(OS_OK "destinations:\n  a: {url: /x, source: {type: nats, url: nats://h}}\n",
+                 "source.stream: required");
+    expect_error(OS_OK "destinations:\n  a: {url: /x, source: {type: nats, url: http://h, "
+                       "stream: S}}\n",
+                 "expected nats://HOST:PORT or tls://HOST:PORT");
+    expect_error(OS_OK "destinations:\n  a: {url: /x, source: {type: nats, url: nats://h, "
+                       "stream: a.b}}\n",
+                 "source.stream: 'a.b': no '.'");
+    expect_error(OS_OK "destinations:\n  a: {url: /x, source: {type: nats, url: nats://h, "
+                       "stream: S, ca_file: /nonexistent/ca.pem}}\n",
+                 "source.ca_file: cannot open /nonexistent/ca.pem");
+    expect_error(OS_OK "destinations:\n  t: {template: trigger_directory_import,\n"
+                       "      source: {type: spool, path: /i}}\n",
+                 "template trigger_directory_import does not use source");
+    expect_error(OS_OK "destinations:\n  t: {template: trigger_directory_import, "
+                       "flush_interval: 1s}\n",
+                 "template trigger_directory_import does not use flush_interval");
+
+#define PRESENCE_OK                                                                                \
+    "officespace: {hostname: acme, api_key: abcdefgh}\nmapped: {token: tok-0123456}\n"
+    cfg = load(PRESENCE_OK "presence:\n  buildings: [B1, B2]\n  interval: 2s\n"
+                           "  coordination: {type: nats, url: nats://127.0.0.1:4222}\n",
+               &err);
+    if (!cfg)
+        fail_msg("%s", err.msg);
+    assert_int_equal(cfg->presence.coordination.type, OSC_CONF_COORD_NATS);
+    assert_string_equal(cfg->presence.coordination.bucket, "osconnect_presence");
+    osc_config_free(cfg);
+    expect_error(PRESENCE_OK "presence:\n  buildings: [B1]\n  interval: 500ms\n"
+                             "  coordination: {type: nats, url: nats://h}\n",
+                 "presence.interval: with coordination the interval must be at least 1s");
+    expect_error(PRESENCE_OK "presence:\n  buildings: [B1, B1]\n"
+                             "  coordination: {type: nats, url: nats://h}\n",
+                 "B1 is listed twice");
+    expect_error(PRESENCE_OK "presence:\n  buildings: [B1]\n"
+                             "  coordination: {url: nats://h}\n",
+                 "presence.coordination.type: set type: nats");
+    expect_error(PRESENCE_OK "presence:\n  buildings: [B1]\n"
+                             "  coordination: {type: nats, url: nats://h, bucket: a.b}\n",
+                 "presence.coordination.bucket: 'a.b': use only letters");
+#undef PRESENCE_OK
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -795,6 +895,7 @@ int main(void)
         cmocka_unit_test(test_linear_parsing),
         cmocka_unit_test(test_dump_and_describe_new_keys),
         cmocka_unit_test(test_env_required),
+        cmocka_unit_test(test_sources),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     osc_log_secret_clear();

@@ -88,7 +88,11 @@ static char *write_tree(void)
           "  ca_file: ca.pem\n"
           "mapped:\n  token_file: ./keys/m.key\n  ca_file: /etc/ssl/certs/ca-certificates.crt\n"
           "presence:\n  buildings: [B1]\n  state: presence.db\n"
+          "  coordination: {type: nats, url: nats://127.0.0.1:4222, ca_file: ca.pem}\n"
           "destinations:\n"
+          "  spooled:\n    url: /api/1/things\n    source: {type: spool, path: spool}\n"
+          "  streamed:\n    url: /api/1/things\n"
+          "    source: {type: nats, url: nats://127.0.0.1:4222, stream: S, ca_file: ca.pem}\n"
           "  lua:\n    url: /api/1/things\n"
           "    batch: {enabled: true, grouping: code, code_file: lua/batch.lua}\n"
           "    dead_letter: dead/lua.dead.jsonl\n"
@@ -166,8 +170,11 @@ static void test_state_directory(void **state)
     assert_string_equal(cfg->presence.state, "/var/lib/osconnect/presence.db");
     assert_string_equal(dest(cfg, "lua")->dead_letter, "/var/lib/osconnect/dead/lua.dead.jsonl");
     assert_string_equal(dest(cfg, "abs")->dead_letter, "/var/tmp/abs.dead.jsonl");
+    assert_string_equal(dest(cfg, "spooled")->source.path, "/var/lib/osconnect/spool");
     /* what osconnect reads still comes from the config's folder */
     expect_in(cfg->officespace.ca_file, conf, "ca.pem");
+    expect_in(dest(cfg, "streamed")->source.ca_file, conf, "ca.pem");
+    expect_in(cfg->presence.coordination.ca_file, conf, "ca.pem");
     expect_in(dest(cfg, "lua")->batch.code_file, conf, "lua/batch.lua");
     assert_string_equal(cfg->officespace.api_key, OS_KEY);
     /* the defaults the delivery code computes (NAME.dead.jsonl, checkpoints) */
@@ -249,11 +256,16 @@ static void test_every_path_key_is_resolved(void **state)
         "mapped.token_file",
         "mapped.ca_file",
         "presence.state",
+        "presence.coordination.creds_file",
+        "presence.coordination.ca_file",
         "destinations.NAME.batch.code_file",
         "destinations.NAME.dead_letter",
+        "destinations.NAME.source.path",
+        "destinations.NAME.source.creds_file",
+        "destinations.NAME.source.ca_file",
     };
-    static const char *const suffixes[] = {"_file",  "_dir",         "_path",      "_db",
-                                           ".state", ".dead_letter", ".checkpoint"};
+    static const char *const suffixes[] = {"_file",  "_dir",         "_path",       "_db",
+                                           ".state", ".dead_letter", ".checkpoint", ".path"};
     char *buf = NULL, *line, *save = NULL;
     size_t len = 0, seen = 0;
     FILE *f = open_memstream(&buf, &len);
