@@ -397,16 +397,15 @@ static int discover(struct osc_presence *p, int64_t deadline, struct osc_metrics
         OSC_LOG_DEBUG("presence", "building %s: %zu locations", b, t->nlocs - before);
     }
     osc_mapped_topo_finish(t);
-    OSC_LOG_EV(
-        OSC_LOG_LEVEL_INFO, "presence", "discovered",
-        (OSC_LF_INT("locations", t->nlocs), OSC_LF_INT("points", t->npoints_used),
-         OSC_LF_INT("places", t->places),
-         OSC_LF_INT("buildings", p->held ? p->nheld : p->cfg->presence.buildings.n),
-         OSC_LF_INT("invalid_identities", t->invalid_identities)),
-        "discovered %zu locations and %zu occupancy points in %zu places of %zu "
-        "building(s); %zu invalid or conflicting identities",
-        t->nlocs, t->npoints_used, t->places, p->held ? p->nheld : p->cfg->presence.buildings.n,
-        t->invalid_identities);
+    OSC_LOG_EV(OSC_LOG_LEVEL_INFO, "presence", "discovered",
+               (OSC_LF_INT("locations", t->nlocs), OSC_LF_INT("points", t->npoints_used),
+                OSC_LF_INT("places", t->places),
+                OSC_LF_INT("buildings", p->held ? p->nheld : p->cfg->presence.buildings.n),
+                OSC_LF_INT("invalid_identities", t->invalid_identities)),
+               "discovered %zu locations and %zu occupancy points in %zu places of %zu "
+               "building(s); %zu invalid or conflicting identities",
+               t->nlocs, t->npoints_used, t->places,
+               p->held ? p->nheld : p->cfg->presence.buildings.n, t->invalid_identities);
     osc_mapped_topo_free(p->topo);
     p->topo = t;
     t = NULL;
