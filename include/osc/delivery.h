@@ -140,8 +140,10 @@ void osc_delivery_free(struct osc_delivery *d);
  * Offer one valid record (from osc_records_next(); copied as needed). May
  * wait for a free batch while requests are in flight. Returns 0 (the
  * record was queued, or rejected locally and dead-lettered), OSC_EAUTH when
- * the API refused the key (stop reading), or OSC_EIO when the dead-letter
- * file cannot be written.
+ * the API refused the key (stop reading), OSC_EUNAVAIL when the destination
+ * was stopped (a permanent transport error), OSC_EIO / OSC_EDB when the
+ * dead-letter file or the checkpoint cannot be written, or OSC_EINTERRUPTED
+ * when opts.interrupt was set while it waited (the record was not taken).
  */
 int osc_delivery_add(struct osc_delivery *d, const struct osc_record *rec);
 
@@ -166,8 +168,10 @@ int osc_delivery_malformed_tagged(struct osc_delivery *d, const struct osc_recor
 size_t osc_delivery_poll(struct osc_delivery *d, long wait_ms);
 
 /*
- * Send what is still open, wait for every request (retries included), then
- * run the commit step if one is configured and every batch was accepted.
+ * Send what is still open, wait for every request (retries included; once
+ * opts.interrupt is set, not for retries: they stay unsent, and a rerun
+ * resumes them), then run the commit step if one is configured and every
+ * batch was accepted.
  * For a trigger_directory_import destination this sends the trigger. The
  * webhook queue is drained for at most a few seconds. Returns 0 or
  * OSC_EAUTH / OSC_EIO.

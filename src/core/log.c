@@ -30,6 +30,9 @@ int osc_log_level_current = OSC_LOG_LEVEL_INFO;
 
 static enum osc_log_format log_format = OSC_LOG_FORMAT_TEXT;
 static FILE *log_stream;
+/* `run` redacts from several threads while a SIGHUP reload may register secrets: readers share
+ * the registry, a writer has it alone */
+static pthread_rwlock_t secrets_lock = PTHREAD_RWLOCK_INITIALIZER;
 static char *secrets[MAX_SECRETS]; /* as registered, for de-duplication and the cap */
 static size_t nsecrets;
 /* Every distinct form of every secret, longest first: a secret that holds another
@@ -244,7 +247,7 @@ static void add_form(char *f)
     nforms++;
 }
 
-int osc_log_secret_add(const char *secret)
+static int secret_add(const char *secret)
 {
     char *f[MAX_FORMS] = {NULL};
     size_t len;
@@ -283,14 +286,26 @@ int osc_log_secret_add(const char *secret)
     return 0;
 }
 
+int osc_log_secret_add(const char *secret)
+{
+    int rc;
+
+    pthread_rwlock_wrlock(&secrets_lock);
+    rc = secret_add(secret);
+    pthread_rwlock_unlock(&secrets_lock);
+    return rc;
+}
+
 void osc_log_secret_clear(void)
 {
+    pthread_rwlock_wrlock(&secrets_lock);
     for (size_t i = 0; i < nsecrets; i++)
         free(secrets[i]);
     for (size_t i = 0; i < nforms; i++)
         free(forms[i].s);
     nsecrets = 0;
     nforms = 0;
+    pthread_rwlock_unlock(&secrets_lock);
 }
 
 size_t osc_redact(char *buf, size_t cap)
@@ -299,6 +314,7 @@ size_t osc_redact(char *buf, size_t cap)
 
     if (!buf || cap == 0)
         return 0;
+    pthread_rwlock_rdlock(&secrets_lock);
     for (size_t i = 0; i < nforms; i++) {
         size_t slen = forms[i].len;
         char *p = buf;
@@ -311,6 +327,7 @@ size_t osc_redact(char *buf, size_t cap)
             n++;
         }
     }
+    pthread_rwlock_unlock(&secrets_lock);
     return n;
 }
 

@@ -276,6 +276,21 @@ static int stop_code(const struct osc_delivery *d)
                                      : OSC_EUNAVAIL;
 }
 
+static int interrupted(const struct osc_delivery *d)
+{
+    return d->opts.interrupt && *d->opts.interrupt;
+}
+
+/* 1 when nothing is queued or in flight, only batches waiting for a retry. The position
+ * already stands before the oldest of them, so stopping now loses nothing. */
+static int only_retries_left(const struct osc_delivery *d)
+{
+    for (size_t i = 0; i < d->bt.npool; i++)
+        if (d->bt.pool[i].state == DLV_READY || d->bt.pool[i].state == DLV_FLIGHT)
+            return 0;
+    return 1;
+}
+
 /* A record not taken (the destination stopped): its source keeps it. */
 static void unsent_fate(struct osc_delivery *d, uint64_t tag)
 {
@@ -333,14 +348,19 @@ static struct dlv_batch *open_batch(struct osc_delivery *d, const char *url)
      * oldest may be a group still filling (a rare URL): it goes as it is, or it would hold
      * the window shut for good */
     while (!d->stop && d->bt.next_seq - dlv_batcher_oldest(&d->bt, &oldest) >= window(d)) {
+        if (interrupted(d))
+            return NULL; /* a batch waits for a long retry: a signal must not wait for it */
         if (oldest && oldest->state == DLV_OPEN)
             close_batch(d, (struct dlv_batch *)oldest);
         else
             dlv_pump(d, 100);
     }
     dlv_pump(d, 0);
-    while (!d->stop && !(b = dlv_batcher_take(&d->bt)))
+    while (!d->stop && !(b = dlv_batcher_take(&d->bt))) {
+        if (interrupted(d))
+            return NULL;
         dlv_pump(d, 100);
+    }
     if (d->stop)
         return NULL;
     if (dlv_batcher_open(&d->bt, b, url, now_ms(d)))
@@ -392,7 +412,13 @@ int dlv_add(struct osc_delivery *d, const struct osc_record *rec, uint32_t flags
     if (!b && !(b = open_batch(d, url))) {
         d->st.unsent++;
         unsent_fate(d, tag);
-        return d->stop ? stop_code(d) : OSC_ENOMEM;
+        if (d->stop)
+            return stop_code(d);
+        if (interrupted(d)) {
+            d->st.interrupted = 1; /* the record stays before the saved position */
+            return OSC_EINTERRUPTED;
+        }
+        return OSC_ENOMEM;
     }
     if (d->shape.emap && !d->opts.payload) {
         dlv_shape_last_keys(&d->shape, &id, &id_len, &email, &email_len);
@@ -484,7 +510,8 @@ int osc_delivery_finish(struct osc_delivery *d)
         if (d->bt.pool[i].state == DLV_OPEN)
             close_batch(d, &d->bt.pool[i]);
     while (dlv_pump(d, 100) > 0)
-        ;
+        if (interrupted(d) && !d->stop && only_retries_left(d))
+            d->stop = 1; /* stopping: do not wait for retries; they stay unsent (resumable) */
     dlv_outcome_flush_warnings(&d->out);
     OSC_LOG_DEBUG("delivery",
                   "%s: at most %llu request(s) in flight; the concurrency limit ended at %d",

@@ -168,6 +168,11 @@ int osc_delivery_feed(struct osc_delivery *d, const char *path, enum osc_records
             rc = osc_err_set(err, got, "%s", rerr.msg);
             break;
         }
+        if (rc == OSC_EINTERRUPTED) {
+            /* a signal while the window was shut: this record was not taken */
+            osc_err_set(err, rc, "interrupted while reading %s", path);
+            break;
+        }
         if (rc) {
             /* the position stays before this record: it may not be done (its dead letter
              * failed); after a refused key the run stops and the commit is blocked anyway */

@@ -361,6 +361,85 @@ static void test_retry_holds_the_window(void **state)
     th_tmpdir_cleanup();
 }
 
+/* Wait up to deadline_ms for pid; its wait status in *status. 1 when it ended. */
+static int wait_exit(pid_t pid, long deadline_ms, int *status)
+{
+    for (long t = 0; t < deadline_ms; t += 20) {
+        if (waitpid(pid, status, WNOHANG) == pid)
+            return 1;
+        pause_ms(20);
+    }
+    return 0;
+}
+
+/*
+ * SIGTERM while the window is shut by a batch waiting 30 s for its retry: the run stops
+ * at once (it does not wait for the retry), exits 75, and the rerun delivers the rest.
+ */
+static void test_sigterm_while_a_retry_waits(void **state)
+{
+    struct ts_server *ts = ts_start();
+    char *input, *cfg, *dl, *errf, *text = NULL, *out;
+    unsigned *seen = calloc(NREC, sizeof(*seen));
+    struct tally t = {0};
+    struct th_result res;
+    pid_t pid;
+    int status = 0;
+    (void)state;
+
+    assert_non_null(ts);
+    ts_set_default(ts, &(struct ts_response){200, NULL, COUNT_0, 5, 0});
+    ts_push(ts, &(struct ts_response){200, NULL, "{}", 0, 0});                   /* DELETE */
+    ts_push(ts, &(struct ts_response){503, NULL, "{\"error\":\"busy\"}", 0, 0}); /* batch 1 */
+    input = write_csv(0, NREC);
+    dl = th_write_file("t.dead.jsonl", "");
+    remove(dl);
+    errf = th_write_file("t.err", "");
+    assert_true(asprintf(&text,
+                         "officespace:\n  base_url: %s\n  api_key: crash-key-0123456789abcdef\n"
+                         "destinations:\n  employees:\n    template: upsert_employees\n"
+                         "    batch: {size: %d}\n    max_in_flight: 2\n    dead_letter: %s\n"
+                         "    retry: {base: 30s, cap: 30s}\n",
+                         ts_url(ts), BATCH, dl) > 0);
+    cfg = th_write_file("t.yaml", text);
+    free(text);
+    {
+        const char *argv[] = {"send", "-c", cfg, "-d", "employees", input, NULL};
+        pid = spawn(argv, errf);
+        assert_true(pid > 0);
+        assert_true(wait_requests(ts, 3, 20000));
+        kill(pid, SIGTERM);
+        /* a liveness bound, not a timing: without the fix it waits the 30 s retry */
+        if (!wait_exit(pid, 10000, &status)) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fail_msg("send did not stop within 10 s of SIGTERM");
+        }
+        out = th_read_file(errf);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 75)
+            fail_msg("status %d after SIGTERM: %s", status, out);
+        free(out);
+        ts_set_default(ts, &(struct ts_response){200, NULL, COUNT_0, 0, 0});
+        assert_int_equal(th_run(argv, NULL, 120000, &res), 0);
+        if (res.status != 65)
+            fail_msg("rerun exited %d: %s", res.status, res.err);
+        assert_non_null(strstr(res.err, "resumed from a checkpoint"));
+        th_result_free(&res);
+    }
+    tally(ts, 0, ts_count(ts), 0, 1 /* the 503 */, seen, &t);
+    for (int i = 0; i < NREC; i++)
+        if (!seen[i] && i % 997 != 500)
+            fail_msg("record %d was not delivered", i);
+    assert_true(t.dup <= 2 * 2 * BATCH);
+    free(seen);
+    free(input);
+    free(cfg);
+    free(dl);
+    free(errf);
+    ts_stop(ts);
+    th_tmpdir_cleanup();
+}
+
 /*
  * Issue 10, defect 1: killed while the commit is in flight (the server got
  * it), the same command again does not send a second commit, and nor does
@@ -579,9 +658,11 @@ static void test_sigterm_and_lock(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_crash_resume), cmocka_unit_test(test_retry_holds_the_window),
-        cmocka_unit_test(test_kill_during_commit), cmocka_unit_test(test_checkpoint_disk_full),
-        cmocka_unit_test(test_sigterm_and_lock)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_crash_resume),
+                                       cmocka_unit_test(test_retry_holds_the_window),
+                                       cmocka_unit_test(test_sigterm_while_a_retry_waits),
+                                       cmocka_unit_test(test_kill_during_commit),
+                                       cmocka_unit_test(test_checkpoint_disk_full),
+                                       cmocka_unit_test(test_sigterm_and_lock)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
