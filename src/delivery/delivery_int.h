@@ -134,7 +134,8 @@ struct dlv_request {
     int ndjson;          /* format ndjson */
     int ndjson_lines;    /* ndjson without Lua: records joined by newlines */
     size_t overhead;     /* bytes a body adds around its records */
-    uint64_t rng, seq;   /* request ids */
+    uint64_t rng, seq;   /* request ids: osc-<run>-<seq> */
+    uint32_t run;        /* drawn once: every request of one run shares it */
     struct osc_buf url, tmp;
 };
 

@@ -17,6 +17,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "delivery_int.h"
 #include "osc/clock.h"
@@ -188,7 +189,9 @@ struct osc_delivery *osc_delivery_new(const struct osc_config *cfg, const char *
         }
     }
     if ((rc = dlv_request_init(&d->rq, cfg, t, d->opts.single_request, d->opts.payload != NULL,
-                               d->opts.seed ? d->opts.seed : (uint64_t)osc_clock_wall_ms(NULL) | 1,
+                               d->opts.seed ? d->opts.seed
+                                            : ((uint64_t)getpid() << 40 ^
+                                               (uint64_t)osc_clock_wall_ms(NULL)) | 1,
                                err)) ||
         (rc = dlv_shape_init(&d->shape, t,
                              t->template_ == OSC_CONF_TEMPLATE_MANUAL &&

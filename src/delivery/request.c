@@ -395,12 +395,15 @@ int dlv_request_append(struct dlv_request *rq, struct dlv_batch *b, const char *
 
 void dlv_request_prepare(struct dlv_request *rq, struct dlv_batch *b, const char *ctype)
 {
-    uint64_t r = osc_retry_rand(&rq->rng);
     size_t n = 0;
 
+    /* one id per run, then a sequence: the requests of one run are easy to find in a
+     * server's log (and a test can tell which run sent what) */
+    if (!rq->run)
+        rq->run = (uint32_t)(osc_retry_rand(&rq->rng) >> 32) | 1;
     rq->seq++;
-    snprintf(b->request_id, sizeof(b->request_id), "osc-%08llx-%06llu",
-             (unsigned long long)(r >> 32), (unsigned long long)rq->seq);
+    snprintf(b->request_id, sizeof(b->request_id), "osc-%08x-%06llu", (unsigned)rq->run,
+             (unsigned long long)rq->seq);
     snprintf(b->reqid_line, sizeof(b->reqid_line), "X-Request-Id: %s", b->request_id);
     if (ctype && !(b->kind == DLV_DATA && rq->user_ctype)) {
         snprintf(b->ctype_line, sizeof(b->ctype_line), "Content-Type: %s", ctype);
