@@ -188,11 +188,11 @@ struct osc_delivery *osc_delivery_new(const struct osc_config *cfg, const char *
             goto fail;
         }
     }
-    if ((rc = dlv_request_init(&d->rq, cfg, t, d->opts.single_request, d->opts.payload != NULL,
-                               d->opts.seed ? d->opts.seed
-                                            : ((uint64_t)getpid() << 40 ^
-                                               (uint64_t)osc_clock_wall_ms(NULL)) | 1,
-                               err)) ||
+    if ((rc = dlv_request_init(
+             &d->rq, cfg, t, d->opts.single_request, d->opts.payload != NULL,
+             d->opts.seed ? d->opts.seed
+                          : ((uint64_t)getpid() << 40 ^ (uint64_t)osc_clock_wall_ms(NULL)) | 1,
+             err)) ||
         (rc = dlv_shape_init(&d->shape, t,
                              t->template_ == OSC_CONF_TEMPLATE_MANUAL &&
                                  t->format == OSC_CONF_FORMAT_FORM,
