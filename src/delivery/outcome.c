@@ -242,10 +242,30 @@ static void accepted(struct dlv_outcome *o, struct dlv_batch *b, int *rc)
                b->nrecs);
 }
 
+/* A batch that was refused or given up: logged (event), dead-lettered, its fates told. */
+static int refused(struct dlv_outcome *o, struct dlv_batch *b, int level, const char *event,
+                   const char *reason)
+{
+    char where[4200];
+    int rc;
+
+    if (may_warn(o))
+        OSC_LOG_EV(level, "delivery", event,
+                   (OSC_LF_STR("destination", o->dest->name),
+                    OSC_LF_STR("request_id", b->request_id), OSC_LF_STR("method", b->method),
+                    OSC_LF_STR("url", b->url), OSC_LF_INT_NZ("status", b->resp.status),
+                    OSC_LF_INT("records", b->nrecs), OSC_LF_INT("attempt", b->attempts),
+                    OSC_LF_STR("reason", reason), OSC_LF_STR("dead_letter", dl_field(o))),
+                   "%s: %s %s: %s; %zu record(s) %s", o->dest->name, b->method, b->url, reason,
+                   b->nrecs, dl_where(o, where, sizeof(where)));
+    rc = dead_letter_batch(o, b, b->resp.status, reason);
+    fate_all(o, b, rc ? OSC_DELIVERY_RETRY_LATER : OSC_DELIVERY_DEAD_LETTERED);
+    return rc;
+}
+
 int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final f,
                       const char *reason)
 {
-    char where[4200];
     int rc = 0;
 
     if (b->kind != DLV_DATA && f != DLV_AUTH && f != DLV_FATAL)
@@ -254,17 +274,7 @@ int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final
     case DLV_ACCEPTED: accepted(o, b, &rc); break;
     case DLV_REJECTED:
         o->st->rejected += b->nrecs;
-        if (may_warn(o))
-            OSC_LOG_EV(OSC_LOG_LEVEL_WARN, "delivery", "rejected",
-                       (OSC_LF_STR("destination", o->dest->name),
-                        OSC_LF_STR("request_id", b->request_id), OSC_LF_STR("method", b->method),
-                        OSC_LF_STR("url", b->url), OSC_LF_INT_NZ("status", b->resp.status),
-                        OSC_LF_INT("records", b->nrecs), OSC_LF_INT("attempt", b->attempts),
-                        OSC_LF_STR("reason", reason), OSC_LF_STR("dead_letter", dl_field(o))),
-                       "%s: %s %s: %s; %zu record(s) %s", o->dest->name, b->method, b->url, reason,
-                       b->nrecs, dl_where(o, where, sizeof(where)));
-        rc = dead_letter_batch(o, b, b->resp.status, reason);
-        fate_all(o, b, rc ? OSC_DELIVERY_RETRY_LATER : OSC_DELIVERY_DEAD_LETTERED);
+        rc = refused(o, b, OSC_LOG_LEVEL_WARN, "rejected", reason);
         break;
     case DLV_GAVE_UP:
         if (o->on_record) {
@@ -280,17 +290,7 @@ int dlv_outcome_final(struct dlv_outcome *o, struct dlv_batch *b, enum dlv_final
         /* fall through */
     case DLV_UNBUILT:
         o->st->unavailable += b->nrecs;
-        if (may_warn(o))
-            OSC_LOG_EV(OSC_LOG_LEVEL_ERROR, "delivery", "gave_up",
-                       (OSC_LF_STR("destination", o->dest->name),
-                        OSC_LF_STR("request_id", b->request_id), OSC_LF_STR("method", b->method),
-                        OSC_LF_STR("url", b->url), OSC_LF_INT_NZ("status", b->resp.status),
-                        OSC_LF_INT("records", b->nrecs), OSC_LF_INT("attempt", b->attempts),
-                        OSC_LF_STR("reason", reason), OSC_LF_STR("dead_letter", dl_field(o))),
-                       "%s: %s %s: %s; %zu record(s) %s", o->dest->name, b->method, b->url, reason,
-                       b->nrecs, dl_where(o, where, sizeof(where)));
-        rc = dead_letter_batch(o, b, b->resp.status, reason);
-        fate_all(o, b, rc ? OSC_DELIVERY_RETRY_LATER : OSC_DELIVERY_DEAD_LETTERED);
+        rc = refused(o, b, OSC_LOG_LEVEL_ERROR, "gave_up", reason);
         break;
     case DLV_AUTH:
         if (!o->st->auth_failed)

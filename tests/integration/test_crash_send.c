@@ -362,6 +362,36 @@ static pid_t spawn(const char *const *argv, const char *errfile)
 }
 
 /*
+ * The window tests' setup: the staging DELETE is accepted, batch 1 is answered 503 and waits
+ * 30 s for its retry, every other request is answered after 5 ms; max_in_flight 2. Files are
+ * named after tag; the caller frees the four paths.
+ */
+static void window_setup(struct ts_server *ts, const char *tag, char **input, char **dl,
+                         char **errf, char **cfg)
+{
+    char name[64], *text = NULL;
+
+    ts_set_default(ts, &(struct ts_response){200, NULL, COUNT_0, 5, 0});
+    ts_push(ts, &(struct ts_response){200, NULL, "{}", 0, 0});                   /* DELETE */
+    ts_push(ts, &(struct ts_response){503, NULL, "{\"error\":\"busy\"}", 0, 0}); /* batch 1 */
+    *input = write_csv(0, NREC);
+    snprintf(name, sizeof(name), "%s.dead.jsonl", tag);
+    *dl = th_write_file(name, "");
+    remove(*dl);
+    snprintf(name, sizeof(name), "%s.err", tag);
+    *errf = th_write_file(name, "");
+    assert_true(asprintf(&text,
+                         "officespace:\n  base_url: %s\n  api_key: crash-key-0123456789abcdef\n"
+                         "destinations:\n  employees:\n    template: upsert_employees\n"
+                         "    batch: {size: %d}\n    max_in_flight: 2\n    dead_letter: %s\n"
+                         "    retry: {base: 30s, cap: 30s}\n",
+                         ts_url(ts), BATCH, *dl) > 0);
+    snprintf(name, sizeof(name), "%s.yaml", tag);
+    *cfg = th_write_file(name, text);
+    free(text);
+}
+
+/*
  * Issue 10, defect 5: a batch waiting for its retry holds reading once the
  * window is full, so a crash then re-sends at most about 2 x max_in_flight
  * batches (reading went on, and one crash re-sent 65).
@@ -369,7 +399,7 @@ static pid_t spawn(const char *const *argv, const char *errfile)
 static void test_retry_holds_the_window(void **state)
 {
     struct ts_server *ts = ts_start();
-    char *input, *cfg, *dl, *errf, *text = NULL;
+    char *input, *cfg, *dl, *errf;
     unsigned *seen = calloc(NREC, sizeof(*seen)), dup = 0;
     struct tally t = {0};
     struct th_result res;
@@ -379,21 +409,7 @@ static void test_retry_holds_the_window(void **state)
     (void)state;
 
     assert_non_null(ts);
-    ts_set_default(ts, &(struct ts_response){200, NULL, COUNT_0, 5, 0});
-    ts_push(ts, &(struct ts_response){200, NULL, "{}", 0, 0});                   /* DELETE */
-    ts_push(ts, &(struct ts_response){503, NULL, "{\"error\":\"busy\"}", 0, 0}); /* batch 1 */
-    input = write_csv(0, NREC);
-    dl = th_write_file("w.dead.jsonl", "");
-    remove(dl);
-    errf = th_write_file("w.err", "");
-    assert_true(asprintf(&text,
-                         "officespace:\n  base_url: %s\n  api_key: crash-key-0123456789abcdef\n"
-                         "destinations:\n  employees:\n    template: upsert_employees\n"
-                         "    batch: {size: %d}\n    max_in_flight: 2\n    dead_letter: %s\n"
-                         "    retry: {base: 30s, cap: 30s}\n",
-                         ts_url(ts), BATCH, dl) > 0);
-    cfg = th_write_file("w.yaml", text);
-    free(text);
+    window_setup(ts, "w", &input, &dl, &errf, &cfg);
     {
         const char *argv[] = {"send", "-q", "-c", cfg, "-d", "employees", input, NULL};
         pid = spawn(argv, errf);
@@ -447,7 +463,7 @@ static int wait_exit(pid_t pid, long deadline_ms, int *status)
 static void test_sigterm_while_a_retry_waits(void **state)
 {
     struct ts_server *ts = ts_start();
-    char *input, *cfg, *dl, *errf, *text = NULL, *out;
+    char *input, *cfg, *dl, *errf, *out;
     unsigned *seen = calloc(NREC, sizeof(*seen));
     struct tally t = {0};
     struct th_result res;
@@ -456,21 +472,7 @@ static void test_sigterm_while_a_retry_waits(void **state)
     (void)state;
 
     assert_non_null(ts);
-    ts_set_default(ts, &(struct ts_response){200, NULL, COUNT_0, 5, 0});
-    ts_push(ts, &(struct ts_response){200, NULL, "{}", 0, 0});                   /* DELETE */
-    ts_push(ts, &(struct ts_response){503, NULL, "{\"error\":\"busy\"}", 0, 0}); /* batch 1 */
-    input = write_csv(0, NREC);
-    dl = th_write_file("t.dead.jsonl", "");
-    remove(dl);
-    errf = th_write_file("t.err", "");
-    assert_true(asprintf(&text,
-                         "officespace:\n  base_url: %s\n  api_key: crash-key-0123456789abcdef\n"
-                         "destinations:\n  employees:\n    template: upsert_employees\n"
-                         "    batch: {size: %d}\n    max_in_flight: 2\n    dead_letter: %s\n"
-                         "    retry: {base: 30s, cap: 30s}\n",
-                         ts_url(ts), BATCH, dl) > 0);
-    cfg = th_write_file("t.yaml", text);
-    free(text);
+    window_setup(ts, "t", &input, &dl, &errf, &cfg);
     {
         const char *argv[] = {"send", "-c", cfg, "-d", "employees", input, NULL};
         pid = spawn(argv, errf);
