@@ -60,7 +60,8 @@ enum osc_job_state {
 struct osc_checkpoint_job {
     int64_t id;
     int state;           /* enum osc_job_state */
-    int cleared;         /* its staging DELETE was accepted */
+    int cleared;         /* its staging needs no DELETE any more: the DELETE was accepted, or
+                          * the job was started by --append (which never clears) */
     uint64_t staged;     /* records accepted into staging by its finished runs */
     uint64_t unresolved; /* records the API refused or gave up on, not delivered again since */
     uint64_t incomplete; /* finished runs that did not read an input to its end */

@@ -234,7 +234,9 @@ static int admit_job(struct osc_delivery *d, const char *const *paths, size_t n,
             d->resume = pos;
             d->cp_pos = pos;
             d->resuming = 1;
-            d->staged = 1; /* never clear what an earlier run of this job staged */
+            /* never clear what an earlier run of this job staged; but a job whose DELETE
+             * never went through staged nothing, and still needs it */
+            d->staged = d->job.cleared || !d->dest->clear_staging;
             d->st.resumed = 1;
             d->st.skipped = pos.done;
             if (pos.finished) {
@@ -258,6 +260,10 @@ static int admit_job(struct osc_delivery *d, const char *const *paths, size_t n,
                          "OfficeSpace holds for it, without clearing it",
                          d->dest->name, source_of(d));
             if ((rc = osc_checkpoint_job_start(d->cp, source_of(d), &d->job, err)))
+                return rc;
+            /* a job started by --append never clears the staging it adds to */
+            d->job.cleared = 1;
+            if ((rc = osc_checkpoint_job_put(d->cp, source_of(d), &d->job, err)))
                 return rc;
         }
         d->staged = 1;

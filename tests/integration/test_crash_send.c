@@ -230,6 +230,7 @@ static void test_crash_resume(void **state)
         size_t first_req = ts_count(ts), nrun = 0, nids;
         static char ids[MAX_RUNS][16];
         unsigned bad_seen = 0, before;
+        int staged_any = 0;
         struct tally all = {0};
         /* after a kill during a commit the operator starts the next import with --restart */
         const char *argv[] = {"send",     getenv("CRASH_VERBOSE") ? "-v" : "-q",
@@ -280,13 +281,20 @@ static void test_crash_resume(void **state)
             before = all.dup;
             tally_run(ts, first_req, ts_count(ts), import, (size_t)-1, ids[r], seen, &all);
             dup = all.dup - before;
-            if (getenv("CRASH_VERBOSE")) {
+            {
                 unsigned *scratch = calloc(NREC, sizeof(*scratch));
                 tally_run(ts, first_req, ts_count(ts), import, (size_t)-1, ids[r], scratch, &one);
                 free(scratch);
+            }
+            if (getenv("CRASH_VERBOSE"))
                 printf("# import %d run %s: %u records sent again (records %d..%d, %u sent)\n",
                        import, ids[r], dup, one.lo, one.hi, one.nreq);
-            }
+            /* the staging is cleared before the job's first batch, never after: a run may
+             * clear it again only while no batch was staged (its DELETE was not answered) */
+            if (one.deletes && staged_any)
+                fail_msg("import %d: run %s cleared the staging after batches were staged", import,
+                         ids[r]);
+            staged_any |= one.nreq > 0;
             /* what run r sent again was left unfinished by the kill that ended run r - 1 */
             if (r > 0) {
                 total_dup += dup;
@@ -298,7 +306,7 @@ static void test_crash_resume(void **state)
             }
         }
         assert_true(ts_count(ts) > first_req);
-        assert_int_equal(all.deletes, 1);
+        assert_true(all.deletes >= 1);
         assert_int_equal(all.commits, 1);
         assert_true(all.commit_at > all.last_batch);
         {

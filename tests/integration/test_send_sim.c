@@ -622,13 +622,17 @@ static void test_unavailable_exit_codes(void **state)
         assert_non_null(strstr(res.err, "would commit the staged import"));
         th_result_free(&res);
     }
-    /* the same command again: the DELETE now, then the records */
+    /* the same command again: the DELETE now (it never went through), then the records */
     {
         const char *argv[] = {"send", "-c", cfg, "-d", "employees", sample_csv(), NULL};
         assert_int_equal(th_run(argv, NULL, 30000, &res), 0);
         assert_int_equal(res.status, 0);
         th_result_free(&res);
     }
+    reqs = request_lines();
+    assert_non_null(strstr(reqs, "DELETE /api/1/employee_directory/HRIS 200\n"
+                                 "POST /api/1/employee_batch_imports 200\n"));
+    free(reqs);
     set_faults("503x20:path=/api/1/employee_directory");
     {
         const char *argv[] = {"commit", "-c", cfg, "-d", "commit", NULL};
