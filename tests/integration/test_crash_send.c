@@ -40,19 +40,13 @@
 #define MAX_RUNS  200
 #define COUNT_0   "{\"count\":0,\"response\":[]}" /* batches, and the commit guard's count */
 
-static void pause_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
 /* Wait until the server received at least n requests; 1 when it did before deadline_ms. */
 static int wait_requests(struct ts_server *ts, size_t n, long deadline_ms)
 {
     for (long t = 0; t < deadline_ms; t += 10) {
         if (ts_count(ts) >= n)
             return 1;
-        pause_ms(10);
+        th_nap_ms(10);
     }
     return ts_count(ts) >= n;
 }
@@ -424,7 +418,7 @@ static void test_retry_holds_the_window(void **state)
         assert_true(pid > 0);
         /* DELETE, batch 1 (503, retry in up to 30 s), and the window's other batch */
         assert_true(wait_requests(ts, 3, 20000));
-        pause_ms(500); /* the window is shut: nothing more may come while batch 1 waits */
+        th_nap_ms(500); /* the window is shut: nothing more may come while batch 1 waits */
         held = ts_count(ts);
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
@@ -459,7 +453,7 @@ static int wait_exit(pid_t pid, long deadline_ms, int *status)
     for (long t = 0; t < deadline_ms; t += 20) {
         if (waitpid(pid, status, WNOHANG) == pid)
             return 1;
-        pause_ms(20);
+        th_nap_ms(20);
     }
     return 0;
 }
@@ -694,7 +688,7 @@ static void test_sigterm_and_lock(void **state)
         assert_true(pid > 0);
         /* wait (with a deadline) until the first run holds its checkpoint and is sending */
         for (int i = 0; i < 500 && (access(cp, F_OK) != 0 || ts_count(ts) < 3); i++)
-            pause_ms(20);
+            th_nap_ms(20);
         assert_true(ts_count(ts) >= 3);
         free(cp);
         /* the checkpoint file is locked while the first run holds it */

@@ -44,16 +44,9 @@ struct holder {
     unsigned char held[NB];
 };
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static void sleep_until(long t)
 {
-    long left = t - now_ms();
+    long left = t - th_now_ms();
     if (left > 0) {
         struct timespec ts = {left / 1000, (left % 1000) * 1000000L};
         nanosleep(&ts, NULL);
@@ -80,7 +73,7 @@ static struct osc_lease *open_holder(const char *bucket, const char *instance, c
 static void tick(struct holder *h, int nh, long *next)
 {
     sleep_until(*next);
-    *next = now_ms() + TICK_MS;
+    *next = th_now_ms() + TICK_MS;
     for (int k = 0; k < nh; k++) {
         struct osc_err err = {0};
         if (!h[k].running)
@@ -125,7 +118,7 @@ static void test_three_then_crash_then_release(void **state)
 {
     struct holder h[MAXH];
     const char *ids[MAXH] = {"host-a.example.com/1", "host-b 2", "host-c:3"};
-    long next = now_ms(), last_c_round;
+    long next = th_now_ms(), last_c_round;
     int rounds;
 
     (void)state;
@@ -146,17 +139,17 @@ static void test_three_then_crash_then_release(void **state)
     assert_true(settled(h, MAXH, 2));
 
     /* holder c stops renewing without releasing: its keys expire after TTL */
-    last_c_round = now_ms();
+    last_c_round = th_now_ms();
     h[2].running = 0;
     for (rounds = 0; !settled(h, MAXH, 3); rounds++) {
-        long since = now_ms() - last_c_round;
+        long since = th_now_ms() - last_c_round;
         /* the TTL, then 2 more rounds (plus the round that notices) */
         if (rounds > TTL_MS / TICK_MS + 3)
             fail_msg("c's buildings not taken over %d rounds (%ld ms) after its last round", rounds,
                      since);
         tick(h, MAXH, &next);
     }
-    assert_true(now_ms() - last_c_round >= TTL_MS); /* not before its TTL */
+    assert_true(th_now_ms() - last_c_round >= TTL_MS); /* not before its TTL */
     assert_int_equal(count_held(&h[0]) + count_held(&h[1]), NB);
     assert_int_equal(osc_lease_live(h[0].l), 2);
     print_message("c's buildings taken over %d rounds after its last\n", rounds);
@@ -174,7 +167,7 @@ static void test_three_then_crash_then_release(void **state)
 static void test_second_joins(void **state)
 {
     struct holder h[2];
-    long next = now_ms();
+    long next = th_now_ms();
     int rounds;
 
     (void)state;
@@ -205,7 +198,7 @@ static void test_server_dies(void **state)
     struct th_nats own;
     struct holder h[1];
     struct osc_err err = {0};
-    long next = now_ms(), last_ok, deadline;
+    long next = th_now_ms(), last_ok, deadline;
     int rc;
 
     (void)state;
@@ -214,22 +207,22 @@ static void test_server_dies(void **state)
     h[0].l = open_holder("leases3", "only", own.url);
     h[0].running = 1;
     tick(h, 1, &next);
-    last_ok = now_ms();
+    last_ok = th_now_ms();
     assert_int_equal(count_held(&h[0]), NB);
     th_nats_kill(&own);
     rc = osc_lease_round(h[0].l, buildings, NB, h[0].held, &err);
     assert_int_equal(rc, OSC_EUNAVAIL);
     print_message("%s\n", err.msg);
-    if (now_ms() - last_ok < TTL_MS - 500) /* answered well within the TTL */
+    if (th_now_ms() - last_ok < TTL_MS - 500) /* answered well within the TTL */
         assert_int_equal(count_held(&h[0]), NB);
-    deadline = now_ms() + TTL_MS + 20000;
+    deadline = th_now_ms() + TTL_MS + 20000;
     while (count_held(&h[0]) > 0) {
-        if (now_ms() > deadline)
+        if (th_now_ms() > deadline)
             fail_msg("leases still reported held long after the TTL");
-        sleep_until(now_ms() + 200);
+        sleep_until(th_now_ms() + 200);
         assert_int_not_equal(osc_lease_round(h[0].l, buildings, NB, h[0].held, &err), 0);
     }
-    assert_true(now_ms() - last_ok >= TTL_MS - 1000); /* dropped only around the TTL */
+    assert_true(th_now_ms() - last_ok >= TTL_MS - 1000); /* dropped only around the TTL */
     osc_lease_close(h[0].l);
 }
 

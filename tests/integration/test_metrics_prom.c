@@ -29,19 +29,6 @@ static struct th_sim sim;
 static int sim_exit;
 static pid_t child;
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int have_promtool(void) { return system("promtool --version >/dev/null 2>&1") == 0; }
 
 static int group_setup(void **state)
@@ -94,7 +81,7 @@ static void test_run_metrics(void **state)
 {
     const char *bin = getenv("OSC_BIN");
     char *yaml = NULL, *cfg, *out_path, *m_path, *body = NULL, url[256] = "";
-    long deadline = now_ms() + 30000;
+    long deadline = th_now_ms() + 30000;
     int status;
 
     (void)state;
@@ -139,9 +126,9 @@ static void test_run_metrics(void **state)
         } else {
             free(out);
         }
-        if (now_ms() > deadline)
+        if (th_now_ms() > deadline)
             fail_msg("no presence cycle in /metrics within 30 s:\n%s", body ? body : "");
-        nap_ms(50);
+        th_nap_ms(50);
     }
     kill(child, SIGTERM);
     waitpid(child, &status, 0);

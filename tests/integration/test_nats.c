@@ -44,13 +44,6 @@
 static struct th_nats server;
 static const char *self_path; /* argv[0]: re-run as a consumer process that gets SIGKILLed */
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -101,9 +94,9 @@ static size_t fetch_until(struct osc_nats *n, struct osc_nats_msg **msgs, size_t
                           long deadline_ms)
 {
     size_t have = 0;
-    long deadline = now_ms() + deadline_ms;
+    long deadline = th_now_ms() + deadline_ms;
 
-    while (have < want && now_ms() < deadline) {
+    while (have < want && th_now_ms() < deadline) {
         size_t got = 0;
         struct osc_err err = {0};
         int rc = osc_nats_fetch(n, msgs + have, want - have, 1000, &got, &err);
@@ -128,8 +121,8 @@ static void test_thousand_once(void **state)
     (void)state;
     n = open_ok(&o);
     publish_n(n, "T1000.x", 1000);
-    deadline = now_ms() + 60000;
-    while (total < 1000 && now_ms() < deadline) {
+    deadline = th_now_ms() + 60000;
+    while (total < 1000 && th_now_ms() < deadline) {
         assert_int_equal(osc_nats_fetch(n, batch, 100, 2000, &got, &err), 0);
         for (size_t i = 0; i < got; i++) {
             size_t len;
@@ -180,7 +173,7 @@ static void test_redelivered_after_consumer_dies(void **state)
     a = open_ok(&o);
     publish_n(a, "TDIE.x", 10);
     assert_int_equal(fetch_until(a, msgs, 10, 20000), 10);
-    fetched_at = now_ms();
+    fetched_at = th_now_ms();
     for (int i = 0; i < 10; i++) {
         assert_int_equal(osc_nats_msg_delivered(msgs[i]), 1);
         first_seqs += osc_nats_msg_seq(msgs[i]);
@@ -197,7 +190,7 @@ static void test_redelivered_after_consumer_dies(void **state)
 
     b = open_ok(&o);
     assert_int_equal(fetch_until(b, msgs, 10, 30000), 10);
-    assert_true(now_ms() - fetched_at >= 1000); /* not before ack_wait */
+    assert_true(th_now_ms() - fetched_at >= 1000); /* not before ack_wait */
     for (int i = 0; i < 10; i++) {
         assert_int_equal(osc_nats_msg_delivered(msgs[i]), 2);
         second_seqs += osc_nats_msg_seq(msgs[i]);
@@ -296,8 +289,8 @@ static void test_two_consumers_share(void **state)
     b = open_ok(&o);
     publish_n(a, "TSHARE.a", 100);
     publish_n(b, "TSHARE.b", 100);
-    deadline = now_ms() + 60000;
-    for (int turn = 0; total < 200 && now_ms() < deadline; turn++) {
+    deadline = th_now_ms() + 60000;
+    for (int turn = 0; total < 200 && th_now_ms() < deadline; turn++) {
         struct osc_nats *src = turn % 2 ? b : a;
         size_t got = 0;
         assert_int_equal(osc_nats_fetch(src, batch, 25, 1000, &got, &err), 0);
@@ -335,11 +328,11 @@ static void test_nak_with_delay(void **state)
     n = open_ok(&o);
     publish_n(n, "TNAK.x", 1);
     assert_int_equal(fetch_until(n, &m, 1, 20000), 1);
-    naked_at = now_ms();
+    naked_at = th_now_ms();
     assert_int_equal(osc_nats_nak(m, 1500, &err), 0);
     osc_nats_msg_free(m);
     assert_int_equal(fetch_until(n, &m, 1, 20000), 1);
-    assert_true(now_ms() - naked_at >= 1400);
+    assert_true(th_now_ms() - naked_at >= 1400);
     assert_int_equal(osc_nats_msg_delivered(m), 2);
     assert_int_equal(osc_nats_msg_seq(m), 1);
     /* nak without delay: back at once (well within ack_wait) */
@@ -392,9 +385,9 @@ static void test_in_progress_holds(void **state)
     n = open_ok(&o);
     publish_n(n, "TWIP.x", 1);
     assert_int_equal(fetch_until(n, &m, 1, 20000), 1);
-    start = now_ms();
+    start = th_now_ms();
     /* hold it for twice ack_wait, telling the server every 300 ms */
-    while (now_ms() - start < 6000) {
+    while (th_now_ms() - start < 6000) {
         size_t got = 0;
         assert_int_equal(osc_nats_in_progress(m, &err), 0);
         assert_int_equal(osc_nats_fetch(n, &other, 1, 300, &got, &err), 0);

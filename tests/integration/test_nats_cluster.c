@@ -30,19 +30,6 @@
 static struct th_nats_cluster cluster;
 static unsigned seen[TOTAL + 1];
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* The node leading stream, asked through libnats directly (osc_nats does not expose it). */
 static int stream_leader(const char *stream)
 {
@@ -64,16 +51,16 @@ static int stream_leader(const char *stream)
 /* Publish seqs [from, to) (bodies "m-<i>"), retrying through a failover. */
 static void publish_range(struct osc_nats *n, int from, int to)
 {
-    long deadline = now_ms() + 60000;
+    long deadline = th_now_ms() + 60000;
     char body[32];
 
     for (int i = from; i < to; i++) {
         struct osc_err err = {0};
         int len = snprintf(body, sizeof(body), "m-%d", i);
         while (osc_nats_publish(n, "CL.x", body, (size_t)len, NULL, &err) != 0) {
-            if (now_ms() > deadline)
+            if (th_now_ms() > deadline)
                 fail_msg("publish %d: %s", i, err.msg);
-            pause_ms(200);
+            th_nap_ms(200);
         }
     }
 }
@@ -81,7 +68,7 @@ static void publish_range(struct osc_nats *n, int from, int to)
 /* Fetch and ack until `until` distinct sequences were seen; returns the errors tolerated. */
 static int consume_until(struct osc_nats *n, int until, long deadline_ms)
 {
-    long deadline = now_ms() + deadline_ms;
+    long deadline = th_now_ms() + deadline_ms;
     int distinct = 0, errors = 0;
 
     for (int s = 1; s <= TOTAL; s++)
@@ -90,12 +77,12 @@ static int consume_until(struct osc_nats *n, int until, long deadline_ms)
         struct osc_nats_msg *batch[20];
         struct osc_err err = {0};
         size_t got = 0;
-        if (now_ms() > deadline)
+        if (th_now_ms() > deadline)
             fail_msg("only %d of %d messages after %ld ms (%d errors, last: %s)", distinct, until,
                      deadline_ms, errors, err.msg);
         if (osc_nats_fetch(n, batch, 20, 1000, &got, &err) != 0) {
             errors++;
-            pause_ms(200);
+            th_nap_ms(200);
             continue;
         }
         for (size_t i = 0; i < got; i++) {
@@ -154,18 +141,18 @@ static void test_failover(void **state)
                   TOTAL, dup, errors);
 
     /* every ack reached the new leaders: nothing pending */
-    deadline = now_ms() + 30000;
+    deadline = th_now_ms() + 30000;
     for (;;) {
         osc_nats_flush(n, 2000, NULL);
         if (osc_nats_info(n, &info, &err) == 0 && info.num_ack_pending == 0 &&
             info.num_pending == 0)
             break;
-        if (now_ms() > deadline)
+        if (th_now_ms() > deadline)
             fail_msg("still pending after the failover: ack_pending %lld, pending %llu (%s)",
                      (long long)info.num_ack_pending, (unsigned long long)info.num_pending,
                      err.msg);
         consume_until(n, TOTAL, 10000); /* take redeliveries of lost acks */
-        pause_ms(500);
+        th_nap_ms(500);
     }
     osc_nats_close(n);
 }

@@ -35,13 +35,6 @@ struct seen {
     char status_text[512];
 };
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int setup(void **state)
 {
     const char *extra[] = {"--scenario", th_fixture("presence/sim_scenario.json"), NULL};
@@ -127,14 +120,14 @@ static void start_run(const char *cfg, const char *notify_path, const char *watc
 /* Read datagrams for at most ms, or until done(seen) holds. */
 static void collect(struct seen *s, long ms, int (*done)(const struct seen *))
 {
-    long deadline = now_ms() + ms;
+    long deadline = th_now_ms() + ms;
 
-    while (!done(s) && now_ms() < deadline) {
+    while (!done(s) && th_now_ms() < deadline) {
         struct pollfd p = {sock, POLLIN, 0};
         char buf[1024];
         ssize_t n;
 
-        if (poll(&p, 1, (int)(deadline - now_ms())) <= 0)
+        if (poll(&p, 1, (int)(deadline - th_now_ms())) <= 0)
             continue;
         n = recv(sock, buf, sizeof(buf) - 1, 0);
         if (n <= 0)
@@ -159,12 +152,12 @@ static void collect(struct seen *s, long ms, int (*done)(const struct seen *))
 static int stop_run(int sig)
 {
     int status = 0;
-    long deadline = now_ms() + 15000;
+    long deadline = th_now_ms() + 15000;
 
     kill(child, sig);
     while (waitpid(child, &status, WNOHANG) == 0) {
         struct timespec ts = {0, 20 * 1000000L};
-        if (now_ms() > deadline) {
+        if (th_now_ms() > deadline) {
             kill(child, SIGKILL);
             waitpid(child, &status, 0);
             child = 0;

@@ -42,19 +42,6 @@ struct proc {
     char *out_path, *err_path;
 };
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int setup(void **state)
 {
     const char *extra[] = {"--scenario", th_fixture("presence/sim_scenario.json"), NULL};
@@ -149,18 +136,18 @@ static void spawn(struct proc *pr, const char *const *argv)
 static int stop_within(struct proc *pr, int sig, long ms)
 {
     int status = 0;
-    long deadline = now_ms() + ms;
+    long deadline = th_now_ms() + ms;
 
     if (sig)
         kill(pr->pid, sig);
     while (waitpid(pr->pid, &status, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
+        if (th_now_ms() > deadline) {
             kill(pr->pid, SIGKILL);
             waitpid(pr->pid, &status, 0);
             child = 0;
             fail_msg("osconnect was still running %ld ms after signal %d", ms, sig);
         }
-        nap_ms(10);
+        th_nap_ms(10);
     }
     child = 0;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -175,16 +162,16 @@ static void proc_free(struct proc *pr)
 /* Wait (at most ms) until the file at path holds what. */
 static void wait_text(const char *path, const char *what, long ms)
 {
-    long deadline = now_ms() + ms;
+    long deadline = th_now_ms() + ms;
     for (;;) {
         char *t = slurp(path);
         int found = strstr(t, what) != NULL;
         free(t);
         if (found)
             return;
-        if (now_ms() > deadline)
+        if (th_now_ms() > deadline)
             fail_msg("%s never said \"%s\"", path, what);
-        nap_ms(20);
+        th_nap_ms(20);
     }
 }
 
@@ -206,11 +193,11 @@ static void status_url(const struct proc *pr, char *out, size_t cap)
 /* Wait (at most 15 s) until the stand-in got a request. */
 static void wait_request(struct ts_server *s)
 {
-    long deadline = now_ms() + 15000;
+    long deadline = th_now_ms() + 15000;
     while (ts_count(s) == 0) {
-        if (now_ms() > deadline)
+        if (th_now_ms() > deadline)
             fail_msg("the stand-in got no request");
-        nap_ms(10);
+        th_nap_ms(10);
     }
 }
 
@@ -258,7 +245,7 @@ static void test_stop_while_mapped_hangs(void **state)
         size_t n = ts_count(hang);
         spawn(&pr, argv);
         while (ts_count(hang) == n)
-            nap_ms(10);
+            th_nap_ms(10);
         assert_int_equal(stop_within(&pr, SIGINT, 4000), 0);
         proc_free(&pr);
     }
@@ -268,7 +255,7 @@ static void test_stop_while_mapped_hangs(void **state)
         size_t n = ts_count(hang);
         spawn(&pr, argv);
         while (ts_count(hang) == n)
-            nap_ms(10);
+            th_nap_ms(10);
         assert_int_equal(stop_within(&pr, SIGTERM, 4000), 75);
         err = slurp(pr.err_path);
         assert_non_null(strstr(err, "stopping: Mapped was not read"));
@@ -328,12 +315,12 @@ static void test_unacknowledged_pushes(void **state)
         status_url(&pr, surl, sizeof(surl));
         wait_text(pr.err_path, "unacknowledged, 0 unsent", 15000);
         snprintf(url, sizeof(url), "%s/healthz", surl);
-        deadline = now_ms() + 15000;
+        deadline = th_now_ms() + 15000;
         while (th_http("GET", url, NULL, &body) != 503 || !strstr(body, "unacknowledged")) {
             free(body);
             body = NULL;
-            assert_true(now_ms() < deadline);
-            nap_ms(20);
+            assert_true(th_now_ms() < deadline);
+            th_nap_ms(20);
         }
         assert_non_null(strstr(body, "not ready: last cycle (partial, "));
         free(body);
@@ -431,7 +418,7 @@ static void test_fifo_secret_refused(void **state)
         /* it still runs cycles afterwards */
         char *err = slurp(pr.err_path), *at = strstr(err, "is a FIFO");
         size_t off = (size_t)(at - err);
-        long deadline = now_ms() + 10000;
+        long deadline = th_now_ms() + 10000;
         free(err);
         for (;;) {
             err = slurp(pr.err_path);
@@ -439,8 +426,8 @@ static void test_fifo_secret_refused(void **state)
             free(err);
             if (at)
                 break;
-            assert_true(now_ms() < deadline);
-            nap_ms(20);
+            assert_true(th_now_ms() < deadline);
+            th_nap_ms(20);
         }
     }
     assert_int_equal(stop_within(&pr, SIGTERM, 4000), 0);

@@ -32,19 +32,6 @@ static struct th_sim sim;
 static char *state_path;
 static pid_t child; /* a background osconnect still running; killed by teardown if a test failed */
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int setup(void **state)
 {
     const char *extra[] = {"--scenario", th_fixture(SCENARIO), "--seed", "7", NULL};
@@ -471,7 +458,7 @@ static void spawn(struct proc *pr, const char *const *argv)
     size_t n = 0;
 
     assert_non_null(bin);
-    assert_true(asprintf(&pr->err_path, "%s/stderr-%ld.txt", th_tmpdir(), now_ms()) > 0);
+    assert_true(asprintf(&pr->err_path, "%s/stderr-%ld.txt", th_tmpdir(), th_now_ms()) > 0);
     av[n++] = bin;
     for (size_t i = 0; argv[i] && n < 15; i++)
         av[n++] = argv[i];
@@ -495,17 +482,17 @@ static void spawn(struct proc *pr, const char *const *argv)
 static int stop(struct proc *pr, int sig)
 {
     int status = 0;
-    long deadline = now_ms() + 15000;
+    long deadline = th_now_ms() + 15000;
     if (sig)
         kill(pr->pid, sig);
     while (waitpid(pr->pid, &status, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
+        if (th_now_ms() > deadline) {
             kill(pr->pid, SIGKILL);
             waitpid(pr->pid, &status, 0);
             child = 0;
             fail_msg("osconnect did not stop within 15 s");
         }
-        nap_ms(20);
+        th_nap_ms(20);
     }
     child = 0;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -543,18 +530,18 @@ static void test_mapped_401_backoff(void **state)
 
     (void)state;
     spawn(&pr, argv);
-    start = now_ms();
+    start = th_now_ms();
     deadline = start + 30000;
-    while (now_ms() < deadline) {
+    while (th_now_ms() < deadline) {
         free(err);
         err = err_text(&pr);
         if (strstr(err, "(step 3)"))
             break;
-        nap_ms(50);
+        th_nap_ms(50);
     }
     assert_non_null(strstr(err, "(step 3)"));
     /* steps 1..3 waited 400 + 800 ms: at least 1.2 s passed, and only 4 requests were made */
-    assert_true(now_ms() - start >= 1100);
+    assert_true(th_now_ms() - start >= 1100);
     n = nrequests("mapped");
     assert_true(n >= 3 && n <= 4);
     assert_int_equal(stop(&pr, SIGTERM), 0);
@@ -630,14 +617,14 @@ static void test_faults_converge(void **state)
                      200);
     spawn(&pr, argv);
     /* sensors change every 200 ms until the faults have hit both APIs (at least 8 rounds) */
-    deadline = now_ms() + 60000;
+    deadline = th_now_ms() + 60000;
     for (int i = 1;; i++) {
         round_values(i);
         last = i;
-        nap_ms(200);
+        th_nap_ms(200);
         if (i >= 8 && faulted("officespace") >= 2 && faulted("mapped") >= 2)
             break;
-        assert_true(now_ms() < deadline);
+        assert_true(th_now_ms() < deadline);
     }
     /* faults cleared: remember the last request so far */
     assert_int_equal(th_http("POST", url, "", NULL), 200);
@@ -648,7 +635,7 @@ static void test_faults_converge(void **state)
                         "seq"));
     json_decref(reqs);
     /* wait until a third Mapped read started after the clear: two whole cycles ended */
-    deadline = now_ms() + 30000;
+    deadline = th_now_ms() + 30000;
     for (;;) {
         size_t n = 0, i;
         json_t *v;
@@ -661,8 +648,8 @@ static void test_faults_converge(void **state)
         json_decref(reqs);
         if (n >= 3)
             break;
-        assert_true(now_ms() < deadline);
-        nap_ms(20);
+        assert_true(th_now_ms() < deadline);
+        th_nap_ms(20);
     }
     assert_int_equal(stop(&pr, SIGTERM), 0);
 
@@ -712,17 +699,17 @@ static void test_expire_after(void **state)
     (void)state;
     spawn(&pr, argv);
     /* desk 200 reads occupied now (again, until the daemon has pushed it) */
-    deadline = now_ms() + 30000;
+    deadline = th_now_ms() + 30000;
     do {
         sim_point("PNTd200pir", "true");
-        assert_true(now_ms() < deadline);
-        nap_ms(100);
+        assert_true(th_now_ms() < deadline);
+        th_nap_ms(100);
     } while (updates("desk", "200", st, sizeof(st)) < 1);
     assert_string_equal(st, "PASSIVE_PRESENCE");
     /* no reading for 5 s: one NO_PRESENCE */
     while (updates("desk", "200", st, sizeof(st)) < 2) {
-        assert_true(now_ms() < deadline);
-        nap_ms(50);
+        assert_true(th_now_ms() < deadline);
+        th_nap_ms(50);
     }
     assert_string_equal(st, "NO_PRESENCE");
     {
@@ -733,8 +720,8 @@ static void test_expire_after(void **state)
     /* and nothing more: ten more cycles later it is still the one push */
     n = nrequests("mapped");
     while (nrequests("mapped") < n + 10) {
-        assert_true(now_ms() < deadline);
-        nap_ms(50);
+        assert_true(th_now_ms() < deadline);
+        th_nap_ms(50);
     }
     assert_int_equal(updates("desk", "200", st, sizeof(st)), 2);
     assert_int_equal(stop(&pr, SIGTERM), 0);

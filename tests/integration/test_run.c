@@ -35,19 +35,6 @@ struct proc {
     char status_url[128]; /* http://127.0.0.1:PORT */
 };
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int setup(void **state)
 {
     const char *extra[] = {"--scenario", th_fixture("presence/sim_scenario.json"), NULL};
@@ -120,7 +107,7 @@ static char *slurp(const char *path)
 static void start_run(struct proc *pr, const char *cfg)
 {
     const char *bin = getenv("OSC_BIN");
-    long deadline = now_ms() + 15000;
+    long deadline = th_now_ms() + 15000;
 
     assert_non_null(bin);
     memset(pr, 0, sizeof(*pr));
@@ -147,9 +134,9 @@ static void start_run(struct proc *pr, const char *cfg)
             return;
         }
         free(out);
-        if (now_ms() > deadline)
+        if (th_now_ms() > deadline)
             fail_msg("osconnect run printed no status address");
-        nap_ms(20);
+        th_nap_ms(20);
     }
 }
 
@@ -157,19 +144,19 @@ static void start_run(struct proc *pr, const char *cfg)
 static int stop_run(struct proc *pr, int sig)
 {
     int status = 0;
-    long deadline = now_ms() + 15000;
+    long deadline = th_now_ms() + 15000;
     char *err;
 
     if (sig)
         kill(pr->pid, sig);
     while (waitpid(pr->pid, &status, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
+        if (th_now_ms() > deadline) {
             kill(pr->pid, SIGKILL);
             waitpid(pr->pid, &status, 0);
             child = 0;
             fail_msg("osconnect run did not stop within 15 s");
         }
-        nap_ms(20);
+        th_nap_ms(20);
     }
     child = 0;
     err = slurp(pr->err_path);
@@ -183,17 +170,17 @@ static int stop_run(struct proc *pr, int sig)
 static int stop_within(struct proc *pr, int sig, long ms)
 {
     int status = 0;
-    long deadline = now_ms() + ms;
+    long deadline = th_now_ms() + ms;
 
     kill(pr->pid, sig);
     while (waitpid(pr->pid, &status, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
+        if (th_now_ms() > deadline) {
             kill(pr->pid, SIGKILL);
             waitpid(pr->pid, &status, 0);
             child = 0;
             fail_msg("osconnect was still running %ld ms after signal %d", ms, sig);
         }
-        nap_ms(10);
+        th_nap_ms(10);
     }
     child = 0;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -236,16 +223,16 @@ static double metric(const struct proc *pr, const char *series)
 /* Wait (at most ms) until stderr holds what. */
 static void wait_err(const struct proc *pr, const char *what, long ms)
 {
-    long deadline = now_ms() + ms;
+    long deadline = th_now_ms() + ms;
     for (;;) {
         char *err = slurp(pr->err_path);
         int found = strstr(err, what) != NULL;
         free(err);
         if (found)
             return;
-        if (now_ms() > deadline)
+        if (th_now_ms() > deadline)
             fail_msg("stderr never said \"%s\"", what);
-        nap_ms(20);
+        th_nap_ms(20);
     }
 }
 
@@ -303,12 +290,12 @@ static void test_health_metrics_refresh(void **state)
 
     (void)state;
     start_run(&pr, cfg);
-    deadline = now_ms() + 30000;
+    deadline = th_now_ms() + 30000;
     while (get(&pr, "/healthz", &body) != 200) {
         free(body);
         body = NULL;
-        assert_true(now_ms() < deadline);
-        nap_ms(20);
+        assert_true(th_now_ms() < deadline);
+        th_nap_ms(20);
     }
     assert_non_null(strstr(body, "ok: last cycle (ok) read Mapped and every push was "
                                  "acknowledged (8 accepted, 0 refused)"));
@@ -351,10 +338,10 @@ static void test_health_metrics_refresh(void **state)
     /* unchanged locations are pushed again once resend_after (1 s) has passed */
     acc1 = metric(&pr, "osconnect_presence_pushes_total{result=\"accepted\"}");
     ok1 = metric(&pr, "osconnect_presence_cycles_total{result=\"ok\"}");
-    deadline = now_ms() + 30000;
+    deadline = th_now_ms() + 30000;
     while (updates_of("floor", "10") < 2) {
-        assert_true(now_ms() < deadline);
-        nap_ms(50);
+        assert_true(th_now_ms() < deadline);
+        th_nap_ms(50);
     }
     {
         json_t *l = presence_of("floor", "10");
@@ -410,9 +397,9 @@ static void test_unhealthy_while_mapped_refuses(void **state)
     assert_true(metric(&pr, "osconnect_presence_cycles_total{result=\"ok\"}") == 0);
     /* SIGTERM during the backoff wait ends it at once */
     {
-        long t0 = now_ms();
+        long t0 = th_now_ms();
         assert_int_equal(stop_run(&pr, SIGTERM), 0);
-        assert_true(now_ms() - t0 < 2000);
+        assert_true(th_now_ms() - t0 < 2000);
     }
     proc_free(&pr);
     free(cfg);
@@ -447,10 +434,10 @@ static void test_sigterm_aborts_hung_push(void **state)
     cfg = th_write_file("hang.yaml", yaml);
     free(yaml);
     start_run(&pr, cfg);
-    deadline = now_ms() + 30000;
+    deadline = th_now_ms() + 30000;
     while (ts_count(hang) == 0) {
-        assert_true(now_ms() < deadline);
-        nap_ms(10);
+        assert_true(th_now_ms() < deadline);
+        th_nap_ms(10);
     }
     assert_int_equal(stop_within(&pr, SIGTERM, 4000), 0);
     {
@@ -497,10 +484,10 @@ static void test_sighup_reload(void **state)
     kill(pr.pid, SIGHUP);
     wait_err(&pr, "failed, keeping the running configuration", 5000);
     ok = metric(&pr, "osconnect_presence_cycles_total{result=\"ok\"}");
-    deadline = now_ms() + 5000;
+    deadline = th_now_ms() + 5000;
     while (metric(&pr, "osconnect_presence_cycles_total{result=\"ok\"}") < ok + 2) {
-        assert_true(now_ms() < deadline);
-        nap_ms(50);
+        assert_true(th_now_ms() < deadline);
+        th_nap_ms(50);
     }
     assert_int_equal(get(&pr, "/healthz", NULL), 200);
     assert_null(presence_of("room", "106"));
@@ -512,7 +499,7 @@ static void test_sighup_reload(void **state)
     free(good);
     kill(pr.pid, SIGHUP);
     wait_err(&pr, "configuration reloaded", 5000);
-    deadline = now_ms() + 5000;
+    deadline = th_now_ms() + 5000;
     for (;;) {
         json_t *l = presence_of("room", "106");
         if (l) {
@@ -520,8 +507,8 @@ static void test_sighup_reload(void **state)
             json_decref(l);
             break;
         }
-        assert_true(now_ms() < deadline);
-        nap_ms(50);
+        assert_true(th_now_ms() < deadline);
+        th_nap_ms(50);
     }
     /* the state carried over: BLDGtest1's locations were not pushed again */
     assert_int_equal(updates_of("room", "100"), 1);
@@ -531,10 +518,10 @@ static void test_sighup_reload(void **state)
         size_t i, both = 0;
         json_t *r, *v;
         snprintf(url, sizeof(url), "%s/_sim/requests?path=/graphql", sim.officespace_url);
-        deadline = now_ms() + 5000;
+        deadline = th_now_ms() + 5000;
         while (!both) {
-            assert_true(now_ms() < deadline);
-            nap_ms(100);
+            assert_true(th_now_ms() < deadline);
+            th_nap_ms(100);
             r = th_get_json(url);
             json_array_foreach(json_object_get(r, "requests"), i, v)
             {

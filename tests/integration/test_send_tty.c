@@ -48,13 +48,6 @@ struct tty {
     int status; /* exit code, or 128 + signal; -1 while running */
 };
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -150,11 +143,11 @@ static void tty_pump(struct tty *t, int ms)
 /* Wait until the output holds needle (deadline 30 s). */
 static void tty_expect(struct tty *t, const char *needle)
 {
-    long deadline = now_ms() + 30000;
+    long deadline = th_now_ms() + 30000;
 
     while (!(t->out && strstr(t->out, needle))) {
         int gone = t->status >= 0;
-        if (now_ms() > deadline || gone) {
+        if (th_now_ms() > deadline || gone) {
             tty_pump(t, 50); /* the last bytes */
             if (t->out && strstr(t->out, needle))
                 return;
@@ -168,10 +161,10 @@ static void tty_expect(struct tty *t, const char *needle)
 /* Wait for the exit (deadline 60 s: a liveness bound, not a benchmark); the status. */
 static int tty_wait(struct tty *t)
 {
-    long deadline = now_ms() + 60000;
+    long deadline = th_now_ms() + 60000;
 
     while (t->status < 0) {
-        if (now_ms() > deadline) {
+        if (th_now_ms() > deadline) {
             kill(t->pid, SIGKILL);
             waitpid(t->pid, NULL, 0);
             fail_msg("still running after 60 s; output:\n%s", t->out ? t->out : "");
@@ -329,7 +322,7 @@ static void test_progress_and_log_lines(void **state)
 static void wait_batches(size_t n)
 {
     char url[300];
-    long deadline = now_ms() + 30000;
+    long deadline = th_now_ms() + 30000;
 
     snprintf(url, sizeof(url), "%s/_sim/requests?path=/api/1/employee_batch_imports",
              sim.officespace_url);
@@ -339,7 +332,7 @@ static void wait_batches(size_t n)
         json_decref(r);
         if (got >= n)
             return;
-        if (now_ms() > deadline)
+        if (th_now_ms() > deadline)
             fail_msg("the simulator got %zu batch imports, not %zu", got, n);
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);

@@ -25,13 +25,6 @@ static const char *bin(void)
     return b ? b : "build/osconnect";
 }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static int append(char **buf, size_t *len, const char *data, size_t n)
 {
     char *p = realloc(*buf, *len + n + 1);
@@ -62,6 +55,19 @@ static void exec_bin(const char *const *argv, const char *first)
     _exit(127);
 }
 
+long th_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+void th_nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 /* RLIMIT_FSIZE of the next child (0: none), set by th_run_fsize(). */
 static long child_fsize;
 
@@ -80,7 +86,7 @@ int th_run(const char *const *argv, const char *stdin_data, int timeout_ms, stru
 {
     int in[2], out[2], err[2], status = 0;
     size_t olen = 0, elen = 0, ilen = stdin_data ? strlen(stdin_data) : 0, ioff = 0;
-    long deadline = now_ms() + timeout_ms;
+    long deadline = th_now_ms() + timeout_ms;
     pid_t pid;
 
     memset(res, 0, sizeof(*res));
@@ -117,7 +123,7 @@ int th_run(const char *const *argv, const char *stdin_data, int timeout_ms, stru
     res->err = calloc(1, 1);
     while (out[0] >= 0 || err[0] >= 0) {
         struct pollfd p[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {in[1], POLLOUT, 0}};
-        long left = deadline - now_ms();
+        long left = deadline - th_now_ms();
         char buf[65536];
         if (left <= 0) {
             kill(pid, SIGKILL);
@@ -175,7 +181,7 @@ int th_sim_start(struct th_sim *sim, const char *const *extra)
     int out[2];
     char buf[4096];
     size_t len = 0;
-    long deadline = now_ms() + 15000;
+    long deadline = th_now_ms() + 15000;
 
     memset(sim, 0, sizeof(*sim));
     for (size_t i = 0; i < 4; i++)
@@ -197,7 +203,7 @@ int th_sim_start(struct th_sim *sim, const char *const *extra)
     sim->out_fd = out[0];
     while (!(sim->mapped_url[0] && sim->officespace_url[0])) {
         struct pollfd p = {sim->out_fd, POLLIN, 0};
-        long left = deadline - now_ms();
+        long left = deadline - th_now_ms();
         ssize_t r;
         char *nl;
         if (left <= 0 || poll(&p, 1, (int)left) <= 0)
@@ -233,14 +239,14 @@ int th_sim_reset(const struct th_sim *sim)
 int th_sim_stop(struct th_sim *sim)
 {
     int status = 0;
-    long deadline = now_ms() + 10000;
+    long deadline = th_now_ms() + 10000;
 
     if (sim->pid <= 0)
         return -1;
     kill(sim->pid, SIGTERM);
     while (waitpid(sim->pid, &status, WNOHANG) == 0) {
         struct timespec ts = {0, 20000000L};
-        if (now_ms() > deadline) {
+        if (th_now_ms() > deadline) {
             kill(sim->pid, SIGKILL);
             waitpid(sim->pid, &status, 0);
             break;

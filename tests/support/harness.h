@@ -57,6 +57,10 @@ long th_http(const char *method, const char *url, const char *body, char **resp_
 /* GET url and parse the JSON body; NULL on failure. Caller decrefs. */
 json_t *th_get_json(const char *url);
 
+/* Monotonic milliseconds, and a sleep between polls of a condition with a deadline. */
+long th_now_ms(void);
+void th_nap_ms(long ms);
+
 /* A fresh temporary directory (removed by th_tmpdir_cleanup). */
 const char *th_tmpdir(void);
 void th_tmpdir_cleanup(void);

@@ -26,19 +26,6 @@
 #define CLUSTER_DEADLINE_MS 30000
 #define STOP_DEADLINE_MS    10000
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 char *th_nats_log(const struct th_nats *n)
 {
     char path[600];
@@ -176,7 +163,7 @@ static int wait_ready(struct th_nats *n, long deadline)
 {
     char url[200];
 
-    while (now_ms() < deadline) {
+    while (th_now_ms() < deadline) {
         if (!alive(n))
             return -1;
         if (n->url[0] || read_ports(n)) {
@@ -184,14 +171,14 @@ static int wait_ready(struct th_nats *n, long deadline)
             if (th_http("GET", url, NULL, NULL) == 200)
                 return 0;
         }
-        pause_ms(50);
+        th_nap_ms(50);
     }
     return -1;
 }
 
 int th_nats_start(struct th_nats *n, const char *const *extra)
 {
-    if (launch(n, "single", extra, NULL, 0) || wait_ready(n, now_ms() + START_DEADLINE_MS)) {
+    if (launch(n, "single", extra, NULL, 0) || wait_ready(n, th_now_ms() + START_DEADLINE_MS)) {
         dump_log(n);
         th_nats_kill(n);
         return -1;
@@ -201,19 +188,19 @@ int th_nats_start(struct th_nats *n, const char *const *extra)
 
 int th_nats_stop(struct th_nats *n)
 {
-    long deadline = now_ms() + STOP_DEADLINE_MS;
+    long deadline = th_now_ms() + STOP_DEADLINE_MS;
     int status = 0;
 
     if (n->pid <= 0)
         return -1;
     kill(n->pid, SIGTERM);
     while (waitpid(n->pid, &status, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
+        if (th_now_ms() > deadline) {
             kill(n->pid, SIGKILL);
             waitpid(n->pid, &status, 0);
             break;
         }
-        pause_ms(20);
+        th_nap_ms(20);
     }
     n->pid = 0;
     if (WIFEXITED(status))
@@ -284,9 +271,9 @@ static int leader_of(struct th_nats_cluster *c, int i, char *out, size_t cap)
 
 int th_nats_cluster_wait_leader(struct th_nats_cluster *c, int timeout_ms)
 {
-    long deadline = now_ms() + timeout_ms;
+    long deadline = th_now_ms() + timeout_ms;
 
-    while (now_ms() < deadline) {
+    while (th_now_ms() < deadline) {
         char first[32] = "", leader[32];
         int agree = 1, running = 0;
         for (int i = 0; i < TH_NATS_CLUSTER_NODES && agree; i++) {
@@ -300,7 +287,7 @@ int th_nats_cluster_wait_leader(struct th_nats_cluster *c, int timeout_ms)
         }
         if (agree && running > 0)
             return 0;
-        pause_ms(100);
+        th_nap_ms(100);
     }
     return -1;
 }
@@ -316,7 +303,7 @@ int th_nats_cluster_start(struct th_nats_cluster *c)
 {
     for (int attempt = 0; attempt < 3; attempt++) {
         int ports[TH_NATS_CLUSTER_NODES], ok = 1;
-        long deadline = now_ms() + CLUSTER_DEADLINE_MS;
+        long deadline = th_now_ms() + CLUSTER_DEADLINE_MS;
 
         memset(c, 0, sizeof(*c));
         if (free_ports(ports, TH_NATS_CLUSTER_NODES))
@@ -335,7 +322,7 @@ int th_nats_cluster_start(struct th_nats_cluster *c)
         for (int i = 0; i < TH_NATS_CLUSTER_NODES && ok; i++)
             if (wait_ready(&c->node[i], deadline))
                 ok = 0;
-        if (ok && th_nats_cluster_wait_leader(c, (int)(deadline - now_ms())) == 0) {
+        if (ok && th_nats_cluster_wait_leader(c, (int)(deadline - th_now_ms())) == 0) {
             for (int i = 0; i < TH_NATS_CLUSTER_NODES; i++) {
                 size_t len = strlen(c->urls);
                 snprintf(c->urls + len, sizeof(c->urls) - len, "%s%s", i ? "," : "",

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
+#include "harness.h"
 #include "testserver.h"
 
 #define NREQ        20
@@ -52,13 +53,6 @@ static size_t on_header(char *d, size_t sz, size_t n, void *ud)
     return len;
 }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /* Add NREQ GETs of url to a new multi handle. */
 static CURLM *start_all(const char *url, struct xfer *x)
 {
@@ -83,10 +77,10 @@ static CURLM *start_all(const char *url, struct xfer *x)
 /* Drive the transfers until pred(s) holds (pred NULL: until all are done) or the deadline. */
 static int drive(CURLM *m, struct ts_server *s, int (*pred)(struct ts_server *))
 {
-    long end = now_ms() + DEADLINE_MS;
+    long end = th_now_ms() + DEADLINE_MS;
     int running = 1;
 
-    while (now_ms() < end) {
+    while (th_now_ms() < end) {
         CURLMsg *msg;
         int left;
         curl_multi_perform(m, &running);
@@ -186,7 +180,7 @@ static void test_limit_no_retry_after(void **state)
     m = start_all(ts_url(s), x);
     assert_int_equal(drive(m, s, limit_full), 0);
     /* let curl read every 429 that was sent */
-    for (long end = now_ms() + DEADLINE_MS; n429 < NREQ - 1 && now_ms() < end;) {
+    for (long end = th_now_ms() + DEADLINE_MS; n429 < NREQ - 1 && th_now_ms() < end;) {
         n429 = 0;
         drive(m, s, limit_full);
         for (int i = 0; i < NREQ; i++)
